@@ -1,0 +1,10 @@
+// Package p2p is a hospital node's libp2p side: a host whose identity is the hospital's
+// Ed25519 node key (TCP and QUIC), bitswap over it, and the gates that keep it a closed
+// consortium.
+//
+// Two gates, both fed from one Allowlist that the chain's hospital registry will keep:
+// the connection gater admits only members (and explicit bootstrap peers), and bitswap
+// serves blocks only to members. No public DHT: wants go to connected peers only, and a
+// record's custodians are named by the chain, so the requester connects to them first.
+// Blocks are ciphertext, hash-checked on receipt and on read.
+package p2p

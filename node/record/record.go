@@ -1,0 +1,127 @@
+// Package record is the ciphertext pipeline between crypto and storage: it seals a
+// record under a fresh DEK straight into the block store, and opens a stored record
+// with its DEK. Plaintext never touches the block store; the DEK leaves only wrapped.
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/storage"
+)
+
+// Sealed describes a record sealed into a block store.
+type Sealed struct {
+	ID   crypto.RecordID // chosen before encryption, bound into the ciphertext
+	CID  cid.Cid         // root of the ciphertext's UnixFS DAG
+	Size int64           // ciphertext bytes
+}
+
+// Seal encrypts plaintext under a fresh DEK, bound to chain and a fresh record ID, and
+// imports the ciphertext into store as it is produced (memory stays flat). The caller
+// keeps the DEK only wrapped.
+func Seal(ctx context.Context, store *storage.Store, chain crypto.ChainID, plaintext io.Reader) (Sealed, *crypto.DEK, error) {
+	id, err := crypto.NewRecordID()
+	if err != nil {
+		return Sealed{}, nil, err
+	}
+	dek, err := crypto.NewDEK()
+	if err != nil {
+		return Sealed{}, nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		w, err := dek.Encrypt(pw, crypto.Binding{Chain: chain, Record: id})
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		if _, err := io.Copy(w, plaintext); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		pw.CloseWithError(w.Close())
+	}()
+	c, n, err := store.Import(ctx, pr)
+	pr.CloseWithError(errors.New("record: import ended")) // unblocks the encryptor on failure
+	if err != nil {
+		return Sealed{}, nil, fmt.Errorf("record: seal: %w", err)
+	}
+	return Sealed{ID: id, CID: c, Size: n}, dek, nil
+}
+
+// Open returns a reader of the plaintext of the record id sealed in r. The plaintext
+// is authentic only once the reader has returned io.EOF without error.
+func Open(r io.Reader, dek *crypto.DEK, chain crypto.ChainID, id crypto.RecordID) (io.Reader, error) {
+	return dek.Decrypt(r, crypto.Binding{Chain: chain, Record: id})
+}
+
+// KeyFile is a DEK wrapped for one hospital, with everything needed to use it: the
+// JSON file `medledger record put` writes and `medledger record get --key` reads.
+type KeyFile struct {
+	Chain     crypto.ChainID       `json:"chain_id"`
+	Record    string               `json:"record_id"`
+	CID       string               `json:"cid"`
+	Grant     crypto.GrantID       `json:"grant_id,omitempty"`
+	Recipient crypto.WrapPublicKey `json:"recipient"`
+	Wrapped   []byte               `json:"wrapped_dek"`
+}
+
+// NewKeyFile wraps dek for recipient under grant.
+func NewKeyFile(s Sealed, dek *crypto.DEK, chain crypto.ChainID, grant crypto.GrantID, recipient crypto.WrapPublicKey) (*KeyFile, error) {
+	w, err := crypto.Wrap(dek, recipient, crypto.WrapContext{Chain: chain, Record: s.ID, Grant: grant})
+	if err != nil {
+		return nil, err
+	}
+	return &KeyFile{Chain: chain, Record: s.ID.String(), CID: s.CID.String(), Grant: grant, Recipient: recipient, Wrapped: w}, nil
+}
+
+// Unwrap opens the key file with this hospital's wrap key.
+func (k *KeyFile) Unwrap(key *crypto.WrapKey) (*crypto.DEK, crypto.RecordID, error) {
+	id, err := crypto.ParseRecordID(k.Record)
+	if err != nil {
+		return nil, id, fmt.Errorf("record: key file: %w", err)
+	}
+	dek, err := key.Unwrap(k.Wrapped, crypto.WrapContext{Chain: k.Chain, Record: id, Grant: k.Grant})
+	return dek, id, err
+}
+
+// Write writes the key file to path, mode 0600, refusing to overwrite.
+func (k *KeyFile) Write(path string) error {
+	b, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("record: key file: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("record: key file: %w", err)
+	}
+	return f.Close()
+}
+
+// ReadKeyFile reads a key file written by Write.
+func ReadKeyFile(path string) (*KeyFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("record: key file: %w", err)
+	}
+	var k KeyFile
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("record: key file %s is not a medledger key file: %v", path, err)
+	}
+	if k.Record == "" || k.CID == "" || len(k.Wrapped) == 0 {
+		return nil, fmt.Errorf("record: key file %s lacks record_id, cid or wrapped_dek", path)
+	}
+	return &k, nil
+}
