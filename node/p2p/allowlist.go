@@ -65,7 +65,7 @@ var _ connmgr.ConnectionGater = (*gater)(nil)
 
 func (g *gater) admits(p peer.ID) bool { return g.allow.Allowed(p) || g.bootstrap[p] }
 
-func (g *gater) InterceptPeerDial(p peer.ID) bool                { return g.admits(p) }
+func (g *gater) InterceptPeerDial(p peer.ID) bool                 { return g.admits(p) }
 func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.admits(p) }
 func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
 func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {

@@ -272,8 +272,8 @@ func patientSecrets(t *testing.T, bundle []byte) []string {
 	var b struct {
 		Entry []struct {
 			Resource struct {
-				ResourceType string `json:"resourceType"`
-				BirthDate    string `json:"birthDate"`
+				ResourceType string          `json:"resourceType"`
+				BirthDate    string          `json:"birthDate"`
 				Name         json.RawMessage `json:"name"`
 			} `json:"resource"`
 		} `json:"entry"`
