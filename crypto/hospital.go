@@ -109,5 +109,8 @@ func ReadHospitalPublic(path string) (HospitalPublic, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("crypto: hospital public key file %s: %v", path, err)
 	}
-	return p, p.Validate()
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("hospital public key file %s: %w", path, err)
+	}
+	return p, nil
 }

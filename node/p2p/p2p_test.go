@@ -33,7 +33,7 @@ type hospital struct {
 	wire  *wireTap
 }
 
-func newHospital(t *testing.T, members *p2p.Allowlist, bootstrap ...peer.ID) *hospital {
+func newHospital(t testing.TB, members *p2p.Allowlist, bootstrap ...peer.ID) *hospital {
 	t.Helper()
 	keys, err := crypto.GenerateHospital()
 	if err != nil {
@@ -57,7 +57,7 @@ func newHospital(t *testing.T, members *p2p.Allowlist, bootstrap ...peer.ID) *ho
 	return &hospital{keys: keys, store: store, host: h, wire: tap}
 }
 
-func peerID(t *testing.T, h *crypto.Hospital) peer.ID {
+func peerID(t testing.TB, h *crypto.Hospital) peer.ID {
 	t.Helper()
 	id, err := p2p.PeerID(h.Node.Public())
 	if err != nil {
@@ -233,7 +233,7 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 }
 
 // only keeps the addresses of one transport ("tcp" or "quic-v1").
-func only(t *testing.T, pi peer.AddrInfo, transport string) peer.AddrInfo {
+func only(t testing.TB, pi peer.AddrInfo, transport string) peer.AddrInfo {
 	t.Helper()
 	var out peer.AddrInfo
 	out.ID = pi.ID

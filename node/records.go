@@ -1,0 +1,136 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/fhir"
+	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/record"
+	"github.com/medledger/medledger/storage"
+)
+
+// Progress is told how many bytes of how many have passed; total is 0 when unknown.
+type Progress func(done, total int64)
+
+// Ingested is the outcome of ingesting a FHIR Bundle.
+type Ingested struct {
+	record.Sealed
+	Key     *record.KeyFile
+	Patient string   // the Bundle's Patient resource id (pseudonymous), if it has one
+	Classes []string // resource types in the Bundle (data classes)
+}
+
+// Ingest validates a FHIR Bundle, seals it under a fresh DEK into the home's block
+// store (pinned), and wraps the DEK for the recipient (this hospital if nil). Invalid
+// input is rejected before anything is written.
+func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress) (*Ingested, error) {
+	b, err := fhir.ReadBundle(bundle, fhir.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	src := NewProgressReader(bytes.NewReader(b.Raw), int64(len(b.Raw)), progress)
+	sealed, dek, err := record.Seal(ctx, store, h.ChainID(), src)
+	if err != nil {
+		return nil, err
+	}
+	// The custodian always keeps its own copy, wrapped to itself (custody grant "").
+	custody, err := record.NewKeyFile(sealed, dek, h.ChainID(), "", h.Keys.Wrap.Public())
+	if err != nil {
+		return nil, err
+	}
+	if err := custody.Write(CustodyKeyPath(h, sealed.ID)); err != nil {
+		return nil, err
+	}
+	kf := custody
+	if to != nil {
+		if kf, err = record.NewKeyFile(sealed, dek, h.ChainID(), "", to); err != nil {
+			return nil, err
+		}
+	}
+	patient, _ := b.PatientID()
+	return &Ingested{Sealed: sealed, Key: kf, Patient: patient, Classes: b.ResourceTypes()}, nil
+}
+
+// CustodyKeyPath is where a custodian keeps a record's DEK, wrapped to itself.
+func CustodyKeyPath(h *home.Home, id crypto.RecordID) string {
+	return h.Path(home.DEKDir, id.String()+".key.json")
+}
+
+// CustodyDEK opens the custodian's own copy of a record's DEK.
+func CustodyDEK(h *home.Home, id crypto.RecordID) (*crypto.DEK, error) {
+	kf, err := record.ReadKeyFile(CustodyKeyPath(h, id))
+	if err != nil {
+		return nil, err
+	}
+	dek, _, err := kf.Unwrap(h.Keys.Wrap)
+	return dek, err
+}
+
+// ErrKeyMismatch means a key file is for another record or chain than asked.
+var ErrKeyMismatch = errors.New("node: key file is for another record")
+
+// OpenRecord opens the ciphertext of record c with the key file's DEK, which must be
+// wrapped for this hospital. The plaintext is authentic only once the returned reader
+// has reached io.EOF without error (see WriteFileAtomically).
+func OpenRecord(h *home.Home, c cid.Cid, kf *record.KeyFile, ciphertext io.Reader) (io.Reader, error) {
+	if kf.CID != c.String() {
+		return nil, fmt.Errorf("%w: it names CID %s", ErrKeyMismatch, kf.CID)
+	}
+	if kf.Chain != h.ChainID() {
+		return nil, fmt.Errorf("%w: it is for chain %q, this node is on %q", ErrKeyMismatch, kf.Chain, h.ChainID())
+	}
+	dek, id, err := kf.Unwrap(h.Keys.Wrap)
+	if err != nil {
+		return nil, err
+	}
+	return record.Open(ciphertext, dek, h.ChainID(), id)
+}
+
+// NewProgressReader reports each read of r to report.
+func NewProgressReader(r io.Reader, total int64, report Progress) io.Reader {
+	if report == nil {
+		return r
+	}
+	return &progressReader{r: r, total: total, report: report}
+}
+
+// WriteFileAtomically copies r into a temporary file beside path and renames it into
+// place only if r ends cleanly; on failure nothing is left behind.
+func WriteFileAtomically(path string, r io.Reader) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".medledger-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+type progressReader struct {
+	r      io.Reader
+	done   int64
+	total  int64
+	report Progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	p.report(p.done, p.total)
+	return n, err
+}
