@@ -23,6 +23,7 @@ import (
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // ChunkSize is the size of a UnixFS leaf: one block of ciphertext.
@@ -51,7 +52,11 @@ type Store struct {
 
 // Open opens (or creates) an on-disk store in dir, backed by LevelDB.
 func Open(ctx context.Context, dir string) (*Store, error) {
-	d, err := leveldb.NewDatastore(dir, nil)
+	d, err := leveldb.NewDatastore(dir, &leveldb.Options{
+		// Blocks are ciphertext: compressing them only burns CPU.
+		Compression: opt.NoCompression,
+		WriteBuffer: 64 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
