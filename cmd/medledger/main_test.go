@@ -11,7 +11,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/medledger/medledger/node/demo"
+	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/storage"
 )
 
@@ -69,7 +69,7 @@ func noPlaintext(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: noplaintext HOME BUNDLE")
 	}
-	terms, err := demo.PHITerms([]byte(ts.ReadFile(args[1])))
+	terms, err := fhir.PHITerms([]byte(ts.ReadFile(args[1])))
 	ts.Check(err)
 	forEachBlock(ts, args[0], func(b []byte) {
 		for _, term := range terms {

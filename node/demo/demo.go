@@ -10,7 +10,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -182,7 +181,7 @@ func (s *story) scanBlocks() error {
 	}
 	terms := 0
 	for _, smp := range s.samples {
-		secrets, err := PHITerms(smp.plain)
+		secrets, err := fhir.PHITerms(smp.plain)
 		if err != nil {
 			return err
 		}
@@ -292,52 +291,6 @@ func allBlocks(ctx context.Context, s *storage.Store) ([][]byte, error) {
 			return nil, err
 		}
 		out = append(out, blk.RawData())
-	}
-	return out, nil
-}
-
-// PHITerms returns identifying strings of a Bundle's Patient resources — names, birth
-// dates, address lines — for scanning stores, logs and wires for leaks.
-func PHITerms(bundle []byte) ([]string, error) {
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				ResourceType string          `json:"resourceType"`
-				BirthDate    string          `json:"birthDate"`
-				Name         json.RawMessage `json:"name"`
-				Address      []struct {
-					Line []string `json:"line"`
-				} `json:"address"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range b.Entry {
-		r := e.Resource
-		if r.ResourceType != "Patient" {
-			continue
-		}
-		var names []struct {
-			Family string   `json:"family"`
-			Given  []string `json:"given"`
-		}
-		if err := json.Unmarshal(r.Name, &names); err != nil {
-			return nil, err
-		}
-		out = append(out, r.BirthDate)
-		for _, n := range names {
-			out = append(out, n.Family)
-			out = append(out, n.Given...)
-		}
-		for _, a := range r.Address {
-			out = append(out, a.Line...)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("demo: no Patient in bundle")
 	}
 	return out, nil
 }

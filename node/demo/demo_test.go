@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/medledger/medledger"
+	"github.com/medledger/medledger/fhir"
 )
 
 // TestDemo runs the whole demo through the real stack and checks that every step
@@ -20,7 +21,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, name := range medledger.SampleBundles {
 		b, _ := medledger.SampleData.ReadFile(name)
-		terms, err := PHITerms(b)
+		terms, err := fhir.PHITerms(b)
 		if err != nil {
 			t.Fatal(err)
 		}

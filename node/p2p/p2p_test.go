@@ -3,7 +3,6 @@ package p2p_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/p2p"
 	"github.com/medledger/medledger/node/record"
 	"github.com/medledger/medledger/storage"
@@ -160,7 +160,10 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 	})
 
 	t.Run("no plaintext at rest or on the wire", func(t *testing.T) {
-		secrets := patientSecrets(t, plain)
+		secrets, err := fhir.PHITerms(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for name, s := range map[string]*storage.Store{"A's store": a.store, "B's store": b.store} {
 			for _, blk := range allBlocks(t, s) {
 				for _, sec := range secrets {
@@ -262,45 +265,6 @@ func allBlocks(t *testing.T, s *storage.Store) [][]byte {
 			t.Fatal(err)
 		}
 		out = append(out, blk.RawData())
-	}
-	return out
-}
-
-// patientSecrets returns the Patient's names and birth date from a bundle.
-func patientSecrets(t *testing.T, bundle []byte) []string {
-	t.Helper()
-	var b struct {
-		Entry []struct {
-			Resource struct {
-				ResourceType string          `json:"resourceType"`
-				BirthDate    string          `json:"birthDate"`
-				Name         json.RawMessage `json:"name"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range b.Entry {
-		if e.Resource.ResourceType != "Patient" {
-			continue
-		}
-		var names []struct {
-			Family string   `json:"family"`
-			Given  []string `json:"given"`
-		}
-		if err := json.Unmarshal(e.Resource.Name, &names); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e.Resource.BirthDate)
-		for _, n := range names {
-			out = append(out, n.Family)
-			out = append(out, n.Given...)
-		}
-	}
-	if len(out) < 3 {
-		t.Fatalf("found too little to look for: %q", out)
 	}
 	return out
 }

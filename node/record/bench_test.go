@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 
 	"github.com/medledger/medledger/crypto"
@@ -20,23 +19,13 @@ func benchPayload(n int) []byte {
 	return b
 }
 
-func openBenchStore(b *testing.B) *storage.Store {
-	b.Helper()
-	s, err := storage.Open(b.Context(), filepath.Join(b.TempDir(), "blocks"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
-}
-
 // BenchmarkImport compares sealing a record into an on-disk block store (encrypt +
 // UnixFS import + pin) with importing the same plaintext bytes raw.
 func BenchmarkImport(b *testing.B) {
 	for _, n := range benchSizes {
 		data := benchPayload(n)
 		b.Run(fmt.Sprintf("raw/%dMiB", n>>20), func(b *testing.B) {
-			s := openBenchStore(b)
+			s := openTestStore(b)
 			b.SetBytes(int64(n))
 			for b.Loop() {
 				for i := 0; i < n; i += storage.ChunkSize {
@@ -48,7 +37,7 @@ func BenchmarkImport(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("encrypted/%dMiB", n>>20), func(b *testing.B) {
-			s := openBenchStore(b)
+			s := openTestStore(b)
 			b.SetBytes(int64(n))
 			for b.Loop() {
 				if _, _, err := Seal(b.Context(), s, "bench", bytes.NewReader(data)); err != nil {
@@ -62,7 +51,7 @@ func BenchmarkImport(b *testing.B) {
 // BenchmarkOpen measures reading + decrypting a sealed record from a local store.
 func BenchmarkOpen(b *testing.B) {
 	data := benchPayload(64 << 20)
-	s := openBenchStore(b)
+	s := openTestStore(b)
 	sealed, dek, err := Seal(b.Context(), s, "bench", bytes.NewReader(data))
 	if err != nil {
 		b.Fatal(err)

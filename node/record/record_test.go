@@ -146,7 +146,7 @@ func TestKeyFile(t *testing.T) {
 	}
 }
 
-func openTestStore(t *testing.T) *storage.Store {
+func openTestStore(t testing.TB) *storage.Store {
 	t.Helper()
 	s, err := storage.Open(t.Context(), filepath.Join(t.TempDir(), "blocks"))
 	if err != nil {
