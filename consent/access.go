@@ -1,0 +1,194 @@
+package consent
+
+import "slices"
+
+// requester checks that the tx is signed by the named hospital's registered key.
+func (a *action) requester(id HospitalID) (*Hospital, error) {
+	h, err := getHospital(a.st, id)
+	if err != nil {
+		return nil, err
+	}
+	if string(h.Operator) != string(a.tx.Signer) {
+		return nil, reject(CodeUnauthorized, "tx for %s is not signed with its registered key", id)
+	}
+	return h, nil
+}
+
+// request decides an access request on chain: a grant naming the consent that
+// permits it, or a denial with its reason. Both are recorded.
+func (a *action) request(r Request) ([]Event, error) {
+	h, err := a.requester(r.Requester)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(Purposes, r.Purpose) {
+		return nil, reject(CodeInvalid, "purpose %q is not a known v3 PurposeOfUse code", truncate(string(r.Purpose), 20))
+	}
+	if r.Purpose == "ETREAT" || r.Purpose == "BTG" {
+		return nil, reject(CodeInvalid, "emergency access goes through an emergency tx, with a coded reason")
+	}
+	rec, err := getRecord(a.st, r.Record)
+	if err != nil {
+		return nil, err
+	}
+	d := Decision{ID: GrantID(a.id), Record: rec.ID, Patient: rec.Patient, Requester: h.ID,
+		Purpose: r.Purpose, Height: a.block.Height, Time: a.block.Time.Unix()}
+	if rec.Erased != 0 {
+		d.Reason = ReasonErased
+	} else {
+		d.Granted, d.Consent, d.Reason, err = decideAccess(a.st, rec, Access{
+			Actor: h.ID, Purpose: r.Purpose, Record: rec.ID, Classes: rec.Classes, Time: a.block.Time.Unix()})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if d.Granted {
+		d.Expires = d.Time + a.params.GrantValidity
+	}
+	return a.putDecision(d)
+}
+
+// decideAccess evaluates the patient's consents in ID order: the first active consent
+// that permits wins; otherwise the denial names the most telling reason.
+func decideAccess(r Reader, rec *Record, acc Access) (bool, ConsentID, string, error) {
+	consents, err := Consents(r, rec.Patient)
+	if err != nil {
+		return false, "", "", err
+	}
+	reason := ReasonNoConsent
+	for _, c := range consents {
+		if c.Revoked != 0 {
+			reason = moreTelling(reason, ReasonRevoked)
+			continue
+		}
+		ok, why := c.Policy.Evaluate(acc)
+		if ok {
+			return true, c.ID, "", nil
+		}
+		reason = moreTelling(reason, why)
+	}
+	return false, "", reason, nil
+}
+
+// reasonRank orders denial reasons from least to most telling.
+var reasonRank = []string{
+	ReasonNoConsent, ReasonRevoked, ReasonNotYetValid, ReasonExpired,
+	ReasonActorNotPermitted, ReasonPurposeNotPermitted, ReasonRecordNotPermitted,
+	ReasonClassNotPermitted, ReasonDenied, ReasonActorDenied, ReasonPurposeDenied,
+	ReasonRecordDenied, ReasonClassDenied,
+}
+
+func moreTelling(a, b string) string {
+	if slices.Index(reasonRank, b) > slices.Index(reasonRank, a) {
+		return b
+	}
+	return a
+}
+
+// emergency grants break-glass access with a coded reason, flagged for review.
+func (a *action) emergency(e Emergency) ([]Event, error) {
+	h, err := a.requester(e.Requester)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(EmergencyReasons, e.Reason) {
+		return nil, reject(CodeInvalid, "emergency reason %q is not one of %v", truncate(e.Reason, 40), EmergencyReasons)
+	}
+	rec, err := getRecord(a.st, e.Record)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Erased != 0 {
+		return nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
+	}
+	t := a.block.Time.Unix()
+	d := Decision{ID: GrantID(a.id), Record: rec.ID, Patient: rec.Patient, Requester: h.ID,
+		Purpose: "ETREAT", Granted: true, Emergency: e.Reason, Height: a.block.Height, Time: t,
+		Expires: t + a.params.GrantValidity}
+	if err := a.st.Set([]byte(keyEmergency+heightKey(d.Height)+"/"+string(d.ID)), []byte{}); err != nil {
+		return nil, err
+	}
+	return a.putDecision(d)
+}
+
+func (a *action) putDecision(d Decision) ([]Event, error) {
+	if err := setValue(a.st, keyDecision+string(d.ID), d); err != nil {
+		return nil, err
+	}
+	h := heightKey(d.Height)
+	if err := a.st.Set([]byte(keyPatDec+string(d.Patient)+"/"+h+"/"+string(d.ID)), []byte{}); err != nil {
+		return nil, err
+	}
+	if err := a.st.Set([]byte(keyHospDec+string(d.Requester)+"/"+h+"/"+string(d.ID)), []byte{}); err != nil {
+		return nil, err
+	}
+	verdict := "denied"
+	if d.Granted {
+		verdict = "granted"
+	}
+	attrs := []Attr{
+		{Key: "grant", Value: string(d.ID), Index: true},
+		{Key: "record", Value: string(d.Record), Index: true},
+		{Key: "patient", Value: string(d.Patient), Index: true},
+		{Key: "requester", Value: string(d.Requester), Index: true},
+		{Key: "decision", Value: verdict, Index: true},
+		{Key: "purpose", Value: string(d.Purpose)},
+	}
+	if d.Reason != "" {
+		attrs = append(attrs, Attr{Key: "reason", Value: d.Reason})
+	}
+	if d.Emergency != "" {
+		attrs = append(attrs, Attr{Key: "emergency", Value: d.Emergency, Index: true})
+	}
+	return []Event{{Type: "access", Attrs: attrs}}, nil
+}
+
+// GetDecision returns an access decision.
+func GetDecision(r Reader, id GrantID) (*Decision, error) {
+	var d Decision
+	ok, err := getValue(r, keyDecision+string(id), &d)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, reject(CodeUnknownGrant, "no access grant %q", truncate(string(id), 40))
+	}
+	return &d, nil
+}
+
+// receipt records that a custodian released the key for a granted, unexpired grant.
+func (a *action) receipt(r Receipt) ([]Event, error) {
+	h, err := a.requester(r.Custodian)
+	if err != nil {
+		return nil, err
+	}
+	d, err := GetDecision(a.st, r.Grant)
+	if err != nil {
+		return nil, err
+	}
+	if !d.Granted {
+		return nil, reject(CodeNotGranted, "grant %s was denied (%s)", d.ID, d.Reason)
+	}
+	rec, err := getRecord(a.st, d.Record)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(rec.Custodians, h.ID) {
+		return nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", h.ID, rec.ID)
+	}
+	k := keyReceipt + string(d.ID) + "/" + string(h.ID)
+	if b, err := a.st.Get([]byte(k)); err != nil || b != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, reject(CodeDuplicate, "receipt for grant %s by %s already recorded", d.ID, h.ID)
+	}
+	if err := setValue(a.st, k, ReceiptEntry{Grant: d.ID, Custodian: h.ID, Height: a.block.Height}); err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "key-release", Attrs: []Attr{
+		{Key: "grant", Value: string(d.ID), Index: true},
+		{Key: "custodian", Value: string(h.ID), Index: true},
+		{Key: "patient", Value: string(d.Patient), Index: true},
+	}}}, nil
+}

@@ -1,0 +1,155 @@
+package consent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Height is a block height.
+type Height int64
+
+// PatientID is a patient's pseudonym on the chain: the lowercase hex of their Ed25519
+// public key, so that only the holder of that key can act for the patient.
+type PatientID string
+
+// HospitalID is a member hospital's short registered name, [a-z0-9-]{1,32}.
+type HospitalID string
+
+// RecordID is a record's ID (32 lowercase hex digits), fixed before encryption.
+type RecordID string
+
+// ConsentID names a consent: the TxID of the grant that created it.
+type ConsentID string
+
+// GrantID names an access decision (a grant or a denial): the TxID of its request.
+type GrantID string
+
+// TxID is the first 16 bytes of the SHA-256 of a tx's bytes, in lowercase hex.
+type TxID string
+
+// Purpose is a v3 ActReason purpose-of-use code (TREAT, ETREAT, HPAYMT, HRESCH, …).
+type Purpose string
+
+// DataClass is a FHIR resource type held in a record (Observation, Condition, …).
+type DataClass string
+
+// Block is what the state machine knows of the block being applied.
+type Block struct {
+	Height Height
+	Time   time.Time
+}
+
+// IDOf returns the TxID of tx bytes.
+func IDOf(tx []byte) TxID {
+	sum := sha256.Sum256(tx)
+	return TxID(hex.EncodeToString(sum[:16]))
+}
+
+// PatientIDOf returns the PatientID of a public key.
+func PatientIDOf(pub []byte) PatientID { return PatientID(hex.EncodeToString(pub)) }
+
+// Kind says what a tx does.
+type Kind uint8
+
+// Tx kinds.
+const (
+	KindProposeHospital Kind = iota + 1 // a member's vote to register a new hospital
+	KindRegisterRecord                  // a custodian registers a record
+	KindGrant                           // a patient grants consent
+	KindRevoke                          // a patient revokes a consent
+	KindRequest                         // a hospital requests access (decided on chain)
+	KindEmergency                       // break-glass access, granted and flagged
+	KindReceipt                         // a custodian's key-release receipt
+	KindErase                           // a patient erases a record
+)
+
+var kindNames = map[Kind]string{
+	KindProposeHospital: "propose-hospital", KindRegisterRecord: "register-record",
+	KindGrant: "grant", KindRevoke: "revoke", KindRequest: "request",
+	KindEmergency: "emergency", KindReceipt: "receipt", KindErase: "erase",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return "unknown"
+}
+
+// Body is a tx's signed content. Exactly one payload field is set, the one its Kind
+// names.
+type Body struct {
+	ChainID string `cbor:"1,keyasint"`
+	Nonce   []byte `cbor:"2,keyasint"` // 16 random bytes: replay protection that allows concurrent txs
+	Expiry  Height `cbor:"3,keyasint"` // the last height at which the tx may be included
+	Kind    Kind   `cbor:"4,keyasint"`
+
+	ProposeHospital *Hospital       `cbor:"10,keyasint,omitempty"`
+	RegisterRecord  *RegisterRecord `cbor:"11,keyasint,omitempty"`
+	Grant           *Grant          `cbor:"12,keyasint,omitempty"`
+	Revoke          *Revoke         `cbor:"13,keyasint,omitempty"`
+	Request         *Request        `cbor:"14,keyasint,omitempty"`
+	Emergency       *Emergency      `cbor:"15,keyasint,omitempty"`
+	Receipt         *Receipt        `cbor:"16,keyasint,omitempty"`
+	Erase           *Erase          `cbor:"17,keyasint,omitempty"`
+}
+
+// Hospital is a member hospital as registered: its keys and its voting power.
+type Hospital struct {
+	ID       HospitalID `cbor:"1,keyasint" json:"id"`
+	Name     string     `cbor:"2,keyasint" json:"name"`
+	Operator []byte     `cbor:"3,keyasint" json:"operator_key"` // Ed25519: signs its txs
+	Node     []byte     `cbor:"4,keyasint" json:"node_key"`     // Ed25519: libp2p / CometBFT identity
+	Wrap     []byte     `cbor:"5,keyasint" json:"wrap_key"`     // X25519: receives wrapped DEKs
+	Addrs    []string   `cbor:"6,keyasint,omitempty" json:"addrs,omitempty"`
+	Power    int64      `cbor:"7,keyasint" json:"power"` // votes on new members
+}
+
+// RegisterRecord registers a record the signing hospital holds.
+type RegisterRecord struct {
+	Record     RecordID     `cbor:"1,keyasint"`
+	CID        string       `cbor:"2,keyasint"`
+	Patient    PatientID    `cbor:"3,keyasint"`
+	Classes    []DataClass  `cbor:"4,keyasint"`
+	Custodians []HospitalID `cbor:"5,keyasint"`
+}
+
+// Grant is a patient's consent: a policy over their records.
+type Grant struct {
+	Patient PatientID `cbor:"1,keyasint"`
+	Policy  Policy    `cbor:"2,keyasint"`
+}
+
+// Revoke revokes one of the patient's consents.
+type Revoke struct {
+	Consent ConsentID `cbor:"1,keyasint"`
+}
+
+// Request asks for access to a record for a purpose; the chain decides.
+type Request struct {
+	Requester HospitalID `cbor:"1,keyasint"`
+	Record    RecordID   `cbor:"2,keyasint"`
+	Purpose   Purpose    `cbor:"3,keyasint"`
+}
+
+// Emergency is break-glass access with a coded reason: granted, flagged for review.
+type Emergency struct {
+	Requester HospitalID `cbor:"1,keyasint"`
+	Record    RecordID   `cbor:"2,keyasint"`
+	Reason    string     `cbor:"3,keyasint"` // one of EmergencyReasons
+}
+
+// Receipt records that a custodian released a record's key for a grant.
+type Receipt struct {
+	Custodian HospitalID `cbor:"1,keyasint"`
+	Grant     GrantID    `cbor:"2,keyasint"`
+}
+
+// Erase erases a record: custodians destroy its key; the chain keeps a tombstone.
+type Erase struct {
+	Record RecordID `cbor:"1,keyasint"`
+}
+
+// EmergencyReasons are the accepted break-glass reason codes.
+var EmergencyReasons = []string{"unconscious-patient", "life-threatening", "patient-unable-to-consent", "public-health-emergency"}

@@ -1,0 +1,20 @@
+// Package consent is the consent chain's deterministic state machine.
+//
+// Every hospital's node runs it on the same blocks and must reach the same state: so it
+// has no clock but the block's time, no randomness, no floats, no goroutines, and it
+// iterates only sorted keys. It imports no CometBFT, libp2p, boxo or FHIR type: the
+// FHIR Consent is translated to this package's Policy at the API edge, so a FHIR parsing
+// change can never fork the chain.
+//
+// A transaction is a signed envelope {body bytes, signer key, Ed25519 signature} whose
+// body (deterministic CBOR, re-encoded and compared so only the canonical form is
+// accepted) carries the chain ID, a random nonce and an expiry height. Signatures are
+// checked over the exact body bytes.
+//
+// The chain holds pseudonymous IDs, CIDs, data classes (FHIR resource types), codes and
+// heights — never names, birth dates, addresses or free text.
+//
+// Authority: only a patient grants, revokes and erases for themself (a PatientID is
+// their public key); only a registered hospital registers records (as a custodian) and
+// requests access, each with its registered operator key.
+package consent

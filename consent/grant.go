@@ -1,0 +1,78 @@
+package consent
+
+// grant records a patient's consent.
+func (a *action) grant(g Grant) ([]Event, error) {
+	if !patientPattern.MatchString(string(g.Patient)) {
+		return nil, reject(CodeInvalid, "patient ID must be 64 lowercase hex digits")
+	}
+	if err := a.signerIsPatient(g.Patient); err != nil {
+		return nil, err
+	}
+	if err := g.Policy.Validate(); err != nil {
+		return nil, reject(CodeInvalid, "policy: %v", err)
+	}
+	if g.Policy.End != 0 && g.Policy.End < a.block.Time.Unix() {
+		return nil, reject(CodeInvalid, "policy: ends in the past")
+	}
+	c := Consent{ID: ConsentID(a.id), Patient: g.Patient, Policy: g.Policy, Height: a.block.Height, Time: a.block.Time.Unix()}
+	if err := setValue(a.st, keyConsent+string(c.ID), c); err != nil {
+		return nil, err
+	}
+	if err := a.st.Set([]byte(keyPatCons+string(c.Patient)+"/"+string(c.ID)), []byte{}); err != nil {
+		return nil, err
+	}
+	return []Event{consentEvent("grant", c)}, nil
+}
+
+// revoke revokes a consent; only its patient may. It takes effect for every request
+// decided after this block.
+func (a *action) revoke(r Revoke) ([]Event, error) {
+	c, err := getConsent(a.st, r.Consent)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.signerIsPatient(c.Patient); err != nil {
+		return nil, err
+	}
+	if c.Revoked != 0 {
+		return nil, reject(CodeDuplicate, "consent %s was revoked at height %d", c.ID, c.Revoked)
+	}
+	c.Revoked = a.block.Height
+	if err := setValue(a.st, keyConsent+string(c.ID), c); err != nil {
+		return nil, err
+	}
+	return []Event{consentEvent("revoke", *c)}, nil
+}
+
+func consentEvent(typ string, c Consent) Event {
+	return Event{Type: typ, Attrs: []Attr{
+		{Key: "consent", Value: string(c.ID), Index: true},
+		{Key: "patient", Value: string(c.Patient), Index: true},
+	}}
+}
+
+func getConsent(r Reader, id ConsentID) (*Consent, error) {
+	var c Consent
+	ok, err := getValue(r, keyConsent+string(id), &c)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, reject(CodeUnknownConsent, "no consent %q", truncate(string(id), 40))
+	}
+	return &c, nil
+}
+
+// Consents returns a patient's consents, in consent ID order.
+func Consents(r Reader, p PatientID) ([]Consent, error) {
+	var out []Consent
+	err := scan(r, keyPatCons+string(p)+"/", func(k string, _ []byte) (bool, error) {
+		c, err := getConsent(r, ConsentID(k[len(keyPatCons)+len(p)+1:]))
+		if err != nil {
+			return false, err
+		}
+		out = append(out, *c)
+		return true, nil
+	})
+	return out, err
+}

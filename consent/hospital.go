@@ -1,0 +1,119 @@
+package consent
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+func (h Hospital) validate() error {
+	switch {
+	case !hospitalPattern.MatchString(string(h.ID)):
+		return fmt.Errorf("hospital ID %q: use 1-32 lowercase letters, digits and dashes", truncate(string(h.ID), 40))
+	case strings.TrimSpace(h.Name) == "" || len(h.Name) > 128:
+		return fmt.Errorf("hospital %s: name must be 1-128 characters", h.ID)
+	case len(h.Operator) != 32 || len(h.Node) != 32 || len(h.Wrap) != 32:
+		return fmt.Errorf("hospital %s: operator, node and wrap keys must be 32 bytes each", h.ID)
+	case h.Power < 0 || h.Power > 1000:
+		return fmt.Errorf("hospital %s: power must be 0-1000", h.ID)
+	case len(h.Addrs) > 8:
+		return fmt.Errorf("hospital %s: at most 8 addresses", h.ID)
+	}
+	return nil
+}
+
+func putHospital(st Store, h Hospital) error {
+	if err := setValue(st, keyHospital+string(h.ID), h); err != nil {
+		return err
+	}
+	return setValue(st, keyOperator+hex.EncodeToString(h.Operator), h.ID)
+}
+
+func getHospital(r Reader, id HospitalID) (*Hospital, error) {
+	var h Hospital
+	ok, err := getValue(r, keyHospital+string(id), &h)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, reject(CodeUnknownHospital, "no registered hospital %q", truncate(string(id), 40))
+	}
+	return &h, nil
+}
+
+// Hospitals returns every registered hospital, by ID.
+func Hospitals(r Reader) ([]Hospital, error) {
+	var out []Hospital
+	err := scan(r, keyHospital, func(_ string, v []byte) (bool, error) {
+		var h Hospital
+		if err := decMode.Unmarshal(v, &h); err != nil {
+			return false, err
+		}
+		out = append(out, h)
+		return true, nil
+	})
+	return out, err
+}
+
+// proposeHospital counts the signer's vote for a new member; at ≥ 2/3 of the
+// members' power the hospital is registered.
+func (a *action) proposeHospital(h Hospital) ([]Event, error) {
+	voter, err := a.signerHospital()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.validate(); err != nil {
+		return nil, reject(CodeInvalid, "%v", err)
+	}
+	if _, err := getHospital(a.st, h.ID); err == nil {
+		return nil, reject(CodeDuplicate, "hospital %s is already registered", h.ID)
+	}
+	var dup HospitalID
+	if ok, err := getValue(a.st, keyOperator+hex.EncodeToString(h.Operator), &dup); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, reject(CodeDuplicate, "operator key already belongs to %s", dup)
+	}
+	var p Proposal
+	ok, err := getValue(a.st, keyProposal+string(h.ID), &p)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		p.Hospital = h
+	} else if !sameHospital(p.Hospital, h) {
+		return nil, reject(CodeInvalid, "vote for %s differs from the pending proposal", h.ID)
+	}
+	if slices.Contains(p.Votes, voter.ID) {
+		return nil, reject(CodeDuplicate, "%s already voted for %s", voter.ID, h.ID)
+	}
+	p.Votes = sortedUnique(append(p.Votes, voter.ID))
+	members, err := Hospitals(a.st)
+	if err != nil {
+		return nil, err
+	}
+	var total, yes int64
+	for _, m := range members {
+		total += m.Power
+		if slices.Contains(p.Votes, m.ID) {
+			yes += m.Power
+		}
+	}
+	ev := Event{Type: "hospital", Attrs: []Attr{{Key: "id", Value: string(h.ID), Index: true}, {Key: "voter", Value: string(voter.ID)}}}
+	if total > 0 && 3*yes >= 2*total {
+		if err := a.st.Delete([]byte(keyProposal + string(h.ID))); err != nil {
+			return nil, err
+		}
+		ev.Attrs = append(ev.Attrs, Attr{Key: "registered", Value: "true", Index: true})
+		return []Event{ev}, putHospital(a.st, h)
+	}
+	return []Event{ev}, setValue(a.st, keyProposal+string(h.ID), p)
+}
+
+func sameHospital(a, b Hospital) bool {
+	ea, _ := encMode.Marshal(a)
+	eb, _ := encMode.Marshal(b)
+	return string(ea) == string(eb)
+}

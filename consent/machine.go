@@ -1,0 +1,316 @@
+package consent
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Result is the outcome of a tx or a query. Code 0 is success; otherwise Log says why.
+type Result struct {
+	Code   Code
+	Log    string
+	Value  []byte
+	Events []Event
+}
+
+// Event is an ABCI event: opaque IDs and codes only, never PHI.
+type Event struct {
+	Type  string
+	Attrs []Attr
+}
+
+// Attr is one event attribute; Index asks the node to index it.
+type Attr struct {
+	Key, Value string
+	Index      bool
+}
+
+// Machine applies txs to state. It keeps no state of its own but a cache of tx IDs
+// whose signatures it has already verified (in CheckTx), so a node checks each
+// signature once; the cache never changes a result, only saves work.
+type Machine struct {
+	mu       sync.Mutex
+	verified map[TxID]struct{}
+	order    []TxID // FIFO eviction
+}
+
+const verifiedCacheSize = 1 << 16
+
+// NewMachine returns a state machine.
+func NewMachine() *Machine { return &Machine{verified: map[TxID]struct{}{}} }
+
+// Genesis is the chain's initial state (CometBFT's app_state).
+type Genesis struct {
+	Hospitals []Hospital `json:"hospitals"`
+	Params    Params     `json:"params"`
+}
+
+// InitChain writes genesis state. Invalid genesis is an error (the node halts).
+func (m *Machine) InitChain(st Store, chainID string, appState []byte, b Block) error {
+	var g Genesis
+	if len(appState) > 0 {
+		if err := json.Unmarshal(appState, &g); err != nil {
+			return fmt.Errorf("consent: genesis app_state: %w", err)
+		}
+	}
+	g.Params.fill()
+	g.Params.ChainID = chainID
+	if err := setValue(st, keyParams, g.Params); err != nil {
+		return err
+	}
+	for _, h := range g.Hospitals {
+		if err := h.validate(); err != nil {
+			return fmt.Errorf("consent: genesis: %w", err)
+		}
+		if err := putHospital(st, h); err != nil {
+			return err
+		}
+	}
+	return setMeta(st, b)
+}
+
+func setMeta(st Store, b Block) error {
+	if err := setValue(st, keyMeta+"height", b.Height); err != nil {
+		return err
+	}
+	return setValue(st, keyMeta+"time", b.Time.Unix())
+}
+
+func meta(r Reader) (Height, int64, error) {
+	var h Height
+	var t int64
+	if _, err := getValue(r, keyMeta+"height", &h); err != nil {
+		return 0, 0, err
+	}
+	_, err := getValue(r, keyMeta+"time", &t)
+	return h, t, err
+}
+
+func params(r Reader) (Params, error) {
+	var p Params
+	_, err := getValue(r, keyParams, &p)
+	p.fill()
+	return p, err
+}
+
+// CheckTx validates a tx against committed state, as it would be applied in the next
+// block. It verifies the signature and remembers that it did.
+func (m *Machine) CheckTx(r Reader, txBytes []byte) (Result, error) {
+	height, t, err := meta(r)
+	if err != nil {
+		return Result{}, err
+	}
+	// Apply to a throwaway overlay: the same code decides CheckTx and DeliverTx.
+	ov := newOverlay(r)
+	res, err := m.apply(ov, txBytes, Block{Height: height + 1, Time: unixTime(t)}, true)
+	return res, err
+}
+
+// DeliverTx applies a tx in a block. A rejected tx changes nothing; a storage failure
+// is returned as an error, which must halt the node.
+func (m *Machine) DeliverTx(st Store, txBytes []byte, b Block) (Result, error) {
+	ov := newOverlay(st)
+	res, err := m.apply(ov, txBytes, b, false)
+	if err != nil || res.Code != OK {
+		return res, err
+	}
+	return res, ov.flush(st)
+}
+
+// EndBlock records the block's height and time and prunes expired nonces.
+func (m *Machine) EndBlock(st Store, b Block) error {
+	if err := setMeta(st, b); err != nil {
+		return err
+	}
+	var dead []string
+	end := keyNonceExp + heightKey(b.Height) // expiries < height can never be included again
+	err := st.Iterate([]byte(keyNonceExp), []byte(end), func(k, _ []byte) error {
+		dead = append(dead, string(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range dead {
+		rest := k[len(keyNonceExp)+17:] // <signer>/<nonce>
+		if err := st.Delete([]byte(keyNonce + rest)); err != nil {
+			return err
+		}
+		if err := st.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply runs every check and, if all pass, the tx's effect on st.
+func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, error) {
+	tx, body, err := Decode(txBytes)
+	if err != nil {
+		return rejected(err)
+	}
+	id := IDOf(txBytes)
+	if err := m.verify(tx, id, check); err != nil {
+		return rejected(err)
+	}
+	p, err := params(st)
+	if err != nil {
+		return Result{}, err
+	}
+	a := &action{st: st, tx: tx, id: id, block: b, params: p}
+	events, err := a.run(body)
+	if err != nil {
+		return rejected(err)
+	}
+	events = append([]Event{{Type: "tx", Attrs: []Attr{
+		{Key: "kind", Value: body.Kind.String(), Index: true},
+		{Key: "id", Value: string(id), Index: true},
+	}}}, events...)
+	return Result{Code: OK, Events: events}, nil
+}
+
+// rejected turns a Rejection into a result; any other error is infrastructure.
+func rejected(err error) (Result, error) {
+	var r *Rejection
+	if errors.As(err, &r) {
+		return Result{Code: r.Code, Log: r.Log}, nil
+	}
+	return Result{}, err
+}
+
+func (m *Machine) verify(tx *Tx, id TxID, check bool) error {
+	m.mu.Lock()
+	_, seen := m.verified[id]
+	m.mu.Unlock()
+	if seen {
+		return nil
+	}
+	if err := tx.Verify(); err != nil {
+		return err
+	}
+	if check {
+		m.mu.Lock()
+		if _, ok := m.verified[id]; !ok {
+			m.verified[id] = struct{}{}
+			m.order = append(m.order, id)
+			if len(m.order) > verifiedCacheSize {
+				delete(m.verified, m.order[0])
+				m.order = m.order[1:]
+			}
+		}
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// action is one tx being applied.
+type action struct {
+	st     Store
+	tx     *Tx
+	id     TxID
+	block  Block
+	params Params
+}
+
+func (a *action) run(body *Body) ([]Event, error) {
+	if err := a.common(body); err != nil {
+		return nil, err
+	}
+	var events []Event
+	var err error
+	switch body.Kind {
+	case KindProposeHospital:
+		events, err = a.proposeHospital(*body.ProposeHospital)
+	case KindRegisterRecord:
+		events, err = a.registerRecord(*body.RegisterRecord)
+	case KindGrant:
+		events, err = a.grant(*body.Grant)
+	case KindRevoke:
+		events, err = a.revoke(*body.Revoke)
+	case KindRequest:
+		events, err = a.request(*body.Request)
+	case KindEmergency:
+		events, err = a.emergency(*body.Emergency)
+	case KindReceipt:
+		events, err = a.receipt(*body.Receipt)
+	case KindErase:
+		events, err = a.erase(*body.Erase)
+	default:
+		return nil, reject(CodeDecode, "unknown kind %d", body.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return events, a.useNonce(body)
+}
+
+// common checks chain ID, expiry and replay.
+func (a *action) common(body *Body) error {
+	if body.ChainID != a.params.ChainID {
+		return reject(CodeChainID, "tx is for chain %q", truncate(body.ChainID, 64))
+	}
+	if body.Expiry < a.block.Height {
+		return reject(CodeExpired, "tx expired at height %d (now %d)", body.Expiry, a.block.Height)
+	}
+	if body.Expiry > a.block.Height+a.params.MaxTxTTL {
+		return reject(CodeExpired, "expiry %d is more than %d blocks ahead", body.Expiry, a.params.MaxTxTTL)
+	}
+	b, err := a.st.Get([]byte(nonceKey(a.tx.Signer, body.Nonce)))
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		return reject(CodeReplay, "nonce already used by this signer")
+	}
+	return nil
+}
+
+func nonceKey(signer, nonce []byte) string {
+	return keyNonce + hex.EncodeToString(signer) + "/" + hex.EncodeToString(nonce)
+}
+
+func (a *action) useNonce(body *Body) error {
+	k := nonceKey(a.tx.Signer, body.Nonce)
+	if err := setValue(a.st, k, body.Expiry); err != nil {
+		return err
+	}
+	return a.st.Set([]byte(keyNonceExp+heightKey(body.Expiry)+"/"+k[len(keyNonce):]), []byte{})
+}
+
+// signerHospital returns the registered hospital whose operator key signed the tx.
+func (a *action) signerHospital() (*Hospital, error) {
+	var id HospitalID
+	ok, err := getValue(a.st, keyOperator+hex.EncodeToString(a.tx.Signer), &id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, reject(CodeUnauthorized, "signer is not a registered hospital's operator key")
+	}
+	return getHospital(a.st, id)
+}
+
+// signerIsPatient checks the tx is signed by the patient's own key.
+func (a *action) signerIsPatient(p PatientID) error {
+	if PatientIDOf(a.tx.Signer) != p {
+		return reject(CodeUnauthorized, "only the patient may do this, with their own key")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func sortedUnique[T ~string](s []T) []T {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,126 @@
+package consent
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// Query answers a read of committed state. Paths:
+//
+//	/hospitals              every registered hospital
+//	/hospital/<id>          one hospital
+//	/record/<id>            one record
+//	/records/<patient>      a patient's records
+//	/consent/<id>           one consent
+//	/consents/<patient>     a patient's consents
+//	/grant/<id>             one access decision, with its key-release receipts
+//	/decisions/<patient>    a patient's access decisions, newest first (at most 1000)
+//	/emergencies            emergency accesses, newest first (at most 1000)
+//	/height                 the last applied height and block time
+//
+// Values are JSON. An unknown path gets CodeUnknownQuery, a missing item CodeNotFound.
+func (m *Machine) Query(r Reader, path string, _ []byte) (Result, error) {
+	head, arg, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	var v any
+	var err error
+	switch head {
+	case "hospitals":
+		v, err = Hospitals(r)
+	case "hospital":
+		v, err = getHospital(r, HospitalID(arg))
+	case "record":
+		v, err = getRecord(r, RecordID(arg))
+	case "records":
+		v, err = recordsOf(r, PatientID(arg))
+	case "consent":
+		v, err = getConsent(r, ConsentID(arg))
+	case "consents":
+		v, err = Consents(r, PatientID(arg))
+	case "grant":
+		v, err = grantWithReceipts(r, GrantID(arg))
+	case "decisions":
+		v, err = decisionsNewestFirst(r, keyPatDec+arg+"/")
+	case "emergencies":
+		v, err = decisionsNewestFirst(r, keyEmergency)
+	case "height":
+		var h Height
+		var t int64
+		h, t, err = meta(r)
+		v = map[string]int64{"height": int64(h), "time": t}
+	default:
+		return Result{Code: CodeUnknownQuery, Log: "unknown query path " + truncate(path, 80)}, nil
+	}
+	var rej *Rejection
+	if errors.As(err, &rej) {
+		return Result{Code: CodeNotFound, Log: rej.Log}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Code: OK, Value: b}, nil
+}
+
+func recordsOf(r Reader, p PatientID) ([]Record, error) {
+	out := []Record{}
+	err := scan(r, keyPatRecord+string(p)+"/", func(k string, _ []byte) (bool, error) {
+		rec, err := getRecord(r, RecordID(k[strings.LastIndexByte(k, '/')+1:]))
+		if err != nil {
+			return false, err
+		}
+		out = append(out, *rec)
+		return true, nil
+	})
+	return out, err
+}
+
+// GrantInfo is a decision with the key releases made for it.
+type GrantInfo struct {
+	Decision
+	Receipts []ReceiptEntry `json:"receipts"`
+}
+
+func grantWithReceipts(r Reader, id GrantID) (*GrantInfo, error) {
+	d, err := GetDecision(r, id)
+	if err != nil {
+		return nil, err
+	}
+	g := &GrantInfo{Decision: *d, Receipts: []ReceiptEntry{}}
+	err = scan(r, keyReceipt+string(id)+"/", func(_ string, v []byte) (bool, error) {
+		var e ReceiptEntry
+		if err := decMode.Unmarshal(v, &e); err != nil {
+			return false, err
+		}
+		g.Receipts = append(g.Receipts, e)
+		return true, nil
+	})
+	return g, err
+}
+
+const maxListed = 1000
+
+// decisionsNewestFirst lists the decisions indexed under prefix (keys end in
+// <height>/<grant>), newest first.
+func decisionsNewestFirst(r Reader, prefix string) ([]Decision, error) {
+	var ids []GrantID
+	err := scan(r, prefix, func(k string, _ []byte) (bool, error) {
+		ids = append(ids, GrantID(k[strings.LastIndexByte(k, '/')+1:]))
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []Decision{}
+	for i := len(ids) - 1; i >= 0 && len(out) < maxListed; i-- {
+		d, err := GetDecision(r, ids[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *d)
+	}
+	return out, nil
+}

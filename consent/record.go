@@ -1,0 +1,98 @@
+package consent
+
+import (
+	"regexp"
+	"slices"
+)
+
+var (
+	patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	cidPattern     = regexp.MustCompile(`^b[a-z2-7]{20,120}$`) // CIDv1, base32
+)
+
+const maxClasses = 64
+
+// registerRecord registers a record; the signer must be one of its custodians.
+func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
+	signer, err := a.signerHospital()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !recordPattern.MatchString(string(r.Record)):
+		return nil, reject(CodeInvalid, "record ID must be 32 lowercase hex digits")
+	case !cidPattern.MatchString(r.CID):
+		return nil, reject(CodeInvalid, "CID must be a base32 CIDv1")
+	case !patientPattern.MatchString(string(r.Patient)):
+		return nil, reject(CodeInvalid, "patient ID must be 64 lowercase hex digits (the patient's public key)")
+	case len(r.Classes) == 0 || len(r.Classes) > maxClasses:
+		return nil, reject(CodeInvalid, "a record names 1-%d data classes", maxClasses)
+	case len(r.Custodians) == 0 || len(r.Custodians) > 16:
+		return nil, reject(CodeInvalid, "a record names 1-16 custodians")
+	case !slices.Contains(r.Custodians, signer.ID):
+		return nil, reject(CodeUnauthorized, "%s registers a record it is not a custodian of", signer.ID)
+	}
+	for _, c := range r.Classes {
+		if !classPattern.MatchString(string(c)) {
+			return nil, reject(CodeInvalid, "data class %q is not a FHIR resource type", truncate(string(c), 40))
+		}
+	}
+	for _, c := range r.Custodians {
+		if _, err := getHospital(a.st, c); err != nil {
+			return nil, err
+		}
+	}
+	if b, err := a.st.Get([]byte(keyRecord + string(r.Record))); err != nil || b != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, reject(CodeDuplicate, "record %s is already registered", r.Record)
+	}
+	rec := Record{ID: r.Record, CID: r.CID, Patient: r.Patient, Classes: sortedUnique(r.Classes),
+		Custodians: sortedUnique(r.Custodians), Height: a.block.Height}
+	if err := setValue(a.st, keyRecord+string(r.Record), rec); err != nil {
+		return nil, err
+	}
+	if err := a.st.Set([]byte(keyPatRecord+string(r.Patient)+"/"+string(r.Record)), []byte{}); err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "record", Attrs: []Attr{
+		{Key: "id", Value: string(r.Record), Index: true},
+		{Key: "patient", Value: string(r.Patient), Index: true},
+		{Key: "custodian", Value: string(signer.ID), Index: true},
+	}}}, nil
+}
+
+func getRecord(r Reader, id RecordID) (*Record, error) {
+	var rec Record
+	ok, err := getValue(r, keyRecord+string(id), &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, reject(CodeUnknownRecord, "no record %q", truncate(string(id), 40))
+	}
+	return &rec, nil
+}
+
+// erase marks a record erased; only its patient may.
+func (a *action) erase(e Erase) ([]Event, error) {
+	rec, err := getRecord(a.st, e.Record)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.signerIsPatient(rec.Patient); err != nil {
+		return nil, err
+	}
+	if rec.Erased != 0 {
+		return nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
+	}
+	rec.Erased = a.block.Height
+	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "erase", Attrs: []Attr{
+		{Key: "record", Value: string(rec.ID), Index: true},
+		{Key: "patient", Value: string(rec.Patient), Index: true},
+	}}}, nil
+}

@@ -1,0 +1,164 @@
+package consent
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reader reads state: committed state, plus inside a block the writes of its earlier
+// txs. Iterate visits keys in ascending order in [start, end) (end nil: no bound).
+type Reader interface {
+	Get(key []byte) ([]byte, error)
+	Iterate(start, end []byte, fn func(key, value []byte) error) error
+}
+
+// Store is a Reader that takes writes.
+type Store interface {
+	Reader
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// errStop ends an iteration early; it never escapes this package.
+var errStop = errors.New("consent: stop iteration")
+
+// Key layout. Heights are fixed-width hex so keys sort by height.
+const (
+	keyMeta      = "m/" // m/height, m/time: the last applied block
+	keyParams    = "m/params"
+	keyHospital  = "h/"  // h/<hospital>
+	keyOperator  = "hk/" // hk/<operator key hex> -> hospital
+	keyProposal  = "hp/" // hp/<hospital> -> Proposal
+	keyRecord    = "r/"  // r/<record>
+	keyPatRecord = "pr/" // pr/<patient>/<record>
+	keyConsent   = "c/"  // c/<consent>
+	keyPatCons   = "pc/" // pc/<patient>/<consent>
+	keyDecision  = "g/"  // g/<grant>
+	keyPatDec    = "pg/" // pg/<patient>/<height>/<grant>
+	keyHospDec   = "hg/" // hg/<hospital>/<height>/<grant>
+	keyEmergency = "e/"  // e/<height>/<grant>
+	keyReceipt   = "k/"  // k/<grant>/<custodian>
+	keyNonce     = "n/"  // n/<signer hex>/<nonce hex> -> expiry
+	keyNonceExp  = "ne/" // ne/<expiry>/<signer hex>/<nonce hex>
+)
+
+func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
+
+func getValue(r Reader, key string, v any) (bool, error) {
+	b, err := r.Get([]byte(key))
+	if err != nil {
+		return false, err
+	}
+	if b == nil {
+		return false, nil
+	}
+	if err := decMode.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("consent: state %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func setValue(s Store, key string, v any) error {
+	b, err := encMode.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("consent: encode %s: %w", key, err)
+	}
+	return s.Set([]byte(key), b)
+}
+
+// scan visits every key with prefix in order; fn returns false to stop.
+func scan(r Reader, prefix string, fn func(key string, value []byte) (bool, error)) error {
+	start := []byte(prefix)
+	end := prefixEnd(start)
+	err := r.Iterate(start, end, func(k, v []byte) error {
+		more, err := fn(string(k), v)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Params are the chain's parameters, fixed in genesis.
+type Params struct {
+	MaxTxTTL      Height `cbor:"1,keyasint" json:"max_tx_ttl"`     // how far ahead a tx's expiry may be
+	GrantValidity int64  `cbor:"2,keyasint" json:"grant_validity"` // seconds a grant stays usable for key release
+	ChainID       string `cbor:"3,keyasint" json:"-"`              // set from the genesis chain ID
+}
+
+func (p *Params) fill() {
+	if p.MaxTxTTL <= 0 {
+		p.MaxTxTTL = 1000
+	}
+	if p.GrantValidity <= 0 {
+		p.GrantValidity = 15 * 60
+	}
+}
+
+// Record is a registered record.
+type Record struct {
+	ID         RecordID     `cbor:"1,keyasint" json:"id"`
+	CID        string       `cbor:"2,keyasint" json:"cid"`
+	Patient    PatientID    `cbor:"3,keyasint" json:"patient"`
+	Classes    []DataClass  `cbor:"4,keyasint" json:"classes"`
+	Custodians []HospitalID `cbor:"5,keyasint" json:"custodians"`
+	Height     Height       `cbor:"6,keyasint" json:"height"`
+	Erased     Height       `cbor:"7,keyasint,omitempty" json:"erased,omitempty"` // height of erasure; 0 if not
+}
+
+// Consent is a patient's consent as granted, and its revocation.
+type Consent struct {
+	ID      ConsentID `cbor:"1,keyasint" json:"id"`
+	Patient PatientID `cbor:"2,keyasint" json:"patient"`
+	Policy  Policy    `cbor:"3,keyasint" json:"policy"`
+	Height  Height    `cbor:"4,keyasint" json:"height"`
+	Time    int64     `cbor:"5,keyasint" json:"time"`
+	Revoked Height    `cbor:"6,keyasint,omitempty" json:"revoked,omitempty"` // height of revocation; 0 if active
+}
+
+// Decision is the chain's answer to an access request or an emergency access.
+type Decision struct {
+	ID        GrantID    `cbor:"1,keyasint" json:"id"`
+	Record    RecordID   `cbor:"2,keyasint" json:"record"`
+	Patient   PatientID  `cbor:"3,keyasint" json:"patient"`
+	Requester HospitalID `cbor:"4,keyasint" json:"requester"`
+	Purpose   Purpose    `cbor:"5,keyasint" json:"purpose"`
+	Granted   bool       `cbor:"6,keyasint" json:"granted"`
+	Reason    string     `cbor:"7,keyasint,omitempty" json:"reason,omitempty"`    // why denied
+	Consent   ConsentID  `cbor:"8,keyasint,omitempty" json:"consent,omitempty"`   // the consent that permitted
+	Emergency string     `cbor:"9,keyasint,omitempty" json:"emergency,omitempty"` // break-glass reason code
+	Height    Height     `cbor:"10,keyasint" json:"height"`
+	Time      int64      `cbor:"11,keyasint" json:"time"`
+	Expires   int64      `cbor:"12,keyasint,omitempty" json:"expires,omitempty"` // block time after which no key is released
+}
+
+// ReceiptEntry records a key release.
+type ReceiptEntry struct {
+	Grant     GrantID    `cbor:"1,keyasint" json:"grant"`
+	Custodian HospitalID `cbor:"2,keyasint" json:"custodian"`
+	Height    Height     `cbor:"3,keyasint" json:"height"`
+}
+
+// Proposal collects votes to register a hospital.
+type Proposal struct {
+	Hospital Hospital     `cbor:"1,keyasint"`
+	Votes    []HospitalID `cbor:"2,keyasint"` // sorted
+}
