@@ -343,3 +343,21 @@ func TestLargeRecordStreamsInFlatMemory(t *testing.T) {
 		t.Fatalf("peak heap grew by %d MiB, want < %d MiB", grown>>20, limit>>20)
 	}
 }
+
+func TestPatientKey(t *testing.T) {
+	dir := t.TempDir()
+	k, err := CreatePatientKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CreatePatientKey(dir); err == nil {
+		t.Fatal("CreatePatientKey overwrote a key")
+	}
+	got, err := LoadPatientKey(dir)
+	if err != nil || !bytes.Equal(got.Public(), k.Public()) {
+		t.Fatalf("load: %v", err)
+	}
+	if _, err := LoadPatientKey(t.TempDir()); !errors.Is(err, ErrKeyFile) {
+		t.Fatalf("missing key: got %v, want ErrKeyFile", err)
+	}
+}

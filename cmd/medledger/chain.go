@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node/client"
+	"github.com/medledger/medledger/node/home"
+)
+
+func defaultNode() string {
+	if n := os.Getenv("MEDLEDGER_NODE"); n != "" {
+		return n
+	}
+	return "http://127.0.0.1:26657"
+}
+
+func addNodeFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("node", defaultNode(), "a node's RPC address (or $MEDLEDGER_NODE)")
+}
+
+func dial(ctx context.Context, addr string) (*client.Client, context.Context, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	c, err := client.Dial(ctx, addr)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return c, ctx, cancel, nil
+}
+
+func patientCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "patient", Short: "A patient's own key"}
+	var dir string
+	keygen := &cobra.Command{
+		Use:   "keygen --dir DIR",
+		Short: "Create a patient key (Ed25519, encrypted under its own KEK) and print the patient ID",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := crypto.CreatePatientKey(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "patient  %s\nkey      %s\n", consent.PatientIDOf(k.Public()), dir)
+			return nil
+		},
+	}
+	keygen.Flags().StringVar(&dir, "dir", "", "directory for the key (created)")
+	keygen.MarkFlagRequired("dir")
+	cmd.AddCommand(keygen)
+	return cmd
+}
+
+func loadPatient(dir string) (*crypto.SigningKey, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("--patient DIR is required (made by `medledger patient keygen`)")
+	}
+	return crypto.LoadPatientKey(dir)
+}
+
+func consentCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "consent", Short: "Grant, revoke and list a patient's consents"}
+	cmd.AddCommand(consentGrantCmd(), consentRevokeCmd(), consentListCmd())
+	return cmd
+}
+
+type grantFlags struct {
+	patient               string
+	to, purposes, classes []string
+	denyClasses, records  []string
+	from, until           string
+	optOut                bool
+}
+
+func consentGrantCmd() *cobra.Command {
+	var f grantFlags
+	cmd := &cobra.Command{
+		Use:   "grant --patient DIR --to HOSPITAL[,...]",
+		Short: "Grant a consent: the named hospitals may obtain the patient's records",
+		Args:  cobra.NoArgs,
+	}
+	node := addNodeFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		pol, err := f.policy(time.Now())
+		if err != nil {
+			return err
+		}
+		key, err := loadPatient(f.patient)
+		if err != nil {
+			return err
+		}
+		c, ctx, cancel, err := dial(cmd.Context(), *node)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		body := consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consent.PatientIDOf(key.Public()), Policy: pol}}
+		res, err := c.Submit(ctx, body, key)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "consent  %s\nheight   %d\n", res.ID, res.Height)
+		return nil
+	}
+	cmd.Flags().StringVar(&f.patient, "patient", "", "the patient's key directory")
+	cmd.Flags().StringSliceVar(&f.to, "to", nil, "hospital IDs permitted (required)")
+	cmd.Flags().StringSliceVar(&f.purposes, "purpose", []string{"TREAT"}, "purposes of use permitted (v3 PurposeOfUse codes)")
+	cmd.Flags().StringSliceVar(&f.classes, "classes", nil, "only records whose data classes are all among these (default: any)")
+	cmd.Flags().StringSliceVar(&f.denyClasses, "deny-class", nil, "never records holding any of these data classes")
+	cmd.Flags().StringSliceVar(&f.records, "records", nil, "only these record IDs (default: any)")
+	cmd.Flags().StringVar(&f.from, "from", "", "consent starts (YYYY-MM-DD or RFC 3339; default now)")
+	cmd.Flags().StringVar(&f.until, "until", "", "consent ends (YYYY-MM-DD or RFC 3339; default open)")
+	return cmd
+}
+
+// policy turns the flags into a chain policy: opt-in (deny by default) with one
+// permit for the named hospitals, and a deny exception for the denied classes.
+func (f grantFlags) policy(now time.Time) (consent.Policy, error) {
+	if len(f.to) == 0 {
+		return consent.Policy{}, fmt.Errorf("--to HOSPITAL is required: whom does the patient consent to?")
+	}
+	p := consent.Provision{Type: consent.Permit}
+	for _, h := range f.to {
+		p.Actors = append(p.Actors, consent.HospitalID(h))
+	}
+	for _, pu := range f.purposes {
+		pu = strings.ToUpper(pu)
+		if !slices.Contains(consent.Purposes, consent.Purpose(pu)) {
+			return consent.Policy{}, fmt.Errorf("purpose %q is not a v3 PurposeOfUse code (e.g. TREAT, HPAYMT, HRESCH)", pu)
+		}
+		p.Purposes = append(p.Purposes, consent.Purpose(pu))
+	}
+	for _, c := range f.classes {
+		p.Classes = append(p.Classes, consent.DataClass(c))
+	}
+	for _, r := range f.records {
+		p.Records = append(p.Records, consent.RecordID(r))
+	}
+	if len(f.denyClasses) > 0 {
+		d := consent.Provision{Type: consent.Deny}
+		for _, c := range f.denyClasses {
+			d.Classes = append(d.Classes, consent.DataClass(c))
+		}
+		p.Except = []consent.Provision{d}
+	}
+	pol := consent.Policy{Base: consent.Deny, Provisions: []consent.Provision{p}}
+	var err error
+	if pol.Start, err = parseWhen("--from", f.from); err != nil {
+		return pol, err
+	}
+	if pol.End, err = parseWhen("--until", f.until); err != nil {
+		return pol, err
+	}
+	if pol.End != 0 && pol.End < now.Unix() {
+		return pol, fmt.Errorf("--until %s is in the past", f.until)
+	}
+	if err := pol.Validate(); err != nil {
+		return pol, fmt.Errorf("consent: %w", err)
+	}
+	return pol, nil
+}
+
+func parseWhen(flag, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Unix(), nil
+		}
+	}
+	return 0, fmt.Errorf("%s %q: use YYYY-MM-DD or RFC 3339", flag, s)
+}
+
+func consentRevokeCmd() *cobra.Command {
+	var patient string
+	cmd := &cobra.Command{
+		Use:   "revoke --patient DIR CONSENT-ID",
+		Short: "Revoke a consent; it takes effect for every request decided after its block",
+		Args:  cobra.ExactArgs(1),
+	}
+	node := addNodeFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		key, err := loadPatient(patient)
+		if err != nil {
+			return err
+		}
+		c, ctx, cancel, err := dial(cmd.Context(), *node)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		res, err := c.Submit(ctx, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(args[0])}}, key)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "revoked  %s\nheight   %d\n", args[0], res.Height)
+		return nil
+	}
+	cmd.Flags().StringVar(&patient, "patient", "", "the patient's key directory")
+	return cmd
+}
+
+func consentListCmd() *cobra.Command {
+	var patient, patientID string
+	cmd := &cobra.Command{
+		Use:   "list (--patient DIR | --patient-id ID)",
+		Short: "List a patient's consents",
+		Args:  cobra.NoArgs,
+	}
+	node := addNodeFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if patientID == "" {
+			key, err := loadPatient(patient)
+			if err != nil {
+				return err
+			}
+			patientID = string(consent.PatientIDOf(key.Public()))
+		}
+		c, ctx, cancel, err := dial(cmd.Context(), *node)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		var list []consent.Consent
+		if err := c.Query(ctx, "/consents/"+patientID, &list); err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "%-32s  %-8s  %-7s  %s\n", "CONSENT", "HEIGHT", "STATUS", "PERMITS")
+		for _, k := range list {
+			status := "active"
+			if k.Revoked != 0 {
+				status = "revoked"
+			} else if k.Policy.End != 0 && k.Policy.End < time.Now().Unix() {
+				status = "ended"
+			}
+			fmt.Fprintf(out, "%-32s  %-8d  %-7s  %s\n", k.ID, k.Height, status, summarize(k.Policy))
+		}
+		return nil
+	}
+	cmd.Flags().StringVar(&patient, "patient", "", "the patient's key directory")
+	cmd.Flags().StringVar(&patientID, "patient-id", "", "the patient ID (instead of --patient)")
+	return cmd
+}
+
+func summarize(p consent.Policy) string {
+	var parts []string
+	for _, pr := range p.Provisions {
+		s := pr.Type.String()
+		if len(pr.Actors) > 0 {
+			s += " " + join(pr.Actors)
+		}
+		if len(pr.Purposes) > 0 {
+			s += " for " + join(pr.Purposes)
+		}
+		if len(pr.Classes) > 0 {
+			s += " classes " + join(pr.Classes)
+		}
+		for _, e := range pr.Except {
+			s += " except " + e.Type.String() + " " + join(e.Classes) + join(e.Actors)
+		}
+		parts = append(parts, s)
+	}
+	if p.End != 0 {
+		parts = append(parts, "until "+time.Unix(p.End, 0).UTC().Format(time.RFC3339))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func join[T ~string](s []T) string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = string(v)
+	}
+	return strings.Join(out, ",")
+}
+
+func accessCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "access", Short: "Request access to a record; the chain decides"}
+	var purpose, as string
+	req := &cobra.Command{
+		Use:   "request RECORD-ID --purpose CODE",
+		Short: "Request access to a record for a purpose, signed with this hospital's key; prints the decision",
+		Args:  cobra.ExactArgs(1),
+	}
+	node := addNodeFlag(req)
+	req.RunE = func(cmd *cobra.Command, args []string) error {
+		pu := consent.Purpose(strings.ToUpper(purpose))
+		if !slices.Contains(consent.Purposes, pu) {
+			return fmt.Errorf("purpose %q is not a v3 PurposeOfUse code (e.g. TREAT, HPAYMT, HRESCH)", purpose)
+		}
+		h, err := home.Load(homeFlag(cmd))
+		if err != nil {
+			return err
+		}
+		if as == "" {
+			as = h.Config.Name
+		}
+		c, ctx, cancel, err := dial(cmd.Context(), *node)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
+			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
+		res, err := c.Submit(ctx, body, h.Keys.Operator)
+		if err != nil {
+			return err
+		}
+		d, err := c.Decision(ctx, consent.GrantID(res.ID))
+		if err != nil {
+			return err
+		}
+		if !d.Granted {
+			return fmt.Errorf("access denied: %s (grant %s, height %d)", d.Reason, d.ID, res.Height)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "granted  %s\nconsent  %s\nheight   %d\nexpires  %s\n",
+			d.ID, d.Consent, res.Height, time.Unix(d.Expires, 0).UTC().Format(time.RFC3339))
+		return nil
+	}
+	req.Flags().StringVar(&purpose, "purpose", "", "purpose of use (v3 PurposeOfUse code, e.g. TREAT)")
+	req.Flags().StringVar(&as, "as", "", "hospital ID to request as (default: the home's name)")
+	req.MarkFlagRequired("purpose")
+	cmd.AddCommand(req)
+	return cmd
+}

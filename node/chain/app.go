@@ -1,0 +1,351 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/cometbft/cometbft/version"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+)
+
+// AppVersion is the application protocol version reported to CometBFT.
+const AppVersion uint64 = 1
+
+// ErrClosed is returned by an App used after Close.
+var ErrClosed = errors.New("chain: app is closed")
+
+// App is the ABCI++ adapter between CometBFT and a StateMachine. It keeps the state in
+// its own leveldb; see the package documentation for the execution model and the app
+// hash. Its methods are safe for concurrent use (CometBFT's local client serialises
+// them anyway).
+type App struct {
+	abcitypes.BaseApplication
+
+	machine StateMachine
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	db     store
+	closed bool
+	height int64  // last committed height; 0 before the first Commit
+	hash   []byte // app hash at height (nil before the first Commit)
+
+	// genesis holds InitChain's writes until the first Commit, so a crash before it
+	// leaves the store empty and CometBFT calls InitChain again.
+	genesis     *overlay
+	genesisHash []byte
+
+	// pending is the finalized block waiting for Commit.
+	pending *pendingBlock
+}
+
+type pendingBlock struct {
+	height int64
+	writes *overlay
+	hash   []byte
+}
+
+var _ abcitypes.Application = (*App)(nil)
+
+// NewApp opens (or creates) the app store in dir. logger may be nil.
+func NewApp(dir string, m StateMachine, logger *slog.Logger) (*App, error) {
+	if m == nil {
+		return nil, errors.New("chain: NewApp: a StateMachine is required")
+	}
+	db, err := openStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newApp(db, m, logger)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func newApp(db store, m StateMachine, logger *slog.Logger) (*App, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	height, hash, err := loadLast(db)
+	if err != nil {
+		return nil, err
+	}
+	return &App{machine: m, log: logger, db: db, height: height, hash: hash}, nil
+}
+
+// Close closes the app store. Later calls fail with ErrClosed.
+func (a *App) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	return a.db.Close()
+}
+
+// Height returns the last committed height (0 before the first block).
+func (a *App) Height() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.height
+}
+
+// AppHash returns the app hash at the last committed height.
+func (a *App) AppHash() []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return bytes.Clone(a.hash)
+}
+
+// LastCommitted returns the last committed height and its app hash, read together.
+func (a *App) LastCommitted() (int64, []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.height, bytes.Clone(a.hash)
+}
+
+// AppHashAt returns the app hash after the given committed height, or nil, nil if that
+// height is not committed here.
+func (a *App) AppHashAt(height int64) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	if height < 1 || height > a.height {
+		return nil, nil
+	}
+	h, err := a.db.Get(hashKey(height), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chain: app store: read app hash at %d: %w", height, err)
+	}
+	return h, nil
+}
+
+// Info implements abcitypes.Application: the last committed height and app hash, from
+// which CometBFT's handshake replays the blocks the app lacks.
+func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.ResponseInfo, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	return &abcitypes.ResponseInfo{
+		Version:          version.ABCIVersion,
+		AppVersion:       AppVersion,
+		LastBlockHeight:  a.height,
+		LastBlockAppHash: bytes.Clone(a.hash),
+	}, nil
+}
+
+// InitChain implements abcitypes.Application. The genesis writes are committed with the
+// first block.
+func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*abcitypes.ResponseInitChain, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	if a.height != 0 {
+		return nil, fmt.Errorf("chain: InitChain on a store already at height %d", a.height)
+	}
+	b := Block{Height: req.InitialHeight - 1, Time: req.Time}
+	base := &dbView{db: a.db}
+	w := newOverlay(base)
+	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, b); err != nil {
+		return nil, fmt.Errorf("chain: InitChain: %w", err)
+	}
+	if err := firstErr(base.err, w.err); err != nil {
+		return nil, fmt.Errorf("chain: InitChain: %w", err)
+	}
+	a.genesis = w
+	a.genesisHash = appHash(nil, w.sorted(), b.Height)
+	a.pending = nil
+	return &abcitypes.ResponseInitChain{AppHash: bytes.Clone(a.genesisHash)}, nil
+}
+
+// CheckTx implements abcitypes.Application, against the latest committed state.
+func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	v := &dbView{db: a.db}
+	res, err := a.machine.CheckTx(v, req.Tx)
+	if err := firstErr(v.err, err); err != nil {
+		return nil, fmt.Errorf("chain: CheckTx: %w", err)
+	}
+	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Data: res.Value, GasWanted: res.GasWanted}, nil
+}
+
+// Query implements abcitypes.Application, against the latest committed state.
+func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	v := &dbView{db: a.db}
+	res, err := a.machine.Query(v, req.Path, req.Data)
+	if err := firstErr(v.err, err); err != nil {
+		return nil, fmt.Errorf("chain: Query: %w", err)
+	}
+	return &abcitypes.ResponseQuery{
+		Code:   res.Code,
+		Log:    res.Log,
+		Key:    req.Data,
+		Value:  res.Value,
+		Height: a.height,
+	}, nil
+}
+
+// PrepareProposal implements abcitypes.Application: the mempool's txs in order, capped
+// at MaxTxBytes (measured as CometBFT measures them).
+func (a *App) PrepareProposal(_ context.Context, req *abcitypes.RequestPrepareProposal) (*abcitypes.ResponsePrepareProposal, error) {
+	txs := make([][]byte, 0, len(req.Txs))
+	var total int64
+	for _, tx := range req.Txs {
+		total += cmttypes.ComputeProtoSizeForTxs([]cmttypes.Tx{tx})
+		if total > req.MaxTxBytes {
+			break
+		}
+		txs = append(txs, tx)
+	}
+	return &abcitypes.ResponsePrepareProposal{Txs: txs}, nil
+}
+
+// ProcessProposal implements abcitypes.Application: every proposal is accepted (txs are
+// judged one by one in FinalizeBlock; CometBFT checks the size).
+func (a *App) ProcessProposal(context.Context, *abcitypes.RequestProcessProposal) (*abcitypes.ResponseProcessProposal, error) {
+	return &abcitypes.ResponseProcessProposal{Status: abcitypes.ResponseProcessProposal_ACCEPT}, nil
+}
+
+// FinalizeBlock implements abcitypes.Application: DeliverTx for each tx in order (each
+// over its own overlay, kept only if its code is 0), then EndBlock, then the app hash.
+// Nothing is stored until Commit.
+func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (*abcitypes.ResponseFinalizeBlock, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	if a.height != 0 && req.Height != a.height+1 {
+		return nil, fmt.Errorf("chain: FinalizeBlock at height %d after committed height %d", req.Height, a.height)
+	}
+	prev := a.hash
+	base := &dbView{db: a.db}
+	var parent view = base
+	if a.height == 0 {
+		if a.genesis == nil {
+			return nil, errors.New("chain: FinalizeBlock before InitChain on an empty store")
+		}
+		prev, parent = a.genesisHash, a.genesis
+	}
+	b := Block{Height: req.Height, Time: req.Time}
+	blk := newOverlay(parent)
+	results := make([]*abcitypes.ExecTxResult, len(req.Txs))
+	for i, tx := range req.Txs {
+		txw := newOverlay(blk)
+		res, err := a.machine.DeliverTx(txw, tx, b)
+		if err := firstErr(base.err, txw.err, err); err != nil {
+			return nil, fmt.Errorf("chain: height %d tx %d: %w", req.Height, i, err)
+		}
+		if res.Code == abcitypes.CodeTypeOK {
+			blk.absorb(txw)
+		}
+		results[i] = &abcitypes.ExecTxResult{
+			Code:      res.Code,
+			Data:      res.Value,
+			Log:       res.Log,
+			GasWanted: res.GasWanted,
+			Events:    abciEvents(res.Events),
+		}
+	}
+	if err := a.machine.EndBlock(blk, b); err != nil {
+		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
+	}
+	if err := firstErr(base.err, blk.err); err != nil {
+		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
+	}
+	hash := appHash(prev, blk.sorted(), req.Height)
+	a.pending = &pendingBlock{height: req.Height, writes: blk, hash: hash}
+	return &abcitypes.ResponseFinalizeBlock{TxResults: results, AppHash: bytes.Clone(hash)}, nil
+}
+
+// Commit implements abcitypes.Application: the block's writes (and, on the first block,
+// the genesis writes), the height and the app hash go to the store in one synced batch.
+// A storage error is returned, which halts the node.
+func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.ResponseCommit, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	p := a.pending
+	if p == nil {
+		return nil, errors.New("chain: Commit without a finalized block")
+	}
+	batch := new(leveldb.Batch)
+	if a.height == 0 && a.genesis != nil {
+		addWrites(batch, a.genesis.sorted())
+	}
+	addWrites(batch, p.writes.sorted())
+	last := binary.BigEndian.AppendUint64(nil, uint64(p.height))
+	batch.Put([]byte(metaLast), append(last, p.hash...))
+	batch.Put(hashKey(p.height), p.hash)
+	if err := a.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+		return nil, fmt.Errorf("chain: commit height %d: app store: %w", p.height, err)
+	}
+	a.height, a.hash = p.height, p.hash
+	a.pending, a.genesis, a.genesisHash = nil, nil, nil
+	return &abcitypes.ResponseCommit{}, nil
+}
+
+func addWrites(b *leveldb.Batch, ws []write) {
+	for _, w := range ws {
+		if w.deleted {
+			b.Delete(stateKey([]byte(w.key)))
+		} else {
+			b.Put(stateKey([]byte(w.key)), w.value)
+		}
+	}
+}
+
+func abciEvents(evs []Event) []abcitypes.Event {
+	if len(evs) == 0 {
+		return nil
+	}
+	out := make([]abcitypes.Event, len(evs))
+	for i, e := range evs {
+		attrs := make([]abcitypes.EventAttribute, len(e.Attrs))
+		for j, at := range e.Attrs {
+			attrs[j] = abcitypes.EventAttribute{Key: at.Key, Value: at.Value, Index: at.Index}
+		}
+		out[i] = abcitypes.Event{Type: e.Type, Attributes: attrs}
+	}
+	return out
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+package chain_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/nodetest"
+)
+
+var genesisTime = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+func openApp(t *testing.T, dir string) *chain.App {
+	t.Helper()
+	a, err := chain.NewApp(dir, new(nodetest.KV), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func initChain(t *testing.T, a *chain.App) []byte {
+	t.Helper()
+	res, err := a.InitChain(t.Context(), &abcitypes.RequestInitChain{
+		ChainId: "test", InitialHeight: 1, Time: genesisTime,
+		AppStateBytes: []byte(`{"g1":"x","g0":"y"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.AppHash
+}
+
+// blocks is a reproducible sequence of blocks mixing every KV tx form.
+func blocks(seed uint64, n int) []*abcitypes.RequestFinalizeBlock {
+	r := rand.New(rand.NewPCG(seed, 2))
+	var out []*abcitypes.RequestFinalizeBlock
+	for h := 1; h <= n; h++ {
+		req := &abcitypes.RequestFinalizeBlock{Height: int64(h), Time: genesisTime.Add(time.Duration(h) * time.Second)}
+		for range r.IntN(12) {
+			k, v := fmt.Sprintf("k%d", r.IntN(20)), fmt.Sprint(r.IntN(1000))
+			var tx string
+			switch r.IntN(6) {
+			case 0:
+				tx = "del:" + k
+			case 1:
+				tx = "tmp:" + k + "=" + v
+			case 2:
+				tx = "fail:" + k + "=" + v
+			case 3:
+				tx = "malformed"
+			default:
+				tx = k + "=" + v
+			}
+			req.Txs = append(req.Txs, []byte(tx))
+		}
+		out = append(out, req)
+	}
+	return out
+}
+
+// run feeds reqs to a (after InitChain) and returns the app hash after each height.
+func run(t *testing.T, a *chain.App, reqs []*abcitypes.RequestFinalizeBlock) [][]byte {
+	t.Helper()
+	ctx := t.Context()
+	var hashes [][]byte
+	for _, req := range reqs {
+		res, err := a.FinalizeBlock(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Commit(ctx, &abcitypes.RequestCommit{}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(res.AppHash, a.AppHash()) {
+			t.Fatalf("height %d: FinalizeBlock app hash %x, committed %x", req.Height, res.AppHash, a.AppHash())
+		}
+		hashes = append(hashes, res.AppHash)
+	}
+	return hashes
+}
+
+func withGOMAXPROCS(n int, f func()) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
+	f()
+}
+
+func TestAppHashDeterminism(t *testing.T) {
+	reqs := blocks(1, 60)
+	var genesis [2][]byte
+	var hashes [2][][]byte
+	for i, procs := range []int{1, 2} {
+		withGOMAXPROCS(procs, func() {
+			a := openApp(t, t.TempDir())
+			genesis[i] = initChain(t, a)
+			hashes[i] = run(t, a, reqs)
+		})
+	}
+	if !bytes.Equal(genesis[0], genesis[1]) {
+		t.Fatalf("genesis app hashes differ: %x, %x", genesis[0], genesis[1])
+	}
+	for h := range hashes[0] {
+		if !bytes.Equal(hashes[0][h], hashes[1][h]) {
+			t.Fatalf("height %d: app hash %x under GOMAXPROCS=1, %x under 2", h+1, hashes[0][h], hashes[1][h])
+		}
+	}
+	if n := len(slices.CompactFunc(slices.Clone(hashes[0]), bytes.Equal)); n != len(hashes[0]) {
+		t.Fatalf("only %d distinct consecutive app hashes over %d heights", n, len(hashes[0]))
+	}
+
+	// Changing one write at height 30 changes the app hash from there on.
+	changed := blocks(1, 60)
+	changed[29].Txs = append(changed[29].Txs, []byte("k0=changed"))
+	a := openApp(t, t.TempDir())
+	initChain(t, a)
+	other := run(t, a, changed)
+	for h := range other {
+		if same := bytes.Equal(other[h], hashes[0][h]); same != (h < 29) {
+			t.Fatalf("height %d: same app hash = %v after changing height 30", h+1, same)
+		}
+	}
+}
+
+// TestAppReopen: committed heights survive a close; a finalized but uncommitted block
+// does not, and replaying it gives the same app hash.
+func TestAppReopen(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	reqs := blocks(7, 12)
+	a := openApp(t, dir)
+	initChain(t, a)
+	want := run(t, a, reqs[:10])
+	fin, err := a.FinalizeBlock(ctx, reqs[10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	a = openApp(t, dir)
+	info, err := a.Info(ctx, &abcitypes.RequestInfo{})
+	if err != nil || info.LastBlockHeight != 10 || !bytes.Equal(info.LastBlockAppHash, want[9]) {
+		t.Fatalf("Info after reopen: height %d hash %x (%v), want 10, %x", info.LastBlockHeight, info.LastBlockAppHash, err, want[9])
+	}
+	for h := int64(1); h <= 10; h++ {
+		if got, err := a.AppHashAt(h); err != nil || !bytes.Equal(got, want[h-1]) {
+			t.Fatalf("AppHashAt(%d) = %x, %v; want %x", h, got, err, want[h-1])
+		}
+	}
+	if again := run(t, a, reqs[10:11]); !bytes.Equal(again[0], fin.AppHash) {
+		t.Fatalf("replayed height 11: app hash %x, first time %x", again[0], fin.AppHash)
+	}
+}
+
+func TestFinalizeBlockResults(t *testing.T) {
+	ctx := t.Context()
+	a := openApp(t, t.TempDir())
+	initChain(t, a)
+	res, err := a.FinalizeBlock(ctx, &abcitypes.RequestFinalizeBlock{
+		Height: 1, Time: genesisTime,
+		Txs: [][]byte{[]byte("a=1"), []byte("malformed"), []byte("fail:b=2"), []byte("tmp:c=3")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []uint32
+	for _, r := range res.TxResults {
+		codes = append(codes, r.Code)
+	}
+	if want := []uint32{0, nodetest.CodeMalformed, nodetest.CodeFailed, 0}; !slices.Equal(codes, want) {
+		t.Fatalf("codes %v, want %v", codes, want)
+	}
+	wantEv := abcitypes.Event{Type: "kv", Attributes: []abcitypes.EventAttribute{
+		{Key: "key", Value: "a", Index: true}, {Key: "op", Value: "set", Index: false},
+	}}
+	if ev := res.TxResults[0].Events; len(ev) != 1 || ev[0].String() != wantEv.String() {
+		t.Fatalf("events %v, want %v", ev, wantEv)
+	}
+	if _, err := a.Commit(ctx, &abcitypes.RequestCommit{}); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]uint32{"a": 0, "g0": 0, "b": nodetest.CodeNotFound, "c": nodetest.CodeNotFound} {
+		q, err := a.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: []byte(key)})
+		if err != nil || q.Code != want || q.Height != 1 {
+			t.Errorf("/get %s: code %d height %d err %v; want code %d height 1", key, q.Code, q.Height, err, want)
+		}
+	}
+	if q, _ := a.Query(ctx, &abcitypes.RequestQuery{Path: "/count"}); string(q.Value) != "2" {
+		t.Errorf("/count = %s, want 2 (a=1 and tmp:c=3)", q.Value)
+	}
+	c, err := a.CheckTx(ctx, &abcitypes.RequestCheckTx{Tx: []byte("nope")})
+	if err != nil || c.Code != nodetest.CodeMalformed || c.Log == "" {
+		t.Errorf("CheckTx(nope) = code %d log %q err %v", c.Code, c.Log, err)
+	}
+}
+
+func TestPrepareProposalCapsBytes(t *testing.T) {
+	a := openApp(t, t.TempDir())
+	var txs [][]byte
+	for range 10 {
+		txs = append(txs, bytes.Repeat([]byte("x"), 100))
+	}
+	// Each 100-byte tx takes 102 bytes in the block's protobuf.
+	res, err := a.PrepareProposal(t.Context(), &abcitypes.RequestPrepareProposal{Txs: txs, MaxTxBytes: 350})
+	if err != nil || len(res.Txs) != 3 {
+		t.Fatalf("PrepareProposal kept %d txs (%v), want 3", len(res.Txs), err)
+	}
+}
+
+// TestStorageFailureHalts: a failed write fails Commit, and a failed read fails the
+// ABCI call even when the state machine swallowed the error.
+func TestStorageFailureHalts(t *testing.T) {
+	ctx := t.Context()
+	errDisk := errors.New("disk on fire")
+	a := openApp(t, t.TempDir())
+	initChain(t, a)
+	run(t, a, blocks(3, 2))
+	h, hash := a.LastCommitted()
+
+	if _, err := a.FinalizeBlock(ctx, &abcitypes.RequestFinalizeBlock{Height: 3, Time: genesisTime, Txs: [][]byte{[]byte("x=1")}}); err != nil {
+		t.Fatal(err)
+	}
+	chain.InjectStoreFaults(a, nil, errDisk)
+	if _, err := a.Commit(ctx, &abcitypes.RequestCommit{}); !errors.Is(err, errDisk) {
+		t.Fatalf("Commit with a failing store: %v, want %v", err, errDisk)
+	}
+	if gh, ghash := a.LastCommitted(); gh != h || !bytes.Equal(ghash, hash) {
+		t.Fatalf("after a failed Commit: height %d hash %x, want %d %x", gh, ghash, h, hash)
+	}
+
+	chain.InjectStoreFaults(a, errDisk, nil)
+	// KV turns the read error of "x=1" (it reads its counter) into a code; the adapter
+	// still halts.
+	if _, err := a.FinalizeBlock(ctx, &abcitypes.RequestFinalizeBlock{Height: 3, Time: genesisTime, Txs: [][]byte{[]byte("x=1")}}); !errors.Is(err, errDisk) {
+		t.Fatalf("FinalizeBlock with a failing store: %v, want %v", err, errDisk)
+	}
+	if _, err := a.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: []byte("x")}); !errors.Is(err, errDisk) {
+		t.Fatalf("Query with a failing store: %v, want %v", err, errDisk)
+	}
+}
+
+func TestClosedApp(t *testing.T) {
+	a := openApp(t, t.TempDir())
+	a.Close()
+	if _, err := a.Info(t.Context(), &abcitypes.RequestInfo{}); !errors.Is(err, chain.ErrClosed) {
+		t.Fatalf("Info after Close: %v, want ErrClosed", err)
+	}
+}

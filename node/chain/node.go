@@ -1,0 +1,377 @@
+package chain
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+	cmtcfg "github.com/cometbft/cometbft/config"
+	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
+	cmtjson "github.com/cometbft/cometbft/libs/json"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	"github.com/cometbft/cometbft/mempool"
+	cmtnode "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	cmttypes "github.com/cometbft/cometbft/types"
+)
+
+// Config configures a Node.
+type Config struct {
+	Home         string             // CometBFT home (config/, data/); created if missing
+	Moniker      string             // default "medledger"
+	NodeKey      ed25519.PrivateKey // the hospital's node key: its CometBFT node ID
+	ValidatorKey ed25519.PrivateKey // signs votes; its sign state is data/priv_validator_state.json
+	Genesis      *cmttypes.GenesisDoc
+	// P2PListen is the consensus p2p address, e.g. "tcp://127.0.0.1:26656". Port 0 is
+	// not supported (peers need to know the port): see FreePort.
+	P2PListen string
+	// RPCListen is CometBFT's RPC address, e.g. "tcp://127.0.0.1:26657"; "" disables it.
+	RPCListen       string
+	PersistentPeers []string // "nodeid@host:port" (see Node.P2PAddr)
+	Machine         StateMachine
+	// EmptyBlockInterval 0 makes a block right after the previous one (≈ 7 blocks/s on
+	// a LAN: fast commits and steady heights, for tests and demos). A positive value
+	// makes a block as soon as txs arrive but, when idle, an empty one only this often;
+	// a production chain should set it (an idle chain then stores one block per interval).
+	EmptyBlockInterval time.Duration
+	Logger             *slog.Logger // default: discard
+	// CometLogLevel is the least level of CometBFT's own records passed to Logger;
+	// default slog.LevelError.
+	CometLogLevel slog.Leveler
+}
+
+// Validate fills defaults and rejects what cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Home == "":
+		return errors.New("chain: config: Home is required")
+	case len(c.NodeKey) != ed25519.PrivateKeySize:
+		return errors.New("chain: config: NodeKey must be an Ed25519 private key")
+	case len(c.ValidatorKey) != ed25519.PrivateKeySize:
+		return errors.New("chain: config: ValidatorKey must be an Ed25519 private key")
+	case c.Genesis == nil:
+		return errors.New("chain: config: Genesis is required")
+	case c.Machine == nil:
+		return errors.New("chain: config: Machine is required")
+	case !strings.HasPrefix(c.P2PListen, "tcp://"):
+		return fmt.Errorf("chain: config: P2PListen %q: use tcp://host:port", c.P2PListen)
+	case strings.HasSuffix(c.P2PListen, ":0"):
+		return errors.New("chain: config: P2PListen needs a fixed port (see FreePort)")
+	case c.EmptyBlockInterval < 0:
+		return errors.New("chain: config: EmptyBlockInterval is negative")
+	}
+	if c.Moniker == "" {
+		c.Moniker = "medledger"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.CometLogLevel == nil {
+		c.CometLogLevel = slog.LevelError
+	}
+	return nil
+}
+
+// cometConfig is CometBFT's configuration for a consortium on a LAN.
+func (c *Config) cometConfig() *cmtcfg.Config {
+	cc := cmtcfg.DefaultConfig()
+	cc.SetRoot(c.Home)
+	cc.Moniker = c.Moniker
+	cc.DBBackend = "goleveldb"
+	cc.PrivValidatorState = filepath.Join(cmtcfg.DefaultDataDir, "priv_validator_state.json")
+
+	cc.P2P.ListenAddress = c.P2PListen
+	cc.P2P.PersistentPeers = strings.Join(c.PersistentPeers, ",")
+	cc.P2P.AllowDuplicateIP = true
+	cc.P2P.AddrBookStrict = false
+	cc.P2P.PexReactor = false
+	cc.RPC.ListenAddress = c.RPCListen
+
+	cc.Consensus.TimeoutPropose = time.Second
+	cc.Consensus.TimeoutPrevote = 200 * time.Millisecond
+	cc.Consensus.TimeoutPrecommit = 200 * time.Millisecond
+	cc.Consensus.TimeoutCommit = 100 * time.Millisecond
+	cc.Consensus.PeerGossipSleepDuration = 10 * time.Millisecond
+	cc.Consensus.CreateEmptyBlocks = true
+	cc.Consensus.CreateEmptyBlocksInterval = c.EmptyBlockInterval
+
+	cc.Mempool.Size = 5000
+	cc.TxIndex.Indexer = "kv"
+	cc.Instrumentation.Prometheus = false
+	return cc
+}
+
+// Node is a CometBFT validator running in this process over an App.
+type Node struct {
+	cmt     *cmtnode.Node
+	app     *App
+	dbs     *openDBs
+	nodeID  string
+	p2pAddr string
+	subs    atomic.Uint64
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+// NewNode creates the home directories, opens the app store and CometBFT's stores, and
+// runs the ABCI handshake (replaying any blocks the app lacks). It does not connect to
+// peers: see Start.
+func NewNode(cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cc := cfg.cometConfig()
+	if err := cc.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("chain: CometBFT config: %w", err)
+	}
+	for _, d := range []string{"config", cmtcfg.DefaultDataDir} {
+		if err := os.MkdirAll(filepath.Join(cfg.Home, d), 0o700); err != nil {
+			return nil, fmt.Errorf("chain: home: %w", err)
+		}
+	}
+	genesis, err := copyGenesis(cfg.Genesis)
+	if err != nil {
+		return nil, err
+	}
+	pv, err := filePV(cfg.ValidatorKey, cc)
+	if err != nil {
+		return nil, err
+	}
+	nodeKey := &p2p.NodeKey{PrivKey: cmted25519.PrivKey(cfg.NodeKey)}
+
+	app, err := NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	dbs := new(openDBs)
+	// The handshake panics when the app and the chain disagree (e.g. a different app
+	// hash at the same height); report it as an error to the caller instead.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("chain: start CometBFT: %v", r)
+		}
+		if err != nil {
+			dbs.closeAll()
+			_ = app.Close()
+		}
+	}()
+	var logger cmtlog.Logger = cometLogger{l: cfg.Logger, min: cfg.CometLogLevel.Level()}
+	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
+		proxy.NewLocalClientCreator(app),
+		func() (*cmttypes.GenesisDoc, error) { return genesis, nil },
+		dbs.provider,
+		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
+		logger,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("chain: start CometBFT: %w", err)
+	}
+	id := string(nodeKey.ID())
+	return &Node{
+		cmt:     cmt,
+		app:     app,
+		dbs:     dbs,
+		nodeID:  id,
+		p2pAddr: id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
+	}, nil
+}
+
+// copyGenesis gives each node its own GenesisDoc (CometBFT completes it in place).
+func copyGenesis(g *cmttypes.GenesisDoc) (*cmttypes.GenesisDoc, error) {
+	b, err := cmtjson.Marshal(g)
+	if err != nil {
+		return nil, fmt.Errorf("chain: genesis: %w (app_state must be JSON)", err)
+	}
+	c, err := cmttypes.GenesisDocFromJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("chain: genesis: %w", err)
+	}
+	return c, nil
+}
+
+// filePV is a FilePV for key whose sign state (the last height/round/step signed, which
+// prevents double signing after a restart) lives in data/. The key itself is never
+// written by this package.
+func filePV(key ed25519.PrivateKey, cc *cmtcfg.Config) (_ *privval.FilePV, err error) {
+	defer func() { // FilePVLastSignState.Save panics when it cannot write
+		if r := recover(); r != nil {
+			err = fmt.Errorf("chain: validator sign state: %v", r)
+		}
+	}()
+	statePath := cc.PrivValidatorStateFile()
+	pv := privval.NewFilePV(cmted25519.PrivKey(key), cc.PrivValidatorKeyFile(), statePath)
+	b, err := os.ReadFile(statePath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		pv.LastSignState.Save()
+		return pv, nil
+	case err != nil:
+		return nil, fmt.Errorf("chain: validator sign state: %w", err)
+	}
+	var s privval.FilePVLastSignState
+	if err := cmtjson.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("chain: validator sign state %s: %w (refusing to sign without it)", statePath, err)
+	}
+	ls := &pv.LastSignState
+	ls.Height, ls.Round, ls.Step, ls.Signature, ls.SignBytes = s.Height, s.Round, s.Step, s.Signature, s.SignBytes
+	return pv, nil
+}
+
+// Start starts consensus and dials the persistent peers.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started || n.stopped {
+		return errors.New("chain: node already started")
+	}
+	if err := n.cmt.Start(); err != nil {
+		return fmt.Errorf("chain: start: %w", err)
+	}
+	n.started = true
+	return nil
+}
+
+// Stop stops CometBFT, waits for it and closes the app store. It may be called more
+// than once.
+func (n *Node) Stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil
+	}
+	n.stopped = true
+	var err error
+	if n.started {
+		if err = n.cmt.Stop(); err == nil {
+			n.cmt.Wait()
+		}
+	} else {
+		// NewNode already opened CometBFT's stores and started its event bus; a
+		// service that never started cannot Stop, so release them directly.
+		n.cmt.OnStop()
+	}
+	// Node.OnStop leaves the ABCI connections running.
+	if perr := n.cmt.ProxyApp().Stop(); perr != nil && err == nil {
+		err = perr
+	}
+	n.dbs.closeAll()
+	return errors.Join(err, n.app.Close())
+}
+
+// SubmitTx puts tx in the local mempool (CheckTx against committed state, then gossip)
+// and waits until it is committed in a block. A tx the state machine rejects is not an
+// error: check.Code != 0, height 0. err is the mempool's refusal (full, duplicate, too
+// large), the node stopping, or ctx's error.
+func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check Result, height int64, deliver Result, err error) {
+	bus := n.cmt.EventBus()
+	subscriber := fmt.Sprintf("chain.SubmitTx/%d", n.subs.Add(1))
+	q := cmttypes.EventQueryTxFor(tx)
+	sub, err := bus.Subscribe(ctx, subscriber, q)
+	if err != nil {
+		return Result{}, 0, Result{}, fmt.Errorf("chain: submit: subscribe: %w", err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = bus.Unsubscribe(uctx, subscriber, q)
+	}()
+
+	checked := make(chan *abcitypes.ResponseCheckTx, 1)
+	err = n.cmt.Mempool().CheckTx(tx, func(r *abcitypes.ResponseCheckTx) {
+		select {
+		case checked <- r:
+		default:
+		}
+	}, mempool.TxInfo{})
+	if err != nil {
+		return Result{}, 0, Result{}, fmt.Errorf("chain: submit: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+		return Result{}, 0, Result{}, ctx.Err()
+	case r := <-checked:
+		check = Result{Code: r.Code, Log: r.Log, Value: r.Data, GasWanted: r.GasWanted}
+	}
+	if check.Code != abcitypes.CodeTypeOK {
+		return check, 0, Result{}, nil
+	}
+	select {
+	case <-ctx.Done():
+		return check, 0, Result{}, ctx.Err()
+	case <-sub.Canceled():
+		return check, 0, Result{}, fmt.Errorf("chain: submit: node stopped waiting for the commit: %v", sub.Err())
+	case msg := <-sub.Out():
+		ev, ok := msg.Data().(cmttypes.EventDataTx)
+		if !ok {
+			return check, 0, Result{}, fmt.Errorf("chain: submit: unexpected event %T", msg.Data())
+		}
+		return check, ev.Height, execResult(&ev.Result), nil
+	}
+}
+
+func execResult(r *abcitypes.ExecTxResult) Result {
+	res := Result{Code: r.Code, Log: r.Log, Value: r.Data, GasWanted: r.GasWanted}
+	for _, e := range r.Events {
+		ev := Event{Type: e.Type}
+		for _, a := range e.Attributes {
+			ev.Attrs = append(ev.Attrs, Attr{Key: a.Key, Value: a.Value, Index: a.Index})
+		}
+		res.Events = append(res.Events, ev)
+	}
+	return res
+}
+
+// Query asks the state machine through the node's ABCI query connection, against the
+// latest committed state; it returns the height the answer is from.
+func (n *Node) Query(path string, data []byte) (Result, int64, error) {
+	// The local ABCI client ignores the context.
+	r, err := n.cmt.ProxyApp().Query().Query(context.Background(), &abcitypes.RequestQuery{Path: path, Data: data})
+	if err != nil {
+		return Result{}, 0, fmt.Errorf("chain: query %s: %w", path, err)
+	}
+	return Result{Code: r.Code, Log: r.Log, Value: r.Value}, r.Height, nil
+}
+
+// Height is the app's last committed height.
+func (n *Node) Height() int64 { return n.app.Height() }
+
+// AppHash is the app hash at Height.
+func (n *Node) AppHash() []byte { return n.app.AppHash() }
+
+// LastCommitted returns Height and AppHash read together.
+func (n *Node) LastCommitted() (int64, []byte) { return n.app.LastCommitted() }
+
+// AppHashAt returns the app hash after a committed height (nil if not committed here).
+func (n *Node) AppHashAt(height int64) ([]byte, error) { return n.app.AppHashAt(height) }
+
+// NodeID is the CometBFT node ID (derived from the node key).
+func (n *Node) NodeID() string { return n.nodeID }
+
+// P2PAddr is "nodeid@host:port", the form PersistentPeers takes.
+func (n *Node) P2PAddr() string { return n.p2pAddr }
+
+// ValidatorFromKey is a genesis validator entry for a validator's public key.
+func ValidatorFromKey(pub ed25519.PublicKey, power int64, name string) cmttypes.GenesisValidator {
+	pk := cmted25519.PubKey(pub)
+	return cmttypes.GenesisValidator{Address: pk.Address(), PubKey: pk, Power: power, Name: name}
+}
+
+// P2PAddr is the "nodeid@host:port" of a node with this node key listening on
+// listen ("tcp://host:port"), for PersistentPeers before the node exists.
+func P2PAddr(nodeKey ed25519.PrivateKey, listen string) string {
+	nk := p2p.NodeKey{PrivKey: cmted25519.PrivKey(nodeKey)}
+	return string(nk.ID()) + "@" + strings.TrimPrefix(listen, "tcp://")
+}

@@ -1,0 +1,130 @@
+package chain
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// Layout of the app's leveldb:
+//
+//	s<key>          the state machine's key and value
+//	mlast           the last committed height (8 bytes, big endian) and app hash
+//	mhash<height>   the app hash after each height (height as 8 bytes, big endian)
+//
+// Everything a Commit changes is written in one synced batch.
+const (
+	statePrefix = "s"
+	metaLast    = "mlast"
+	metaHash    = "mhash"
+)
+
+// store is the subset of *leveldb.DB the app uses, so tests can inject faults.
+type store interface {
+	Get(key []byte, ro *opt.ReadOptions) ([]byte, error)
+	NewIterator(slice *util.Range, ro *opt.ReadOptions) iterator.Iterator
+	Write(batch *leveldb.Batch, wo *opt.WriteOptions) error
+	Close() error
+}
+
+var _ store = (*leveldb.DB)(nil)
+
+func openStore(dir string) (*leveldb.DB, error) {
+	db, err := leveldb.OpenFile(dir, &opt.Options{ErrorIfMissing: false})
+	if err != nil {
+		return nil, fmt.Errorf("chain: open app store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+func stateKey(key []byte) []byte {
+	return append([]byte(statePrefix), key...)
+}
+
+func hashKey(height int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(metaHash), uint64(height))
+}
+
+// dbView is the committed state as a view. It remembers the first storage error it saw,
+// so the adapter can halt even when the state machine swallowed the error.
+type dbView struct {
+	db  store
+	err error
+}
+
+func (v *dbView) fail(err error) error {
+	err = fmt.Errorf("chain: app store: %w", err)
+	if v.err == nil {
+		v.err = err
+	}
+	return err
+}
+
+// Get implements KVReader (for CheckTx and Query).
+func (v *dbView) Get(key []byte) ([]byte, error) {
+	val, _, err := v.get(key)
+	return val, err
+}
+
+func (v *dbView) get(key []byte) ([]byte, bool, error) {
+	val, err := v.db.Get(stateKey(key), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, v.fail(err)
+	}
+	return val, true, nil
+}
+
+// Iterate implements KVReader (for CheckTx and Query).
+func (v *dbView) Iterate(start, end []byte, fn func(key, value []byte) error) error {
+	err := v.scan(start, end, func(k, val []byte) error {
+		return fn(append([]byte(nil), k...), append([]byte(nil), val...))
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+// scan passes the iterator's buffers to fn: fn must copy what it keeps.
+func (v *dbView) scan(start, end []byte, fn func(key, value []byte) error) error {
+	r := &util.Range{Start: stateKey(start)}
+	if end != nil {
+		r.Limit = stateKey(end)
+	} else {
+		r.Limit = util.BytesPrefix([]byte(statePrefix)).Limit
+	}
+	it := v.db.NewIterator(r, nil)
+	defer it.Release()
+	for it.Next() {
+		if err := fn(it.Key()[len(statePrefix):], it.Value()); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return v.fail(err)
+	}
+	return nil
+}
+
+// loadLast reads the last committed height and app hash (0, nil on a fresh store).
+func loadLast(db store) (int64, []byte, error) {
+	b, err := db.Get([]byte(metaLast), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("chain: app store: read last height: %w", err)
+	}
+	if len(b) < 8 {
+		return 0, nil, fmt.Errorf("chain: app store: last height record is %d bytes: the store is corrupt", len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), b[8:], nil
+}

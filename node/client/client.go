@@ -1,0 +1,136 @@
+// Package client builds, signs and submits consent-chain txs to a node over its
+// CometBFT RPC (loopback or LAN), waits for them to commit, and reads chain state.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+
+	"github.com/medledger/medledger/consent"
+)
+
+// Client talks to one node.
+type Client struct {
+	rpc     *rpchttp.HTTP
+	chainID string
+}
+
+// TxTTL is how many blocks a submitted tx stays valid.
+const TxTTL = 100
+
+// Dial connects to a node's RPC address (e.g. http://127.0.0.1:26657) and learns
+// the chain ID.
+func Dial(ctx context.Context, addr string) (*Client, error) {
+	rpc, err := rpchttp.NewWithTimeout(addr, "/websocket", 30)
+	if err != nil {
+		return nil, fmt.Errorf("client: node %s: %w", addr, err)
+	}
+	st, err := rpc.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: node %s does not answer: %w", addr, err)
+	}
+	return &Client{rpc: rpc, chainID: st.NodeInfo.Network}, nil
+}
+
+// ChainID is the chain the node runs.
+func (c *Client) ChainID() string { return c.chainID }
+
+// Committed is a tx in a committed block.
+type Committed struct {
+	ID     consent.TxID
+	Height int64
+	Events []consent.Event
+}
+
+// Rejected is a tx the chain refused, with its code and log.
+type Rejected struct {
+	Code consent.Code
+	Log  string
+}
+
+func (r *Rejected) Error() string { return fmt.Sprintf("rejected (%s): %s", r.Code, r.Log) }
+
+// Submit fills in the chain ID, a fresh nonce and an expiry, signs body with signer,
+// and waits until the tx is committed. A tx the chain refuses gives *Rejected.
+func (c *Client) Submit(ctx context.Context, body consent.Body, signer consent.Signer) (*Committed, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	b, err := consent.NewBody(c.chainID, consent.Height(st.SyncInfo.LatestBlockHeight+TxTTL))
+	if err != nil {
+		return nil, err
+	}
+	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
+	tx, err := consent.Sign(body, signer)
+	if err != nil {
+		return nil, err
+	}
+	return c.SubmitTx(ctx, tx)
+}
+
+// SubmitTx submits signed tx bytes and waits for the commit.
+func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
+	res, err := c.rpc.BroadcastTxSync(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("client: broadcast: %w", err)
+	}
+	if res.Code != 0 {
+		return nil, &Rejected{Code: consent.Code(res.Code), Log: res.Log}
+	}
+	for {
+		r, err := c.rpc.Tx(ctx, res.Hash, false)
+		if err == nil {
+			if r.TxResult.Code != 0 {
+				return nil, &Rejected{Code: consent.Code(r.TxResult.Code), Log: r.TxResult.Log}
+			}
+			out := &Committed{ID: consent.IDOf(tx), Height: r.Height}
+			for _, e := range r.TxResult.Events {
+				ev := consent.Event{Type: e.Type}
+				for _, a := range e.Attributes {
+					ev.Attrs = append(ev.Attrs, consent.Attr{Key: a.Key, Value: a.Value, Index: a.Index})
+				}
+				out.Events = append(out.Events, ev)
+			}
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client: tx %s not committed: %w", consent.IDOf(tx), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ErrNotFound means a query found nothing.
+var ErrNotFound = errors.New("client: not found")
+
+// Query reads chain state at path (see consent.Machine.Query) into v.
+func (c *Client) Query(ctx context.Context, path string, v any) error {
+	res, err := c.rpc.ABCIQuery(ctx, path, nil)
+	if err != nil {
+		return fmt.Errorf("client: query %s: %w", path, err)
+	}
+	switch consent.Code(res.Response.Code) {
+	case consent.OK:
+		return json.Unmarshal(res.Response.Value, v)
+	case consent.CodeNotFound:
+		return fmt.Errorf("%w: %s", ErrNotFound, res.Response.Log)
+	default:
+		return fmt.Errorf("client: query %s: %s", path, res.Response.Log)
+	}
+}
+
+// Decision returns the access decision of a committed request or emergency tx.
+func (c *Client) Decision(ctx context.Context, id consent.GrantID) (*consent.GrantInfo, error) {
+	var g consent.GrantInfo
+	if err := c.Query(ctx, "/grant/"+string(id), &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}

@@ -1,0 +1,199 @@
+package nodetest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/medledger/medledger/node/chain"
+)
+
+// Result codes of KV.
+const (
+	CodeOK        uint32 = 0
+	CodeMalformed uint32 = 1 // CheckTx and DeliverTx: not one of KV's tx forms
+	CodeFailed    uint32 = 2 // DeliverTx of "fail:k=v": its write must be discarded
+	CodeNotFound  uint32 = 3 // Query /get of an absent key
+	CodeBadPath   uint32 = 4 // Query of an unknown path
+)
+
+// KV is a small deterministic StateMachine for tests of the chain. Txs:
+//
+//	k=v        set k to v (k non-empty, without '=' or ':')
+//	del:k      delete k
+//	tmp:k=v    set k to v for the rest of the block: EndBlock sweeps it away
+//	fail:k=v   passes CheckTx; DeliverTx sets k, then fails with CodeFailed
+//
+// Query paths: "/get" (data = key) → value; "/keys" → "k=v\n" for every key in order;
+// "/count" → the number of txs that succeeded (in state, so in the app hash).
+// Genesis app_state: a JSON object of string keys and values, set at InitChain.
+type KV struct {
+	delivered atomic.Int64 // DeliverTx calls, whatever their outcome (not state)
+}
+
+var _ chain.StateMachine = (*KV)(nil)
+
+// Delivered is how many times DeliverTx was called on this instance.
+func (m *KV) Delivered() int64 { return m.delivered.Load() }
+
+// Key layout.
+const (
+	dataPrefix = "d/"
+	tmpPrefix  = "t/"
+	countKey   = "#count"
+)
+
+type kvTx struct {
+	op, key, value string
+}
+
+func parseKVTx(tx []byte) (kvTx, bool) {
+	op, rest := "set", string(tx)
+	for _, p := range []string{"del", "tmp", "fail"} {
+		if after, ok := bytes.CutPrefix(tx, []byte(p+":")); ok {
+			op, rest = p, string(after)
+		}
+	}
+	if op == "del" {
+		return kvTx{op: op, key: rest}, validKey(rest)
+	}
+	k, v, ok := bytes.Cut([]byte(rest), []byte("="))
+	if !ok || !validKey(string(k)) {
+		return kvTx{}, false
+	}
+	return kvTx{op: op, key: string(k), value: string(v)}, true
+}
+
+func validKey(k string) bool {
+	return k != "" && !bytes.ContainsAny([]byte(k), "=:")
+}
+
+// InitChain implements chain.StateMachine.
+func (m *KV) InitChain(w chain.KVWriter, _ string, appState []byte, _ chain.Block) error {
+	if len(appState) == 0 {
+		return nil
+	}
+	var kvs map[string]string
+	if err := json.Unmarshal(appState, &kvs); err != nil {
+		return fmt.Errorf("kv: app_state: %w", err)
+	}
+	keys := make([]string, 0, len(kvs))
+	for k := range kvs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := w.Set([]byte(dataPrefix+k), []byte(kvs[k])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckTx implements chain.StateMachine.
+func (m *KV) CheckTx(_ chain.KVReader, tx []byte) (chain.Result, error) {
+	if _, ok := parseKVTx(tx); !ok {
+		return chain.Result{Code: CodeMalformed, Log: "kv: want k=v, del:k, tmp:k=v or fail:k=v"}, nil
+	}
+	return chain.Result{GasWanted: 1}, nil
+}
+
+// DeliverTx implements chain.StateMachine.
+func (m *KV) DeliverTx(w chain.KVWriter, tx []byte, _ chain.Block) (chain.Result, error) {
+	m.delivered.Add(1)
+	t, ok := parseKVTx(tx)
+	if !ok {
+		return chain.Result{Code: CodeMalformed, Log: "kv: malformed tx"}, nil
+	}
+	var err error
+	switch t.op {
+	case "del":
+		err = w.Delete([]byte(dataPrefix + t.key))
+	case "tmp":
+		err = w.Set([]byte(tmpPrefix+t.key), []byte(t.value))
+	default:
+		err = w.Set([]byte(dataPrefix+t.key), []byte(t.value))
+	}
+	if err != nil {
+		return chain.Result{}, err
+	}
+	if t.op == "fail" {
+		return chain.Result{Code: CodeFailed, Log: "kv: failed as asked"}, nil
+	}
+	if err := m.addCount(w); err != nil {
+		return chain.Result{}, err
+	}
+	return chain.Result{
+		GasWanted: 1,
+		Events: []chain.Event{{Type: "kv", Attrs: []chain.Attr{
+			{Key: "key", Value: t.key, Index: true},
+			{Key: "op", Value: t.op},
+		}}},
+	}, nil
+}
+
+func (m *KV) addCount(w chain.KVWriter) error {
+	b, err := w.Get([]byte(countKey))
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if len(b) == 8 {
+		n = binary.BigEndian.Uint64(b)
+	}
+	return w.Set([]byte(countKey), binary.BigEndian.AppendUint64(nil, n+1))
+}
+
+// EndBlock implements chain.StateMachine: it deletes every tmp key while iterating over
+// them.
+func (m *KV) EndBlock(w chain.KVWriter, _ chain.Block) error {
+	return w.Iterate([]byte(tmpPrefix), prefixEnd(tmpPrefix), func(k, _ []byte) error {
+		return w.Delete(k)
+	})
+}
+
+// Query implements chain.StateMachine.
+func (m *KV) Query(r chain.KVReader, path string, data []byte) (chain.Result, error) {
+	switch path {
+	case "/get":
+		v, err := r.Get(append([]byte(dataPrefix), data...))
+		if err != nil {
+			return chain.Result{}, err
+		}
+		if v == nil {
+			return chain.Result{Code: CodeNotFound, Log: "kv: not found"}, nil
+		}
+		return chain.Result{Value: v}, nil
+	case "/keys":
+		var out []byte
+		err := r.Iterate([]byte(dataPrefix), prefixEnd(dataPrefix), func(k, v []byte) error {
+			out = fmt.Appendf(out, "%s=%s\n", k[len(dataPrefix):], v)
+			return nil
+		})
+		if err != nil {
+			return chain.Result{}, err
+		}
+		return chain.Result{Value: out}, nil
+	case "/count":
+		b, err := r.Get([]byte(countKey))
+		if err != nil {
+			return chain.Result{}, err
+		}
+		var n uint64
+		if len(b) == 8 {
+			n = binary.BigEndian.Uint64(b)
+		}
+		return chain.Result{Value: []byte(strconv.FormatUint(n, 10))}, nil
+	}
+	return chain.Result{Code: CodeBadPath, Log: "kv: unknown path " + strconv.Quote(path)}, nil
+}
+
+func prefixEnd(p string) []byte {
+	b := []byte(p)
+	b[len(b)-1]++
+	return b
+}
