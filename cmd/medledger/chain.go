@@ -77,7 +77,6 @@ type grantFlags struct {
 	to, purposes, classes []string
 	denyClasses, records  []string
 	from, until           string
-	optOut                bool
 }
 
 func consentGrantCmd() *cobra.Command {
