@@ -1,0 +1,69 @@
+package node_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medledger/medledger/consent/consenttest"
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/chain"
+)
+
+// TestConsentAppHashDeterminism feeds one stream of signed consent txs, through the
+// ABCI adapter, to fresh apps under GOMAXPROCS 1 and 2: the app hash must agree at
+// every height.
+func TestConsentAppHashDeterminism(t *testing.T) {
+	const chainID = "determinism"
+	genesisTime := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	txs := consenttest.Stream(42, 300, chainID, 1000)
+	var hashes [2][][]byte
+	for i, procs := range []int{1, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		a, err := chain.NewApp(filepath.Join(t.TempDir(), "app"), node.NewConsentMachine(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		init, err := a.InitChain(t.Context(), &abcitypes.RequestInitChain{ChainId: chainID, InitialHeight: 1,
+			Time: genesisTime, AppStateBytes: consenttest.WorldGenesis()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes[i] = append(hashes[i], init.AppHash)
+		applied := 0
+		for h := 1; (h-1)*5 < len(txs); h++ {
+			req := &abcitypes.RequestFinalizeBlock{Height: int64(h), Time: genesisTime.Add(time.Duration(h) * time.Second),
+				Txs: txs[(h-1)*5 : min(h*5, len(txs))]}
+			res, err := a.FinalizeBlock(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Commit(t.Context(), &abcitypes.RequestCommit{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res.TxResults {
+				if r.Code == 0 {
+					applied++
+				}
+			}
+			hashes[i] = append(hashes[i], res.AppHash)
+		}
+		if applied < len(txs)/4 {
+			t.Fatalf("only %d of %d txs applied: the stream does not exercise the machine", applied, len(txs))
+		}
+		a.Close()
+		runtime.GOMAXPROCS(prev)
+	}
+	for h := range hashes[0] {
+		if !bytes.Equal(hashes[0][h], hashes[1][h]) {
+			t.Fatalf("height %d: app hash %x under GOMAXPROCS=1, %x under 2", h, hashes[0][h], hashes[1][h])
+		}
+	}
+	if bytes.Equal(hashes[0][1], hashes[0][len(hashes[0])-1]) {
+		t.Fatal("app hash never changed")
+	}
+}
