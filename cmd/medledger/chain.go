@@ -27,14 +27,15 @@ func addNodeFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("node", defaultNode(), "a node's RPC address (or $MEDLEDGER_NODE)")
 }
 
-func dial(ctx context.Context, addr string) (*client.Client, context.Context, context.CancelFunc, error) {
+// onChain dials the node at addr and runs f with a client, within a deadline.
+func onChain(ctx context.Context, addr string, f func(ctx context.Context, c *client.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	c, err := client.Dial(ctx, addr)
 	if err != nil {
-		cancel()
-		return nil, nil, nil, err
+		return err
 	}
-	return c, ctx, cancel, nil
+	return f(ctx, c)
 }
 
 func patientCmd() *cobra.Command {
@@ -96,18 +97,15 @@ func consentGrantCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, ctx, cancel, err := dial(cmd.Context(), *node)
-		if err != nil {
-			return err
-		}
-		defer cancel()
 		body := consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consent.PatientIDOf(key.Public()), Policy: pol}}
-		res, err := c.Submit(ctx, body, key)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "consent  %s\nheight   %d\n", res.ID, res.Height)
-		return nil
+		return onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+			res, err := c.Submit(ctx, body, key)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "consent  %s\nheight   %d\n", res.ID, res.Height)
+			return nil
+		})
 	}
 	cmd.Flags().StringVar(&f.patient, "patient", "", "the patient's key directory")
 	cmd.Flags().StringSliceVar(&f.to, "to", nil, "hospital IDs permitted (required)")
@@ -192,17 +190,15 @@ func consentRevokeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		c, ctx, cancel, err := dial(cmd.Context(), *node)
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		res, err := c.Submit(ctx, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(args[0])}}, key)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "revoked  %s\nheight   %d\n", args[0], res.Height)
-		return nil
+		body := consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(args[0])}}
+		return onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+			res, err := c.Submit(ctx, body, key)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked  %s\nheight   %d\n", args[0], res.Height)
+			return nil
+		})
 	}
 	cmd.Flags().StringVar(&patient, "patient", "", "the patient's key directory")
 	return cmd
@@ -224,13 +220,11 @@ func consentListCmd() *cobra.Command {
 			}
 			patientID = string(consent.PatientIDOf(key.Public()))
 		}
-		c, ctx, cancel, err := dial(cmd.Context(), *node)
-		if err != nil {
-			return err
-		}
-		defer cancel()
 		var list []consent.Consent
-		if err := c.Query(ctx, "/consents/"+patientID, &list); err != nil {
+		err := onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+			return c.Query(ctx, "/consents/"+patientID, &list)
+		})
+		if err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -304,18 +298,17 @@ func accessCmd() *cobra.Command {
 		if as == "" {
 			as = h.Config.Name
 		}
-		c, ctx, cancel, err := dial(cmd.Context(), *node)
-		if err != nil {
-			return err
-		}
-		defer cancel()
 		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
-		res, err := c.Submit(ctx, body, h.Keys.Operator)
-		if err != nil {
+		var res *client.Committed
+		var d *consent.GrantInfo
+		err = onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+			if res, err = c.Submit(ctx, body, h.Keys.Operator); err != nil {
+				return err
+			}
+			d, err = c.Decision(ctx, consent.GrantID(res.ID))
 			return err
-		}
-		d, err := c.Decision(ctx, consent.GrantID(res.ID))
+		})
 		if err != nil {
 			return err
 		}
