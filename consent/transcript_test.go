@@ -157,6 +157,12 @@ func (r *runner) do(t *testing.T, line string) string {
 		return r.apply(t, []byte(pos[0]), "")
 	case "query":
 		return r.query(t, pos[0])
+	case "release":
+		d, _, err := consent.CheckRelease(r.st, consent.GrantID(r.id(pos[1])), consent.HospitalID(pos[0]), r.now.Unix())
+		if err != nil {
+			return "refused " + r.names(err.Error())
+		}
+		return "release " + r.names(string(d.Record))
 	}
 	t.Fatalf("unknown command %q", cmd)
 	return ""
