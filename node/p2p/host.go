@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
@@ -116,6 +117,12 @@ func (h *Host) Connect(ctx context.Context, pi peer.AddrInfo) error {
 // ConnectedTo reports whether the host has a live connection with p.
 func (h *Host) ConnectedTo(p peer.ID) bool {
 	return h.host.Network().Connectedness(p) == network.Connected
+}
+
+// OpenStream opens a stream to p for protocol id (for protocols built elsewhere, and
+// tests).
+func (h *Host) OpenStream(ctx context.Context, p peer.ID, id protocol.ID) (network.Stream, error) {
+	return h.host.NewStream(ctx, p, id)
 }
 
 // Fetch fetches the file rooted at c from connected peers into the local store (one
