@@ -31,6 +31,12 @@ func (a *action) request(r Request) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.check {
+		// A request is accepted whatever the decision (a denial is recorded too), so
+		// CheckTx leaves the decision, which reads all the patient's consents, to
+		// the block.
+		return nil, nil
+	}
 	d := Decision{ID: GrantID(a.id), Record: rec.ID, Patient: rec.Patient, Requester: h.ID,
 		Purpose: r.Purpose, Height: a.block.Height, Time: a.block.Time.Unix()}
 	if rec.Erased != 0 {

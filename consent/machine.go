@@ -161,7 +161,7 @@ func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	a := &action{st: st, tx: tx, id: id, block: b, params: p}
+	a := &action{st: st, tx: tx, id: id, block: b, params: p, check: check}
 	events, err := a.run(body)
 	if err != nil {
 		return rejected(err)
@@ -214,6 +214,9 @@ type action struct {
 	id     TxID
 	block  Block
 	params Params
+	// check is set in CheckTx, whose writes and events are thrown away: work that
+	// cannot change whether the tx is accepted may be skipped.
+	check bool
 }
 
 func (a *action) run(body *Body) ([]Event, error) {

@@ -185,12 +185,25 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 	if a.closed {
 		return nil, ErrClosed
 	}
-	v := &dbView{db: a.db}
-	res, err := a.machine.CheckTx(v, req.Tx)
+	r, v := a.committed()
+	res, err := a.machine.CheckTx(r, req.Tx)
 	if err := firstErr(v.err, err); err != nil {
 		return nil, fmt.Errorf("chain: CheckTx: %w", err)
 	}
 	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Data: res.Value, GasWanted: res.GasWanted}, nil
+}
+
+// committed is the state CheckTx and Query read: the store, or before the first block,
+// the genesis state InitChain wrote (which waits to be committed with the first block;
+// without it every tx would be checked against an empty state). v is the store under
+// it, whose errors halt the node.
+func (a *App) committed() (r KVReader, v *dbView) {
+	v = &dbView{db: a.db}
+	if a.height == 0 && a.genesis != nil {
+		a.genesis.parent = v
+		return a.genesis, v
+	}
+	return v, v
 }
 
 // Query implements abcitypes.Application, against the latest committed state.
@@ -200,8 +213,8 @@ func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.
 	if a.closed {
 		return nil, ErrClosed
 	}
-	v := &dbView{db: a.db}
-	res, err := a.machine.Query(v, req.Path, req.Data)
+	r, v := a.committed()
+	res, err := a.machine.Query(r, req.Path, req.Data)
 	if err := firstErr(v.err, err); err != nil {
 		return nil, fmt.Errorf("chain: Query: %w", err)
 	}
@@ -255,6 +268,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 			return nil, errors.New("chain: FinalizeBlock before InitChain on an empty store")
 		}
 		prev, parent = a.genesisHash, a.genesis
+		a.genesis.parent = base
 	}
 	b := Block{Height: req.Height, Time: req.Time}
 	blk := newOverlay(parent)

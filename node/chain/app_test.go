@@ -254,3 +254,19 @@ func TestClosedApp(t *testing.T) {
 		t.Fatalf("Info after Close: %v, want ErrClosed", err)
 	}
 }
+
+// Before the first block, CheckTx and Query read the genesis state (which is committed
+// with the first block), not an empty store.
+func TestGenesisStateBeforeFirstBlock(t *testing.T) {
+	a := openApp(t, t.TempDir())
+	initChain(t, a)
+	res, err := a.Query(t.Context(), &abcitypes.RequestQuery{Path: "/get", Data: []byte("g1")})
+	if err != nil || res.Code != 0 || string(res.Value) != "x" || res.Height != 0 {
+		t.Fatalf("query g1 before block 1: %q code %d height %d, %v; want \"x\" at height 0", res.Value, res.Code, res.Height, err)
+	}
+	run(t, a, blocks(1, 1))
+	res, err = a.Query(t.Context(), &abcitypes.RequestQuery{Path: "/get", Data: []byte("g1")})
+	if err != nil || string(res.Value) != "x" || res.Height != 1 {
+		t.Fatalf("query g1 after block 1: %q height %d, %v", res.Value, res.Height, err)
+	}
+}

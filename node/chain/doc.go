@@ -45,7 +45,7 @@
 //
 // The adapter iterates sorted slices, never Go maps, and passes the machine the block's
 // BFT time, never the wall clock. CheckTx and Query run against the latest committed
-// state.
+// state (before the first block: the genesis state InitChain wrote).
 //
 // # Node
 //
@@ -57,4 +57,10 @@
 // prevents double signing across restarts; neither key is written to disk here.
 // A validator restarting behind the others block-syncs, which CometBFT starts only
 // 3 s after the node (peerConnWait): a restart takes about 3 s to catch up.
+//
+// Node.SubmitTx waits for commits through one event-bus subscription per node,
+// dispatched by tx hash (the event bus matches every event against every
+// subscription, so one per waiting tx made each commit cost O(txs in flight)).
+// Instead of a StateMachine, a Node may run a raw ABCI application (Config.App), e.g.
+// CometBFT's kvstore as a yardstick for benchmarks.
 package chain

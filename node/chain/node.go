@@ -1,16 +1,17 @@
 package chain
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
@@ -18,7 +19,6 @@ import (
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmtjson "github.com/cometbft/cometbft/libs/json"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
-	"github.com/cometbft/cometbft/mempool"
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -39,7 +39,13 @@ type Config struct {
 	// RPCListen is CometBFT's RPC address, e.g. "tcp://127.0.0.1:26657"; "" disables it.
 	RPCListen       string
 	PersistentPeers []string // "nodeid@host:port" (see Node.P2PAddr)
-	Machine         StateMachine
+	// Machine is the state machine the node replicates, run by an App over its own store
+	// in data/app.db. Exactly one of Machine and App is set.
+	Machine StateMachine
+	// App is a raw ABCI application run instead of a Machine (e.g. CometBFT's kvstore,
+	// to compare against): it keeps its own state, and Node.Stop closes it if it is an
+	// io.Closer.
+	App abcitypes.Application
 	// EmptyBlockInterval 0 makes a block right after the previous one (≈ 7 blocks/s on
 	// a LAN: fast commits and steady heights, for tests and demos). A positive value
 	// makes a block as soon as txs arrive but, when idle, an empty one only this often;
@@ -62,8 +68,8 @@ func (c *Config) Validate() error {
 		return errors.New("chain: config: ValidatorKey must be an Ed25519 private key")
 	case c.Genesis == nil:
 		return errors.New("chain: config: Genesis is required")
-	case c.Machine == nil:
-		return errors.New("chain: config: Machine is required")
+	case (c.Machine == nil) == (c.App == nil):
+		return errors.New("chain: config: set exactly one of Machine and App")
 	case !strings.HasPrefix(c.P2PListen, "tcp://"):
 		return fmt.Errorf("chain: config: P2PListen %q: use tcp://host:port", c.P2PListen)
 	case strings.HasSuffix(c.P2PListen, ":0"):
@@ -112,14 +118,16 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	return cc
 }
 
-// Node is a CometBFT validator running in this process over an App.
+// Node is a CometBFT validator running in this process over an App (or a raw ABCI
+// application: Config.App).
 type Node struct {
 	cmt     *cmtnode.Node
-	app     *App
+	app     *App                  // nil when raw is set
+	raw     abcitypes.Application // Config.App
 	dbs     *openDBs
 	nodeID  string
 	p2pAddr string
-	subs    atomic.Uint64
+	commits *commitWaiters
 
 	mu      sync.Mutex
 	started bool
@@ -152,9 +160,14 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	nodeKey := &p2p.NodeKey{PrivKey: cmted25519.PrivKey(cfg.NodeKey)}
 
-	app, err := NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
-	if err != nil {
-		return nil, err
+	var app *App
+	abciApp := cfg.App
+	if cfg.Machine != nil {
+		app, err = NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		abciApp = app
 	}
 	dbs := new(openDBs)
 	// The handshake panics when the app and the chain disagree (e.g. a different app
@@ -165,12 +178,14 @@ func NewNode(cfg Config) (n *Node, err error) {
 		}
 		if err != nil {
 			dbs.closeAll()
-			_ = app.Close()
+			if app != nil {
+				_ = app.Close()
+			}
 		}
 	}()
 	var logger cmtlog.Logger = cometLogger{l: cfg.Logger, min: cfg.CometLogLevel.Level()}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
-		proxy.NewLocalClientCreator(app),
+		proxy.NewLocalClientCreator(abciApp),
 		func() (*cmttypes.GenesisDoc, error) { return genesis, nil },
 		dbs.provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
@@ -180,13 +195,19 @@ func NewNode(cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("chain: start CometBFT: %w", err)
 	}
 	id := string(nodeKey.ID())
-	return &Node{
+	n = &Node{
 		cmt:     cmt,
 		app:     app,
+		raw:     cfg.App,
 		dbs:     dbs,
 		nodeID:  id,
 		p2pAddr: id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
-	}, nil
+	}
+	if n.commits, err = watchCommits(cmt.EventBus()); err != nil {
+		_ = n.Stop()
+		return nil, err
+	}
+	return n, nil
 }
 
 // copyGenesis gives each node its own GenesisDoc (CometBFT completes it in place).
@@ -268,58 +289,17 @@ func (n *Node) Stop() error {
 		err = perr
 	}
 	n.dbs.closeAll()
-	return errors.Join(err, n.app.Close())
+	return errors.Join(err, n.closeApp())
 }
 
-// SubmitTx puts tx in the local mempool (CheckTx against committed state, then gossip)
-// and waits until it is committed in a block. A tx the state machine rejects is not an
-// error: check.Code != 0, height 0. err is the mempool's refusal (full, duplicate, too
-// large), the node stopping, or ctx's error.
-func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check Result, height int64, deliver Result, err error) {
-	bus := n.cmt.EventBus()
-	subscriber := fmt.Sprintf("chain.SubmitTx/%d", n.subs.Add(1))
-	q := cmttypes.EventQueryTxFor(tx)
-	sub, err := bus.Subscribe(ctx, subscriber, q)
-	if err != nil {
-		return Result{}, 0, Result{}, fmt.Errorf("chain: submit: subscribe: %w", err)
+func (n *Node) closeApp() error {
+	if n.app != nil {
+		return n.app.Close()
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = bus.Unsubscribe(uctx, subscriber, q)
-	}()
-
-	checked := make(chan *abcitypes.ResponseCheckTx, 1)
-	err = n.cmt.Mempool().CheckTx(tx, func(r *abcitypes.ResponseCheckTx) {
-		select {
-		case checked <- r:
-		default:
-		}
-	}, mempool.TxInfo{})
-	if err != nil {
-		return Result{}, 0, Result{}, fmt.Errorf("chain: submit: %w", err)
+	if c, ok := n.raw.(io.Closer); ok {
+		return c.Close()
 	}
-	select {
-	case <-ctx.Done():
-		return Result{}, 0, Result{}, ctx.Err()
-	case r := <-checked:
-		check = Result{Code: r.Code, Log: r.Log, Value: r.Data, GasWanted: r.GasWanted}
-	}
-	if check.Code != abcitypes.CodeTypeOK {
-		return check, 0, Result{}, nil
-	}
-	select {
-	case <-ctx.Done():
-		return check, 0, Result{}, ctx.Err()
-	case <-sub.Canceled():
-		return check, 0, Result{}, fmt.Errorf("chain: submit: node stopped waiting for the commit: %v", sub.Err())
-	case msg := <-sub.Out():
-		ev, ok := msg.Data().(cmttypes.EventDataTx)
-		if !ok {
-			return check, 0, Result{}, fmt.Errorf("chain: submit: unexpected event %T", msg.Data())
-		}
-		return check, ev.Height, execResult(&ev.Result), nil
-	}
+	return nil
 }
 
 func execResult(r *abcitypes.ExecTxResult) Result {
@@ -346,16 +326,43 @@ func (n *Node) Query(path string, data []byte) (Result, int64, error) {
 }
 
 // Height is the app's last committed height.
-func (n *Node) Height() int64 { return n.app.Height() }
+func (n *Node) Height() int64 {
+	h, _ := n.LastCommitted()
+	return h
+}
 
 // AppHash is the app hash at Height.
-func (n *Node) AppHash() []byte { return n.app.AppHash() }
+func (n *Node) AppHash() []byte {
+	_, hash := n.LastCommitted()
+	return hash
+}
 
-// LastCommitted returns Height and AppHash read together.
-func (n *Node) LastCommitted() (int64, []byte) { return n.app.LastCommitted() }
+// LastCommitted returns Height and AppHash read together. A raw ABCI app (Config.App)
+// is asked through ABCI Info; if it cannot answer (e.g. closed), the result is 0, nil.
+func (n *Node) LastCommitted() (int64, []byte) {
+	if n.app != nil {
+		return n.app.LastCommitted()
+	}
+	// Through the local client, which serialises calls into the app.
+	r, err := n.cmt.ProxyApp().Query().Info(context.Background(), proxy.RequestInfo)
+	if err != nil {
+		return 0, nil
+	}
+	return r.LastBlockHeight, r.LastBlockAppHash
+}
 
 // AppHashAt returns the app hash after a committed height (nil if not committed here).
-func (n *Node) AppHashAt(height int64) ([]byte, error) { return n.app.AppHashAt(height) }
+// For a raw ABCI app it is the hash the next block's header records, so nil until that
+// block is stored.
+func (n *Node) AppHashAt(height int64) ([]byte, error) {
+	if n.app != nil {
+		return n.app.AppHashAt(height)
+	}
+	if m := n.cmt.BlockStore().LoadBlockMeta(height + 1); m != nil {
+		return bytes.Clone(m.Header.AppHash), nil
+	}
+	return nil, nil
+}
 
 // NodeID is the CometBFT node ID (derived from the node key).
 func (n *Node) NodeID() string { return n.nodeID }

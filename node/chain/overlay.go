@@ -33,9 +33,10 @@ var errEmptyKey = errors.New("chain: empty key")
 type overlay struct {
 	parent view
 	writes map[string]entry
-	keys   []string // the keys of writes, sorted when !unsorted
-	// unsorted is set when a key was added since keys was last sorted.
-	unsorted bool
+	// keys are the keys of writes: keys[:nsorted] in ascending order, then the keys
+	// added since, in the order they came.
+	keys    []string
+	nsorted int
 	// err is the first write the overlay refused; the adapter halts on it.
 	err error
 }
@@ -98,7 +99,6 @@ func (o *overlay) fail(err error) {
 func (o *overlay) put(key string, e entry) {
 	if _, ok := o.writes[key]; !ok {
 		o.keys = append(o.keys, key)
-		o.unsorted = true
 	}
 	o.writes[key] = e
 }
@@ -118,24 +118,53 @@ func (o *overlay) sorted() []write {
 
 // rangeWrites returns the writes with keys in [start, end) in ascending order, as a copy
 // that later writes do not disturb.
+//
+// A block's overlay is scanned after nearly every tx and grows by a few keys each time,
+// so it does not sort all its keys for each scan (that made a block quadratic): the
+// keys added since the last merge are merged into the sorted ones only once they are
+// many; until then a scan picks the ones in its range from them.
 func (o *overlay) rangeWrites(start, end []byte) []write {
-	if o.unsorted {
-		slices.Sort(o.keys)
-		o.unsorted = false
+	if added := len(o.keys) - o.nsorted; added > max(64, o.nsorted/4) || (added > 0 && start == nil && end == nil) {
+		o.keys = mergeSorted(o.keys[:o.nsorted], sortedCopy(o.keys[o.nsorted:], nil, nil))
+		o.nsorted = len(o.keys)
 	}
-	lo := sort.SearchStrings(o.keys, string(start))
-	hi := len(o.keys)
+	sorted := o.keys[:o.nsorted]
+	lo := sort.SearchStrings(sorted, string(start))
+	hi := len(sorted)
 	if end != nil {
-		hi = sort.SearchStrings(o.keys, string(end))
+		hi = max(lo, sort.SearchStrings(sorted, string(end)))
 	}
-	if hi < lo {
-		hi = lo
-	}
-	out := make([]write, 0, hi-lo)
-	for _, k := range o.keys[lo:hi] {
-		out = append(out, write{key: k, entry: o.writes[k]})
+	keys := mergeSorted(sorted[lo:hi], sortedCopy(o.keys[o.nsorted:], start, end))
+	out := make([]write, len(keys))
+	for i, k := range keys {
+		out[i] = write{key: k, entry: o.writes[k]}
 	}
 	return out
+}
+
+// sortedCopy returns the keys in [start, end) (end nil: no bound), sorted.
+func sortedCopy(keys []string, start, end []byte) []string {
+	var out []string
+	for _, k := range keys {
+		if k >= string(start) && (end == nil || k < string(end)) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// mergeSorted merges two sorted lists of distinct keys into a new one.
+func mergeSorted(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] < b[0] {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // Iterate implements KVReader.

@@ -144,14 +144,49 @@ func TestOverlayAgainstModel(t *testing.T) {
 		randOps(t, r, blk, inBlock, 10)
 		checkAgainst(t, r, blk, inBlock)
 
-		tx := newOverlay(blk)
-		inTx := inBlock.clone()
-		randOps(t, r, tx, inTx, 10)
-		checkAgainst(t, r, tx, inTx)
-		checkAgainst(t, r, blk, inBlock) // the tx's writes stay in the tx until absorbed
+		// Several txs, each scanned and absorbed in turn (the block overlay merges
+		// each tx's new keys into its sorted ones).
+		for range 3 {
+			tx := newOverlay(blk)
+			inTx := inBlock.clone()
+			randOps(t, r, tx, inTx, 10)
+			checkAgainst(t, r, tx, inTx)
+			checkAgainst(t, r, blk, inBlock) // the tx's writes stay in the tx until absorbed
 
-		blk.absorb(tx)
-		checkAgainst(t, r, blk, inTx)
+			blk.absorb(tx)
+			inBlock = inTx
+			checkAgainst(t, r, blk, inBlock)
+		}
+	}
+}
+
+// TestOverlayManyKeys grows a block overlay by a few hundred keys, tx by tx, scanning
+// ranges between txs, so that its keys are merged in batches (see rangeWrites).
+func TestOverlayManyKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	key := func() []byte { return fmt.Appendf(nil, "k%03d", r.IntN(600)) }
+	blk := newOverlay(&dbView{db: memStore(t)})
+	want := model{}
+	for tx := range 200 {
+		txw := newOverlay(blk)
+		for range 1 + r.IntN(4) {
+			k, v := key(), fmt.Sprint(tx)
+			if err := txw.Set(k, []byte(v)); err != nil {
+				t.Fatal(err)
+			}
+			want[string(k)] = v
+		}
+		blk.absorb(txw)
+		start, end := key(), key()
+		if bytes.Compare(start, end) > 0 {
+			start, end = end, start
+		}
+		if g, w := collect(t, blk, start, end), want.pairs(start, end); !slices.Equal(g, w) {
+			t.Fatalf("tx %d: Iterate(%s, %s) = %q, want %q", tx, start, end, g, w)
+		}
+	}
+	if g, w := collect(t, blk, nil, nil), want.pairs(nil, nil); !slices.Equal(g, w) {
+		t.Fatalf("Iterate(all) = %q, want %q", g, w)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -35,7 +36,9 @@ type store interface {
 var _ store = (*leveldb.DB)(nil)
 
 func openStore(dir string) (*leveldb.DB, error) {
-	db, err := leveldb.OpenFile(dir, &opt.Options{ErrorIfMissing: false})
+	// A bloom filter per table spares a Get the tables that cannot hold its key: the
+	// state machine reads a few keys per tx, some of them absent (nonces, for replay).
+	db, err := leveldb.OpenFile(dir, &opt.Options{ErrorIfMissing: false, Filter: filter.NewBloomFilter(10)})
 	if err != nil {
 		return nil, fmt.Errorf("chain: open app store %s: %w", dir, err)
 	}

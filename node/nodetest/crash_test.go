@@ -1,7 +1,6 @@
 package nodetest_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +22,9 @@ import (
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	cmttypes "github.com/cometbft/cometbft/types"
 
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
+	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -31,7 +32,8 @@ import (
 // helperEnv names the file that tells TestHelperValidator which validator to run.
 const helperEnv = "NODETEST_HELPER_VALIDATOR"
 
-// helperConfig is a chain.Config without its Machine (always a KV) and Logger.
+// helperConfig is a chain.Config without its Machine (always the consent machine) and
+// Logger.
 type helperConfig struct {
 	Home, Moniker, P2PListen, RPCListen string
 	NodeKey, ValidatorKey               []byte
@@ -59,28 +61,30 @@ func TestHelperValidator(t *testing.T) {
 	if err := cmtjson.Unmarshal(hc.Genesis, &gen); err != nil {
 		t.Fatal(err)
 	}
-	node, err := chain.NewNode(chain.Config{
+	n, err := chain.NewNode(chain.Config{
 		Home: hc.Home, Moniker: hc.Moniker, NodeKey: hc.NodeKey, ValidatorKey: hc.ValidatorKey,
 		Genesis: &gen, P2PListen: hc.P2PListen, RPCListen: hc.RPCListen,
-		PersistentPeers: hc.PersistentPeers, Machine: new(nodetest.KV),
+		PersistentPeers: hc.PersistentPeers, Machine: node.NewConsentMachine(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := node.Start(); err != nil {
+	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, os.Stdin)
-	if err := node.Stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestCrashRecovery kills one validator of four with SIGKILL at random moments under a
-// steady load and restarts it. After each restart it must still hold everything it had
-// committed, then catch up with the others with the same app hash at the same height,
-// and hold every tx the network committed before the kill.
+// TestCrashRecovery runs the consent chain on four validators, one of them in a child
+// process, under a steady load of signed grants and access requests, and kills that one
+// with SIGKILL at random moments and restarts it. After each restart it must still hold
+// everything it had committed, then catch up with the others with the same app hash at
+// the same height, and hold every consent and decision the network committed before the
+// kill, decided the same way.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a child process 20+ times")
@@ -92,17 +96,19 @@ func TestCrashRecovery(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	net := nodetest.New(t, 4, newKV, nodetest.WithExternal(external))
+	w := newConsentWorld()
+	net := nodetest.New(t, 4, func(int) chain.StateMachine { return node.NewConsentMachine() },
+		nodetest.WithAppState(w.genesis(t)), nodetest.WithExternal(external))
 	net.Start()
 	child := newChildValidator(t, net, external)
 
-	load := startLoad(ctx, t, net, external)
+	load := startLoad(ctx, t, net, w, external)
 	defer load.stop()
 
 	var (
-		wantLocal   map[string]string // committed on the child before the kill
-		wantNetwork map[string]string // committed on the network before the kill
-		localHeight int64             // the child's last committed height seen before the kill
+		wantLocal   map[consent.TxID]committedTx // committed on the child before the kill
+		wantNetwork map[consent.TxID]committedTx // committed on the network before the kill
+		localHeight int64                        // the child's last committed height seen before the kill
 		catchUps    []time.Duration
 		kills       int
 	)
@@ -117,7 +123,7 @@ func TestCrashRecovery(t *testing.T) {
 		if h < localHeight {
 			t.Fatalf("round %d: restarted at height %d, had committed %d before the kill", round, h, localHeight)
 		}
-		child.checkKeys(ctx, round, wantLocal, "committed on it before the kill")
+		child.checkCommitted(ctx, round, wantLocal, "committed on it before the kill")
 
 		// 2. It catches up, with the same app hash as the others at the same height.
 		target := net.Nodes[0].Height()
@@ -130,7 +136,7 @@ func TestCrashRecovery(t *testing.T) {
 		if err != nil || !bytes.Equal(hash, want) {
 			t.Fatalf("round %d: child app hash at %d is %x, node 0 has %x (%v)", round, h, hash, want, err)
 		}
-		child.checkKeys(ctx, round, wantNetwork, "committed on the network before the kill")
+		child.checkCommitted(ctx, round, wantNetwork, "committed on the network before the kill")
 
 		// 3. Kill it at a random moment, sometimes twice in a row (the second time
 		// while it starts up, replays or block-syncs).
@@ -154,10 +160,10 @@ func TestCrashRecovery(t *testing.T) {
 	if _, _, err := child.waitInfo(ctx, net.Nodes[0].Height()); err != nil {
 		t.Fatalf("final restart: %v", err)
 	}
-	child.checkKeys(ctx, rounds, wantNetwork, "committed on the network before the last kill")
+	child.checkCommitted(ctx, rounds, wantNetwork, "committed on the network before the last kill")
 
 	n, p50 := load.stats()
-	t.Logf("%d SIGKILLs in %v; restart to caught up: median %v, max %v; %d txs committed, SubmitTx p50 %v",
+	t.Logf("%d SIGKILLs in %v; restart to caught up: median %v, max %v; %d consent txs committed, SubmitTx p50 %v",
 		kills, time.Since(start).Round(time.Millisecond), median(catchUps), slices.Max(catchUps).Round(time.Millisecond), n, p50)
 }
 
@@ -276,32 +282,52 @@ func (c *childValidator) waitInfo(ctx context.Context, h int64) (int64, []byte, 
 	}
 }
 
-// checkKeys queries every key of the child's KV and wants each of want in it.
-func (c *childValidator) checkKeys(ctx context.Context, round int, want map[string]string, what string) {
+// checkCommitted wants every tx of want on the child: each grant's consent, and each
+// request's decision, granted or denied as the network decided it.
+func (c *childValidator) checkCommitted(ctx context.Context, round int, want map[consent.TxID]committedTx, what string) {
 	c.t.Helper()
-	if len(want) == 0 {
-		return
+	byPatient := map[consent.PatientID][]committedTx{}
+	for _, tx := range want {
+		byPatient[tx.patient] = append(byPatient[tx.patient], tx)
 	}
-	r, err := c.rpc.ABCIQuery(ctx, "/keys", nil)
-	if err != nil || r.Response.Code != 0 {
-		c.t.Fatalf("round %d: /keys: %v (code %d)", round, err, r.Response.Code)
-	}
-	have := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(r.Response.Value))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		have[k] = v
-	}
-	missing := 0
-	for k, v := range want {
-		if have[k] != v {
-			missing++
+	missing, height := 0, int64(0)
+	for p, txs := range byPatient {
+		var (
+			consents  []consent.Consent
+			decisions []consent.Decision
+		)
+		height = max(height, c.query(ctx, round, "/consents/"+string(p), &consents))
+		c.query(ctx, round, "/decisions/"+string(p), &decisions)
+		have := map[consent.TxID]string{}
+		for _, cn := range consents {
+			have[consent.TxID(cn.ID)] = "grant"
+		}
+		for _, d := range decisions {
+			have[consent.TxID(d.ID)] = verdict(d.Granted)
+		}
+		for _, tx := range txs {
+			if have[tx.id] != tx.outcome {
+				missing++
+			}
 		}
 	}
 	if missing > 0 {
-		c.t.Fatalf("round %d: %d of %d txs %s are missing on the child (query at height %d)",
-			round, missing, len(want), what, r.Response.Height)
+		c.t.Fatalf("round %d: %d of %d txs %s are missing or decided otherwise on the child (query at height %d)\n%s",
+			round, missing, len(want), what, height, c.logTail())
 	}
+}
+
+// query reads the child's state at path into v and returns the height it is from.
+func (c *childValidator) query(ctx context.Context, round int, path string, v any) int64 {
+	c.t.Helper()
+	r, err := c.rpc.ABCIQuery(ctx, path, nil)
+	if err != nil || r.Response.Code != 0 {
+		c.t.Fatalf("round %d: %s: %v", round, path, err)
+	}
+	if err := json.Unmarshal(r.Response.Value, v); err != nil {
+		c.t.Fatalf("round %d: %s: %v", round, path, err)
+	}
+	return r.Response.Height
 }
 
 func (c *childValidator) logTail() string {
@@ -312,25 +338,121 @@ func (c *childValidator) logTail() string {
 	return string(b)
 }
 
-// load submits txs "c<n>=<n>" to the in-process nodes at a steady rate and records
-// the height each was committed at.
+// consentWorld is the crash test's consortium: four hospitals, patients with one record
+// each, and deterministic keys.
+type consentWorld struct {
+	hospitals []consent.Hospital
+	patients  []*consenttest.Key
+	records   []consent.RecordID
+}
+
+const crashPatients = 32
+
+func newConsentWorld() *consentWorld {
+	w := &consentWorld{}
+	for i := range 4 {
+		w.hospitals = append(w.hospitals, consenttest.Hospital(fmt.Sprintf("hospital-%d", i), 1))
+	}
+	for i := range crashPatients {
+		w.patients = append(w.patients, consenttest.NewKey(fmt.Sprintf("patient %d", i)))
+		w.records = append(w.records, consent.RecordID(fmt.Sprintf("%032x", i+1)))
+	}
+	return w
+}
+
+func (w *consentWorld) genesis(t *testing.T) []byte {
+	b, err := json.Marshal(consent.Genesis{Hospitals: w.hospitals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (w *consentWorld) operator(h int) *consenttest.Key {
+	return consenttest.NewKey(string(w.hospitals[h].ID))
+}
+
+// register is patient p's record, held by hospital p%4.
+func (w *consentWorld) register(p int) (consent.Body, consent.Signer) {
+	h := p % len(w.hospitals)
+	return consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: w.records[p], CID: "bafybeigdyrztktx5b5m2y4sogf2hf5uq3k5knv5c5k2pvx7aw5fgi7whtm",
+		Patient: w.patients[p].Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{w.hospitals[h].ID},
+	}}, w.operator(h)
+}
+
+// tx is the seq-th tx of the load: alternately patient p granting hospital h access
+// for treatment, and hospital h requesting patient p's record for treatment.
+func (w *consentWorld) tx(seq int) (consent.Body, consent.Signer, consent.PatientID) {
+	p, h := rand.IntN(len(w.patients)), rand.IntN(len(w.hospitals))
+	pid := w.patients[p].Patient()
+	if seq%2 == 0 {
+		return consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+			Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit,
+				Actors: []consent.HospitalID{w.hospitals[h].ID}, Purposes: []consent.Purpose{"TREAT"}}},
+		}}}, w.patients[p], pid
+	}
+	return consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
+		Requester: w.hospitals[h].ID, Record: w.records[p], Purpose: "TREAT"}}, w.operator(h), pid
+}
+
+// committedTx is a tx the network committed, and what the child must hold for it.
+type committedTx struct {
+	id      consent.TxID
+	patient consent.PatientID
+	height  int64
+	outcome string // "grant" for a consent, "granted" or "denied" for a decision
+}
+
+func verdict(granted bool) string {
+	if granted {
+		return "granted"
+	}
+	return "denied"
+}
+
+// load registers the patients' records, then submits consent txs to the in-process
+// nodes at a steady rate and records the height and outcome of each.
 type load struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	committed map[string]int64 // key → height
+	committed map[consent.TxID]committedTx
 	latencies []time.Duration
 }
 
-func startLoad(ctx context.Context, t *testing.T, net *nodetest.Net, skip int) *load {
+func startLoad(ctx context.Context, t *testing.T, net *nodetest.Net, w *consentWorld, skip int) *load {
 	ctx, cancel := context.WithCancel(ctx)
-	l := &load{cancel: cancel, committed: map[string]int64{}}
+	l := &load{cancel: cancel, committed: map[consent.TxID]committedTx{}}
 	var nodes []*chain.Node
 	for i, n := range net.Nodes {
 		if i != skip {
 			nodes = append(nodes, n)
 		}
+	}
+	var (
+		bmu sync.Mutex
+		b   = consenttest.Builder{ChainID: net.ChainID}
+	)
+	sign := func(body consent.Body, signer consent.Signer) []byte {
+		bmu.Lock()
+		defer bmu.Unlock()
+		body.Expiry = consent.Height(nodes[0].Height() + 500)
+		return b.Tx(body, signer)
+	}
+	var reg sync.WaitGroup
+	for p := range w.patients {
+		tx := sign(w.register(p))
+		reg.Go(func() {
+			if err := committed(nodes[p%len(nodes)].SubmitTx(ctx, tx)); err != nil {
+				t.Errorf("register record %d: %v", p, err)
+			}
+		})
+	}
+	if reg.Wait(); t.Failed() {
+		t.FailNow()
 	}
 	sem := make(chan struct{}, 32)
 	l.wg.Go(func() {
@@ -348,20 +470,25 @@ func startLoad(ctx context.Context, t *testing.T, net *nodetest.Net, skip int) *
 			case sem <- struct{}{}:
 			}
 			node := nodes[seq%len(nodes)]
+			body, signer, patient := w.tx(seq)
+			tx := sign(body, signer)
 			l.wg.Go(func() {
 				defer func() { <-sem }()
-				key := fmt.Sprintf("c%d", seq)
 				t0 := time.Now()
-				_, h, res, err := node.SubmitTx(ctx, []byte(fmt.Sprintf("%s=%d", key, seq)))
+				check, h, res, err := node.SubmitTx(ctx, tx)
 				if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 					return
 				}
-				if err != nil || res.Code != 0 {
-					t.Errorf("load: %s: code %d: %v", key, res.Code, err)
+				if err := committed(check, h, res, err); err != nil {
+					t.Errorf("load: %s: %v", body.Kind, err)
 					return
 				}
+				c := committedTx{id: consent.IDOf(tx), patient: patient, height: h, outcome: "grant"}
+				if body.Kind == consent.KindRequest {
+					c.outcome = outcomeOf(res.Events)
+				}
 				l.mu.Lock()
-				l.committed[key] = h
+				l.committed[c.id] = c
 				l.latencies = append(l.latencies, time.Since(t0))
 				l.mu.Unlock()
 			})
@@ -370,19 +497,45 @@ func startLoad(ctx context.Context, t *testing.T, net *nodetest.Net, skip int) *
 	return l
 }
 
+// committed turns SubmitTx's results into an error unless the tx was accepted and
+// committed.
+func committed(check chain.Result, _ int64, res chain.Result, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case check.Code != 0:
+		return fmt.Errorf("CheckTx: code %d (%s)", check.Code, check.Log)
+	case res.Code != 0:
+		return fmt.Errorf("DeliverTx: code %d (%s)", res.Code, res.Log)
+	}
+	return nil
+}
+
+// outcomeOf is the decision a committed request's events announce.
+func outcomeOf(events []chain.Event) string {
+	for _, e := range events {
+		for _, a := range e.Attrs {
+			if e.Type == "access" && a.Key == "decision" {
+				return a.Value
+			}
+		}
+	}
+	return "no decision event"
+}
+
 func (l *load) stop() {
 	l.cancel()
 	l.wg.Wait()
 }
 
 // committedUpTo returns the txs committed at height ≤ h (all of them when h < 0).
-func (l *load) committedUpTo(h int64) map[string]string {
+func (l *load) committedUpTo(h int64) map[consent.TxID]committedTx {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[string]string{}
-	for k, kh := range l.committed {
-		if h < 0 || kh <= h {
-			out[k] = k[1:]
+	out := map[consent.TxID]committedTx{}
+	for id, c := range l.committed {
+		if h < 0 || c.height <= h {
+			out[id] = c
 		}
 	}
 	return out

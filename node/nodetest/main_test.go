@@ -9,11 +9,16 @@ import (
 	"time"
 )
 
+// leakGrace is how long goroutines may take to end after the tests. A stopped node's
+// p2p switch may be sleeping before its next attempt to reconnect to a peer (CometBFT's
+// reconnectInterval of 5 s plus up to 3 s of jitter); it ends after the sleep.
+const leakGrace = 10 * time.Second
+
 // TestMain fails the run if goroutines outlive the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := waitGoroutines(5 * time.Second); leaked != "" {
+		if leaked := waitGoroutines(leakGrace); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines left after the tests:\n%s", leaked)
 			code = 1
 		}

@@ -1,0 +1,293 @@
+// Package chainbench measures the consent chain: how many signed consent txs per second
+// a network of validators in this process commits, and each tx's commit latency
+// (submitted → committed), under load and one at a time — and the same for CometBFT's
+// kvstore example app on the same network configuration, as the yardstick.
+//
+// The consent load is half patients granting a hospital a consent, half hospitals
+// requesting a registered record (decided on chain), over 4096 patients with a record
+// each; kvstore gets "key=value" txs of the same mean size. The load is a closed loop:
+// submitters spread over the validators, each sending a tx and waiting for its commit
+// before the next, so the chain sets the pace. Unless told a concurrency, the benchmark
+// doubles it from 64 until throughput stops growing by 10 % a step, and measures at the
+// saturation point: the fewest submitters that reached 95 % of the best throughput
+// (more only add latency). Every measurement runs on a fresh network, and its txs are
+// built and signed before it starts, so the submitters cost the chain little CPU.
+package chainbench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/medledger/medledger/node/localnet"
+)
+
+// The product's goals for the consent chain.
+const (
+	GoalRatio = 0.9                    // consent throughput ≥ 0.9 × kvstore's
+	GoalP50   = 250 * time.Millisecond // commit latency p50
+)
+
+// Config configures a run. The zero value is a full run with defaults.
+type Config struct {
+	// Duration is the measured window at the chosen concurrency (default 15 s).
+	Duration time.Duration
+	// Warmup runs the load before the window, unmeasured (default 3 s).
+	Warmup time.Duration
+	// Concurrency is the number of submitters; 0 searches for the level at which
+	// each chain saturates, doubling from 64 up to MaxConcurrency.
+	Concurrency int
+	// MaxConcurrency bounds the search (default 2048).
+	MaxConcurrency int
+	// StepDuration is each search step's window, after a 2 s warm-up (default 4 s).
+	StepDuration time.Duration
+	// Unloaded is the number of txs sent one at a time for the unloaded latency
+	// (default 40).
+	Unloaded int
+	// Validators is the network's size (default 4).
+	Validators int
+	// Dir holds the networks' homes; default a temporary directory, removed after.
+	Dir string
+	// Progress receives a line per measurement as the run goes; nil: nothing.
+	Progress io.Writer
+	// Logger receives the nodes' logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and rejects nonsense.
+func (c *Config) Validate() error {
+	switch {
+	case c.Duration < 0 || c.Warmup < 0 || c.StepDuration < 0:
+		return errors.New("chainbench: durations must not be negative")
+	case c.Concurrency < 0 || c.MaxConcurrency < 0 || c.Unloaded < 0 || c.Validators < 0:
+		return errors.New("chainbench: counts must not be negative")
+	}
+	if c.Duration == 0 {
+		c.Duration = 15 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 3 * time.Second
+	}
+	if c.MaxConcurrency == 0 {
+		c.MaxConcurrency = 2048
+	}
+	if c.StepDuration == 0 {
+		c.StepDuration = 4 * time.Second
+	}
+	if c.Unloaded == 0 {
+		c.Unloaded = 40
+	}
+	if c.Validators == 0 {
+		c.Validators = 4
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return nil
+}
+
+// stepWarmup is the unmeasured start of each search step.
+const stepWarmup = 2 * time.Second
+
+// searchStart is the first concurrency the search tries.
+const searchStart = 64
+
+// Result is a run's outcome.
+type Result struct {
+	Validators int       `json:"validators"`
+	CPUs       int       `json:"cpus"` // GOMAXPROCS
+	Consent    AppResult `json:"consent"`
+	KVStore    AppResult `json:"kvstore"`
+	// Ratio is Consent's committed tx/s over KVStore's, each at its measured load.
+	Ratio float64 `json:"ratio"`
+	// RatioWithinGoal is the ratio of their WithinGoal throughputs (0 if either has
+	// none).
+	RatioWithinGoal float64 `json:"ratio_within_goal,omitempty"`
+}
+
+// AppResult is one application's measurements.
+type AppResult struct {
+	App     string `json:"app"`
+	TxBytes int    `json:"tx_bytes"` // mean size of the measured txs
+	// Unloaded is the commit latency of txs sent one at a time.
+	Unloaded Latency `json:"unloaded"`
+	// Loaded is the measurement at the chosen concurrency.
+	Loaded Step `json:"loaded"`
+	// Search are the saturation search's steps, if it ran.
+	Search []Step `json:"search,omitempty"`
+	// WithinGoal is the search step that committed the most with a p50 latency within
+	// GoalP50, if any.
+	WithinGoal *Step `json:"within_goal,omitempty"`
+}
+
+// Step is the closed loop measured at one concurrency.
+type Step struct {
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`    // the measured window
+	Committed   int     `json:"committed"`  // txs whose commit arrived in the window
+	TxPerSec    float64 `json:"tx_per_sec"` // Committed / Seconds
+	Failed      int     `json:"failed"`     // rejected or errored, in the window
+	Blocks      int64   `json:"blocks"`     // blocks node 0 committed in the window
+	TxBytes     int     `json:"tx_bytes"`   // mean size of the txs submitted
+	// Latency is over the txs submitted in the window.
+	Latency Latency `json:"latency"`
+}
+
+// Run runs the benchmark: the consent chain, then kvstore, each on its own network.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "chainbench-")
+		if err != nil {
+			return nil, fmt.Errorf("chainbench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.Dir = dir
+	}
+	res := &Result{Validators: cfg.Validators, CPUs: runtime.GOMAXPROCS(0)}
+	cl := newConsentLoad()
+	var err error
+	if res.Consent, err = runApp(ctx, cfg, cl); err != nil {
+		return nil, err
+	}
+	kv := &kvLoad{txBytes: res.Consent.TxBytes}
+	if res.KVStore, err = runApp(ctx, cfg, kv); err != nil {
+		return nil, err
+	}
+	if res.KVStore.Loaded.TxPerSec > 0 {
+		res.Ratio = res.Consent.Loaded.TxPerSec / res.KVStore.Loaded.TxPerSec
+	}
+	if c, k := res.Consent.WithinGoal, res.KVStore.WithinGoal; c != nil && k != nil && k.TxPerSec > 0 {
+		res.RatioWithinGoal = c.TxPerSec / k.TxPerSec
+	}
+	return res, nil
+}
+
+// runApp measures one application. Each measurement gets a fresh network: a chain's
+// own stores (blocks, results, tx index) grow fast under load, and their compactions
+// soon cost more CPU than the application, so measurements on one long-lived network
+// would depend on what ran before them.
+func runApp(ctx context.Context, cfg Config, w workload) (AppResult, error) {
+	out := AppResult{App: w.name()}
+	concurrency, rate := cfg.Concurrency, 0.0
+	if concurrency == 0 {
+		var err error
+		if out.Search, err = search(ctx, cfg, w); err != nil {
+			return out, err
+		}
+		knee := saturation(out.Search)
+		concurrency, rate = knee.Concurrency, knee.TxPerSec
+		out.WithinGoal = withinGoal(out.Search)
+	}
+	err := onFreshNet(ctx, cfg, w, func(net *localnet.Net) (err error) {
+		if out.Unloaded, err = unloaded(ctx, net, w, cfg.Unloaded); err != nil {
+			return fmt.Errorf("chainbench: %s: unloaded: %w", w.name(), err)
+		}
+		fmt.Fprintf(cfg.Progress, "%-8s one at a time: %s\n", w.name(), out.Unloaded)
+		out.Loaded, err = measure(ctx, cfg, net, w, concurrency, cfg.Warmup, cfg.Duration, rate)
+		return err
+	})
+	out.TxBytes = out.Loaded.TxBytes
+	return out, err
+}
+
+// onFreshNet launches a network for w, sets it up, runs fn on it, and removes it.
+func onFreshNet(ctx context.Context, cfg Config, w workload, fn func(*localnet.Net) error) error {
+	dir, err := os.MkdirTemp(cfg.Dir, w.name()+"-")
+	if err != nil {
+		return fmt.Errorf("chainbench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	lc := localnet.Config{Validators: cfg.Validators, Dir: dir, Logger: cfg.Logger}
+	if err := w.config(&lc); err != nil {
+		return err
+	}
+	net, err := localnet.Launch(lc)
+	if err != nil {
+		return err
+	}
+	defer net.Stop()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := net.WaitHeight(wctx, 2); err != nil {
+		return err
+	}
+	if err := w.setup(ctx, net); err != nil {
+		return fmt.Errorf("chainbench: %s: setup: %w", w.name(), err)
+	}
+	return fn(net)
+}
+
+// saturation is the step with the fewest submitters that committed at least 95 % of
+// the most any step committed: more submitters only add latency.
+func saturation(steps []Step) Step {
+	best := slices.MaxFunc(steps, func(a, b Step) int { return cmp.Compare(a.TxPerSec, b.TxPerSec) })
+	for _, s := range steps {
+		if s.TxPerSec >= 0.95*best.TxPerSec {
+			return s
+		}
+	}
+	return best
+}
+
+func withinGoal(steps []Step) *Step {
+	var best *Step
+	for i, s := range steps {
+		if s.Latency.P50 <= GoalP50 && (best == nil || s.TxPerSec > best.TxPerSec) {
+			best = &steps[i]
+		}
+	}
+	return best
+}
+
+// search doubles the concurrency from searchStart, each step on a fresh network, until
+// two steps in a row commit less than 10 % more than the best before them (one such
+// step may be noise), or MaxConcurrency is passed.
+func search(ctx context.Context, cfg Config, w workload) ([]Step, error) {
+	var steps []Step
+	best, flat := 0.0, 0
+	for c := searchStart; c <= cfg.MaxConcurrency && flat < 2; c *= 2 {
+		var s Step
+		err := onFreshNet(ctx, cfg, w, func(net *localnet.Net) (err error) {
+			s, err = measure(ctx, cfg, net, w, c, stepWarmup, cfg.StepDuration, 2*best)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, s)
+		if len(steps) > 1 && s.TxPerSec < 1.1*best {
+			flat++
+		} else {
+			flat = 0
+		}
+		best = max(best, s.TxPerSec)
+	}
+	return steps, nil
+}
+
+// measure prepares the txs of one closed-loop measurement (expecting about rate tx/s)
+// and runs it.
+func measure(ctx context.Context, cfg Config, net *localnet.Net, w workload, concurrency int, warmup, window time.Duration, rate float64) (Step, error) {
+	rate = max(rate*1.25, 3000)
+	p := newPool(w, net.Nodes[0].Height(), int(rate*(warmup+window).Seconds())+concurrency)
+	s, err := closedLoop(ctx, net, p, concurrency, warmup, window)
+	if err != nil {
+		return s, fmt.Errorf("chainbench: %s at concurrency %d: %w", w.name(), concurrency, err)
+	}
+	extra := ""
+	if n := p.builtLate(); n > 0 {
+		extra = fmt.Sprintf(" (%d txs built during the run)", n)
+	}
+	fmt.Fprintf(cfg.Progress, "%-8s %4d in flight: %s%s\n", w.name(), concurrency, s, extra)
+	return s, nil
+}

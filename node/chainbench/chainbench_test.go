@@ -1,0 +1,134 @@
+package chainbench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
+	"github.com/medledger/medledger/node/localnet"
+)
+
+// TestConsentLoad applies the consent workload's txs to a consent machine in memory:
+// every one is accepted, grants and requests alternate, and requests are decided both
+// ways.
+func TestConsentLoad(t *testing.T) {
+	w := newConsentLoad()
+	var cfg localnet.Config
+	if err := w.config(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	w.chainID = "bench"
+	m, st := consent.NewMachine(), consenttest.NewMemStore()
+	b := consent.Block{Height: 1, Time: time.Unix(1_800_000_000, 0)}
+	if err := m.InitChain(st, w.chainID, cfg.AppState, b); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(tx []byte) consent.Result {
+		t.Helper()
+		if res, err := m.CheckTx(st, tx); err != nil || res.Code != consent.OK {
+			t.Fatalf("CheckTx: code %v (%s), %v", res.Code, res.Log, err)
+		}
+		res, err := m.DeliverTx(st, tx, b)
+		if err != nil || res.Code != consent.OK {
+			t.Fatalf("DeliverTx: code %v (%s), %v", res.Code, res.Log, err)
+		}
+		return res
+	}
+	for i := range patients {
+		apply(w.register(i, 1))
+	}
+	kinds, verdicts := map[string]int{}, map[string]int{}
+	for range 2000 {
+		res := apply(w.tx(1))
+		kinds[res.Events[0].Attrs[0].Value]++
+		for _, e := range res.Events {
+			for _, a := range e.Attrs {
+				if e.Type == "access" && a.Key == "decision" {
+					verdicts[a.Value]++
+				}
+			}
+		}
+	}
+	if kinds["grant"] != 1000 || kinds["request"] != 1000 {
+		t.Errorf("tx kinds %v, want 1000 grants and 1000 requests", kinds)
+	}
+	if verdicts["granted"] == 0 || verdicts["denied"] == 0 {
+		t.Errorf("decisions %v, want both", verdicts)
+	}
+	t.Logf("decisions %v", verdicts)
+}
+
+func TestKVLoad(t *testing.T) {
+	w := &kvLoad{txBytes: 250}
+	a, b := w.tx(0), w.tx(0)
+	if len(a) != 250 || bytes.Equal(a, b) || bytes.Count(a, []byte("=")) != 1 {
+		t.Errorf("txs %q, %q: want distinct key=value txs of 250 bytes", a, b)
+	}
+}
+
+// TestRun runs a short benchmark end to end and checks the result's shape.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two 4-validator networks")
+	}
+	res, err := Run(t.Context(), Config{Duration: time.Second, Warmup: 500 * time.Millisecond, Concurrency: 32, Unloaded: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []AppResult{res.Consent, res.KVStore} {
+		if a.Loaded.Committed == 0 || a.Loaded.Failed != 0 || a.Unloaded.N != 4 || a.Loaded.Latency.P50 <= 0 {
+			t.Errorf("%s: %+v", a.App, a)
+		}
+	}
+	if res.Ratio <= 0 || res.Consent.TxBytes == 0 || res.KVStore.TxBytes != res.Consent.TxBytes {
+		t.Errorf("ratio %v, tx bytes %d and %d", res.Ratio, res.Consent.TxBytes, res.KVStore.TxBytes)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Consent.Loaded.Latency != truncate(res.Consent.Loaded.Latency) {
+		t.Errorf("JSON round trip: %v, %+v", err, back.Consent.Loaded.Latency)
+	}
+	t.Logf("\n%s", table.String())
+}
+
+// BenchmarkChain runs the full benchmark once per iteration (use -benchtime=1x).
+func BenchmarkChain(b *testing.B) {
+	if testing.Short() {
+		b.Skip("runs two 4-validator networks for a minute or more")
+	}
+	for b.Loop() {
+		res, err := Run(b.Context(), Config{Progress: os.Stderr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.Consent.Loaded.TxPerSec, "consent_tx/s")
+		b.ReportMetric(res.KVStore.Loaded.TxPerSec, "kvstore_tx/s")
+		b.ReportMetric(res.Ratio, "ratio")
+		b.ReportMetric(res.RatioWithinGoal, "ratio_within_p50_goal")
+		b.ReportMetric(msFloat(res.Consent.Loaded.Latency.P50), "p50_ms")
+		b.ReportMetric(msFloat(res.Consent.Loaded.Latency.P99), "p99_ms")
+		b.ReportMetric(msFloat(res.Consent.Unloaded.P50), "unloaded_p50_ms")
+		b.ReportMetric(msFloat(res.KVStore.Loaded.Latency.P50), "kvstore_p50_ms")
+		b.ReportMetric(0, "ns/op")
+		var table strings.Builder
+		_ = res.WriteTable(&table)
+		b.Logf("\n%s", table.String())
+	}
+}
+
+func truncate(l Latency) Latency {
+	l.P50, l.P99, l.Max = l.P50.Truncate(time.Microsecond), l.P99.Truncate(time.Microsecond), l.Max.Truncate(time.Microsecond)
+	return l
+}

@@ -1,0 +1,362 @@
+// Package localnet runs a network of CometBFT validators in this process: each with its
+// own home directory, keys and loopback ports, one genesis, and every node a persistent
+// peer of every other. Tests (through node/nodetest), the chain benchmark and the demo
+// start their networks here; it does not import the testing package.
+package localnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/medledger/medledger/node/chain"
+)
+
+// Config configures a network.
+type Config struct {
+	// Validators is the number of validators (default 4).
+	Validators int
+	// Dir holds the nodes' homes (Dir/node0, Dir/node1, …). If empty, New creates a
+	// temporary directory and Stop removes it; a Dir given is left in place.
+	Dir string
+	// ChainID defaults to "localnet-" and 8 random hex digits.
+	ChainID string
+	// NewMachine makes node i's state machine, afresh on every (re)start. Exactly one
+	// of NewMachine and NewApp is set.
+	NewMachine func(i int) chain.StateMachine
+	// NewApp makes node i's raw ABCI application (chain.Config.App), afresh on every
+	// (re)start; home is the node's CometBFT home, for an app that keeps files.
+	NewApp func(i int, home string) (abcitypes.Application, error)
+	// AppState is the genesis app_state (JSON).
+	AppState []byte
+	// Powers are the validators' voting powers (default 10 each).
+	Powers []int64
+	// External nodes are prepared (keys, home, ports, genesis: Net.Configs[i]) but not
+	// created in this process: the caller runs them elsewhere, e.g. in a child process.
+	// External nodes get an RPC listener.
+	External []int
+	// RPC gives every node an RPC listener on a free loopback port.
+	RPC bool
+	// EmptyBlockInterval is chain.Config.EmptyBlockInterval (default 0: a block right
+	// after the previous one).
+	EmptyBlockInterval time.Duration
+	// Logger receives the nodes' logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and rejects what cannot work.
+func (c *Config) Validate() error {
+	if c.Validators == 0 {
+		c.Validators = 4
+	}
+	switch {
+	case c.Validators < 1:
+		return fmt.Errorf("localnet: %d validators", c.Validators)
+	case (c.NewMachine == nil) == (c.NewApp == nil):
+		return errors.New("localnet: set exactly one of NewMachine and NewApp")
+	case c.Powers != nil && len(c.Powers) != c.Validators:
+		return fmt.Errorf("localnet: %d powers for %d validators", len(c.Powers), c.Validators)
+	}
+	for _, i := range c.External {
+		if i < 0 || i >= c.Validators {
+			return fmt.Errorf("localnet: external node %d of %d", i, c.Validators)
+		}
+	}
+	if c.Powers == nil {
+		c.Powers = slices.Repeat([]int64{10}, c.Validators)
+	}
+	return nil
+}
+
+// Net is a network of validators in this process.
+type Net struct {
+	// Nodes are the in-process nodes; nil for an external node. StopNode and
+	// RestartNode replace entries, so read them after those calls.
+	Nodes []*chain.Node
+	// Configs are what each node is built from (the same home, keys and ports on a
+	// restart). Their Machine and App are nil: Config.NewMachine or Config.NewApp
+	// gives a fresh one per start.
+	Configs []chain.Config
+	ChainID string
+	Genesis *cmttypes.GenesisDoc
+	// Dir holds the nodes' homes.
+	Dir string
+
+	cfg    Config
+	tmpDir bool // Dir was created by New: Stop removes it
+
+	mu      sync.Mutex
+	running []bool
+	stopped bool
+}
+
+// Launch creates a network (see New) and starts it.
+func Launch(cfg Config) (*Net, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		return nil, errors.Join(err, n.Stop())
+	}
+	return n, nil
+}
+
+// New prepares a network (homes, keys, free ports, genesis) and creates its
+// in-process nodes (their ABCI handshake runs here); Start starts them. On an error,
+// what New created is removed.
+func New(cfg Config) (_ *Net, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Net{cfg: cfg, Dir: cfg.Dir, ChainID: cfg.ChainID}
+	if n.Dir == "" {
+		if n.Dir, err = os.MkdirTemp("", "localnet-"); err != nil {
+			return nil, fmt.Errorf("localnet: %w", err)
+		}
+		n.tmpDir = true
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.Stop())
+		}
+	}()
+	if n.ChainID == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b) // never fails (crypto/rand)
+		n.ChainID = "localnet-" + hex.EncodeToString(b)
+	}
+	if err := n.prepare(); err != nil {
+		return nil, err
+	}
+	for i := range n.Nodes {
+		if slices.Contains(cfg.External, i) {
+			continue
+		}
+		if n.Nodes[i], err = n.newNode(i); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// prepare fills Configs and Genesis.
+func (n *Net) prepare() error {
+	count := n.cfg.Validators
+	n.Nodes = make([]*chain.Node, count)
+	n.Configs = make([]chain.Config, count)
+	n.running = make([]bool, count)
+	gen := &cmttypes.GenesisDoc{
+		ChainID:         n.ChainID,
+		GenesisTime:     time.Now().UTC(),
+		InitialHeight:   1,
+		ConsensusParams: cmttypes.DefaultConsensusParams(),
+		AppState:        n.cfg.AppState,
+	}
+	for i := range count {
+		c := &n.Configs[i]
+		c.Home = filepath.Join(n.Dir, fmt.Sprintf("node%d", i))
+		c.Moniker = fmt.Sprintf("node%d", i)
+		c.NodeKey, c.ValidatorKey = newKey(), newKey()
+		var err error
+		if c.P2PListen, err = freeAddr(); err != nil {
+			return err
+		}
+		if n.cfg.RPC || slices.Contains(n.cfg.External, i) {
+			if c.RPCListen, err = freeAddr(); err != nil {
+				return err
+			}
+		}
+		c.EmptyBlockInterval = n.cfg.EmptyBlockInterval
+		c.Logger = n.cfg.Logger
+		pub := c.ValidatorKey.Public().(ed25519.PublicKey)
+		gen.Validators = append(gen.Validators, chain.ValidatorFromKey(pub, n.cfg.Powers[i], c.Moniker))
+	}
+	if err := gen.ValidateAndComplete(); err != nil {
+		return fmt.Errorf("localnet: genesis: %w", err)
+	}
+	n.Genesis = gen
+	for i := range n.Configs {
+		c := &n.Configs[i]
+		c.Genesis = gen
+		for j, other := range n.Configs {
+			if j != i {
+				c.PersistentPeers = append(c.PersistentPeers, chain.P2PAddr(other.NodeKey, other.P2PListen))
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Net) newNode(i int) (*chain.Node, error) {
+	c := n.Configs[i]
+	if n.cfg.NewMachine != nil {
+		c.Machine = n.cfg.NewMachine(i)
+	} else {
+		app, err := n.cfg.NewApp(i, c.Home)
+		if err != nil {
+			return nil, fmt.Errorf("localnet: node %d: app: %w", i, err)
+		}
+		c.App = app
+	}
+	node, err := chain.NewNode(c)
+	if err != nil {
+		return nil, fmt.Errorf("localnet: node %d: %w", i, err)
+	}
+	return node, nil
+}
+
+// Start starts every in-process node that is not running.
+func (n *Net) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return errors.New("localnet: network stopped")
+	}
+	for i, node := range n.Nodes {
+		if node == nil || n.running[i] {
+			continue
+		}
+		if err := node.Start(); err != nil {
+			return fmt.Errorf("localnet: start node %d: %w", i, err)
+		}
+		n.running[i] = true
+	}
+	return nil
+}
+
+// Running reports whether node i runs in this process.
+func (n *Net) Running(i int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.running[i]
+}
+
+// External reports whether node i runs outside this process (Config.External).
+func (n *Net) External(i int) bool { return slices.Contains(n.cfg.External, i) }
+
+// WaitHeight waits until every running in-process node has committed height h.
+func (n *Net) WaitHeight(ctx context.Context, h int64) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		low, lowest := -1, int64(0)
+		n.mu.Lock()
+		for i, node := range n.Nodes {
+			if n.running[i] {
+				if got := node.Height(); got < h && (low < 0 || got < lowest) {
+					low, lowest = i, got
+				}
+			}
+		}
+		n.mu.Unlock()
+		if low < 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localnet: node %d at height %d, waiting for %d: %w", low, lowest, h, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// StopNode stops node i (its home, keys and ports stay for RestartNode).
+func (n *Net) StopNode(i int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopLocked(i)
+}
+
+func (n *Net) stopLocked(i int) error {
+	if n.Nodes[i] == nil || !n.running[i] {
+		return nil
+	}
+	n.running[i] = false
+	if err := n.Nodes[i].Stop(); err != nil {
+		return fmt.Errorf("localnet: stop node %d: %w", i, err)
+	}
+	return nil
+}
+
+// RestartNode stops node i if it runs, then starts a new node from the same home and
+// keys, with a fresh state machine or app.
+func (n *Net) RestartNode(i int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.stopped:
+		return errors.New("localnet: network stopped")
+	case n.External(i):
+		return fmt.Errorf("localnet: node %d is external", i)
+	}
+	if err := n.stopLocked(i); err != nil {
+		return err
+	}
+	node, err := n.newNode(i)
+	if err != nil {
+		return err
+	}
+	n.Nodes[i] = node
+	if err := node.Start(); err != nil {
+		return fmt.Errorf("localnet: restart node %d: %w", i, err)
+	}
+	n.running[i] = true
+	return nil
+}
+
+// Stop stops every in-process node, in parallel, and removes Dir if New created it.
+// It may be called more than once.
+func (n *Net) Stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil
+	}
+	n.stopped = true
+	var wg sync.WaitGroup
+	errs := make([]error, len(n.Nodes)+1)
+	for i, node := range n.Nodes {
+		if node != nil {
+			// A node never started: Stop closes its stores.
+			wg.Go(func() {
+				if err := node.Stop(); err != nil {
+					errs[i] = fmt.Errorf("localnet: stop node %d: %w", i, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	clear(n.running)
+	if n.tmpDir {
+		if err := os.RemoveAll(n.Dir); err != nil {
+			errs[len(n.Nodes)] = fmt.Errorf("localnet: %w", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func newKey() ed25519.PrivateKey {
+	_, k, _ := ed25519.GenerateKey(rand.Reader) // never fails (crypto/rand)
+	return k
+}
+
+func freeAddr() (string, error) {
+	p, err := chain.FreePort()
+	if err != nil {
+		return "", fmt.Errorf("localnet: %w", err)
+	}
+	return fmt.Sprintf("tcp://127.0.0.1:%d", p), nil
+}

@@ -1,0 +1,90 @@
+package localnet_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	"github.com/cometbft/cometbft/abci/example/kvstore"
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/localnet"
+)
+
+// TestKVStore runs CometBFT's own kvstore app, over a leveldb in each node's home, as a
+// raw ABCI app; Stop removes the temporary directory Launch made.
+func TestKVStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	net, err := localnet.Launch(localnet.Config{
+		NewApp: func(_ int, home string) (abcitypes.Application, error) {
+			db, err := dbm.NewGoLevelDB("kvstore", home)
+			if err != nil {
+				return nil, err
+			}
+			return kvstore.NewApplication(db), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Stop()
+	if len(net.Nodes) != 4 {
+		t.Fatalf("got %d nodes, want the default 4", len(net.Nodes))
+	}
+	_, h, res, err := net.Nodes[1].SubmitTx(ctx, []byte("color=teal"))
+	if err != nil || res.Code != 0 {
+		t.Fatalf("submit: code %d, %v", res.Code, err)
+	}
+	if err := net.WaitHeight(ctx, h+1); err != nil {
+		t.Fatal(err)
+	}
+	want, err := net.Nodes[0].AppHashAt(h)
+	if err != nil || want == nil {
+		t.Fatalf("app hash at %d: %x, %v", h, want, err)
+	}
+	for i, n := range net.Nodes {
+		got, _, err := n.Query("/store", []byte("color"))
+		if err != nil || string(got.Value) != "teal" {
+			t.Errorf("node %d: color = %q, %v", i, got.Value, err)
+		}
+		if hash, _ := n.AppHashAt(h); !bytes.Equal(hash, want) {
+			t.Errorf("node %d: app hash at %d is %x, node 0 has %x", i, h, hash, want)
+		}
+	}
+
+	// A restart reopens the app over the same home.
+	if err := net.RestartNode(2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := net.Nodes[2].LastCommitted(); got < h {
+		t.Errorf("restarted node at height %d, had committed %d", got, h)
+	}
+	if err := net.WaitHeight(ctx, net.Nodes[0].Height()+1); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := net.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(net.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s is still there after Stop (%v)", net.Dir, err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for name, cfg := range map[string]localnet.Config{
+		"no app":       {},
+		"two apps":     {NewMachine: func(int) chain.StateMachine { return nil }, NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }},
+		"powers":       {NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }, Powers: []int64{1}},
+		"external out": {NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }, External: []int{4}},
+	} {
+		if _, err := localnet.New(cfg); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
