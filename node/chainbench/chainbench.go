@@ -136,6 +136,9 @@ type Step struct {
 	Failed      int     `json:"failed"`     // rejected or errored, in the window
 	Blocks      int64   `json:"blocks"`     // blocks node 0 committed in the window
 	TxBytes     int     `json:"tx_bytes"`   // mean size of the txs submitted
+	// BuiltLate counts the txs built during the run, when those built before it ran
+	// out (they cost the chain CPU).
+	BuiltLate int `json:"built_late,omitempty"`
 	// Latency is over the txs submitted in the window.
 	Latency Latency `json:"latency"`
 }
@@ -284,9 +287,10 @@ func measure(ctx context.Context, cfg Config, net *localnet.Net, w workload, con
 	if err != nil {
 		return s, fmt.Errorf("chainbench: %s at concurrency %d: %w", w.name(), concurrency, err)
 	}
+	s.BuiltLate = int(p.builtLate())
 	extra := ""
-	if n := p.builtLate(); n > 0 {
-		extra = fmt.Sprintf(" (%d txs built during the run)", n)
+	if s.BuiltLate > 0 {
+		extra = fmt.Sprintf(" (%d txs built during the run)", s.BuiltLate)
 	}
 	fmt.Fprintf(cfg.Progress, "%-8s %4d in flight: %s%s\n", w.name(), concurrency, s, extra)
 	return s, nil
