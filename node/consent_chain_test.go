@@ -77,7 +77,13 @@ func (c *consortium) request(t *testing.T, via int, requester consent.HospitalID
 	t.Helper()
 	res := c.mustSubmit(t, via, consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 		Requester: requester, Record: rec, Purpose: "TREAT"}}, c.hospitals[requester].Operator)
-	d, err := c.clients[(via+1)%len(c.clients)].Decision(t.Context(), consent.GrantID(res.ID))
+	// Read the decision from another node: it may be a block behind the one that
+	// reported the commit, so wait for its application to reach that height.
+	other := c.clients[(via+1)%len(c.clients)]
+	if err := other.WaitHeight(t.Context(), res.Height); err != nil {
+		t.Fatal(err)
+	}
+	d, err := other.Decision(t.Context(), consent.GrantID(res.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,25 @@ func (c *Client) Query(ctx context.Context, path string, v any) error {
 	}
 }
 
+// WaitHeight waits until the node's application has committed height h, so that
+// a query to this node sees a tx another node reported committed at h.
+func (c *Client) WaitHeight(ctx context.Context, h int64) error {
+	for {
+		info, err := c.rpc.ABCIInfo(ctx)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		if info.Response.LastBlockHeight >= h {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("client: height %d not reached (at %d): %w", h, info.Response.LastBlockHeight, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Decision returns the access decision of a committed request or emergency tx.
 func (c *Client) Decision(ctx context.Context, id consent.GrantID) (*consent.GrantInfo, error) {
 	var g consent.GrantInfo
