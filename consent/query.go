@@ -3,6 +3,7 @@ package consent
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -17,10 +18,13 @@ import (
 //	/grant/<id>             one access decision, with its key-release receipts
 //	/decisions/<patient>    a patient's access decisions, newest first (at most 1000)
 //	/emergencies            emergency accesses, newest first (at most 1000)
+//	/release/<grant>/<hosp> the custodian's pre-release check (CheckRelease) at the
+//	                        later of the last block's time and data (Unix seconds):
+//	                        a Release, or the refusal's own code
 //	/height                 the last applied height and block time
 //
 // Values are JSON. An unknown path gets CodeUnknownQuery, a missing item CodeNotFound.
-func (m *Machine) Query(r Reader, path string, _ []byte) (Result, error) {
+func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	head, arg, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	var v any
 	var err error
@@ -43,6 +47,28 @@ func (m *Machine) Query(r Reader, path string, _ []byte) (Result, error) {
 		v, err = decisionsNewestFirst(r, keyPatDec+arg+"/")
 	case "emergencies":
 		v, err = decisionsNewestFirst(r, keyEmergency)
+	case "release":
+		// /release/{grant}/{requester}: the custodian's pre-release check against
+		// committed state, at the later of the last block's time and the time the
+		// caller gives in data (decimal Unix seconds: its clock). A failed check keeps
+		// its code.
+		grant, requester, _ := strings.Cut(arg, "/")
+		now, terr := BlockTime(r)
+		if terr != nil {
+			return Result{}, terr
+		}
+		if t, perr := strconv.ParseInt(string(data), 10, 64); perr == nil && t > now {
+			now = t
+		}
+		d, rec, cerr := CheckRelease(r, GrantID(grant), HospitalID(requester), now)
+		var rej *Rejection
+		if errors.As(cerr, &rej) {
+			return Result{Code: rej.Code, Log: rej.Log}, nil
+		}
+		if cerr != nil {
+			return Result{}, cerr
+		}
+		v = Release{Decision: *d, Record: *rec}
 	case "height":
 		var h Height
 		var t int64
@@ -79,6 +105,12 @@ func recordsOf(r Reader, p PatientID) ([]Record, error) {
 }
 
 // GrantInfo is a decision with the key releases made for it.
+// Release is what a custodian needs to release a key: the grant and its record.
+type Release struct {
+	Decision Decision `json:"decision"`
+	Record   Record   `json:"record"`
+}
+
 type GrantInfo struct {
 	Decision
 	Receipts []ReceiptEntry `json:"receipts"`

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -159,8 +160,21 @@ func (r *runner) do(t *testing.T, line string) string {
 		return r.query(t, pos[0])
 	case "release":
 		d, _, err := consent.CheckRelease(r.st, consent.GrantID(r.id(pos[1])), consent.HospitalID(pos[0]), r.now.Unix())
+		// The custodian asks through the query path, at the last block's time.
+		res, qerr := r.m.Query(r.st, "/release/"+r.id(pos[1])+"/"+pos[0], []byte(strconv.FormatInt(r.now.Unix(), 10)))
+		if qerr != nil {
+			t.Fatal(qerr)
+		}
 		if err != nil {
+			var rej *consent.Rejection
+			if !errors.As(err, &rej) || res.Code != rej.Code || res.Log != rej.Log {
+				t.Fatalf("query /release answered %s %q, CheckRelease %v", res.Code, res.Log, err)
+			}
 			return "refused " + r.names(err.Error())
+		}
+		var rel consent.Release
+		if res.Code != consent.OK || json.Unmarshal(res.Value, &rel) != nil || rel.Decision != *d {
+			t.Fatalf("query /release answered %s %q, CheckRelease granted %s", res.Code, res.Log, d.ID)
 		}
 		return "release " + r.names(string(d.Record))
 	}

@@ -66,15 +66,48 @@ func NewBody(chainID string, expiry Height) (Body, error) {
 
 // Sign encodes body canonically, signs it and returns the tx bytes.
 func Sign(body Body, s Signer) ([]byte, error) {
-	b, err := encMode.Marshal(body)
+	b, err := EncodeBody(body)
 	if err != nil {
-		return nil, fmt.Errorf("consent: encode body: %w", err)
+		return nil, err
 	}
 	sig, err := s.Sign(b)
 	if err != nil {
 		return nil, err
 	}
 	return encMode.Marshal(Tx{Body: b, Signer: s.Public(), Signature: sig})
+}
+
+// EncodeBody is the canonical encoding of body: the exact bytes a signer signs. With
+// Assemble it lets a signer sign elsewhere (a patient's device) and hand back only
+// the signature.
+func EncodeBody(body Body) ([]byte, error) {
+	b, err := encMode.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("consent: encode body: %w", err)
+	}
+	return b, nil
+}
+
+// Assemble builds tx bytes from body bytes (EncodeBody's output), the signer's public
+// key and its detached Ed25519 signature over the body bytes. It checks the shape,
+// the canonical form and the signature, so a bad signature is refused before the tx
+// goes anywhere.
+func Assemble(body, signer, sig []byte) ([]byte, *Body, error) {
+	if len(signer) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return nil, nil, reject(CodeDecode, "signer key must be 32 bytes and signature 64")
+	}
+	b, err := encMode.Marshal(Tx{Body: body, Signer: signer, Signature: sig})
+	if err != nil {
+		return nil, nil, fmt.Errorf("consent: encode tx: %w", err)
+	}
+	tx, decoded, err := Decode(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Verify(); err != nil {
+		return nil, nil, err
+	}
+	return b, decoded, nil
 }
 
 // Decode parses tx bytes into the envelope and its body, accepting only canonical

@@ -1,0 +1,44 @@
+package consent_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
+)
+
+// A body signed elsewhere (a patient's device) assembles into the same tx Sign makes;
+// a signature over anything else is refused.
+func TestAssembleDetachedSignature(t *testing.T) {
+	key := consenttest.NewKey("patient")
+	body, err := consent.NewBody("chain", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Kind, body.Revoke = consent.KindRevoke, &consent.Revoke{Consent: "00112233445566778899aabbccddeeff"}
+	b, err := consent.EncodeBody(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := key.Sign(b)
+	tx, decoded, err := consent.Assemble(b, key.Public(), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := consent.Sign(body, key)
+	if string(tx) != string(want) || decoded.Revoke.Consent != body.Revoke.Consent {
+		t.Fatal("assembled tx differs from the signed one")
+	}
+	var rej *consent.Rejection
+	other, _ := key.Sign(append(b, 0))
+	if _, _, err := consent.Assemble(b, key.Public(), other); !errors.As(err, &rej) || rej.Code != consent.CodeSignature {
+		t.Fatalf("a signature over other bytes: %v", err)
+	}
+	if _, _, err := consent.Assemble(b, key.Public(), sig[:10]); !errors.As(err, &rej) || rej.Code != consent.CodeDecode {
+		t.Fatalf("a short signature: %v", err)
+	}
+	if _, _, err := consent.Assemble(append([]byte{0xa0}, b...), key.Public(), sig); !errors.As(err, &rej) || rej.Code != consent.CodeDecode {
+		t.Fatalf("bytes that are not a body: %v", err)
+	}
+}
