@@ -15,7 +15,14 @@ import (
 	"github.com/medledger/medledger/storage"
 )
 
+// runAsCLI makes the test binary run as the medledger command (for tests that start
+// node processes).
+const runAsCLI = "MEDLEDGER_TEST_RUN_AS_CLI"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runAsCLI) == "1" {
+		os.Exit(run())
+	}
 	testscript.Main(m, map[string]func(){"medledger": func() { os.Exit(run()) }})
 }
 

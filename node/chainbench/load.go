@@ -126,7 +126,7 @@ func closedLoop(ctx context.Context, net *localnet.Net, p *pool, concurrency int
 		return s, err
 	}
 	s.TxPerSec = float64(s.Committed) / s.Seconds
-	s.Latency = latencyOf(lat)
+	s.Latency = LatencyOf(lat)
 	return s, nil
 }
 
@@ -149,7 +149,7 @@ func unloaded(ctx context.Context, net *localnet.Net, w workload, n int) (Latenc
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	return latencyOf(lat), nil
+	return LatencyOf(lat), nil
 }
 
 // Latency summarises commit latencies.
@@ -158,7 +158,8 @@ type Latency struct {
 	P50, P99, Max time.Duration
 }
 
-func latencyOf(ds []time.Duration) Latency {
+// LatencyOf summarises durations (it sorts ds).
+func LatencyOf(ds []time.Duration) Latency {
 	if len(ds) == 0 {
 		return Latency{}
 	}

@@ -126,6 +126,15 @@ func (c *Client) Query(ctx context.Context, path string, v any) error {
 	}
 }
 
+// Height is the last height the node's application committed.
+func (c *Client) Height(ctx context.Context) (int64, error) {
+	info, err := c.rpc.ABCIInfo(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("client: %w", err)
+	}
+	return info.Response.LastBlockHeight, nil
+}
+
 // WaitHeight waits until the node's application has committed height h, so that
 // a query to this node sees a tx another node reported committed at h.
 func (c *Client) WaitHeight(ctx context.Context, h int64) error {

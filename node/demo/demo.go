@@ -1,78 +1,48 @@
-// Package demo runs medledger's story end to end on this machine, with real
-// components (Tink keys, leveldb block stores on disk, libp2p hosts on 127.0.0.1,
-// bitswap) and embedded Synthea data, narrating each step. It succeeds only if every
-// step behaves as expected.
-//
-// Today the story covers the encrypted record store; the consent chain, key release and
-// audit steps join it as those capabilities land.
+// Package demo runs medledger's story end to end on this machine: a consortium of four
+// hospital nodes (CometBFT validators running the consent chain, libp2p hosts with
+// bitswap and the key-release protocol on 127.0.0.1, leveldb block stores, Tink keys,
+// the HTTP API), embedded Synthea data, and a patient with their own key. It narrates
+// each step and succeeds only if every step behaves as expected.
 package demo
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/medledger/medledger"
+	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/p2p"
-	"github.com/medledger/medledger/node/record"
 	"github.com/medledger/medledger/storage"
 )
 
 // Config configures a demo run.
 type Config struct {
-	Dir string // where the hospitals' homes go; a temporary directory if empty
-}
-
-const chainID = "medledger-demo"
-
-type hospital struct {
-	home  *home.Home
-	store *storage.Store
-	host  *p2p.Host
-}
-
-func (h *hospital) close() {
-	if h.host != nil {
-		h.host.Close()
-	}
-	h.store.Close()
-}
-
-func startHospital(ctx context.Context, dir, name string, members *p2p.Allowlist) (*hospital, error) {
-	hm, err := home.Init(filepath.Join(dir, name), home.Config{Name: name, ChainID: chainID})
-	if err != nil {
-		return nil, err
-	}
-	store, err := storage.Open(ctx, hm.Path(home.BlocksDir))
-	if err != nil {
-		return nil, err
-	}
-	nodeKey, err := hm.Keys.Node.Ed25519PrivateKey()
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	host, err := p2p.New(ctx, p2p.Config{NodeKey: nodeKey, Members: members, Store: store, ListenAddrs: hm.Config.ListenAddrs})
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	return &hospital{home: hm, store: store, host: host}, nil
+	// Dir is where the hospitals' homes go; a temporary directory (removed after) if
+	// empty. It must be empty or absent.
+	Dir string
+	// Serve keeps the network up after the story, until ctx ends, and prints the API
+	// URLs and tokens.
+	Serve bool
+	// Logs receives the nodes' structured logs (default: discarded).
+	Logs io.Writer
 }
 
 // Run runs the demo, narrating to w.
-func Run(ctx context.Context, w io.Writer, cfg Config) error {
+func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 	dir := cfg.Dir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "medledger-demo-")
@@ -82,51 +52,80 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	s := &story{ctx: ctx, w: w}
-	fmt.Fprintf(w, "medledger demo — hospitals share encrypted FHIR records (homes in %s)\n\n", dir)
-
-	members := p2p.NewAllowlist()
-	a, err := startHospital(ctx, dir, "st-ada-general", members)
+	homes, err := node.Testnet(node.TestnetConfig{Dir: dir, Hospitals: 4, ChainID: "medledger-demo"})
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	b, err := startHospital(ctx, dir, "bayside-clinic", members)
-	if err != nil {
+	logs := cfg.Logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	s := &story{ctx: ctx, w: w, http: &http.Client{Timeout: time.Minute}}
+	fmt.Fprintf(w, "medledger demo — four hospitals share encrypted FHIR records under patients' consent\n")
+	fmt.Fprintf(w, "homes in %s\n\n", dir)
+	for _, h := range homes {
+		n, err := node.Start(ctx, node.Config{Home: h, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		tokens, err := node.ReadTokens(h)
+		if err != nil {
+			return err
+		}
+		s.nodes = append(s.nodes, n)
+		s.tokens = append(s.tokens, tokens)
+		fmt.Fprintf(w, "  %-8s %-28s validator, custodian, API %s\n", h.Config.ID, h.Config.Name, n.APIURL())
+	}
+	if err := s.waitHeight(2); err != nil {
 		return err
 	}
-	defer b.close()
-	outsiderWants := p2p.NewAllowlist(a.host.ID())
-	c, err := startHospital(ctx, dir, "outsider-labs", outsiderWants)
-	if err != nil {
+	s.ada, s.bayside, s.city = s.nodes[0], s.nodes[1], s.nodes[2]
+	if s.patient, err = crypto.NewSigningKey(); err != nil {
 		return err
 	}
-	defer c.close()
-	members.Set([]peer.ID{a.host.ID(), b.host.ID()})
-	fmt.Fprintf(w, "  members: %s (A) and %s (B); %s (C) is not a member\n\n", a.home.Config.Name, b.home.Config.Name, c.home.Config.Name)
+	s.pid = consent.PatientIDOf(s.patient.Public())
+	fmt.Fprintf(w, "  patient  %s… (an Ed25519 key on the patient's device; the chain knows nothing else)\n\n", s.pid[:16])
 
-	s.a, s.b, s.c = a, b, c
-	s.step("A ingests Synthea patient Bundles: validated, encrypted under a fresh key each, stored as ciphertext", s.ingest)
-	s.step("A's block store holds no plaintext: no patient name or birth date in any block", s.scanBlocks)
-	s.step("B fetches each record by CID over bitswap and decrypts it with the key A wrapped for B", s.memberFetch)
-	s.step("C, not a member, is refused by A's connection gater and gets no block", s.outsiderRefused)
-	s.step("C cannot use the key file A wrapped for B", s.stolenKey)
-	s.step("An invalid Bundle is rejected with the path of the error, and nothing is stored", s.invalidRejected)
-	return s.end()
-}
-
-type sample struct {
-	plain []byte
-	in    *node.Ingested
-	forB  *record.KeyFile
+	s.step("Ada and Bayside ingest Synthea Bundles (the first is our patient's): validated, encrypted, registered on the chain", s.ingest)
+	s.step("An invalid Bundle is rejected with the path of the error; nothing is stored or registered", s.invalid)
+	s.step("Bayside asks for the record without consent: denied on the chain, no key", s.noConsent)
+	s.step("The patient grants Bayside access for treatment; Bayside reads the record over the API", s.grantAndRead)
+	s.step("City, which the consent does not name, is denied; replaying Bayside's grant gets City no key", s.cityDenied)
+	s.step("The patient revokes; Bayside's next request is denied in the very next block", s.revoke)
+	s.step("A consent with an end date: granted before it, denied after it (block time)", s.endDate)
+	s.step("City uses emergency access with a coded reason: granted, flagged for review", s.emergency)
+	s.step("No block in any store holds plaintext: no name or birth date of any patient", s.scanBlocks)
+	s.step("Audit: who accessed the patient's record, when, why, under which consent", s.audit)
+	if err := s.end(); err != nil {
+		return err
+	}
+	if cfg.Serve {
+		fmt.Fprintf(w, "\nThe network keeps running (Ctrl-C stops it). Try:\n")
+		for i, n := range s.nodes {
+			fmt.Fprintf(w, "  %-8s %s  (clinician token %s)\n", n.ID(), n.APIURL(), s.tokens[i]["clinician"])
+		}
+		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer <token>' '%s/fhir/DocumentReference?patient=%s'\n", s.bayside.APIURL(), s.pid)
+		<-ctx.Done()
+	}
+	return nil
 }
 
 type story struct {
-	ctx     context.Context
-	w       io.Writer
-	a, b, c *hospital
-	samples []sample
-	n, bad  int
+	ctx                context.Context
+	w                  io.Writer
+	http               *http.Client
+	nodes              []*node.Node
+	tokens             []map[string]string
+	ada, bayside, city *node.Node
+	patient            *crypto.SigningKey
+	pid                consent.PatientID
+	record             *consent.Record
+	bundle             []byte
+	plains             [][]byte
+	consentID          consent.ConsentID
+	baysideGrant       consent.GrantID
+	n, bad             int
 }
 
 func (s *story) step(title string, f func() error) {
@@ -148,135 +147,380 @@ func (s *story) end() error {
 	return nil
 }
 
+func (s *story) waitHeight(h int64) error {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	for _, n := range s.nodes {
+		for n.Chain().Height() < h {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("demo: the chain did not reach height %d: %w", h, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func (s *story) ctxT() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, time.Minute)
+}
+
+// submitAsPatient signs body with the patient's key (as their device would) and
+// submits it through a node.
+func (s *story) submitAsPatient(via *node.Node, body consent.Body) (*api.Committed, error) {
+	ctx, cancel := s.ctxT()
+	defer cancel()
+	b, err := via.NewBody(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
+	tx, err := consent.Sign(body, s.patient)
+	if err != nil {
+		return nil, err
+	}
+	return via.SubmitTx(ctx, tx)
+}
+
 func (s *story) ingest() error {
+	ctx, cancel := s.ctxT()
+	defer cancel()
 	for i, name := range medledger.SampleBundles {
 		plain, err := medledger.SampleData.ReadFile(name)
 		if err != nil {
 			return err
 		}
-		in, err := node.Ingest(s.ctx, s.a.home, s.a.store, bytes.NewReader(plain), nil, nil)
+		s.plains = append(s.plains, plain)
+		pid := s.pid
+		if i > 0 {
+			other, err := crypto.NewSigningKey()
+			if err != nil {
+				return err
+			}
+			pid = consent.PatientIDOf(other.Public())
+		}
+		custodian := s.nodes[i%2] // ada and bayside hold records
+		start := time.Now()
+		rec, err := custodian.Ingest(ctx, pid, bytes.NewReader(plain))
 		if err != nil {
 			return fmt.Errorf("bundle %d: %w", i+1, err)
 		}
-		// A hands B the DEK wrapped for B; the consent chain will decide this later.
-		dek, err := node.CustodyDEK(s.a.home, in.ID)
-		if err != nil {
-			return err
+		if i == 0 {
+			s.record, s.bundle = rec, plain
 		}
-		forB, err := record.NewKeyFile(in.Sealed, dek, s.a.home.ChainID(), "", s.b.home.Keys.Wrap.Public())
-		if err != nil {
-			return err
-		}
-		s.samples = append(s.samples, sample{plain: plain, in: in, forB: forB})
-		fmt.Fprintf(s.w, "   record %s  cid %s…  %7d bytes  %d data classes\n",
-			in.ID, in.CID.String()[:20], in.Size, len(in.Classes))
+		fmt.Fprintf(s.w, "   %-8s record %s  %7d bytes  %2d data classes  height %d  (%s)\n",
+			custodian.ID(), rec.ID, len(plain), len(rec.Classes), rec.Height, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
 
-func (s *story) scanBlocks() error {
-	blocks, err := allBlocks(s.ctx, s.a.store)
-	if err != nil {
-		return err
-	}
-	terms := 0
-	for _, smp := range s.samples {
-		secrets, err := fhir.PHITerms(smp.plain)
-		if err != nil {
-			return err
-		}
-		terms += len(secrets)
-		for _, blk := range blocks {
-			for _, sec := range secrets {
-				if bytes.Contains(blk, []byte(sec)) {
-					return fmt.Errorf("a stored block contains a patient's name or birth date")
-				}
-			}
-		}
-	}
-	fmt.Fprintf(s.w, "   searched %d blocks for %d names and birth dates: none found\n", len(blocks), terms)
-	return nil
-}
-
-func (s *story) memberFetch() error {
-	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-	defer cancel()
-	if err := s.b.host.Connect(ctx, s.a.host.AddrInfo()); err != nil {
-		return err
-	}
-	for _, smp := range s.samples {
-		start := time.Now()
-		r, err := s.b.host.Fetch(ctx, smp.in.CID)
-		if err != nil {
-			return err
-		}
-		plain, err := node.OpenRecord(s.b.home, smp.in.CID, smp.forB, r)
-		if err != nil {
-			return err
-		}
-		got, err := io.ReadAll(plain)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(got, smp.plain) {
-			return fmt.Errorf("record %s decrypted to different bytes", smp.in.ID)
-		}
-		fmt.Fprintf(s.w, "   record %s: %d bytes fetched, decrypted, byte-identical in %s\n",
-			smp.in.ID, len(got), time.Since(start).Round(time.Millisecond))
-	}
-	return nil
-}
-
-func (s *story) outsiderRefused() error {
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-	defer cancel()
-	_ = s.c.host.Connect(ctx, s.a.host.AddrInfo())
-	if _, err := s.c.host.Fetch(ctx, s.samples[0].in.CID); err == nil {
-		return errors.New("the outsider fetched a record")
-	}
-	blocks, err := allBlocks(s.ctx, s.c.store)
-	if err != nil {
-		return err
-	}
-	if len(blocks) > 0 {
-		return fmt.Errorf("the outsider holds %d blocks", len(blocks))
-	}
-	fmt.Fprintf(s.w, "   C's fetch gave up after 2s with 0 blocks received\n")
-	return nil
-}
-
-func (s *story) stolenKey() error {
-	_, _, err := s.samples[0].forB.Unwrap(s.c.home.Keys.Wrap)
-	if !errors.Is(err, crypto.ErrUnwrap) {
-		return fmt.Errorf("the outsider unwrapped the key wrapped for B: got %v, want refusal", err)
-	}
-	fmt.Fprintf(s.w, "   %v\n", err)
-	return nil
-}
-
-func (s *story) invalidRejected() error {
+func (s *story) invalid() error {
 	bad, err := medledger.SampleData.ReadFile(medledger.SampleInvalidBundle)
 	if err != nil {
 		return err
 	}
-	before, err := allBlocks(s.ctx, s.a.store)
+	ctx, cancel := s.ctxT()
+	defer cancel()
+	before, _ := s.ada.Records(ctx, s.pid)
+	status, body, err := s.api(s.ada, "admin", http.MethodPost, "/fhir/Bundle?patient="+string(s.pid), bad)
 	if err != nil {
 		return err
 	}
-	_, err = node.Ingest(s.ctx, s.a.home, s.a.store, bytes.NewReader(bad), nil, nil)
-	var verr *fhir.ValidationError
-	if !errors.As(err, &verr) {
-		return fmt.Errorf("got %v, want a FHIR validation error", err)
+	if status != http.StatusBadRequest || !strings.Contains(body, `"OperationOutcome"`) {
+		return fmt.Errorf("POST /fhir/Bundle answered %d, want 400 with an OperationOutcome", status)
 	}
-	fmt.Fprintf(s.w, "   rejected: %v\n", err)
-	after, err := allBlocks(s.ctx, s.a.store)
-	if err != nil {
-		return err
-	}
+	fmt.Fprintf(s.w, "   POST /fhir/Bundle → %d OperationOutcome: %s\n", status, outcomeText(body))
+	after, _ := s.ada.Records(ctx, s.pid)
 	if len(after) != len(before) {
-		return fmt.Errorf("block count went from %d to %d", len(before), len(after))
+		return fmt.Errorf("the patient's records went from %d to %d", len(before), len(after))
 	}
 	return nil
+}
+
+// read fetches the record through hospital n's API for purpose.
+func (s *story) read(n *node.Node, purpose string) (int, string, error) {
+	return s.api(n, "clinician", http.MethodGet, "/records/"+string(s.record.ID)+"?purpose="+url.QueryEscape(purpose), nil)
+}
+
+func (s *story) noConsent() error {
+	status, body, err := s.read(s.bayside, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusForbidden || !strings.Contains(body, consent.ReasonNoConsent) {
+		return fmt.Errorf("GET /records answered %d %s, want 403 no-consent", status, outcomeText(body))
+	}
+	fmt.Fprintf(s.w, "   GET /records/%s… at bayside → 403: %s\n", s.record.ID[:8], outcomeText(body))
+	return nil
+}
+
+func (s *story) grantAndRead() error {
+	c, err := s.submitAsPatient(s.ada, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: s.pid, Policy: consent.Policy{
+		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit,
+			Actors: []consent.HospitalID{"bayside"}, Purposes: []consent.Purpose{"TREAT"}}}}}})
+	if err != nil {
+		return err
+	}
+	s.consentID = consent.ConsentID(c.ID)
+	fmt.Fprintf(s.w, "   consent %s committed at height %d: permit bayside, purpose TREAT\n", c.ID, c.Height)
+	start := time.Now()
+	status, body, grant, err := s.readWithGrant(s.bayside, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK || body != string(s.bundle) {
+		return fmt.Errorf("GET /records answered %d (%d bytes), want 200 with the Bundle", status, len(body))
+	}
+	s.baysideGrant = grant
+	fmt.Fprintf(s.w, "   bayside: request decided on chain, key released by ada, ciphertext over bitswap, decrypted:\n")
+	fmt.Fprintf(s.w, "   %d bytes byte-identical to what ada ingested, in %s (grant %s)\n",
+		len(body), time.Since(start).Round(time.Millisecond), grant)
+	return nil
+}
+
+func (s *story) readWithGrant(n *node.Node, purpose string) (int, string, consent.GrantID, error) {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, n.APIURL()+"/records/"+string(s.record.ID)+"?purpose="+purpose, nil)
+	if err != nil {
+		return 0, "", "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.tokens[s.index(n)]["clinician"])
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), consent.GrantID(resp.Header.Get("X-Medledger-Grant")), err
+}
+
+func (s *story) cityDenied() error {
+	status, body, err := s.read(s.city, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusForbidden || !strings.Contains(body, consent.ReasonActorNotPermitted) {
+		return fmt.Errorf("city's GET /records answered %d %s, want 403 actor-not-permitted", status, outcomeText(body))
+	}
+	fmt.Fprintf(s.w, "   city → 403: %s\n", outcomeText(body))
+	ctx, cancel := s.ctxT()
+	defer cancel()
+	resp, err := s.city.Host().RequestKey(ctx, s.ada.Host().ID(), p2p.ReleaseRequest{Grant: string(s.baysideGrant)})
+	if err != nil {
+		return err
+	}
+	if resp.Code == 0 || len(resp.Wrapped) > 0 {
+		return errors.New("ada released bayside's key to city")
+	}
+	fmt.Fprintf(s.w, "   city replays grant %s to ada → refused: %s\n", s.baysideGrant, resp.Reason)
+	return nil
+}
+
+func (s *story) revoke() error {
+	c, err := s.submitAsPatient(s.city, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: s.consentID}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.w, "   revocation committed at height %d\n", c.Height)
+	status, body, err := s.read(s.bayside, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusForbidden || !strings.Contains(body, consent.ReasonRevoked) {
+		return fmt.Errorf("after revocation GET /records answered %d %s, want 403 revoked", status, outcomeText(body))
+	}
+	var ds []consent.Decision // newest first
+	if err := s.query(s.bayside, "/decisions/"+string(s.pid), &ds); err != nil {
+		return err
+	}
+	d := ds[0]
+	if d.Requester != "bayside" || d.Granted {
+		return fmt.Errorf("the newest decision is %+v, want bayside's denial", d)
+	}
+	fmt.Fprintf(s.w, "   bayside → 403: %s (decided at height %d, %d block(s) after the revocation)\n", outcomeText(body), d.Height, int64(d.Height)-c.Height)
+	if int64(d.Height) > c.Height+1 {
+		return fmt.Errorf("the revocation took %d blocks", int64(d.Height)-c.Height)
+	}
+	ctx, cancel := s.ctxT()
+	defer cancel()
+	if _, err := s.bayside.Fetch(ctx, s.baysideGrant); err == nil {
+		return errors.New("the old grant still released a key after the revocation")
+	}
+	fmt.Fprintf(s.w, "   bayside's earlier grant %s gets no key any more\n", s.baysideGrant)
+	return nil
+}
+
+func (s *story) endDate() error {
+	end := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	c, err := s.submitAsPatient(s.bayside, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: s.pid, Policy: consent.Policy{
+		Base: consent.Deny, End: end.Unix(), Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}}}}}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.w, "   consent %s: permit bayside until %s\n", c.ID, end.UTC().Format(time.TimeOnly))
+	status, _, err := s.read(s.bayside, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("before the end date GET /records answered %d", status)
+	}
+	fmt.Fprintf(s.w, "   before the end: bayside → 200\n")
+	select {
+	case <-time.After(time.Until(end.Add(1500 * time.Millisecond))):
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+	status, body, err := s.read(s.bayside, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusForbidden || !strings.Contains(body, consent.ReasonExpired) {
+		return fmt.Errorf("after the end date GET /records answered %d %s, want 403 expired", status, outcomeText(body))
+	}
+	fmt.Fprintf(s.w, "   after the end: bayside → 403: %s\n", outcomeText(body))
+	return nil
+}
+
+func (s *story) emergency() error {
+	status, body, err := s.api(s.city, "clinician", http.MethodPost,
+		"/records/"+string(s.record.ID)+"/$emergency-access?reason=unconscious-patient", nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK || body != string(s.bundle) {
+		return fmt.Errorf("emergency access answered %d %s", status, outcomeText(body))
+	}
+	var flagged []consent.Decision
+	if err := s.query(s.ada, "/emergencies", &flagged); err != nil {
+		return err
+	}
+	if len(flagged) == 0 || flagged[0].Requester != "city" {
+		return errors.New("the emergency access is not flagged on the chain")
+	}
+	fmt.Fprintf(s.w, "   city read the record (%d bytes); flagged for review: %s by %s, reason %s\n",
+		len(body), flagged[0].ID, flagged[0].Requester, flagged[0].Emergency)
+	return nil
+}
+
+func (s *story) scanBlocks() error {
+	var terms []string
+	for _, p := range s.plains {
+		t, err := fhir.PHITerms(p)
+		if err != nil {
+			return err
+		}
+		terms = append(terms, t...)
+	}
+	blocks := 0
+	for _, n := range s.nodes {
+		bs, err := allBlocks(s.ctx, n.Store())
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
+			for _, t := range terms {
+				if bytes.Contains(b, []byte(t)) {
+					return fmt.Errorf("a block at %s holds a patient's name or birth date", n.ID())
+				}
+			}
+		}
+		blocks += len(bs)
+	}
+	fmt.Fprintf(s.w, "   searched %d blocks on 4 hospitals for %d names, birth dates, addresses: none found\n", blocks, len(terms))
+	return nil
+}
+
+func (s *story) audit() error {
+	var ds []consent.Decision
+	if err := s.query(s.ada, "/decisions/"+string(s.pid), &ds); err != nil {
+		return err
+	}
+	if len(ds) < 6 {
+		return fmt.Errorf("the chain holds %d decisions for the patient, want at least 6", len(ds))
+	}
+	fmt.Fprintf(s.w, "   %-7s %-9s %-8s %-8s %-22s %s\n", "height", "hospital", "purpose", "outcome", "reason / emergency", "consent")
+	granted, denied := 0, 0
+	for _, d := range ds {
+		outcome, why := "denied", d.Reason
+		if d.Granted {
+			outcome, why = "granted", d.Emergency
+			granted++
+		} else {
+			denied++
+		}
+		if d.Emergency != "" {
+			outcome = "EMERG"
+		}
+		fmt.Fprintf(s.w, "   %-7d %-9s %-8s %-8s %-22s %s\n", d.Height, d.Requester, d.Purpose, outcome, why, d.Consent)
+	}
+	fmt.Fprintf(s.w, "   %d accesses granted, %d denied — every one an ordered, signed fact on the chain\n", granted, denied)
+	return nil
+}
+
+func (s *story) index(n *node.Node) int {
+	for i, m := range s.nodes {
+		if m == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// api calls hospital n's HTTP API with the token of role.
+func (s *story) api(n *node.Node, role, method, path string, body []byte) (int, string, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(s.ctx, method, n.APIURL()+path, r)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.tokens[s.index(n)][role])
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func (s *story) query(n *node.Node, path string, v any) error {
+	res, _, err := n.Chain().Query(path, nil)
+	if err != nil {
+		return err
+	}
+	if res.Code != 0 {
+		return fmt.Errorf("query %s: %s", path, res.Log)
+	}
+	return json.Unmarshal(res.Value, v)
+}
+
+// outcomeText is an OperationOutcome's first issue, in one line.
+func outcomeText(body string) string {
+	var oo struct {
+		Issue []struct {
+			Code        string `json:"code"`
+			Diagnostics string `json:"diagnostics"`
+			Details     struct {
+				Text string `json:"text"`
+			} `json:"details"`
+		} `json:"issue"`
+	}
+	if json.Unmarshal([]byte(body), &oo) != nil || len(oo.Issue) == 0 {
+		return strings.Join(strings.Fields(body), " ")
+	}
+	i := oo.Issue[0]
+	text := i.Details.Text
+	if text == "" {
+		text = i.Diagnostics
+	}
+	return i.Code + ": " + text
 }
 
 func allBlocks(ctx context.Context, s *storage.Store) ([][]byte, error) {

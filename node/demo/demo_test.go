@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/medledger/medledger"
@@ -12,12 +13,18 @@ import (
 // TestDemo runs the whole demo through the real stack and checks that every step
 // behaved and that the narration itself leaks no PHI.
 func TestDemo(t *testing.T) {
-	var out bytes.Buffer
-	if err := Run(t.Context(), &out, Config{Dir: t.TempDir()}); err != nil {
+	if testing.Short() {
+		t.Skip("starts a 4-hospital network")
+	}
+	var out, logs syncBuffer
+	if err := Run(t.Context(), &out, Config{Dir: t.TempDir(), Logs: &logs}); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "All 6 steps behaved as expected.") {
+	if !strings.Contains(out.String(), "All 10 steps behaved as expected.") {
 		t.Fatalf("demo output lacks its verdict:\n%s", out.String())
+	}
+	if !strings.Contains(logs.String(), `"key released"`) {
+		t.Fatal("the nodes logged no key release")
 	}
 	for _, name := range medledger.SampleBundles {
 		b, _ := medledger.SampleData.ReadFile(name)
@@ -29,6 +36,26 @@ func TestDemo(t *testing.T) {
 			if strings.Contains(out.String(), term) {
 				t.Errorf("demo output contains PHI %q", term)
 			}
+			if strings.Contains(logs.String(), term) {
+				t.Errorf("the nodes' logs contain PHI %q", term)
+			}
 		}
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

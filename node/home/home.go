@@ -6,10 +6,12 @@
 //	keys/hospital.pub.json  the public keys other hospitals need (shareable)
 //	data/blocks/       the block store (ciphertext only)
 //	data/dek/          the DEKs of records this hospital holds, each wrapped to itself
-//	data/chain/        the consent chain's data (later)
+//	data/chain/        the consent chain's data (CometBFT home and the app's store)
+//	genesis.json       the consent chain's genesis (validators and hospital registry)
 package home
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -32,6 +36,8 @@ const (
 	BlocksDir     = "data/blocks"
 	ChainDir      = "data/chain"
 	DEKDir        = "data/dek"
+	GenesisFile   = "genesis.json"
+	TokensFile    = "keys/api-tokens.json" // the API's bearer tokens, in clear (0600); config keeps hashes
 )
 
 // DefaultChainID is the chain ID `medledger init` uses when none is given.
@@ -39,18 +45,63 @@ const DefaultChainID = "medledger-local"
 
 // Config is config.toml.
 type Config struct {
-	Name        string   `toml:"name" comment:"this hospital's display name (no PHI)"`
-	ChainID     string   `toml:"chain_id" comment:"the consent chain this node belongs to"`
-	ListenAddrs []string `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
+	Name        string      `toml:"name" comment:"this hospital's display name (no PHI)"`
+	ID          string      `toml:"hospital_id" comment:"this hospital's ID in the chain's registry (default: from name)"`
+	ChainID     string      `toml:"chain_id" comment:"the consent chain this node belongs to"`
+	ListenAddrs []string    `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
+	Chain       ChainConfig `toml:"chain"`
+	API         APIConfig   `toml:"api"`
+	LogLevel    string      `toml:"log_level" comment:"debug, info, warn or error (default info)"`
 }
 
-var chainIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,48}$`)
+// ChainConfig is the [chain] section: the node's CometBFT validator.
+type ChainConfig struct {
+	P2PListen       string   `toml:"p2p_listen" comment:"CometBFT p2p address, tcp://host:port (a fixed port: peers dial it)"`
+	RPCListen       string   `toml:"rpc_listen" comment:"CometBFT RPC address for the CLI, tcp://host:port; empty disables it"`
+	PersistentPeers []string `toml:"persistent_peers" comment:"the other validators, nodeid@host:port"`
+	// EmptyBlockInterval is how often an idle chain makes an empty block; "0s" makes
+	// one right after another (fast, steady heights on a LAN).
+	EmptyBlockInterval string `toml:"empty_block_interval" comment:"how often an idle chain makes an empty block (Go duration; 0s: continuously)"`
+}
+
+// APIConfig is the [api] section: the node's HTTP API.
+type APIConfig struct {
+	Listen string     `toml:"listen" comment:"HTTP API address, host:port; empty disables the API"`
+	Tokens []APIToken `toml:"tokens" comment:"bearer tokens by role, as hex SHA-256 (the tokens themselves are in keys/api-tokens.json)"`
+}
+
+// APIToken is one bearer token's role and hash.
+type APIToken struct {
+	Role   string `toml:"role" json:"role"`
+	SHA256 string `toml:"sha256" json:"sha256"`
+}
+
+var (
+	chainIDPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,48}$`)
+	hospitalPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	notIDChars      = regexp.MustCompile(`[^a-z0-9]+`)
+)
+
+// IDFromName is a hospital ID made from a display name ("Ada General" → "ada-general").
+func IDFromName(name string) string {
+	id := strings.Trim(notIDChars.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(id) > 32 {
+		id = strings.TrimRight(id[:32], "-")
+	}
+	return id
+}
 
 // Validate fills defaults and rejects nonsense.
 func (c *Config) Validate() error {
 	c.Name = strings.TrimSpace(c.Name)
 	if c.Name == "" {
 		return errors.New("config: name is empty")
+	}
+	if c.ID == "" {
+		c.ID = IDFromName(c.Name)
+	}
+	if !hospitalPattern.MatchString(c.ID) {
+		return fmt.Errorf("config: hospital_id %q: use 1-32 lowercase letters, digits and dashes", c.ID)
 	}
 	if c.ChainID == "" {
 		c.ChainID = DefaultChainID
@@ -61,7 +112,40 @@ func (c *Config) Validate() error {
 	if len(c.ListenAddrs) == 0 {
 		c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	}
+	if c.Chain.P2PListen != "" && !strings.HasPrefix(c.Chain.P2PListen, "tcp://") {
+		return fmt.Errorf("config: chain.p2p_listen %q: use tcp://host:port", c.Chain.P2PListen)
+	}
+	if c.Chain.RPCListen != "" && !strings.HasPrefix(c.Chain.RPCListen, "tcp://") {
+		return fmt.Errorf("config: chain.rpc_listen %q: use tcp://host:port", c.Chain.RPCListen)
+	}
+	if c.Chain.EmptyBlockInterval != "" {
+		if d, err := time.ParseDuration(c.Chain.EmptyBlockInterval); err != nil || d < 0 {
+			return fmt.Errorf("config: chain.empty_block_interval %q: use a Go duration such as 0s or 30s", c.Chain.EmptyBlockInterval)
+		}
+	}
+	for _, t := range c.API.Tokens {
+		if !slices.Contains(Roles, t.Role) {
+			return fmt.Errorf("config: api.tokens: role %q: use one of %s", t.Role, strings.Join(Roles, ", "))
+		}
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
+			return fmt.Errorf("config: api.tokens: sha256 of a %s token must be 64 hex digits", t.Role)
+		}
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level %q: use debug, info, warn or error", c.LogLevel)
+	}
 	return nil
+}
+
+// Roles are the API's bearer-token roles.
+var Roles = []string{"admin", "clinician", "privacy-officer"}
+
+// EmptyBlockInterval is the parsed chain.empty_block_interval (0 if unset).
+func (c *Config) EmptyBlockInterval() time.Duration {
+	d, _ := time.ParseDuration(c.Chain.EmptyBlockInterval)
+	return d
 }
 
 // Home is an initialised home directory with its keys loaded.
@@ -69,6 +153,37 @@ type Home struct {
 	Dir    string
 	Config Config
 	Keys   *crypto.Hospital
+}
+
+// Save rewrites config.toml (after Init; e.g. testnet filling in ports and peers).
+func (h *Home) Save() error {
+	if err := h.Config.Validate(); err != nil {
+		return err
+	}
+	b, err := toml.Marshal(h.Config)
+	if err != nil {
+		return fmt.Errorf("home: %w", err)
+	}
+	return writeFileAtomically(h.Path(ConfigFile), b, 0o600)
+}
+
+func writeFileAtomically(path string, b []byte, mode fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("home: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("home: %w", err)
+	}
+	if err := errors.Join(f.Chmod(mode), f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("home: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("home: %w", err)
+	}
+	return nil
 }
 
 // Path joins elem onto the home directory.

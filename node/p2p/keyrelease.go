@@ -27,6 +27,10 @@ const (
 // ReleaseRequest asks a custodian for the key of the record a grant is for.
 type ReleaseRequest struct {
 	Grant string `json:"grant"`
+	// Height is where the requester saw the grant committed: a custodian a block
+	// behind waits (briefly) for its own chain to reach it. It is only a hint: the
+	// custodian decides on its own committed state.
+	Height int64 `json:"height,omitempty"`
 }
 
 // ReleaseResponse is a released key or a coded refusal (Code != 0, with Reason).
@@ -41,7 +45,7 @@ type ReleaseResponse struct {
 // ID (its node key); the custodian maps it to a registered hospital and checks the
 // grant against committed state before answering anything but a refusal.
 type Custodian interface {
-	Release(ctx context.Context, from peer.ID, grant string) ReleaseResponse
+	Release(ctx context.Context, from peer.ID, req ReleaseRequest) ReleaseResponse
 }
 
 // ServeKeyRelease answers key-release requests with c.
@@ -67,7 +71,7 @@ func serveRelease(s network.Stream, c Custodian) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	resp := c.Release(ctx, s.Conn().RemotePeer(), req.Grant)
+	resp := c.Release(ctx, s.Conn().RemotePeer(), req)
 	if err := writeMsg(s, resp); err != nil {
 		s.Reset()
 		return
@@ -78,9 +82,9 @@ func serveRelease(s network.Stream, c Custodian) {
 // ErrReleaseProtocol means the custodian broke the protocol or the stream failed.
 var ErrReleaseProtocol = errors.New("p2p: key release failed")
 
-// RequestKey asks custodian for the key of grant. A refusal is a response with
+// RequestKey asks custodian for the key of a grant. A refusal is a response with
 // Code != 0, not an error; an error means no answer was had.
-func (h *Host) RequestKey(ctx context.Context, custodian peer.ID, grant string) (*ReleaseResponse, error) {
+func (h *Host) RequestKey(ctx context.Context, custodian peer.ID, req ReleaseRequest) (*ReleaseResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	s, err := h.host.NewStream(ctx, custodian, KeyReleaseID)
@@ -99,7 +103,7 @@ func (h *Host) RequestKey(ctx context.Context, custodian peer.ID, grant string) 
 	if d, ok := ctx.Deadline(); ok {
 		s.SetDeadline(d)
 	}
-	if err := writeMsg(s, ReleaseRequest{Grant: grant}); err != nil {
+	if err := writeMsg(s, req); err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("%w: %v", ErrReleaseProtocol, err)
 	}

@@ -27,7 +27,8 @@ type fakeCustodian struct {
 	callers []peer.ID
 }
 
-func (f *fakeCustodian) Release(_ context.Context, from peer.ID, grant string) p2p.ReleaseResponse {
+func (f *fakeCustodian) Release(_ context.Context, from peer.ID, req p2p.ReleaseRequest) p2p.ReleaseResponse {
+	grant := req.Grant
 	f.mu.Lock()
 	f.callers = append(f.callers, from)
 	f.mu.Unlock()
@@ -60,7 +61,7 @@ func TestKeyRelease(t *testing.T) {
 		}
 	}
 
-	resp, err := b.host.RequestKey(ctx, a.host.ID(), "g1")
+	resp, err := b.host.RequestKey(ctx, a.host.ID(), p2p.ReleaseRequest{Grant: "g1"})
 	if err != nil || resp.Code != 0 {
 		t.Fatalf("holder's request: %+v, %v", resp, err)
 	}
@@ -80,12 +81,12 @@ func TestKeyRelease(t *testing.T) {
 	}
 
 	// Another member asking for the same grant gets a coded refusal, and no key.
-	resp, err = c.host.RequestKey(ctx, a.host.ID(), "g1")
+	resp, err = c.host.RequestKey(ctx, a.host.ID(), p2p.ReleaseRequest{Grant: "g1"})
 	if err != nil || resp.Code == 0 || resp.Wrapped != nil || resp.Reason == "" {
 		t.Fatalf("other member: %+v, %v", resp, err)
 	}
 	// A forged grant.
-	if resp, err := b.host.RequestKey(ctx, a.host.ID(), "forged"); err != nil || resp.Code == 0 || resp.Wrapped != nil {
+	if resp, err := b.host.RequestKey(ctx, a.host.ID(), p2p.ReleaseRequest{Grant: "forged"}); err != nil || resp.Code == 0 || resp.Wrapped != nil {
 		t.Fatalf("forged grant: %+v, %v", resp, err)
 	}
 	// The custodian saw each requester's authenticated peer ID.
@@ -114,7 +115,7 @@ func TestKeyRelease(t *testing.T) {
 		short, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		defer cancel()
 		_ = outsider.host.Connect(short, a.host.AddrInfo())
-		if _, err := outsider.host.RequestKey(short, a.host.ID(), "g1"); !errors.Is(err, p2p.ErrReleaseProtocol) {
+		if _, err := outsider.host.RequestKey(short, a.host.ID(), p2p.ReleaseRequest{Grant: "g1"}); !errors.Is(err, p2p.ErrReleaseProtocol) {
 			t.Fatalf("non-member: got %v, want no answer", err)
 		}
 	})

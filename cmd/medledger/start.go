@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/home"
+)
+
+func startCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start",
+		Short: "Run this hospital's node: consent-chain validator, libp2p host (bitswap, key release), HTTP API",
+		Long: `Run this hospital's node until SIGINT or SIGTERM: the CometBFT validator of the consent
+chain with the consent state machine, the libp2p host serving ciphertext and the key-release
+protocol to member hospitals (as the chain's registry says), and the HTTP API.
+
+The home needs a genesis.json and the [chain] ports: see medledger testnet.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := home.Load(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			n, err := node.Start(cmd.Context(), node.Config{Home: h})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s) running: api %s, chain rpc %s; stop with Ctrl-C\n",
+				h.Config.Name, h.Config.ID, n.APIURL(), h.Config.Chain.RPCListen)
+			<-cmd.Context().Done()
+			return n.Close()
+		},
+	}
+}
+
+func testnetCmd() *cobra.Command {
+	var cfg node.TestnetConfig
+	cmd := &cobra.Command{
+		Use:   "testnet --out DIR",
+		Short: "Create the homes of an N-hospital consortium on this machine (one genesis, loopback ports)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			homes, err := node.Testnet(cfg)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "chain %s: %d hospitals in %s\n", homes[0].Config.ChainID, len(homes), cfg.Dir)
+			self, _ := os.Executable()
+			for _, h := range homes {
+				fmt.Fprintf(out, "  %-8s api http://%s  rpc %s  tokens %s\n", h.Config.ID, h.Config.API.Listen,
+					h.Config.Chain.RPCListen, h.Path(home.TokensFile))
+			}
+			fmt.Fprintf(out, "start each: %s start --home %s\n", filepath.Base(self), filepath.Join(cfg.Dir, homes[0].Config.ID))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Dir, "out", "", "directory for the homes (must be empty or absent)")
+	cmd.Flags().IntVar(&cfg.Hospitals, "hospitals", 4, "how many hospitals")
+	cmd.Flags().StringVar(&cfg.ChainID, "chain-id", "medledger-testnet", "the chain ID")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}

@@ -1,0 +1,329 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/p2p"
+	"github.com/medledger/medledger/node/record"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+var patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Ingest validates a FHIR Bundle, seals it into the block store (pinned) under a fresh
+// DEK kept wrapped to this hospital, and registers it on the chain for patient with
+// this hospital as custodian. If anything fails — invalid FHIR, the chain's refusal —
+// nothing is kept.
+func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
+	if !patientPattern.MatchString(string(patient)) {
+		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
+	}
+	in, err := Ingest(ctx, n.home, n.store, bundle, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	classes := make([]consent.DataClass, len(in.Classes))
+	for i, c := range in.Classes {
+		classes[i] = consent.DataClass(c)
+	}
+	slices.Sort(classes)
+	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
+		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
+	if _, _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
+		n.forget(in.ID, in.CID)
+		return nil, err
+	}
+	n.metrics.ingested.Inc()
+	var rec consent.Record
+	if _, err := n.query("/record/"+string(reg.Record), nil, &rec); err != nil {
+		return nil, err
+	}
+	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size)
+	return &rec, nil
+}
+
+// forget drops a record this node sealed but could not register: its DEK and pin.
+func (n *Node) forget(id crypto.RecordID, c cid.Cid) {
+	os.Remove(CustodyKeyPath(n.home, id))
+	if err := n.store.Unpin(context.Background(), c); err != nil {
+		n.log.Warn("unpin failed", "record", id.String(), "err", err)
+	}
+}
+
+// Read asks the chain for access to a record for purpose and, if granted, obtains
+// its key from a custodian and its ciphertext over bitswap, and decrypts it.
+func (n *Node) Read(ctx context.Context, rec consent.RecordID, purpose consent.Purpose) (*api.Access, error) {
+	return n.access(ctx, consent.Body{Kind: consent.KindRequest, Request: &consent.Request{Requester: n.id, Record: rec, Purpose: purpose}})
+}
+
+// Emergency is break-glass access with a coded reason: granted and flagged on the
+// chain, then as Read.
+func (n *Node) Emergency(ctx context.Context, rec consent.RecordID, reason string) (*api.Access, error) {
+	return n.access(ctx, consent.Body{Kind: consent.KindEmergency, Emergency: &consent.Emergency{Requester: n.id, Record: rec, Reason: reason}})
+}
+
+func (n *Node) access(ctx context.Context, body consent.Body) (*api.Access, error) {
+	start := time.Now()
+	committed, _, err := n.submit(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	var d consent.Decision
+	if _, err := n.query("/grant/"+string(committed.ID), nil, &d); err != nil {
+		return nil, err
+	}
+	if !d.Granted {
+		n.metrics.accesses.WithLabelValues("denied").Inc()
+		n.log.Info("access denied", "grant", d.ID, "record", d.Record, "reason", d.Reason)
+		return nil, &api.Denied{Record: d.Record, Grant: d.ID, Reason: d.Reason}
+	}
+	plain, err := n.fetch(ctx, d)
+	if err != nil {
+		var denied *api.Denied
+		if errors.As(err, &denied) {
+			n.metrics.accesses.WithLabelValues("refused").Inc()
+		}
+		return nil, err
+	}
+	n.metrics.accesses.WithLabelValues("granted").Inc()
+	n.metrics.accessSeconds.Observe(time.Since(start).Seconds())
+	n.log.Info("access granted", "grant", d.ID, "record", d.Record, "emergency", d.Emergency != "")
+	return &api.Access{Decision: d, Bundle: plain}, nil
+}
+
+// Fetch obtains the plaintext of a committed grant: the key from a custodian, the
+// ciphertext over bitswap (or from this node's store).
+func (n *Node) Fetch(ctx context.Context, grant consent.GrantID) ([]byte, error) {
+	var d consent.Decision
+	if _, err := n.query("/grant/"+string(grant), nil, &d); err != nil {
+		return nil, err
+	}
+	return n.fetch(ctx, d)
+}
+
+func (n *Node) fetch(ctx context.Context, d consent.Decision) ([]byte, error) {
+	var rec consent.Record
+	if _, err := n.query("/record/"+string(d.Record), nil, &rec); err != nil {
+		return nil, err
+	}
+	recID, err := crypto.ParseRecordID(string(rec.ID))
+	if err != nil {
+		return nil, err
+	}
+	root, err := cid.Decode(rec.CID)
+	if err != nil {
+		return nil, fmt.Errorf("node: record %s: CID: %w", rec.ID, err)
+	}
+	dek, err := n.obtainKey(ctx, d, rec, recID)
+	if err != nil {
+		return nil, err
+	}
+	var ciphertext io.Reader
+	if has, _ := n.store.Blockstore().Has(ctx, root); has {
+		ciphertext, err = n.store.Open(ctx, root)
+	} else {
+		ciphertext, err = n.host.Fetch(ctx, root)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := record.Open(ciphertext, dek, n.home.ChainID(), recID)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(plain)
+}
+
+// obtainKey gets the record's DEK for grant d from its custodians: this node's own
+// custody copy when it is one (after the same checks), otherwise over the key-release
+// protocol, trying custodians in turn. If every custodian refuses, the access is
+// *api.Denied with the first refusal.
+func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Record, recID crypto.RecordID) (*crypto.DEK, error) {
+	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(d.ID)}
+	var firstRefusal *api.Denied
+	var errs []error
+	for _, c := range rec.Custodians {
+		var resp *p2p.ReleaseResponse
+		if c == n.id {
+			r := n.release(ctx, n.id, d.ID, 0)
+			resp = &r
+		} else {
+			h, ok := n.hospital(c)
+			if !ok {
+				errs = append(errs, fmt.Errorf("custodian %s is not registered", c))
+				continue
+			}
+			p, err := p2p.PeerID(ed25519.PublicKey(h.Node))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := n.connect(ctx, h); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if resp, err = n.host.RequestKey(ctx, p, p2p.ReleaseRequest{Grant: string(d.ID), Height: int64(d.Height)}); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if resp.Code != 0 {
+			if firstRefusal == nil {
+				firstRefusal = &api.Denied{Record: d.Record, Grant: d.ID, Reason: consent.Code(resp.Code).String(), Detail: resp.Reason}
+			}
+			continue
+		}
+		if resp.Record != string(rec.ID) {
+			errs = append(errs, fmt.Errorf("custodian %s answered for record %q", c, resp.Record))
+			continue
+		}
+		dek, err := n.home.Keys.Wrap.Unwrap(resp.Wrapped, wctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("custodian %s: %w", c, err))
+			continue
+		}
+		return dek, nil
+	}
+	if firstRefusal != nil {
+		return nil, firstRefusal
+	}
+	return nil, fmt.Errorf("node: no custodian of record %s released its key: %w", rec.ID, errors.Join(errs...))
+}
+
+// Release answers a key-release request from a peer (p2p.Custodian): the peer must be
+// a registered hospital's node, the grant must pass the chain's release check against
+// committed state (granted, for that hospital, unexpired, consent not revoked, record
+// not erased) and this hospital must be a custodian holding the key. The DEK goes
+// out only HPKE-wrapped to the requester's registered key, bound to chain, record and
+// grant; a receipt tx follows.
+func (n *Node) Release(ctx context.Context, from peer.ID, req p2p.ReleaseRequest) p2p.ReleaseResponse {
+	n.mu.RLock()
+	requester, ok := n.registry.byPeer[from]
+	n.mu.RUnlock()
+	if !ok {
+		// The registry may have changed since the last refresh.
+		if err := n.refreshRegistry(); err == nil {
+			n.mu.RLock()
+			requester, ok = n.registry.byPeer[from]
+			n.mu.RUnlock()
+		}
+	}
+	if !ok {
+		n.metrics.releases.WithLabelValues(consent.CodeUnauthorized.String()).Inc()
+		return refusal(consent.CodeUnauthorized, "peer is not a registered hospital's node")
+	}
+	return n.release(ctx, requester, consent.GrantID(req.Grant), req.Height)
+}
+
+// maxHeightWait bounds how long a custodian waits for its chain to reach the height
+// a requester names (one or two blocks on a healthy network).
+const maxHeightWait = 2 * time.Second
+
+// waitHeight waits until this node has committed height h, ctx ends, or
+// maxHeightWait passes; the check that follows decides either way.
+func (n *Node) waitHeight(ctx context.Context, h int64) {
+	if n.chain.Height() >= h {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, maxHeightWait)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.chain.Height() < h {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func refusal(code consent.Code, log string) p2p.ReleaseResponse {
+	return p2p.ReleaseResponse{Code: uint32(code), Reason: log}
+}
+
+func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant consent.GrantID, height int64) (resp p2p.ReleaseResponse) {
+	n.waitHeight(ctx, height)
+	defer func() {
+		outcome := "released"
+		if resp.Code != 0 {
+			outcome = consent.Code(resp.Code).String()
+			n.log.Info("key release refused", "grant", grant, "requester", requester, "code", outcome)
+		}
+		n.metrics.releases.WithLabelValues(outcome).Inc()
+	}()
+	var rel consent.Release
+	_, err := n.query("/release/"+string(grant)+"/"+string(requester), []byte(strconv.FormatInt(time.Now().Unix(), 10)), &rel)
+	var rej *consent.Rejection
+	switch {
+	case errors.As(err, &rej):
+		return refusal(rej.Code, rej.Log)
+	case errors.Is(err, api.ErrNotFound):
+		return refusal(consent.CodeUnknownGrant, "no such grant")
+	case err != nil:
+		n.log.Error("release check failed", "grant", grant, "err", err)
+		return refusal(consent.CodeUnknownGrant, "the custodian could not read its chain state")
+	}
+	if !slices.Contains(rel.Record.Custodians, n.id) {
+		return refusal(consent.CodeUnauthorized, "this hospital is not a custodian of the record")
+	}
+	h, ok := n.hospital(requester)
+	if !ok {
+		return refusal(consent.CodeUnknownHospital, "requester is not registered")
+	}
+	recID, err := crypto.ParseRecordID(string(rel.Record.ID))
+	if err != nil {
+		return refusal(consent.CodeInvalid, "record ID")
+	}
+	dek, err := CustodyDEK(n.home, recID)
+	if err != nil {
+		n.log.Warn("custody key unavailable", "record", rel.Record.ID, "err", err)
+		return refusal(consent.CodeUnknownRecord, "this custodian does not hold the record's key")
+	}
+	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
+	if err != nil {
+		n.log.Error("wrap failed", "grant", grant, "err", err)
+		return refusal(consent.CodeInvalid, "the custodian could not wrap the key")
+	}
+	n.submitReceipt(grant)
+	n.log.Info("key released", "grant", grant, "requester", requester, "record", rel.Record.ID)
+	return p2p.ReleaseResponse{Record: string(rel.Record.ID), Wrapped: wrapped}
+}
+
+// submitReceipt records the release on the chain, in the background: the requester
+// need not wait a block for it.
+func (n *Node) submitReceipt(grant consent.GrantID) {
+	n.mu.RLock()
+	if n.closed {
+		n.mu.RUnlock()
+		return
+	}
+	n.wg.Add(1)
+	n.mu.RUnlock()
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+		defer cancel()
+		_, _, err := n.submit(ctx, consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{Custodian: n.id, Grant: grant}})
+		if err != nil && n.ctx.Err() == nil {
+			n.log.Warn("key-release receipt not committed", "grant", grant, "err", err)
+		}
+	}()
+}

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// Role is what a bearer token may do.
+type Role string
+
+// Roles.
+const (
+	RoleClinician      Role = "clinician"       // ingests and reads records, breaks the glass
+	RolePrivacyOfficer Role = "privacy-officer" // reads record metadata and consents
+	RoleAdmin          Role = "admin"           // ingests records, reads metadata and consents
+)
+
+// Token is a bearer token a node accepts, by the hex SHA-256 of the token: config
+// holds hashes, never tokens.
+type Token struct {
+	Role   Role
+	SHA256 string // HashToken(token)
+}
+
+// Config configures the API.
+type Config struct {
+	Tokens  []Token
+	Logger  *slog.Logger // default: discard
+	MaxBody int64        // bytes of an ingested Bundle; default 64 MiB
+}
+
+// DefaultMaxBody is Config.MaxBody's default, fhir.Limits' own default.
+const DefaultMaxBody = 64 << 20
+
+// Validate fills defaults and rejects an unknown role, a malformed hash or a hash
+// given twice.
+func (c *Config) Validate() error {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tokens {
+		if !slices.Contains(roles, t.Role) {
+			return fmt.Errorf("api: token %d: role %q is not one of clinician, privacy-officer, admin", i, t.Role)
+		}
+		if !sha256Pattern.MatchString(t.SHA256) {
+			return fmt.Errorf("api: token %d: SHA256 must be 64 lowercase hex digits (api.HashToken of the token)", i)
+		}
+		if seen[t.SHA256] {
+			return fmt.Errorf("api: token %d: the same token is configured twice", i)
+		}
+		seen[t.SHA256] = true
+	}
+	return nil
+}
+
+var roles = []Role{RoleClinician, RolePrivacyOfficer, RoleAdmin}
+
+var (
+	sha256Pattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`) // consent.PatientID
+	recordPattern  = regexp.MustCompile(`^[0-9a-f]{32}$`) // consent.RecordID
+	txIDPattern    = regexp.MustCompile(`^[0-9a-f]{32}$`) // consent.TxID, so ConsentID
+)
+
+// HashToken is the hex SHA-256 of a bearer token, as Token.SHA256 holds it.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewToken returns a fresh bearer token: 32 random bytes, base64url without padding.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("api: token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// New returns the node's HTTP API over b. Serve it with an http.Server that sets
+// timeouts (ReadHeaderTimeout at least); the handler answers every error with a FHIR
+// OperationOutcome.
+func New(b Backend, cfg Config) (http.Handler, error) {
+	if b == nil {
+		return nil, errors.New("api: nil Backend")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &server{
+		b:       b,
+		id:      b.Identity(),
+		log:     cfg.Logger,
+		maxBody: cfg.MaxBody,
+		mux:     http.NewServeMux(),
+		started: time.Now().UTC().Truncate(time.Second),
+	}
+	for _, t := range cfg.Tokens {
+		h, _ := hex.DecodeString(t.SHA256) // checked by Validate
+		s.tokens = append(s.tokens, token{role: t.Role, hash: h})
+	}
+	s.routes()
+	return s, nil
+}
+
+// routes is the API: pattern, who may call it, handler. A nil role list needs no
+// token (the metadata, health, and the consent operations, which the patient's
+// signature authorises).
+func (s *server) routes() {
+	anyStaff := []Role{RoleClinician, RolePrivacyOfficer, RoleAdmin}
+	s.route("GET /fhir/metadata", nil, s.metadata)
+	s.route("GET /healthz", nil, s.healthz)
+	s.route("POST /fhir/Bundle", []Role{RoleClinician, RoleAdmin}, s.ingest)
+	s.route("GET /fhir/DocumentReference", anyStaff, s.searchRecords)
+	s.route("GET /records/{id}", []Role{RoleClinician}, s.read)
+	s.route("POST /records/{id}/$emergency-access", []Role{RoleClinician}, s.emergency)
+	s.route("GET /fhir/Consent", anyStaff, s.searchConsents)
+	s.route("POST /fhir/Consent/$prepare", nil, s.prepareGrant)
+	s.route("POST /fhir/Consent", nil, s.grant)
+	s.route("POST /fhir/Consent/{id}/$revoke-prepare", nil, s.prepareRevoke)
+	s.route("POST /fhir/Consent/{id}/$revoke", nil, s.revoke)
+}

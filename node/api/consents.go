@@ -1,0 +1,290 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/medledger/medledger/consent"
+)
+
+// Consent endpoints. A patient grants and revokes with their own Ed25519 key, on their
+// own device, so these need no bearer token: the patient's signature over the exact
+// tx body is the authority, and the chain checks it. Each change is two calls:
+//
+//  1. $prepare (or $revoke-prepare): the node maps the request to a tx body (chain ID,
+//     fresh nonce, expiry, payload) and returns its canonical bytes for the patient to
+//     sign, with the signer expected;
+//  2. POST /fhir/Consent (or $revoke): the node checks that the signed body says what
+//     the request says, assembles the tx with the detached signature and submits it.
+//
+// Nothing reaches the chain unless the signature verifies over the body and the body
+// matches the request.
+
+func (s *server) resourceLimit() int64 { return min(s.maxBody, maxResource) }
+
+// prepareGrant is POST /fhir/Consent/$prepare with a FHIR Consent: the grant tx body
+// to sign, the patient who must sign it, and the policy as the chain will hold it.
+func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
+	res, err := readResource(w, r, "Consent", s.resourceLimit())
+	if err != nil {
+		return err
+	}
+	g, err := grantOf(res.Raw)
+	if err != nil {
+		return err
+	}
+	body, err := s.b.NewBody(r.Context())
+	if err != nil {
+		return err
+	}
+	body.Kind, body.Grant = consent.KindGrant, &g
+	policy, err := json.Marshal(g.Policy)
+	if err != nil {
+		return err
+	}
+	return s.writePrepared(w, body, g.Patient, parameter{Name: "policy", ValueString: string(policy)})
+}
+
+// writePrepared answers a $prepare: body (the bytes to sign), signer, and extras.
+func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer consent.PatientID, extra ...parameter) error {
+	enc, err := consent.EncodeBody(body)
+	if err != nil {
+		return err
+	}
+	if len(enc) > consent.MaxTxBytes-256 { // room for the envelope: key, signature, framing
+		return &problem{status: http.StatusRequestEntityTooLarge, issue: issue("too-costly", "",
+			"the consent is too large for one tx; split it into several consents")}
+	}
+	out := parameters{ResourceType: "Parameters", Parameter: append([]parameter{
+		{Name: "body", ValueBase64Binary: base64.StdEncoding.EncodeToString(enc)},
+		{Name: "signer", ValueString: string(signer)},
+	}, extra...)}
+	return writeResource(w, http.StatusOK, out)
+}
+
+// grant is POST /fhir/Consent with Parameters {resource: the Consent, body: from
+// $prepare, signature: the patient's Ed25519 signature over body}: 201 with the
+// Consent, its id the consent ID (the committed tx's ID).
+func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
+	ps, err := readParameters(w, r, s.resourceLimit(), "resource", "body", "signature")
+	if err != nil {
+		return err
+	}
+	res := ps["resource"].Resource
+	if len(res) == 0 {
+		return badRequest("required", "Parameters.parameter", "parameter 'resource' (the Consent) is required")
+	}
+	g, err := grantOf(res)
+	if err != nil {
+		var me *mapError
+		if errors.As(err, &me) { // point into the Parameters
+			if rest, ok := strings.CutPrefix(me.Path, "Consent"); ok {
+				me.Path = "Parameters.parameter.resource" + rest
+			}
+		}
+		return err
+	}
+	tx, body, err := s.assemble(ps, g.Patient)
+	if err != nil {
+		return err
+	}
+	if body.Kind != consent.KindGrant || body.Grant == nil || !sameGrant(*body.Grant, g) {
+		return mismatch("the Consent")
+	}
+	c, err := s.b.SubmitTx(r.Context(), tx)
+	if err != nil {
+		return err
+	}
+	out, err := withID(res, string(c.ID))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/fhir/Consent/"+string(c.ID))
+	writeFHIR(w, http.StatusCreated, out)
+	return nil
+}
+
+// assemble builds the tx from the body and signature parameters, signed by patient.
+// It checks the signature (consent.Assemble) and the chain, and changes nothing.
+func (s *server) assemble(ps map[string]parameter, patient consent.PatientID) ([]byte, *consent.Body, error) {
+	body, err := base64Param(ps, "body")
+	if err != nil {
+		return nil, nil, err
+	}
+	sig, err := base64Param(ps, "signature")
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := hex.DecodeString(string(patient))
+	if err != nil {
+		return nil, nil, err // cannot happen: patient IDs are checked hex
+	}
+	tx, decoded, err := consent.Assemble(body, pub, sig)
+	if err != nil {
+		return nil, nil, err
+	}
+	if decoded.ChainID != s.id.ChainID {
+		return nil, nil, badRequest("invalid", "", "the body is for chain '%s'; this node is on '%s': prepare it again here", truncate(decoded.ChainID, 64), s.id.ChainID)
+	}
+	return tx, decoded, nil
+}
+
+func mismatch(what string) error {
+	return badRequest("invalid", "", "the signed body does not match %s: prepare it again and sign the body returned", what)
+}
+
+// sameGrant compares grants by their canonical encoding (nil and empty lists alike).
+func sameGrant(a, b consent.Grant) bool {
+	ea, errA := consent.EncodeBody(consent.Body{Kind: consent.KindGrant, Grant: &a})
+	eb, errB := consent.EncodeBody(consent.Body{Kind: consent.KindGrant, Grant: &b})
+	return errA == nil && errB == nil && bytes.Equal(ea, eb)
+}
+
+// withID returns the resource JSON with its id set: resourceType and id first, then
+// the other members as given, in name order.
+func withID(raw json.RawMessage, id string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"resourceType":`)
+	buf.Write(m["resourceType"])
+	buf.WriteString(`,"id":`)
+	idJSON, _ := json.Marshal(id)
+	buf.Write(idJSON)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k != "resourceType" && k != "id" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kJSON, _ := json.Marshal(k)
+		buf.WriteByte(',')
+		buf.Write(kJSON)
+		buf.WriteByte(':')
+		if err := json.Compact(&buf, m[k]); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// prepareRevoke is POST /fhir/Consent/{id}/$revoke-prepare?patient=ID: the revoke tx
+// body for the patient to sign.
+func (s *server) prepareRevoke(w http.ResponseWriter, r *http.Request) error {
+	id, err := consentParam(r)
+	if err != nil {
+		return err
+	}
+	patient, err := patientParam(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.consentOf(r.Context(), patient, id)
+	if err != nil {
+		return err
+	}
+	if c.Revoked != 0 {
+		return &problem{status: http.StatusConflict, issue: issue("duplicate", "", "consent "+string(id)+" is already revoked")}
+	}
+	body, err := s.b.NewBody(r.Context())
+	if err != nil {
+		return err
+	}
+	body.Kind, body.Revoke = consent.KindRevoke, &consent.Revoke{Consent: id}
+	return s.writePrepared(w, body, patient)
+}
+
+// revoke is POST /fhir/Consent/{id}/$revoke?patient=ID with Parameters {body: from
+// $revoke-prepare, signature}: 200 with the Consent as the chain now holds it
+// (status inactive).
+func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
+	id, err := consentParam(r)
+	if err != nil {
+		return err
+	}
+	patient, err := patientParam(r)
+	if err != nil {
+		return err
+	}
+	ps, err := readParameters(w, r, s.resourceLimit(), "body", "signature")
+	if err != nil {
+		return err
+	}
+	tx, body, err := s.assemble(ps, patient)
+	if err != nil {
+		return err
+	}
+	if body.Kind != consent.KindRevoke || body.Revoke == nil || body.Revoke.Consent != id {
+		return mismatch("a revocation of consent " + string(id))
+	}
+	committed, err := s.b.SubmitTx(r.Context(), tx)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("X-Medledger-Tx", string(committed.ID))
+	c, err := s.consentOf(r.Context(), patient, id)
+	if err != nil {
+		return err
+	}
+	fc, err := fhirConsentOf(*c)
+	if err != nil {
+		return err
+	}
+	return writeResource(w, http.StatusOK, fc)
+}
+
+// consentOf finds one of a patient's consents (404 if the patient has no such consent).
+func (s *server) consentOf(ctx context.Context, p consent.PatientID, id consent.ConsentID) (*consent.Consent, error) {
+	cons, err := s.b.Consents(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cons {
+		if cons[i].ID == id {
+			return &cons[i], nil
+		}
+	}
+	return nil, &problem{status: http.StatusNotFound, issue: issue("not-found", "",
+		"patient "+string(p)+" has no consent "+string(id))}
+}
+
+// searchConsents is GET /fhir/Consent?patient=ID: the patient's consents from chain
+// state, as FHIR Consents.
+func (s *server) searchConsents(w http.ResponseWriter, r *http.Request) error {
+	patient, err := patientParam(r)
+	if err != nil {
+		return err
+	}
+	cons, err := s.b.Consents(r.Context(), patient)
+	if err != nil {
+		return err
+	}
+	if len(cons) == 0 {
+		if err := s.knownPatient(r.Context(), patient); err != nil {
+			return err
+		}
+	}
+	base := baseURL(r)
+	b := searchset(base+"/fhir/Consent?patient="+string(patient), len(cons))
+	for _, c := range cons {
+		fc, err := fhirConsentOf(c)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/fhir/Consent/" + string(c.ID),
+			Resource: fc, Search: &entrySearch{Mode: "match"}})
+	}
+	return writeResource(w, http.StatusOK, b)
+}

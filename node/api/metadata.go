@@ -1,0 +1,112 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// capabilityStatement is the FHIR R4 CapabilityStatement of GET /fhir/metadata.
+type capabilityStatement struct {
+	ResourceType   string          `json:"resourceType"`
+	Status         string          `json:"status"`
+	Date           string          `json:"date"`
+	Kind           string          `json:"kind"`
+	Software       capSoftware     `json:"software"`
+	Implementation capImplementing `json:"implementation"`
+	FHIRVersion    string          `json:"fhirVersion"`
+	Format         []string        `json:"format"`
+	Rest           []capRest       `json:"rest"`
+}
+
+type capSoftware struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+type capImplementing struct {
+	Description string `json:"description"`
+}
+
+type capRest struct {
+	Mode          string        `json:"mode"`
+	Documentation string        `json:"documentation,omitempty"`
+	Security      *capSecurity  `json:"security,omitempty"`
+	Resource      []capResource `json:"resource"`
+}
+
+type capSecurity struct {
+	Description string `json:"description"`
+}
+
+type capResource struct {
+	Type          string           `json:"type"`
+	Documentation string           `json:"documentation,omitempty"`
+	Interaction   []capInteraction `json:"interaction"`
+	SearchParam   []capSearchParam `json:"searchParam,omitempty"`
+}
+
+type capInteraction struct {
+	Code string `json:"code"`
+}
+
+type capSearchParam struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+var patientSearch = capSearchParam{Name: "patient", Type: "reference",
+	Documentation: "the patient ID (64 lowercase hex digits: the patient's Ed25519 public key), or Patient/{patient ID}"}
+
+// metadata is GET /fhir/metadata: what this node serves, and how.
+func (s *server) metadata(w http.ResponseWriter, r *http.Request) error {
+	cs := capabilityStatement{
+		ResourceType: "CapabilityStatement",
+		Status:       "active",
+		Date:         s.started.Format(time.RFC3339),
+		Kind:         "instance",
+		Software:     capSoftware{Name: "medledger", Version: s.id.Version},
+		Implementation: capImplementing{Description: "medledger node of " + s.id.Name +
+			" (hospital " + string(s.id.Hospital) + ", chain " + s.id.ChainID + ")"},
+		FHIRVersion: "4.0.1",
+		Format:      []string{"json"},
+		Rest: []capRest{{
+			Mode: "server",
+			Documentation: "Records are FHIR R4 Bundles, encrypted in the consortium's IPFS store; the consent chain " +
+				"decides every access. Errors are OperationOutcomes.",
+			Security: &capSecurity{Description: "Authorization: Bearer TOKEN, by role: clinician (ingest, read, " +
+				"emergency access, search), privacy-officer (search), admin (ingest, search). The Consent operations " +
+				"need no token: the patient's Ed25519 signature over the prepared tx body is the authority."},
+			Resource: []capResource{
+				{Type: "Bundle", Interaction: []capInteraction{{Code: "create"}},
+					Documentation: "POST /fhir/Bundle?patient={patient ID}: validate, encrypt and register a record " +
+						"(201, Location /records/{record ID}, body its DocumentReference)."},
+				{Type: "DocumentReference", Interaction: []capInteraction{{Code: "search-type"}},
+					SearchParam: []capSearchParam{patientSearch},
+					Documentation: "A record's metadata from the chain (no PHI). The record itself: GET /records/{record ID}" +
+						"?purpose={v3 PurposeOfUse}, decided on the chain; break-glass: POST /records/{record ID}" +
+						"/$emergency-access with a Parameters reason (valueCode)."},
+				{Type: "Consent", Interaction: []capInteraction{{Code: "create"}, {Code: "search-type"}},
+					SearchParam: []capSearchParam{patientSearch},
+					Documentation: "Grant: POST /fhir/Consent/$prepare with a Consent returns a Parameters {body, signer, " +
+						"policy}; the patient signs body with Ed25519; POST /fhir/Consent with a Parameters {resource, body, " +
+						"signature}. Revoke: POST /fhir/Consent/{id}/$revoke-prepare?patient={patient ID}, then " +
+						"POST /fhir/Consent/{id}/$revoke?patient={patient ID} with a Parameters {body, signature}."},
+			},
+		}},
+	}
+	return writeResource(w, http.StatusOK, cs)
+}
+
+// healthz is GET /healthz: the node is serving, and for which hospital and chain.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
+	b, err := json.Marshal(map[string]string{"status": "ok", "hospital": string(s.id.Hospital), "chain_id": s.id.ChainID})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b) // an error here is the client gone: nothing to do
+	return nil
+}

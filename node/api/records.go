@@ -1,0 +1,251 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/medledger/medledger/consent"
+)
+
+// ingest is POST /fhir/Bundle?patient=ID: validate, encrypt, store and register a
+// Bundle (Backend.Ingest, which stores nothing for invalid FHIR); 201 with the
+// record's DocumentReference.
+func (s *server) ingest(w http.ResponseWriter, r *http.Request) error {
+	patient, err := patientParam(r)
+	if err != nil {
+		return err
+	}
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	if r.ContentLength > s.maxBody {
+		return &http.MaxBytesError{Limit: s.maxBody}
+	}
+	rec, err := s.b.Ingest(r.Context(), patient, http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/records/"+string(rec.ID))
+	return writeResource(w, http.StatusCreated, documentReferenceOf(*rec))
+}
+
+// searchRecords is GET /fhir/DocumentReference?patient=ID: the patient's records as
+// the chain registers them (metadata only: the chain holds no PHI).
+func (s *server) searchRecords(w http.ResponseWriter, r *http.Request) error {
+	patient, err := patientParam(r)
+	if err != nil {
+		return err
+	}
+	recs, err := s.b.Records(r.Context(), patient)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		if err := s.knownPatient(r.Context(), patient); err != nil {
+			return err
+		}
+	}
+	base := baseURL(r)
+	b := searchset(base+"/fhir/DocumentReference?patient="+string(patient), len(recs))
+	for _, rec := range recs {
+		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/fhir/DocumentReference/" + string(rec.ID),
+			Resource: documentReferenceOf(rec), Search: &entrySearch{Mode: "match"}})
+	}
+	return writeResource(w, http.StatusOK, b)
+}
+
+// knownPatient answers 404 for a patient the chain knows nothing of: no records and
+// no consents.
+func (s *server) knownPatient(ctx context.Context, p consent.PatientID) error {
+	recs, err := s.b.Records(ctx, p)
+	if err != nil || len(recs) > 0 {
+		return err
+	}
+	cons, err := s.b.Consents(ctx, p)
+	if err != nil || len(cons) > 0 {
+		return err
+	}
+	return &problem{status: http.StatusNotFound, issue: issue("not-found", "",
+		"the chain has no records and no consents for patient "+string(p))}
+}
+
+// read is GET /records/{id}?purpose=CODE: access decided on the chain, then the
+// record's plaintext Bundle, byte for byte.
+func (s *server) read(w http.ResponseWriter, r *http.Request) error {
+	id, err := recordParam(r)
+	if err != nil {
+		return err
+	}
+	purpose, err := purposeParam(r)
+	if err != nil {
+		return err
+	}
+	acc, err := s.b.Read(r.Context(), id, purpose)
+	if err != nil {
+		return err
+	}
+	return writeRecord(w, id, acc)
+}
+
+func purposeParam(r *http.Request) (consent.Purpose, error) {
+	vals := r.URL.Query()["purpose"]
+	if len(vals) != 1 {
+		return "", badRequest("required", "", "give the purpose of use once: ?purpose=TREAT (a v3 PurposeOfUse code)")
+	}
+	p := consent.Purpose(vals[0])
+	switch {
+	case p == "ETREAT" || p == "BTG":
+		return "", badRequest("business-rule", "", "emergency access is POST /records/{id}/$emergency-access, with a coded reason")
+	case !slices.Contains(consent.Purposes, p):
+		return "", badRequest("value", "", "purpose '%s' is not one the chain knows: %s", truncate(vals[0], 20), joinPurposes())
+	}
+	return p, nil
+}
+
+// emergency is POST /records/{id}/$emergency-access: break-glass access with a coded
+// reason (a Parameters body with reason as valueCode, or ?reason=), then as read.
+func (s *server) emergency(w http.ResponseWriter, r *http.Request) error {
+	id, err := recordParam(r)
+	if err != nil {
+		return err
+	}
+	reason, err := emergencyReason(w, r)
+	if err != nil {
+		return err
+	}
+	acc, err := s.b.Emergency(r.Context(), id, reason)
+	if err != nil {
+		return err
+	}
+	return writeRecord(w, id, acc)
+}
+
+func emergencyReason(w http.ResponseWriter, r *http.Request) (string, error) {
+	q := r.URL.Query()["reason"]
+	if len(q) > 1 {
+		return "", badRequest("invalid", "", "give the reason once")
+	}
+	var reason string
+	if len(q) == 1 {
+		reason = q[0]
+	}
+	if r.ContentLength != 0 {
+		ps, err := readParameters(w, r, maxResource, "reason")
+		if err != nil {
+			return "", err
+		}
+		if p, ok := ps["reason"]; ok {
+			if p.ValueCode == "" {
+				return "", badRequest("required", "Parameters.parameter", "parameter 'reason' needs a valueCode")
+			}
+			if reason != "" && reason != p.ValueCode {
+				return "", badRequest("invalid", "", "the reason in the query and in the body differ")
+			}
+			reason = p.ValueCode
+		}
+	}
+	switch {
+	case reason == "":
+		return "", badRequest("required", "", "emergency access needs a coded reason, one of: %s", strings.Join(consent.EmergencyReasons, ", "))
+	case !slices.Contains(consent.EmergencyReasons, reason):
+		return "", badRequest("value", "", "reason '%s' is not one of: %s", truncate(reason, 40), strings.Join(consent.EmergencyReasons, ", "))
+	}
+	return reason, nil
+}
+
+// writeRecord answers a granted access with the record's Bundle and the decision's
+// IDs. It serves nothing unless the decision is a grant for this very record.
+func writeRecord(w http.ResponseWriter, id consent.RecordID, acc *Access) error {
+	switch {
+	case acc == nil || acc.Decision.Record != id:
+		return fmt.Errorf("api: the backend answered a read of %s with another record's access", id)
+	case !acc.Decision.Granted:
+		reason := acc.Decision.Reason
+		if reason == "" {
+			reason = consent.ReasonNoConsent
+		}
+		return &Denied{Record: id, Grant: acc.Decision.ID, Reason: reason}
+	}
+	h := w.Header()
+	h.Set("X-Medledger-Grant", string(acc.Decision.ID))
+	if acc.Decision.Consent != "" {
+		h.Set("X-Medledger-Consent", string(acc.Decision.Consent))
+	}
+	if acc.Decision.Emergency != "" {
+		h.Set("X-Medledger-Emergency", acc.Decision.Emergency)
+	}
+	writeFHIR(w, http.StatusOK, acc.Bundle)
+	return nil
+}
+
+// documentReference is a record's metadata from the chain as a FHIR R4
+// DocumentReference (no PHI: the chain has none).
+type documentReference struct {
+	ResourceType string            `json:"resourceType"`
+	ID           string            `json:"id"`
+	Identifier   []docIdentifier   `json:"identifier"`
+	Status       string            `json:"status"`
+	Category     []codeableConcept `json:"category,omitempty"`
+	Subject      *reference        `json:"subject"`
+	Custodian    *reference        `json:"custodian,omitempty"`
+	Content      []docContent      `json:"content"`
+}
+
+type docIdentifier struct {
+	Type   *codeableConcept `json:"type,omitempty"`
+	System string           `json:"system"`
+	Value  string           `json:"value"`
+}
+
+type docContent struct {
+	Attachment attachment `json:"attachment"`
+}
+
+type attachment struct {
+	ContentType string `json:"contentType"`
+	URL         string `json:"url"`
+}
+
+func documentReferenceOf(rec consent.Record) documentReference {
+	d := documentReference{
+		ResourceType: "DocumentReference",
+		ID:           string(rec.ID),
+		// The CID names the ciphertext (never the plaintext) in the consortium's IPFS store.
+		Identifier: []docIdentifier{{Type: &codeableConcept{Text: "IPFS CID of the encrypted record"},
+			System: "urn:ietf:rfc:3986", Value: "ipfs://" + rec.CID}},
+		Status:  "current",
+		Subject: &reference{Reference: "Patient/" + string(rec.Patient)},
+		Content: []docContent{{Attachment: attachment{ContentType: "application/fhir+json", URL: "/records/" + string(rec.ID)}}},
+	}
+	if rec.Erased != 0 {
+		d.Status = "entered-in-error"
+	}
+	if len(rec.Custodians) > 0 {
+		d.Custodian = &reference{Reference: "Organization/" + string(rec.Custodians[0])}
+	}
+	for _, c := range rec.Classes {
+		d.Category = append(d.Category, concept(systemResourceTypes, string(c)))
+	}
+	return d
+}
+
+func searchset(self string, total int) *bundle {
+	return &bundle{ResourceType: "Bundle", Type: "searchset", Total: total,
+		Link: []bundleLink{{Relation: "self", URL: self}}}
+}
+
+// baseURL is the server's base as the client addressed it, for absolute fullUrls.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}

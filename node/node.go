@@ -1,0 +1,441 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/p2p"
+	"github.com/medledger/medledger/storage"
+)
+
+// Version is the software version the API reports.
+const Version = "0.4.0"
+
+// Config configures a Node.
+type Config struct {
+	Home *home.Home
+	// Logger receives the node's structured logs (default: JSON on stderr at the
+	// home's log level). Nothing logged carries PHI or key material.
+	Logger *slog.Logger
+	// APIListener, if set, serves the API instead of listening on the home's
+	// api.listen (tests and the demo pass a listener on 127.0.0.1:0).
+	APIListener net.Listener
+}
+
+// Node is a hospital's node: the consent chain's validator, the libp2p host with
+// bitswap and the key-release protocol, the encrypted block store, and the HTTP API.
+type Node struct {
+	home    *home.Home
+	id      consent.HospitalID
+	log     *slog.Logger
+	store   *storage.Store
+	host    *p2p.Host
+	members *p2p.Allowlist
+	chain   *chain.Node
+	api     *http.Server
+	apiAddr string
+	metrics *metrics
+
+	ctx    context.Context // ends when the node closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.RWMutex
+	registry registry // the committed hospital registry, as last read
+	closed   bool
+}
+
+// registry is the chain's hospital registry with the peer ID of each node key.
+type registry struct {
+	height    int64
+	hospitals map[consent.HospitalID]consent.Hospital
+	byPeer    map[peer.ID]consent.HospitalID
+}
+
+// Start opens a hospital's home and starts everything in it. The chain's genesis is
+// the home's genesis.json; the hospital must be in its registry.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	h := cfg.Home
+	if h == nil {
+		return nil, errors.New("node: config: Home is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(h.Config.LogLevel)}))
+	}
+	log = log.With("hospital", h.Config.ID)
+	gen, err := cmttypes.GenesisDocFromFile(h.Path(home.GenesisFile))
+	if err != nil {
+		return nil, fmt.Errorf("node: genesis: %w", err)
+	}
+	if gen.ChainID != h.Config.ChainID {
+		return nil, fmt.Errorf("node: genesis is for chain %q, config.toml says %q", gen.ChainID, h.Config.ChainID)
+	}
+	if h.Config.Chain.P2PListen == "" {
+		return nil, errors.New("node: config: chain.p2p_listen is empty (see `medledger testnet`)")
+	}
+	nodeKey, err := h.Keys.Node.Ed25519PrivateKey()
+	if err != nil {
+		return nil, err
+	}
+
+	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.store, err = storage.Open(ctx, h.Path(home.BlocksDir)); err != nil {
+		return nil, err
+	}
+	if n.host, err = p2p.New(n.ctx, p2p.Config{NodeKey: nodeKey, ListenAddrs: h.Config.ListenAddrs, Members: n.members, Store: n.store}); err != nil {
+		return nil, err
+	}
+	// The validator signs with the node key: one identity per hospital node for
+	// CometBFT p2p, votes and libp2p (each signs its own domain-separated messages).
+	n.chain, err = chain.NewNode(chain.Config{
+		Home:               h.Path(home.ChainDir),
+		Moniker:            h.Config.ID,
+		NodeKey:            nodeKey,
+		ValidatorKey:       nodeKey,
+		Genesis:            gen,
+		P2PListen:          h.Config.Chain.P2PListen,
+		RPCListen:          h.Config.Chain.RPCListen,
+		PersistentPeers:    h.Config.Chain.PersistentPeers,
+		Machine:            NewConsentMachine(),
+		EmptyBlockInterval: h.Config.EmptyBlockInterval(),
+		Logger:             log.With("component", "chain"),
+		CometLogLevel:      slog.LevelError,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.refreshRegistry(); err != nil {
+		return nil, err
+	}
+	if _, ok := n.hospital(n.id); !ok {
+		return nil, fmt.Errorf("node: hospital %q is not in the chain's registry", n.id)
+	}
+	n.host.ServeKeyRelease(n)
+	if err := n.chain.Start(); err != nil {
+		return nil, err
+	}
+	if err := n.startAPI(cfg.APIListener); err != nil {
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.followRegistry()
+	log.Info("node started", "chain_id", gen.ChainID, "peer", n.host.ID().String(), "api", n.apiAddr)
+	return n, nil
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func (n *Node) startAPI(l net.Listener) error {
+	if l == nil {
+		if n.home.Config.API.Listen == "" {
+			return nil
+		}
+		var err error
+		if l, err = net.Listen("tcp", n.home.Config.API.Listen); err != nil {
+			return fmt.Errorf("node: api: %w", err)
+		}
+	}
+	tokens := make([]api.Token, 0, len(n.home.Config.API.Tokens))
+	for _, t := range n.home.Config.API.Tokens {
+		tokens = append(tokens, api.Token{Role: api.Role(t.Role), SHA256: t.SHA256})
+	}
+	handler, err := api.New(n, api.Config{Tokens: tokens, Logger: n.log.With("component", "api")})
+	if err != nil {
+		l.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", n.metrics.handler())
+	mux.Handle("/", handler)
+	n.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.apiAddr = "http://" + l.Addr().String()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.api.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("api stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// APIURL is the API's base URL ("" if the API is off).
+func (n *Node) APIURL() string { return n.apiAddr }
+
+// ID is this node's hospital ID.
+func (n *Node) ID() consent.HospitalID { return n.id }
+
+// Chain is the node's consent-chain validator.
+func (n *Node) Chain() *chain.Node { return n.chain }
+
+// Host is the node's libp2p host.
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// Store is the node's block store.
+func (n *Node) Store() *storage.Store { return n.store }
+
+// Home is the node's home.
+func (n *Node) Home() *home.Home { return n.home }
+
+// Close shuts the node down: the API (letting requests finish for a few seconds),
+// the chain, the host and the store.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	var errs []error
+	if n.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, n.api.Shutdown(ctx))
+		cancel()
+	}
+	n.cancel()
+	n.wg.Wait()
+	if n.chain != nil {
+		errs = append(errs, n.chain.Stop())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	n.log.Info("node stopped")
+	return errors.Join(errs...)
+}
+
+// followRegistry keeps the allowlist and connections in step with the chain's
+// hospital registry, re-reading it after each new height.
+func (n *Node) followRegistry() {
+	defer n.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.RLock()
+		last := n.registry.height
+		n.mu.RUnlock()
+		if n.chain.Height() != last {
+			if err := n.refreshRegistry(); err != nil {
+				n.log.Warn("registry refresh failed", "err", err)
+			}
+		}
+		n.connectMembers()
+	}
+}
+
+// refreshRegistry reads the committed hospital registry and feeds the allowlist.
+func (n *Node) refreshRegistry() error {
+	var list []consent.Hospital
+	height, err := n.query("/hospitals", nil, &list)
+	if err != nil {
+		return err
+	}
+	r := registry{height: height, hospitals: map[consent.HospitalID]consent.Hospital{}, byPeer: map[peer.ID]consent.HospitalID{}}
+	peers := make([]peer.ID, 0, len(list))
+	for _, h := range list {
+		r.hospitals[h.ID] = h
+		p, err := p2p.PeerID(ed25519.PublicKey(h.Node))
+		if err != nil {
+			continue // the chain validated the key; a bad one just cannot connect
+		}
+		r.byPeer[p] = h.ID
+		if h.ID != n.id {
+			peers = append(peers, p)
+		}
+	}
+	n.members.Set(peers)
+	n.mu.Lock()
+	n.registry = r
+	n.mu.Unlock()
+	return nil
+}
+
+// connectMembers dials members this host has no connection with, at their
+// registered addresses.
+func (n *Node) connectMembers() {
+	n.mu.RLock()
+	hs := make([]consent.Hospital, 0, len(n.registry.hospitals))
+	for _, h := range n.registry.hospitals {
+		hs = append(hs, h)
+	}
+	n.mu.RUnlock()
+	for _, h := range hs {
+		if h.ID == n.id || len(h.Addrs) == 0 {
+			continue
+		}
+		n.connect(n.ctx, h)
+	}
+}
+
+// connect dials a member hospital's node if not connected.
+func (n *Node) connect(ctx context.Context, h consent.Hospital) error {
+	p, err := p2p.PeerID(ed25519.PublicKey(h.Node))
+	if err != nil {
+		return err
+	}
+	if n.host.ConnectedTo(p) {
+		return nil
+	}
+	ai := peer.AddrInfo{ID: p}
+	for _, a := range h.Addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			ai.Addrs = append(ai.Addrs, m)
+		}
+	}
+	if len(ai.Addrs) == 0 {
+		return fmt.Errorf("node: hospital %s has no usable address", h.ID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return n.host.Connect(ctx, ai)
+}
+
+func (n *Node) hospital(id consent.HospitalID) (consent.Hospital, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	h, ok := n.registry.hospitals[id]
+	return h, ok
+}
+
+// query reads committed chain state at path into v (JSON). A not-found answer is
+// api.ErrNotFound; another refusal a *consent.Rejection. It returns the height read.
+func (n *Node) query(path string, data []byte, v any) (int64, error) {
+	res, height, err := n.chain.Query(path, data)
+	if err != nil {
+		return 0, err
+	}
+	switch consent.Code(res.Code) {
+	case consent.OK:
+	case consent.CodeNotFound:
+		return height, fmt.Errorf("%w: %s", api.ErrNotFound, res.Log)
+	default:
+		return height, &consent.Rejection{Code: consent.Code(res.Code), Log: res.Log}
+	}
+	if v == nil {
+		return height, nil
+	}
+	if err := jsonUnmarshal(res.Value, v); err != nil {
+		return height, fmt.Errorf("node: query %s: %w", path, err)
+	}
+	return height, nil
+}
+
+// txTTL is how many blocks a tx this node signs stays valid.
+const txTTL = 100
+
+// NewBody is a body for this chain with a fresh nonce, valid for txTTL blocks.
+func (n *Node) NewBody(context.Context) (consent.Body, error) {
+	return consent.NewBody(n.home.Config.ChainID, consent.Height(n.chain.Height()+txTTL))
+}
+
+// submit signs body (Kind and payload set) with this hospital's operator key and
+// waits for the commit.
+func (n *Node) submit(ctx context.Context, body consent.Body) (*api.Committed, []chain.Event, error) {
+	b, err := n.NewBody(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
+	tx, err := consent.Sign(body, n.home.Keys.Operator)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n.submitTx(ctx, tx)
+}
+
+// SubmitTx submits signed tx bytes and waits for the commit; a refusal is a
+// *consent.Rejection.
+func (n *Node) SubmitTx(ctx context.Context, tx []byte) (*api.Committed, error) {
+	c, _, err := n.submitTx(ctx, tx)
+	return c, err
+}
+
+func (n *Node) submitTx(ctx context.Context, tx []byte) (*api.Committed, []chain.Event, error) {
+	check, height, deliver, err := n.chain.SubmitTx(ctx, tx)
+	switch {
+	case err != nil && strings.Contains(err.Error(), "tx already exists in cache"):
+		return nil, nil, &consent.Rejection{Code: consent.CodeReplay, Log: "this exact tx was already submitted"}
+	case err != nil:
+		return nil, nil, err
+	case check.Code != 0:
+		return nil, nil, &consent.Rejection{Code: consent.Code(check.Code), Log: check.Log}
+	case deliver.Code != 0:
+		return nil, nil, &consent.Rejection{Code: consent.Code(deliver.Code), Log: deliver.Log}
+	}
+	return &api.Committed{ID: consent.IDOf(tx), Height: height}, deliver.Events, nil
+}
+
+// Identity names this node's hospital and chain.
+func (n *Node) Identity() api.Identity {
+	return api.Identity{Hospital: n.id, Name: n.home.Config.Name, ChainID: n.home.Config.ChainID, Version: Version}
+}
+
+// Records lists a patient's records from committed state.
+func (n *Node) Records(_ context.Context, patient consent.PatientID) ([]consent.Record, error) {
+	var recs []consent.Record
+	if _, err := n.query("/records/"+string(patient), nil, &recs); err != nil && !errors.Is(err, api.ErrNotFound) {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// Consents lists a patient's consents from committed state.
+func (n *Node) Consents(_ context.Context, patient consent.PatientID) ([]consent.Consent, error) {
+	var cs []consent.Consent
+	if _, err := n.query("/consents/"+string(patient), nil, &cs); err != nil && !errors.Is(err, api.ErrNotFound) {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// Members are the hospital IDs of the chain's registry, sorted.
+func (n *Node) Members() []consent.HospitalID {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	ids := make([]consent.HospitalID, 0, len(n.registry.hospitals))
+	for id := range n.registry.hospitals {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

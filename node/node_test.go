@@ -1,0 +1,405 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/fhir"
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/p2p"
+	"github.com/medledger/medledger/storage"
+)
+
+// syncBuffer collects the nodes' logs for the PHI scan.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// hospitalNet is a consortium of real hospital nodes in this process: CometBFT
+// validators, libp2p hosts on 127.0.0.1, leveldb block stores, Tink keys.
+type hospitalNet struct {
+	t     *testing.T
+	homes []*home.Home
+	nodes []*node.Node
+	logs  *syncBuffer
+}
+
+func startHospitals(t *testing.T, n int) *hospitalNet {
+	t.Helper()
+	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hn := &hospitalNet{t: t, homes: homes, nodes: make([]*node.Node, n), logs: &syncBuffer{}}
+	t.Cleanup(hn.stop)
+	for i := range homes {
+		hn.start(i)
+	}
+	hn.waitHeight(2)
+	return hn
+}
+
+func (hn *hospitalNet) start(i int) {
+	hn.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		hn.t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(hn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n, err := node.Start(hn.t.Context(), node.Config{Home: hn.homes[i], Logger: logger, APIListener: l})
+	if err != nil {
+		hn.t.Fatal(err)
+	}
+	hn.nodes[i] = n
+}
+
+func (hn *hospitalNet) stopNode(i int) {
+	if hn.nodes[i] != nil {
+		if err := hn.nodes[i].Close(); err != nil {
+			hn.t.Errorf("close %d: %v", i, err)
+		}
+		hn.nodes[i] = nil
+	}
+}
+
+func (hn *hospitalNet) stop() {
+	for i := range hn.nodes {
+		hn.stopNode(i)
+	}
+}
+
+func (hn *hospitalNet) waitHeight(h int64) {
+	hn.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, n := range hn.nodes {
+		for n != nil && n.Chain().Height() < h {
+			if time.Now().After(deadline) {
+				hn.t.Fatalf("height %d not reached", h)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// patientSubmit signs body with the patient's key and submits it through n.
+func patientSubmit(t *testing.T, n *node.Node, patient *crypto.SigningKey, body consent.Body) *api.Committed {
+	t.Helper()
+	b, err := n.NewBody(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
+	tx, err := consent.Sign(body, patient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.SubmitTx(ctxT(t), tx)
+	if err != nil {
+		t.Fatalf("%s: %v", body.Kind, err)
+	}
+	return c
+}
+
+func wantDenied(t *testing.T, err error, reason string) *api.Denied {
+	t.Helper()
+	var d *api.Denied
+	if !errors.As(err, &d) || d.Reason != reason {
+		t.Fatalf("got %v, want an access denied for %q", err, reason)
+	}
+	return d
+}
+
+func readSample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "fhir", "synthea", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const sampleBundle = "Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json"
+
+// TestKeyReleaseEndToEnd is the access story through four real hospital nodes: ingest
+// at ada, consent, reads at bayside, denials, forged and replayed grants, revocation,
+// emergency access, a non-member peer, a validator down and back — and no PHI in
+// the logs or in any chain store afterwards.
+func TestKeyReleaseEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-hospital network")
+	}
+	hn := startHospitals(t, 4)
+	ada, bayside, city := hn.nodes[0], hn.nodes[1], hn.nodes[2]
+	bundle := readSample(t, sampleBundle)
+	patient, err := crypto.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := consent.PatientIDOf(patient.Public())
+
+	// Invalid FHIR changes nothing.
+	if _, err := ada.Ingest(ctxT(t), pid, strings.NewReader(`{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"}]}`)); err == nil {
+		t.Fatal("invalid FHIR was ingested")
+	}
+	if recs, _ := ada.Records(ctxT(t), pid); len(recs) != 0 {
+		t.Fatalf("a rejected ingest left records: %v", recs)
+	}
+
+	rec, err := ada.Ingest(ctxT(t), pid, bytes.NewReader(bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Patient != pid || len(rec.Custodians) != 1 || rec.Custodians[0] != "ada" {
+		t.Fatalf("registered record: %+v", rec)
+	}
+
+	// No consent: denied on the chain, no key.
+	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
+	wantDenied(t, err, consent.ReasonNoConsent)
+
+	grant := patientSubmit(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}, Purposes: []consent.Purpose{"TREAT"}}}}}})
+
+	acc, err := bayside.Read(ctxT(t), rec.ID, "TREAT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(acc.Bundle, bundle) {
+		t.Fatal("bayside read a Bundle that differs from the one ingested")
+	}
+	if acc.Decision.Consent != consent.ConsentID(grant.ID) || acc.Decision.Requester != "bayside" {
+		t.Fatalf("decision: %+v", acc.Decision)
+	}
+	baysideGrant := acc.Decision.ID
+
+	// The wrong purpose and a hospital the consent does not name are denied.
+	_, err = bayside.Read(ctxT(t), rec.ID, "HRESCH")
+	wantDenied(t, err, consent.ReasonPurposeNotPermitted)
+	_, err = city.Read(ctxT(t), rec.ID, "TREAT")
+	wantDenied(t, err, consent.ReasonActorNotPermitted)
+
+	// City forges a grant ID, and replays bayside's grant: refused, no key.
+	adaPeer := ada.Host().ID()
+	for _, g := range []string{"00000000000000000000000000000000", string(baysideGrant)} {
+		resp, err := city.Host().RequestKey(ctxT(t), adaPeer, p2p.ReleaseRequest{Grant: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Code == 0 || len(resp.Wrapped) != 0 {
+			t.Fatalf("grant %s released to city: %+v", g, resp)
+		}
+	}
+
+	// The custodian submitted a receipt for bayside's release.
+	waitFor(t, "a key-release receipt", func() bool {
+		var g consent.GrantInfo
+		res, _, err := ada.Chain().Query("/grant/"+string(baysideGrant), nil)
+		return err == nil && res.Code == 0 && jsonInto(res.Value, &g) && len(g.Receipts) == 1 && g.Receipts[0].Custodian == "ada"
+	})
+
+	// A revocation committed before the request wins, and the old grant gets no key.
+	patientSubmit(t, city, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(grant.ID)}})
+	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
+	wantDenied(t, err, consent.ReasonRevoked)
+	_, err = bayside.Fetch(ctxT(t), baysideGrant)
+	wantDenied(t, err, consent.CodeNotGranted.String())
+
+	// Emergency access: granted and flagged.
+	acc, err = city.Emergency(ctxT(t), rec.ID, "unconscious-patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(acc.Bundle, bundle) || acc.Decision.Emergency != "unconscious-patient" {
+		t.Fatalf("emergency access: %+v", acc.Decision)
+	}
+	if _, err := city.Emergency(ctxT(t), rec.ID, "curiosity"); err == nil {
+		t.Fatal("an emergency without a coded reason was accepted")
+	}
+
+	// A peer that is not a registered member: ada's gater drops it once it has
+	// proven its key, so it gets no blocks and no keys.
+	stranger := strangerHost(t, adaPeer)
+	_ = stranger.Connect(ctxT(t), ada.Host().AddrInfo()) // the dialer's side may complete the handshake
+	if _, err := stranger.RequestKey(ctxT(t), adaPeer, p2p.ReleaseRequest{Grant: string(baysideGrant)}); err == nil {
+		t.Fatal("a non-member got a key-release answer")
+	}
+	root, err := cid.Decode(rec.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	if _, err := stranger.Fetch(short, root); err == nil {
+		t.Fatal("a non-member fetched the record's ciphertext")
+	}
+	cancel()
+	if ada.Host().ConnectedTo(stranger.ID()) {
+		t.Fatal("ada keeps a connection with a non-member")
+	}
+
+	// A non-custodian validator stops: reads still work; it restarts and catches up.
+	hn.stopNode(3)
+	patientSubmit(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}}}}}})
+	if acc, err = bayside.Read(ctxT(t), rec.ID, "TREAT"); err != nil || !bytes.Equal(acc.Bundle, bundle) {
+		t.Fatalf("read with a validator down: %v", err)
+	}
+	hn.start(3)
+	hn.waitHeight(bayside.Chain().Height())
+	h := bayside.Chain().Height()
+	hn.waitHeight(h + 1)
+	want, _ := bayside.Chain().AppHashAt(h)
+	if got, _ := hn.nodes[3].Chain().AppHashAt(h); !bytes.Equal(got, want) {
+		t.Fatal("the restarted validator disagrees on the app hash")
+	}
+
+	// No PHI in the logs, the chain's stores or the tx index.
+	hn.stop()
+	terms := phiTerms(t, bundle)
+	logs := hn.logs.String()
+	for _, term := range terms {
+		if strings.Contains(logs, term) {
+			t.Errorf("the logs contain PHI %q", term)
+		}
+	}
+	for _, h := range hn.homes {
+		scanChainStores(t, h.Path(home.ChainDir), terms)
+	}
+	if !strings.Contains(logs, `"key released"`) {
+		t.Error("the logs do not record key releases") // the scan looked at real logs
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// strangerHost is a libp2p host with a fresh key that no registry names.
+func strangerHost(t *testing.T, dial ...peer.ID) *p2p.Host {
+	t.Helper()
+	key, err := crypto.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := key.Ed25519PrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.OpenMemory(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It would dial the members itself: only their side can refuse it.
+	h, err := p2p.New(t.Context(), p2p.Config{NodeKey: priv, Store: store, Members: p2p.NewAllowlist(dial...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(); store.Close() })
+	return h
+}
+
+func jsonInto(b []byte, v any) bool { return json.Unmarshal(b, v) == nil }
+
+func phiTerms(t *testing.T, bundle []byte) []string {
+	t.Helper()
+	terms, err := fhir.PHITerms(bundle)
+	if err != nil || len(terms) < 3 {
+		t.Fatalf("PHI terms: %v (%d)", err, len(terms))
+	}
+	return terms
+}
+
+// scanChainStores looks for PHI in every file under dir and in every key and value of
+// every LevelDB database there (CometBFT's block store, state, tx index, and the app's
+// store), whose files may be compressed.
+func scanChainStores(t *testing.T, dir string, terms []string) {
+	t.Helper()
+	dbs := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasSuffix(path, ".db") {
+			db, err := leveldb.OpenFile(path, &opt.Options{ReadOnly: true})
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			defer db.Close()
+			dbs++
+			it := db.NewIterator(nil, nil)
+			defer it.Release()
+			for it.Next() {
+				for _, term := range terms {
+					if bytes.Contains(it.Key(), []byte(term)) || bytes.Contains(it.Value(), []byte(term)) {
+						t.Errorf("%s holds PHI %q", path, term)
+					}
+				}
+			}
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, term := range terms {
+				if bytes.Contains(b, []byte(term)) {
+					t.Errorf("%s holds PHI %q", path, term)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dbs < 4 {
+		t.Fatalf("scanned %d databases under %s, want the block store, state, tx index and app store", dbs, dir)
+	}
+}
