@@ -3,12 +3,14 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,6 +194,8 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	if rec.Patient != pid || len(rec.Custodians) != 1 || rec.Custodians[0] != "ada" {
 		t.Fatalf("registered record: %+v", rec)
 	}
+
+	t.Run("api refusals change nothing", func(t *testing.T) { apiRefusals(t, hn, pid, rec.ID) })
 
 	// No consent: denied on the chain, no key.
 	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
@@ -402,4 +406,73 @@ func scanChainStores(t *testing.T, dir string, terms []string) {
 	if dbs < 4 {
 		t.Fatalf("scanned %d databases under %s, want the block store, state, tx index and app store", dbs, dir)
 	}
+}
+
+// apiRefusals sends the real API malformed and unauthorised requests: each gets an
+// OperationOutcome with its status, and the chain state stays as it was.
+func apiRefusals(t *testing.T, hn *hospitalNet, pid consent.PatientID, rec consent.RecordID) {
+	ada := hn.nodes[0]
+	tokens, err := node.ReadTokens(hn.homes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		recs, _ := ada.Records(ctxT(t), pid)
+		cons, _ := ada.Consents(ctxT(t), pid)
+		res, _, _ := ada.Chain().Query("/decisions/"+string(pid), nil)
+		return fmt.Sprint(len(recs), len(cons), string(res.Value))
+	}
+	before := state()
+	_, pub := mustKey(t)
+	stranger := consent.PatientIDOf(pub)
+	badSig := base64.StdEncoding.EncodeToString(make([]byte, 64))
+	consentJSON := `{"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/` + string(pid) + `"},"policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTOUT"}]}}`
+	for _, c := range []struct {
+		name, method, path, token, body string
+		status                          int
+	}{
+		{"malformed FHIR", "POST", "/fhir/Bundle?patient=" + string(pid), tokens["admin"], `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"Patient/1"}]}`, 400},
+		{"not JSON", "POST", "/fhir/Bundle?patient=" + string(pid), tokens["admin"], `{"resourceType":`, 400},
+		{"malformed patient", "POST", "/fhir/Bundle?patient=alice", tokens["admin"], `{}`, 400},
+		{"unknown patient", "GET", "/fhir/DocumentReference?patient=" + string(stranger), tokens["clinician"], "", 404},
+		{"missing token", "GET", "/fhir/DocumentReference?patient=" + string(pid), "", "", 401},
+		{"wrong token", "GET", "/fhir/DocumentReference?patient=" + string(pid), "not-a-token", "", 401},
+		{"wrong role", "GET", "/records/" + string(rec) + "?purpose=TREAT", tokens["privacy-officer"], "", 403},
+		{"bad purpose", "GET", "/records/" + string(rec) + "?purpose=SHOPPING", tokens["clinician"], "", 400},
+		{"bad signature", "POST", "/fhir/Consent", "", `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":` + consentJSON +
+			`},{"name":"body","valueBase64Binary":"oA=="},{"name":"signature","valueBase64Binary":"` + badSig + `"}]}`, 400},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), c.method, ada.APIURL()+c.path, strings.NewReader(c.body))
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		if c.body != "" {
+			req.Header.Set("Content-Type", "application/fhir+json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var oo struct {
+			ResourceType string            `json:"resourceType"`
+			Issue        []json.RawMessage `json:"issue"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&oo)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || err != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
+			t.Errorf("%s: %d %s (decode %v), want %d with an OperationOutcome", c.name, resp.StatusCode, oo.ResourceType, err, c.status)
+		}
+	}
+	if after := state(); after != before {
+		t.Errorf("refused requests changed the chain state:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func mustKey(t *testing.T) (*crypto.SigningKey, []byte) {
+	t.Helper()
+	k, err := crypto.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, k.Public()
 }

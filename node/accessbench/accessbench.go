@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		t0 := time.Now()
-		rv, err := asPatient(ctx, ada, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(c.ID)}})
+		rv, err := asPatient(ctx, bayside, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(c.ID)}})
 		if err != nil {
 			return nil, err
 		}

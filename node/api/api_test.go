@@ -32,7 +32,7 @@ type fake struct {
 	records  map[consent.RecordID]*stored
 	consents map[consent.ConsentID]*consent.Consent
 	nonces   map[string]bool
-	calls    map[string]int            // Backend calls by method
+	calls    map[string]int             // Backend calls by method
 	reject   map[consent.RecordID]error // Read answers these as they are
 	panicOn  string                     // a method that panics
 }

@@ -75,6 +75,10 @@ func (s *server) knownPatient(ctx context.Context, p consent.PatientID) error {
 // read is GET /records/{id}?purpose=CODE: access decided on the chain, then the
 // record's plaintext Bundle, byte for byte.
 func (s *server) read(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodHead { // a read is an access request on the chain: never as a side effect of HEAD
+		w.Header().Set("Allow", "GET")
+		return &problem{status: http.StatusMethodNotAllowed, issue: issue("not-supported", "", "HEAD is not supported here; allowed: GET")}
+	}
 	id, err := recordParam(r)
 	if err != nil {
 		return err

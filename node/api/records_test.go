@@ -1,0 +1,398 @@
+package api_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node/api"
+)
+
+const (
+	alice = "6a50a417ca262e8a7553ac8b7d8c620cebefbf4cfa0ef9d440d4fc492a3b8632" // consenttest.NewKey("alice")
+	// syntheaFile is a small Synthea patient Bundle (224 KB).
+	syntheaFile = "../../testdata/fhir/synthea/Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json"
+)
+
+func synthea(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(syntheaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// ingest posts the Synthea bundle for alice and returns the record ID.
+func (e *env) ingest() consent.RecordID {
+	e.t.Helper()
+	res := e.do(req{method: "POST", path: "/fhir/Bundle?patient=" + alice, role: api.RoleClinician, body: bytes.NewReader(synthea(e.t))})
+	wantResource(e.t, res, http.StatusCreated, "DocumentReference")
+	var d struct{ ID string }
+	decode(e.t, res.body, &d)
+	return consent.RecordID(d.ID)
+}
+
+func TestMetadata(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	res := e.do(req{method: "GET", path: "/fhir/metadata"})
+	// HL7's published R4 JSON schema (which fhir embeds) lists FHIR versions only up
+	// to 4.0.0 and so refuses R4's own "4.0.1"; validate everything else.
+	checked := res
+	checked.body = bytes.Replace(res.body, []byte(`"fhirVersion":"4.0.1"`), []byte(`"fhirVersion":"4.0.0"`), 1)
+	wantResource(t, checked, http.StatusOK, "CapabilityStatement")
+	var cs struct {
+		Status, Kind, FHIRVersion string
+		Format                    []string
+		Software                  struct{ Name, Version string }
+		Implementation            struct{ Description string }
+		Rest                      []struct {
+			Resource []struct {
+				Type        string
+				Interaction []struct{ Code string }
+			}
+		}
+	}
+	decode(t, res.body, &cs)
+	if cs.Status != "active" || cs.Kind != "instance" || cs.FHIRVersion != "4.0.1" || strings.Join(cs.Format, ",") != "json" ||
+		cs.Software.Name != "medledger" || cs.Software.Version != "v0.0.0-test" ||
+		!strings.Contains(cs.Implementation.Description, "Bayside General") {
+		t.Errorf("CapabilityStatement: %+v", cs)
+	}
+	var got []string
+	for _, r := range cs.Rest[0].Resource {
+		for _, i := range r.Interaction {
+			got = append(got, r.Type+":"+i.Code)
+		}
+	}
+	if want := "Bundle:create DocumentReference:search-type Consent:create Consent:search-type"; strings.Join(got, " ") != want {
+		t.Errorf("interactions %v, want %s", got, want)
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	res := e.do(req{method: "GET", path: "/healthz"})
+	var h map[string]string
+	decode(t, res.body, &h)
+	if res.status != http.StatusOK || h["status"] != "ok" || h["hospital"] != "bayside" || h["chain_id"] != "medledger-test" {
+		t.Errorf("got %d %v", res.status, h)
+	}
+}
+
+// TestAuth: the token decides, by its role, per endpoint.
+func TestAuth(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.ingest()
+	search := "/fhir/DocumentReference?patient=" + alice
+	tests := []struct {
+		name   string
+		r      req
+		status int
+		code   string
+	}{
+		{"no token", req{method: "GET", path: search}, http.StatusUnauthorized, "login"},
+		{"unknown token", req{method: "GET", path: search, token: "not-a-token"}, http.StatusUnauthorized, "login"},
+		{"a token's hash as token", req{method: "GET", path: search, token: api.HashToken(e.tokens[api.RoleAdmin])}, http.StatusUnauthorized, "login"},
+		{"privacy officer ingests", req{method: "POST", path: "/fhir/Bundle?patient=" + alice, role: api.RolePrivacyOfficer, body: strings.NewReader("{}")}, http.StatusForbidden, "forbidden"},
+		{"admin reads a record", req{method: "GET", path: "/records/" + string(id) + "?purpose=TREAT", role: api.RoleAdmin}, http.StatusForbidden, "forbidden"},
+		{"privacy officer breaks the glass", req{method: "POST", path: "/records/" + string(id) + "/$emergency-access?reason=life-threatening", role: api.RolePrivacyOfficer}, http.StatusForbidden, "forbidden"},
+	}
+	before := e.f.mutations()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.do(tt.r)
+			wantOutcome(t, res, tt.status, tt.code)
+			if tt.status == http.StatusUnauthorized && !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("WWW-Authenticate %q", res.header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	if e.f.mutations() != before {
+		t.Errorf("a refused request reached the backend")
+	}
+	for _, role := range []api.Role{api.RoleClinician, api.RolePrivacyOfficer, api.RoleAdmin} {
+		if res := e.do(req{method: "GET", path: search, role: role}); res.status != http.StatusOK {
+			t.Errorf("%s: search got %d", role, res.status)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := api.HashToken("t")
+	tests := []struct {
+		name string
+		cfg  api.Config
+	}{
+		{"unknown role", api.Config{Tokens: []api.Token{{Role: "root", SHA256: ok}}}},
+		{"token, not hash", api.Config{Tokens: []api.Token{{Role: api.RoleAdmin, SHA256: "t"}}}},
+		{"uppercase hash", api.Config{Tokens: []api.Token{{Role: api.RoleAdmin, SHA256: strings.ToUpper(ok)}}}},
+		{"same token twice", api.Config{Tokens: []api.Token{{Role: api.RoleAdmin, SHA256: ok}, {Role: api.RoleClinician, SHA256: ok}}}},
+	}
+	for _, tt := range tests {
+		if _, err := api.New(newFake(), tt.cfg); err == nil {
+			t.Errorf("%s: no error", tt.name)
+		}
+	}
+	tok, err := api.NewToken()
+	if err != nil || len(tok) != 43 {
+		t.Errorf("NewToken: %q, %v", tok, err)
+	}
+}
+
+func TestIngest(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	res := e.do(req{method: "POST", path: "/fhir/Bundle?patient=" + alice, role: api.RoleClinician,
+		contentType: "application/json; charset=utf-8", body: bytes.NewReader(synthea(t))})
+	wantResource(t, res, http.StatusCreated, "DocumentReference")
+	var d struct {
+		ID, Status string
+		Subject    struct{ Reference string }
+		Custodian  struct{ Reference string }
+		Identifier []struct{ System, Value string }
+		Category   []struct {
+			Coding []struct{ System, Code string }
+		}
+		Content []struct {
+			Attachment struct{ ContentType, URL string }
+		}
+	}
+	decode(t, res.body, &d)
+	if loc := res.header.Get("Location"); loc != "/records/"+d.ID || len(d.ID) != 32 {
+		t.Errorf("Location %q for record %q", loc, d.ID)
+	}
+	if d.Status != "current" || d.Subject.Reference != "Patient/"+alice || d.Custodian.Reference != "Organization/bayside" ||
+		d.Identifier[0].System != "urn:ietf:rfc:3986" || !strings.HasPrefix(d.Identifier[0].Value, "ipfs://bafy") ||
+		d.Content[0].Attachment.URL != "/records/"+d.ID || d.Content[0].Attachment.ContentType != "application/fhir+json" ||
+		len(d.Category) == 0 || d.Category[0].Coding[0].System != "http://hl7.org/fhir/resource-types" {
+		t.Errorf("DocumentReference: %s", res.body)
+	}
+	if len(e.f.records) != 1 {
+		t.Errorf("%d records stored, want 1", len(e.f.records))
+	}
+}
+
+// TestIngestRefused: bad requests are answered with an OperationOutcome and store
+// nothing.
+func TestIngestRefused(t *testing.T) {
+	e := newEnv(t, api.Config{MaxBody: 64 << 10})
+	invalid := `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"Patient/1","resource":{"resourceType":"Patient","id":"1"}}]}`
+	tests := []struct {
+		name       string
+		r          req
+		status     int
+		code, path string
+	}{
+		{"invalid FHIR", req{body: strings.NewReader(invalid)}, http.StatusBadRequest, "value", "Bundle.entry[0]"},
+		{"not JSON", req{body: strings.NewReader(`{"resourceType":"Bundle",`)}, http.StatusBadRequest, "structure", ""},
+		{"not a Bundle", req{body: strings.NewReader(`{"resourceType":"Patient","id":"1"}`)}, http.StatusBadRequest, "invalid", ""},
+		{"XML", req{contentType: "application/fhir+xml", body: strings.NewReader("<Bundle/>")}, http.StatusUnsupportedMediaType, "not-supported", ""},
+		{"no content type", req{contentType: "text/plain", body: strings.NewReader("{}")}, http.StatusUnsupportedMediaType, "not-supported", ""},
+		{"latin-1", req{contentType: "application/fhir+json; charset=iso-8859-1", body: strings.NewReader("{}")}, http.StatusUnsupportedMediaType, "not-supported", ""},
+		{"too large", req{body: bytes.NewReader(synthea(t))}, http.StatusRequestEntityTooLarge, "too-costly", ""},
+		{"too large, streamed", req{body: iotest.HalfReader(bytes.NewReader(synthea(t)))}, http.StatusRequestEntityTooLarge, "too-costly", ""},
+		{"no patient", req{path: "/fhir/Bundle", body: strings.NewReader("{}")}, http.StatusBadRequest, "required", ""},
+		{"patient not a key", req{path: "/fhir/Bundle?patient=f001", body: strings.NewReader("{}")}, http.StatusBadRequest, "value", ""},
+		{"patient uppercase", req{path: "/fhir/Bundle?patient=" + strings.ToUpper(alice), body: strings.NewReader("{}")}, http.StatusBadRequest, "value", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.r.method, tt.r.role = "POST", api.RoleClinician
+			if tt.r.path == "" {
+				tt.r.path = "/fhir/Bundle?patient=" + alice
+			}
+			oo := wantOutcome(t, e.do(tt.r), tt.status, tt.code)
+			if tt.path != "" && (len(oo.Issue[0].Expression) == 0 || oo.Issue[0].Expression[0] != tt.path) {
+				t.Errorf("issue %+v, want the path %s", oo.Issue[0], tt.path)
+			}
+		})
+	}
+	if len(e.f.records) != 0 {
+		t.Errorf("%d records stored, want none", len(e.f.records))
+	}
+}
+
+func TestSearchRecords(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.ingest()
+	e.f.records[id].rec.Erased = 20 // as the chain shows an erased record
+	second := e.ingest()
+
+	res := e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=Patient/" + alice, role: api.RolePrivacyOfficer})
+	wantResource(t, res, http.StatusOK, "Bundle")
+	var b struct {
+		Type  string
+		Total int
+		Entry []struct {
+			FullURL  string
+			Resource struct{ ResourceType, ID, Status string }
+		}
+	}
+	decode(t, res.body, &b)
+	if b.Type != "searchset" || b.Total != 2 || len(b.Entry) != 2 {
+		t.Fatalf("searchset: %s", res.body)
+	}
+	status := map[string]string{}
+	for _, en := range b.Entry {
+		status[en.Resource.ID] = en.Resource.Status
+		if !strings.HasPrefix(en.FullURL, e.srv.URL+"/fhir/DocumentReference/") || en.Resource.ResourceType != "DocumentReference" {
+			t.Errorf("entry %+v", en)
+		}
+	}
+	if status[string(id)] != "entered-in-error" || status[string(second)] != "current" {
+		t.Errorf("statuses %v", status)
+	}
+
+	bob := strings.Repeat("0b", 32)
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=" + bob, role: api.RoleClinician}), http.StatusNotFound, "not-found")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference", role: api.RoleClinician}), http.StatusBadRequest, "required")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=" + alice + "&patient=" + bob, role: api.RoleClinician}), http.StatusBadRequest, "required")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=Patient/f001", role: api.RoleClinician}), http.StatusBadRequest, "value")
+}
+
+// grantAlice puts a consent in the fake: alice permits bayside for TREAT.
+func (e *env) grantAlice() consent.ConsentID {
+	c := consent.Consent{ID: "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0", Patient: alice, Policy: consent.Policy{Base: consent.Deny,
+		Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}, Purposes: []consent.Purpose{"TREAT"}}}}}
+	e.f.consents[c.ID] = &c
+	return c.ID
+}
+
+func TestRead(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.ingest()
+	path := "/records/" + string(id)
+
+	t.Run("no consent", func(t *testing.T) {
+		oo := wantOutcome(t, e.do(req{method: "GET", path: path + "?purpose=TREAT", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
+		if d := oo.Issue[0].Details; d == nil || d.Text != "no-consent" {
+			t.Errorf("details %+v, want the reason no-consent", d)
+		}
+	})
+	cid := e.grantAlice()
+	t.Run("granted", func(t *testing.T) {
+		res := e.do(req{method: "GET", path: path + "?purpose=TREAT", role: api.RoleClinician})
+		if res.status != http.StatusOK || !bytes.Equal(res.body, synthea(t)) {
+			t.Fatalf("status %d, %d bytes; want 200 and the Bundle byte for byte", res.status, len(res.body))
+		}
+		if g := res.header.Get("X-Medledger-Grant"); len(g) != 32 {
+			t.Errorf("X-Medledger-Grant %q", g)
+		}
+		if c := res.header.Get("X-Medledger-Consent"); c != string(cid) {
+			t.Errorf("X-Medledger-Consent %q, want %s", c, cid)
+		}
+		if ct, cc := res.header.Get("Content-Type"), res.header.Get("Cache-Control"); ct != "application/fhir+json" || cc != "no-store" {
+			t.Errorf("Content-Type %q, Cache-Control %q", ct, cc)
+		}
+	})
+	t.Run("purpose not permitted", func(t *testing.T) {
+		oo := wantOutcome(t, e.do(req{method: "GET", path: path + "?purpose=HPAYMT", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
+		if d := oo.Issue[0].Details; d == nil || d.Text != "purpose-not-permitted" || d.Coding[0].Code != "purpose-not-permitted" {
+			t.Errorf("details %+v, want the reason purpose-not-permitted", d)
+		}
+		if !strings.Contains(oo.Issue[0].Diagnostics, "decision ") {
+			t.Errorf("diagnostics %q name no decision", oo.Issue[0].Diagnostics)
+		}
+	})
+	e.f.consents[cid].Revoked = 30
+	t.Run("revoked", func(t *testing.T) {
+		oo := wantOutcome(t, e.do(req{method: "GET", path: path + "?purpose=TREAT", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
+		if d := oo.Issue[0].Details; d == nil || d.Text != "revoked" {
+			t.Errorf("details %+v, want the reason revoked", d)
+		}
+	})
+
+	unknown := consent.RecordID(strings.Repeat("ab", 16))
+	rejected := consent.RecordID(strings.Repeat("cd", 16))
+	erased := consent.RecordID(strings.Repeat("ef", 16))
+	e.f.reject[rejected] = &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "no record"}
+	e.f.reject[erased] = &consent.Rejection{Code: consent.CodeErased, Log: "erased"}
+	tests := []struct {
+		name   string
+		path   string
+		status int
+		code   string
+	}{
+		{"no purpose", path, http.StatusBadRequest, "required"},
+		{"unknown purpose", path + "?purpose=FUN", http.StatusBadRequest, "value"},
+		{"lowercase purpose", path + "?purpose=treat", http.StatusBadRequest, "value"},
+		{"emergency purpose", path + "?purpose=ETREAT", http.StatusBadRequest, "business-rule"},
+		{"two purposes", path + "?purpose=TREAT&purpose=HPAYMT", http.StatusBadRequest, "required"},
+		{"record ID too short", "/records/abc?purpose=TREAT", http.StatusBadRequest, "value"},
+		{"record ID uppercase", "/records/" + strings.ToUpper(string(id)) + "?purpose=TREAT", http.StatusBadRequest, "value"},
+		{"unknown record", "/records/" + string(unknown) + "?purpose=TREAT", http.StatusNotFound, "not-found"},
+		{"unknown to the chain", "/records/" + string(rejected) + "?purpose=TREAT", http.StatusNotFound, "not-found"},
+		{"erased", "/records/" + string(erased) + "?purpose=TREAT", http.StatusGone, "deleted"},
+	}
+	t.Run("HEAD", func(t *testing.T) {
+		before := e.f.mutations()
+		res := e.do(req{method: "HEAD", path: path + "?purpose=TREAT", role: api.RoleClinician})
+		if res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") != "GET" || e.f.mutations() != before {
+			t.Errorf("HEAD: status %d, Allow %q; want 405, GET, and no access request", res.status, res.header.Get("Allow"))
+		}
+	})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.f.mutations()
+			wantOutcome(t, e.do(req{method: "GET", path: tt.path, role: api.RoleClinician}), tt.status, tt.code)
+			if tt.status == http.StatusBadRequest && e.f.mutations() != before {
+				t.Errorf("a malformed request reached the backend")
+			}
+		})
+	}
+}
+
+func TestEmergency(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.ingest()
+	path := "/records/" + string(id) + "/$emergency-access"
+	params := func(reason string) io.Reader {
+		return strings.NewReader(`{"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"` + reason + `"}]}`)
+	}
+	for _, r := range []req{
+		{path: path, body: params("unconscious-patient")},
+		{path: path + "?reason=life-threatening"},
+		{path: strings.Replace(path, "$", "%24", 1) + "?reason=life-threatening"},
+		{path: path + "?reason=life-threatening", body: params("life-threatening")},
+	} {
+		r.method, r.role = "POST", api.RoleClinician
+		res := e.do(r)
+		if res.status != http.StatusOK || !bytes.Equal(res.body, synthea(t)) {
+			t.Fatalf("%s: status %d; want 200 and the Bundle: %.300s", r.path, res.status, res.body)
+		}
+		if res.header.Get("X-Medledger-Emergency") == "" || res.header.Get("X-Medledger-Grant") == "" {
+			t.Errorf("headers %v", res.header)
+		}
+	}
+
+	tests := []struct {
+		name   string
+		r      req
+		status int
+		code   string
+	}{
+		{"no reason", req{path: path}, http.StatusBadRequest, "required"},
+		{"unknown reason", req{path: path, body: params("curiosity")}, http.StatusBadRequest, "value"},
+		{"unknown reason in the query", req{path: path + "?reason=curiosity"}, http.StatusBadRequest, "value"},
+		{"reasons differ", req{path: path + "?reason=life-threatening", body: params("unconscious-patient")}, http.StatusBadRequest, "invalid"},
+		{"reason as a string", req{path: path, body: strings.NewReader(`{"resourceType":"Parameters","parameter":[{"name":"reason","valueString":"life-threatening"}]}`)}, http.StatusBadRequest, "required"},
+		{"unknown parameter", req{path: path, body: strings.NewReader(`{"resourceType":"Parameters","parameter":[{"name":"why","valueCode":"life-threatening"}]}`)}, http.StatusBadRequest, "not-supported"},
+		{"not Parameters", req{path: path, body: strings.NewReader(`{"resourceType":"Basic","code":{"text":"x"}}`)}, http.StatusBadRequest, "invalid"},
+		{"bad record ID", req{path: "/records/xyz/$emergency-access?reason=life-threatening"}, http.StatusBadRequest, "value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.f.mutations()
+			tt.r.method, tt.r.role = "POST", api.RoleClinician
+			wantOutcome(t, e.do(tt.r), tt.status, tt.code)
+			if e.f.mutations() != before {
+				t.Errorf("a malformed request reached the backend")
+			}
+		})
+	}
+}
