@@ -87,6 +87,9 @@ func oppositeOf(r Rule) Rule {
 }
 
 func validateProvisions(ps []Provision, want Rule, depth int, n *int) error {
+	if len(ps) == 0 {
+		return nil
+	}
 	if depth > maxProvisionDepth {
 		return fmt.Errorf("provisions nest deeper than %d", maxProvisionDepth)
 	}

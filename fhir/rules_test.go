@@ -244,3 +244,17 @@ func TestIssueCollection(t *testing.T) {
 		t.Errorf("got paths %q, want %q (input order)%s", paths, want, describe(got))
 	}
 }
+
+// R4 is FHIR 4.0.1; the published schema's enums stop at 4.0.0.
+func TestFHIRVersion401(t *testing.T) {
+	for _, v := range []string{"4.0.0", "4.0.1"} {
+		doc := `{"resourceType":"CapabilityStatement","status":"active","date":"2026-01-01","kind":"instance","fhirVersion":"` + v + `","format":["json"]}`
+		if _, err := Parse([]byte(doc), Limits{}); err != nil {
+			t.Errorf("fhirVersion %s: %v", v, err)
+		}
+	}
+	doc := `{"resourceType":"CapabilityStatement","status":"active","date":"2026-01-01","kind":"instance","fhirVersion":"4.0.2","format":["json"]}`
+	if _, err := Parse([]byte(doc), Limits{}); err == nil {
+		t.Error("fhirVersion 4.0.2 accepted")
+	}
+}

@@ -206,7 +206,13 @@ func (c *compiler) prop(name string, r *rawDef) (*prop, error) {
 		d, err := c.ref(r.Ref)
 		return &prop{def: d}, err
 	case r.Enum != nil:
-		return &prop{def: &def{name: "code", kind: defCode, enum: r.Enum}}, nil
+		enum := r.Enum
+		if slices.Contains(enum, "4.0.0") && !slices.Contains(enum, "4.0.1") {
+			// The published R4 schema predates the R4 technical correction: its
+			// FHIRVersion enums stop at 4.0.0, but R4 is 4.0.1.
+			enum = append(slices.Clone(enum), "4.0.1")
+		}
+		return &prop{def: &def{name: "code", kind: defCode, enum: enum}}, nil
 	case r.Const != nil:
 		return &prop{def: &def{name: "code", kind: defCode, enum: []string{*r.Const}}}, nil
 	}
