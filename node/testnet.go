@@ -23,7 +23,7 @@ import (
 // TestnetConfig configures Testnet.
 type TestnetConfig struct {
 	Dir       string // the homes go to Dir/<hospital id>
-	Hospitals int    // how many (default 4)
+	Hospitals int    // how many (1-64)
 	ChainID   string // default "medledger-testnet"
 	// EmptyBlockInterval is each node's chain.empty_block_interval (default "0s").
 	EmptyBlockInterval string
@@ -50,9 +50,6 @@ const testnetPower = 10
 // persistent peer, and one genesis.json naming every hospital (names, operator, node
 // and HPKE keys, libp2p addresses) as validator and registry member.
 func Testnet(cfg TestnetConfig) ([]*home.Home, error) {
-	if cfg.Hospitals == 0 {
-		cfg.Hospitals = 4
-	}
 	if cfg.Hospitals < 1 || cfg.Hospitals > 64 {
 		return nil, fmt.Errorf("node: testnet: %d hospitals (1-64)", cfg.Hospitals)
 	}
