@@ -428,6 +428,14 @@ func (n *Node) Consents(_ context.Context, patient consent.PatientID) ([]consent
 	return cs, nil
 }
 
+// VoteHospital casts this hospital's vote to register h as a member; h is registered
+// once members holding ≥ 2/3 of the power have voted for the same h. Every node's
+// allowlist then admits h's node.
+func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*api.Committed, error) {
+	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
+	return c, err
+}
+
 // Members are the hospital IDs of the chain's registry, sorted.
 func (n *Node) Members() []consent.HospitalID {
 	n.mu.RLock()

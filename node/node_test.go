@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -280,6 +281,32 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 		t.Fatal("ada keeps a connection with a non-member")
 	}
 
+	// A hospital the members vote in is admitted: allowlists follow the registry.
+	newcomer, err := crypto.GenerateHospital()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nh := hostWithKey(t, newcomer.Node, adaPeer)
+	for _, voter := range hn.nodes[:3] {
+		if _, err := voter.VoteHospital(ctxT(t), consent.Hospital{ID: "newcomer", Name: "Newcomer Clinic", Power: 10,
+			Operator: newcomer.Operator.Public(), Node: newcomer.Node.Public(), Wrap: newcomer.Wrap.Public()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "ada to admit the newly registered hospital", func() bool {
+		_ = nh.Connect(ctxT(t), ada.Host().AddrInfo())
+		time.Sleep(100 * time.Millisecond)
+		return ada.Host().ConnectedTo(nh.ID())
+	})
+
+	// Metrics count what happened, with outcomes only.
+	metrics := httpGet(t, ada.APIURL()+"/metrics")
+	for _, want := range []string{`medledger_key_releases_total{outcome="released"}`, `medledger_key_releases_total{outcome="unauthorized"}`, `medledger_records_ingested_total 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("ada's /metrics lacks %s", want)
+		}
+	}
+
 	// A non-custodian validator stops: reads still work; it restarts and catches up.
 	hn.stopNode(3)
 	patientSubmit(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
@@ -331,6 +358,24 @@ func strangerHost(t *testing.T, dial ...peer.ID) *p2p.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hostWithKey(t, key, dial...)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// hostWithKey is a libp2p host on a node key that would dial the given peers.
+func hostWithKey(t *testing.T, key *crypto.SigningKey, dial ...peer.ID) *p2p.Host {
+	t.Helper()
 	priv, err := key.Ed25519PrivateKey()
 	if err != nil {
 		t.Fatal(err)
