@@ -419,6 +419,24 @@ func (n *Node) Records(_ context.Context, patient consent.PatientID) ([]consent.
 	return recs, nil
 }
 
+// Record is one record from committed state.
+func (n *Node) Record(_ context.Context, id consent.RecordID) (*consent.Record, error) {
+	var rec consent.Record
+	if _, err := n.query("/record/"+string(id), nil, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Consent is one consent from committed state.
+func (n *Node) Consent(_ context.Context, id consent.ConsentID) (*consent.Consent, error) {
+	var c consent.Consent
+	if _, err := n.query("/consent/"+string(id), nil, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
 // Consents lists a patient's consents from committed state.
 func (n *Node) Consents(_ context.Context, patient consent.PatientID) ([]consent.Consent, error) {
 	var cs []consent.Consent

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -111,6 +112,28 @@ func (f *fake) Records(ctx context.Context, p consent.PatientID) ([]consent.Reco
 	}
 	slices.SortFunc(out, func(a, b consent.Record) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out, nil
+}
+
+func (f *fake) Record(ctx context.Context, id consent.RecordID) (*consent.Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("Record")
+	if s, ok := f.records[id]; ok {
+		rec := s.rec
+		return &rec, nil
+	}
+	return nil, fmt.Errorf("%w: no record %s", api.ErrNotFound, id)
+}
+
+func (f *fake) Consent(ctx context.Context, id consent.ConsentID) (*consent.Consent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("Consent")
+	if c, ok := f.consents[id]; ok {
+		cc := *c
+		return &cc, nil
+	}
+	return nil, fmt.Errorf("%w: no consent %s", api.ErrNotFound, id)
 }
 
 // Read decides as the chain does: the first active consent that permits wins.

@@ -35,6 +35,12 @@ type Backend interface {
 	// consent.EmergencyReasons): granted, flagged for review, then as Read.
 	Emergency(ctx context.Context, record consent.RecordID, reason string) (*Access, error)
 
+	// Record is one record from committed chain state (ErrNotFound if none).
+	Record(ctx context.Context, id consent.RecordID) (*consent.Record, error)
+
+	// Consent is one consent from committed chain state (ErrNotFound if none).
+	Consent(ctx context.Context, id consent.ConsentID) (*consent.Consent, error)
+
 	// Consents lists a patient's consents from committed chain state (none: empty).
 	Consents(ctx context.Context, patient consent.PatientID) ([]consent.Consent, error)
 

@@ -260,6 +260,23 @@ func (s *server) consentOf(ctx context.Context, p consent.PatientID, id consent.
 		"patient "+string(p)+" has no consent "+string(id))}
 }
 
+// getConsent is GET /fhir/Consent/{id}: one consent from the chain, as a FHIR Consent.
+func (s *server) getConsent(w http.ResponseWriter, r *http.Request) error {
+	id, err := consentParam(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.b.Consent(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	fc, err := fhirConsentOf(*c)
+	if err != nil {
+		return err
+	}
+	return writeResource(w, http.StatusOK, fc)
+}
+
 // searchConsents is GET /fhir/Consent?patient=ID: the patient's consents from chain
 // state, as FHIR Consents.
 func (s *server) searchConsents(w http.ResponseWriter, r *http.Request) error {

@@ -57,6 +57,19 @@ func (s *server) searchRecords(w http.ResponseWriter, r *http.Request) error {
 	return writeResource(w, http.StatusOK, b)
 }
 
+// getRecord is GET /fhir/DocumentReference/{id}: one record's metadata from the chain.
+func (s *server) getRecord(w http.ResponseWriter, r *http.Request) error {
+	id, err := recordParam(r)
+	if err != nil {
+		return err
+	}
+	rec, err := s.b.Record(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeResource(w, http.StatusOK, documentReferenceOf(*rec))
+}
+
 // knownPatient answers 404 for a patient the chain knows nothing of: no records and
 // no consents.
 func (s *server) knownPatient(ctx context.Context, p consent.PatientID) error {

@@ -251,6 +251,31 @@ func TestSearchRecords(t *testing.T) {
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=Patient/f001", role: api.RoleClinician}), http.StatusBadRequest, "value")
 }
 
+// The search's fullUrls resolve: one record and one consent by ID.
+func TestGetByID(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.ingest()
+	res := e.do(req{method: "GET", path: "/fhir/DocumentReference/" + string(id), role: api.RolePrivacyOfficer})
+	wantResource(t, res, http.StatusOK, "DocumentReference")
+	var doc struct{ ID string }
+	decode(t, res.body, &doc)
+	if doc.ID != string(id) {
+		t.Fatalf("DocumentReference %s, want %s", doc.ID, id)
+	}
+	cid := e.grantAlice()
+	res = e.do(req{method: "GET", path: "/fhir/Consent/" + string(cid), role: api.RoleClinician})
+	wantResource(t, res, http.StatusOK, "Consent")
+	decode(t, res.body, &doc)
+	if doc.ID != string(cid) {
+		t.Fatalf("Consent %s, want %s", doc.ID, cid)
+	}
+	missing := strings.Repeat("ab", 16)
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference/" + missing, role: api.RoleClinician}), http.StatusNotFound, "not-found")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/Consent/" + missing, role: api.RoleClinician}), http.StatusNotFound, "not-found")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference/nope", role: api.RoleClinician}), http.StatusBadRequest, "value")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/Consent/" + string(cid)}), http.StatusUnauthorized, "login")
+}
+
 // grantAlice puts a consent in the fake: alice permits bayside for TREAT.
 func (e *env) grantAlice() consent.ConsentID {
 	c := consent.Consent{ID: "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0", Patient: alice, Policy: consent.Policy{Base: consent.Deny,
