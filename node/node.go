@@ -392,6 +392,15 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (*api.Committed, error) 
 
 func (n *Node) submitTx(ctx context.Context, tx []byte) (*api.Committed, []chain.Event, error) {
 	check, height, deliver, err := n.chain.SubmitTx(ctx, tx)
+	// A tx naming what another node committed a moment ago (a record, a consent) may
+	// reach this node a block before that commit does: CheckTx, against this node's
+	// committed state, does not know it yet. Give the node a block or two to catch up.
+	for retry := 0; retry < 2 && err == nil && laggingRefusal(consent.Code(check.Code)); retry++ {
+		if werr := n.waitNextHeight(ctx); werr != nil {
+			break
+		}
+		check, height, deliver, err = n.chain.SubmitTx(ctx, tx)
+	}
 	switch {
 	case err != nil && strings.Contains(err.Error(), "tx already exists in cache"):
 		return nil, nil, &consent.Rejection{Code: consent.CodeReplay, Log: "this exact tx was already submitted"}
@@ -403,6 +412,27 @@ func (n *Node) submitTx(ctx context.Context, tx []byte) (*api.Committed, []chain
 		return nil, nil, &consent.Rejection{Code: consent.Code(deliver.Code), Log: deliver.Log}
 	}
 	return &api.Committed{ID: consent.IDOf(tx), Height: height}, deliver.Events, nil
+}
+
+// laggingRefusal reports whether CheckTx refused a tx for naming something this node
+// may not have committed yet.
+func laggingRefusal(c consent.Code) bool {
+	return c == consent.CodeUnknownRecord || c == consent.CodeUnknownConsent || c == consent.CodeUnknownGrant
+}
+
+// waitNextHeight waits until this node commits a height above the current one.
+func (n *Node) waitNextHeight(ctx context.Context) error {
+	h := n.chain.Height()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for n.chain.Height() <= h {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // Identity names this node's hospital and chain.

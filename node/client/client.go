@@ -77,6 +77,15 @@ func (c *Client) Submit(ctx context.Context, body consent.Body, signer consent.S
 // SubmitTx submits signed tx bytes and waits for the commit.
 func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
 	res, err := c.rpc.BroadcastTxSync(ctx, tx)
+	// A tx naming what another node committed a moment ago (a record, a consent) may
+	// reach this node a block before that commit does; give it a block or two.
+	for retry := 0; retry < 2 && err == nil && lagging(consent.Code(res.Code)); retry++ {
+		h, herr := c.Height(ctx)
+		if herr != nil || c.WaitHeight(ctx, h+1) != nil {
+			break
+		}
+		res, err = c.rpc.BroadcastTxSync(ctx, tx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("client: broadcast: %w", err)
 	}
@@ -105,6 +114,10 @@ func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func lagging(c consent.Code) bool {
+	return c == consent.CodeUnknownRecord || c == consent.CodeUnknownConsent || c == consent.CodeUnknownGrant
 }
 
 // ErrNotFound means a query found nothing.
