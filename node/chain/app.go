@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
@@ -40,8 +43,9 @@ type App struct {
 
 	// genesis holds InitChain's writes until the first Commit, so a crash before it
 	// leaves the store empty and CometBFT calls InitChain again.
-	genesis     *overlay
-	genesisHash []byte
+	genesis      *overlay
+	genesisHash  []byte
+	genesisParts *HashParts
 
 	// pending is the finalized block waiting for Commit.
 	pending *pendingBlock
@@ -51,6 +55,64 @@ type pendingBlock struct {
 	height int64
 	writes *overlay
 	hash   []byte
+	parts  HashParts
+}
+
+// commitment is the machine's commitment (Committer) over r, or nil.
+func (a *App) commitment(r KVReader) ([]byte, error) {
+	if c, ok := a.machine.(Committer); ok {
+		return c.Commitment(r)
+	}
+	return nil, nil
+}
+
+// HashPartsAt returns what the app hash after a committed height is made of (nil, nil
+// if that height is not committed here).
+func (a *App) HashPartsAt(height int64) (*HashParts, error) {
+	b, err := a.db.Get(partsKey(height), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chain: app store: read hash parts at %d: %w", height, err)
+	}
+	var p HashParts
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("chain: app store: hash parts at %d: %w", height, err)
+	}
+	return &p, nil
+}
+
+// HashPartsPath + height is the query for HashPartsAt, answered by the adapter for
+// any state machine.
+const HashPartsPath = "/chain/hashparts/"
+
+func (a *App) queryHashParts(height string) (*abcitypes.ResponseQuery, error) {
+	h, err := strconv.ParseInt(height, 10, 64)
+	if err != nil || h < 0 {
+		return &abcitypes.ResponseQuery{Code: 1, Log: "height must be a non-negative integer", Height: a.height}, nil
+	}
+	p, err := a.HashPartsAt(h)
+	if err != nil {
+		return nil, fmt.Errorf("chain: Query: %w", err)
+	}
+	if p == nil {
+		return &abcitypes.ResponseQuery{Code: 1, Log: fmt.Sprintf("height %d is not committed here", h), Height: a.height}, nil
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return &abcitypes.ResponseQuery{Value: v, Height: a.height}, nil
+}
+
+func putParts(b *leveldb.Batch, p HashParts) error {
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("chain: hash parts: %w", err)
+	}
+	b.Put(partsKey(p.Height), v)
+	return nil
 }
 
 var _ abcitypes.Application = (*App)(nil)
@@ -173,7 +235,13 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 		return nil, fmt.Errorf("chain: InitChain: %w", err)
 	}
 	a.genesis = w
-	a.genesisHash = appHash(nil, w.sorted(), b.Height)
+	commitment, err := a.commitment(w)
+	if err := firstErr(base.err, w.err, err); err != nil {
+		return nil, fmt.Errorf("chain: InitChain: commitment: %w", err)
+	}
+	a.genesisParts = &HashParts{Height: b.Height, Digest: writesDigest(w.sorted()), Commitment: commitment}
+	a.genesisHash = appHash(nil, w.sorted(), b.Height, commitment)
+	a.genesisParts.AppHash = a.genesisHash
 	a.pending = nil
 	return &abcitypes.ResponseInitChain{AppHash: bytes.Clone(a.genesisHash)}, nil
 }
@@ -212,6 +280,9 @@ func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.
 	defer a.mu.Unlock()
 	if a.closed {
 		return nil, ErrClosed
+	}
+	if hs, ok := strings.CutPrefix(req.Path, HashPartsPath); ok {
+		return a.queryHashParts(hs)
 	}
 	r, v := a.committed()
 	res, err := a.machine.Query(r, req.Path, req.Data)
@@ -296,8 +367,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	if err := firstErr(base.err, blk.err); err != nil {
 		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
 	}
-	hash := appHash(prev, blk.sorted(), req.Height)
-	a.pending = &pendingBlock{height: req.Height, writes: blk, hash: hash}
+	commitment, err := a.commitment(blk)
+	if err := firstErr(base.err, blk.err, err); err != nil {
+		return nil, fmt.Errorf("chain: commitment at height %d: %w", req.Height, err)
+	}
+	digest := writesDigest(blk.sorted())
+	hash := AppHashOf(prev, digest, req.Height, commitment)
+	a.pending = &pendingBlock{height: req.Height, writes: blk, hash: hash,
+		parts: HashParts{Height: req.Height, Prev: bytes.Clone(prev), Digest: digest, Commitment: commitment, AppHash: hash}}
 	return &abcitypes.ResponseFinalizeBlock{TxResults: results, AppHash: bytes.Clone(hash)}, nil
 }
 
@@ -322,11 +399,19 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.Resp
 	last := binary.BigEndian.AppendUint64(nil, uint64(p.height))
 	batch.Put([]byte(metaLast), append(last, p.hash...))
 	batch.Put(hashKey(p.height), p.hash)
+	if a.height == 0 && a.genesisParts != nil {
+		if err := putParts(batch, *a.genesisParts); err != nil {
+			return nil, err
+		}
+	}
+	if err := putParts(batch, p.parts); err != nil {
+		return nil, err
+	}
 	if err := a.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
 		return nil, fmt.Errorf("chain: commit height %d: app store: %w", p.height, err)
 	}
 	a.height, a.hash = p.height, p.hash
-	a.pending, a.genesis, a.genesisHash = nil, nil, nil
+	a.pending, a.genesis, a.genesisHash, a.genesisParts = nil, nil, nil, nil
 	return &abcitypes.ResponseCommit{}, nil
 }
 

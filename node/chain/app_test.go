@@ -270,3 +270,50 @@ func TestGenesisStateBeforeFirstBlock(t *testing.T) {
 		t.Fatalf("query g1 after block 1: %q height %d, %v", res.Value, res.Height, err)
 	}
 }
+
+// committingKV commits to its count of applied txs, as the consent machine commits to its
+// audit log's root.
+type committingKV struct{ nodetest.KV }
+
+func (committingKV) Commitment(r chain.KVReader) ([]byte, error) { return r.Get([]byte("#count")) }
+
+// TestHashParts: the parts stored for each height rebuild its app hash and chain onto
+// the previous one, and the commitment is the machine's as the height left the state.
+func TestHashParts(t *testing.T) {
+	a, err := chain.NewApp(t.TempDir(), &committingKV{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	genesis := initChain(t, a)
+	reqs := blocks(7, 12)
+	hashes := run(t, a, reqs)
+	prev := genesis
+	sawCommitment := false
+	for i, want := range hashes {
+		h := int64(i + 1)
+		p, err := a.HashPartsAt(h)
+		if err != nil || p == nil {
+			t.Fatalf("height %d: %v", h, err)
+		}
+		if !bytes.Equal(p.AppHash, want) || !bytes.Equal(p.Prev, prev) ||
+			!bytes.Equal(chain.AppHashOf(p.Prev, p.Digest, h, p.Commitment), want) {
+			t.Fatalf("height %d: parts %+v do not rebuild app hash %x", h, p, want)
+		}
+		if bytes.Equal(chain.AppHashOf(p.Prev, p.Digest, h, append(p.Commitment, 'x')), want) {
+			t.Fatal("a changed commitment rebuilds the same app hash")
+		}
+		sawCommitment = sawCommitment || len(p.Commitment) > 0
+		prev = want
+	}
+	if !sawCommitment {
+		t.Fatal("no commitment was ever made: the test proves nothing")
+	}
+	q, err := a.Query(t.Context(), &abcitypes.RequestQuery{Path: chain.HashPartsPath + "3"})
+	if err != nil || q.Code != 0 || !bytes.Contains(q.Value, []byte(`"height":3`)) {
+		t.Fatalf("query: %v %+v", err, q)
+	}
+	if q, _ := a.Query(t.Context(), &abcitypes.RequestQuery{Path: chain.HashPartsPath + "99"}); q.Code == 0 {
+		t.Fatal("hash parts of an uncommitted height")
+	}
+}

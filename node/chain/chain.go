@@ -65,6 +65,16 @@ type Result struct {
 	GasWanted int64
 }
 
+// Committer is a StateMachine with a commitment to part of its state that clients
+// should be able to check on its own (e.g. the root of an audit log): the app hash
+// binds the commitment after each height separately from the height's writes, so a
+// light client checks it with two signed headers and the writes' digest (HashParts).
+type Committer interface {
+	// Commitment is read after EndBlock (and after InitChain), from the state as the
+	// height leaves it. It must be deterministic.
+	Commitment(r KVReader) ([]byte, error)
+}
+
 // StateMachine is the deterministic application the chain replicates: same inputs ⇒
 // same writes and results on every node. It must not read the wall clock, iterate Go
 // maps to produce output, use randomness, floats or goroutines, or keep state outside

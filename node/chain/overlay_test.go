@@ -247,19 +247,24 @@ func TestAppHashEncoding(t *testing.T) {
 		{key: "c", entry: entry{value: []byte{}}},
 	}
 	var enc []byte
-	enc = append(enc, prev...)
 	enc = append(enc, 0, 0, 0, 1, 'a', 0, 0, 0, 0, 1, '1')
 	enc = append(enc, 0, 0, 0, 1, 'b', 1, 0, 0, 0, 0)
 	enc = append(enc, 0, 0, 0, 1, 'c', 0, 0, 0, 0, 0)
-	enc = binary.BigEndian.AppendUint64(enc, 7)
-	want := sha256.Sum256(enc)
-	if got := appHash(prev, writes, 7); !bytes.Equal(got, want[:]) {
+	digest := sha256.Sum256(enc)
+	outer := append(slices.Clone(prev), digest[:]...)
+	outer = binary.BigEndian.AppendUint64(outer, 7)
+	outer = append(outer, 0, 0, 0, 3, 'r', 'o', 't')
+	want := sha256.Sum256(outer)
+	if got := appHash(prev, writes, 7, []byte("rot")); !bytes.Equal(got, want[:]) {
 		t.Fatalf("appHash = %x, want %x", got, want)
 	}
-	// A set of an empty value and a delete differ.
+	// A set of an empty value and a delete differ; so do two commitments.
 	asDelete := slices.Clone(writes)
 	asDelete[2] = write{key: "c", entry: entry{deleted: true}}
-	if bytes.Equal(appHash(prev, writes, 7), appHash(prev, asDelete, 7)) {
+	if bytes.Equal(appHash(prev, writes, 7, nil), appHash(prev, asDelete, 7, nil)) {
 		t.Fatal("an empty value and a tombstone hash the same")
+	}
+	if bytes.Equal(appHash(prev, writes, 7, []byte("a")), appHash(prev, writes, 7, []byte("b"))) {
+		t.Fatal("two commitments hash the same")
 	}
 }

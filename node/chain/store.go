@@ -17,11 +17,13 @@ import (
 //	s<key>          the state machine's key and value
 //	mlast           the last committed height (8 bytes, big endian) and app hash
 //	mhash<height>   the app hash after each height (height as 8 bytes, big endian)
+//	mparts/<height> what that app hash is made of (HashParts, JSON)
 //
 // Everything a Commit changes is written in one synced batch.
 const (
 	statePrefix = "s"
 	metaLast    = "mlast"
+	metaParts   = "mparts/"
 	metaHash    = "mhash"
 )
 
@@ -47,6 +49,10 @@ func openStore(dir string) (*leveldb.DB, error) {
 
 func stateKey(key []byte) []byte {
 	return append([]byte(statePrefix), key...)
+}
+
+func partsKey(height int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(metaParts), uint64(height))
 }
 
 func hashKey(height int64) []byte {
