@@ -51,7 +51,7 @@ func (a *action) request(r Request) ([]Event, error) {
 	if d.Granted {
 		d.Expires = d.Time + a.params.GrantValidity
 	}
-	return a.putDecision(d)
+	return a.putDecision(d, rec)
 }
 
 // decideAccess evaluates the patient's consents in ID order: the first active consent
@@ -114,10 +114,11 @@ func (a *action) emergency(e Emergency) ([]Event, error) {
 	if err := a.st.Set([]byte(keyEmergency+heightKey(d.Height)+"/"+string(d.ID)), []byte{}); err != nil {
 		return nil, err
 	}
-	return a.putDecision(d)
+	return a.putDecision(d, rec)
 }
 
-func (a *action) putDecision(d Decision) ([]Event, error) {
+// putDecision records a decision on rec and appends it to the access log.
+func (a *action) putDecision(d Decision, rec *Record) ([]Event, error) {
 	if err := setValue(a.st, keyDecision+string(d.ID), d); err != nil {
 		return nil, err
 	}
@@ -126,6 +127,17 @@ func (a *action) putDecision(d Decision) ([]Event, error) {
 		return nil, err
 	}
 	if err := a.st.Set([]byte(keyHospDec+string(d.Requester)+"/"+h+"/"+string(d.ID)), []byte{}); err != nil {
+		return nil, err
+	}
+	e := AuditEvent{Kind: AuditAccessDenied, Patient: d.Patient, Record: d.Record, Hospital: d.Requester,
+		Custodians: rec.Custodians, Purpose: d.Purpose, Consent: d.Consent, Grant: d.ID, Reason: d.Reason}
+	switch {
+	case d.Emergency != "":
+		e.Kind, e.Reason = AuditEmergency, d.Emergency
+	case d.Granted:
+		e.Kind = AuditAccessGranted
+	}
+	if err := a.audit(e); err != nil {
 		return nil, err
 	}
 	verdict := "denied"
@@ -190,6 +202,10 @@ func (a *action) receipt(r Receipt) ([]Event, error) {
 		return nil, reject(CodeDuplicate, "receipt for grant %s by %s already recorded", d.ID, h.ID)
 	}
 	if err := setValue(a.st, k, ReceiptEntry{Grant: d.ID, Custodian: h.ID, Height: a.block.Height}); err != nil {
+		return nil, err
+	}
+	if err := a.audit(AuditEvent{Kind: AuditKeyReleased, Patient: d.Patient, Record: d.Record, Hospital: h.ID,
+		Recipient: d.Requester, Purpose: d.Purpose, Consent: d.Consent, Grant: d.ID}); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "key-release", Attrs: []Attr{

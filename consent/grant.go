@@ -21,6 +21,9 @@ func (a *action) grant(g Grant) ([]Event, error) {
 	if err := a.st.Set([]byte(keyPatCons+string(c.Patient)+"/"+string(c.ID)), []byte{}); err != nil {
 		return nil, err
 	}
+	if err := a.audit(AuditEvent{Kind: AuditConsentGranted, Patient: c.Patient, Consent: c.ID}); err != nil {
+		return nil, err
+	}
 	return []Event{consentEvent("grant", c)}, nil
 }
 
@@ -39,6 +42,9 @@ func (a *action) revoke(r Revoke) ([]Event, error) {
 	}
 	c.Revoked = a.block.Height
 	if err := setValue(a.st, keyConsent+string(c.ID), c); err != nil {
+		return nil, err
+	}
+	if err := a.audit(AuditEvent{Kind: AuditConsentRevoked, Patient: c.Patient, Consent: c.ID}); err != nil {
 		return nil, err
 	}
 	return []Event{consentEvent("revoke", *c)}, nil

@@ -121,9 +121,13 @@ func (m *Machine) DeliverTx(st Store, txBytes []byte, b Block) (Result, error) {
 	return res, ov.flush(st)
 }
 
-// EndBlock records the block's height and time and prunes expired nonces.
+// EndBlock records the block's height and time, checkpoints the access log and prunes
+// expired nonces.
 func (m *Machine) EndBlock(st Store, b Block) error {
 	if err := setMeta(st, b); err != nil {
+		return err
+	}
+	if err := checkpointLog(st, b.Height); err != nil {
 		return err
 	}
 	var dead []string
@@ -170,7 +174,15 @@ func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, 
 		{Key: "kind", Value: body.Kind.String(), Index: true},
 		{Key: "id", Value: string(id), Index: true},
 	}}}, events...)
-	return Result{Code: OK, Events: events}, nil
+	res := Result{Code: OK, Events: events}
+	if a.logRoot != nil {
+		// The log's size and root after this tx: the block results, which the next
+		// header commits to, carry them to light clients.
+		if res.Value, err = encMode.Marshal(a.logRoot); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
 }
 
 // rejected turns a Rejection into a result; any other error is infrastructure.
@@ -217,6 +229,8 @@ type action struct {
 	// check is set in CheckTx, whose writes and events are thrown away: work that
 	// cannot change whether the tx is accepted may be skipped.
 	check bool
+	// logRoot is the access log's size and root after this tx's appends, if any.
+	logRoot *LogRoot
 }
 
 func (a *action) run(body *Body) ([]Event, error) {

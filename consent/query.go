@@ -23,7 +23,27 @@ import (
 //	                        a Release, or the refusal's own code
 //	/height                 the last applied height and block time
 //
-// Values are JSON. An unknown path gets CodeUnknownQuery, a missing item CodeNotFound.
+// The access log (audit.go; numbers are decimal):
+//
+//	/audit/head             the log now: a LogRoot {"height","size","root","since"}
+//	                        (root: lowercase hex; since: the height it reached size)
+//	/audit/root/<height>    the log at the end of an applied height: a LogRoot
+//	/audit/event/<index>    a LogEntry {"event","leaf","leaf_hash"}: the AuditEvent and
+//	                        its leaf bytes (canonical CBOR, hex) for VerifyInclusion
+//	/audit/inclusion/<index>[/<size>]
+//	                        an InclusionProof {"index","size","root","proof":[hex…]}
+//	                        of the event in the log of that size (default: now)
+//	/audit/consistency/<size1>/<size2>
+//	                        a ConsistencyProof {"size1","size2","root1","root2","proof"}
+//	/audit/events           an AuditPage {"events":[AuditEvent…],"next"}, newest first;
+//	                        data is an AuditFilter as JSON (empty: every event):
+//	                        {"patient","hospital","kind","from","to","before","limit"},
+//	                        all optional; from/to are block times (Unix seconds,
+//	                        inclusive), before the cursor (a page's next), limit 1-500
+//	                        (default 50). Unknown fields are refused.
+//
+// Values are JSON. An unknown path gets CodeUnknownQuery, a missing item CodeNotFound,
+// a malformed argument (a number, an audit filter) CodeInvalid.
 func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	head, arg, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	var v any
@@ -69,6 +89,8 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 			return Result{}, cerr
 		}
 		v = Release{Decision: *d, Record: *rec}
+	case "audit":
+		v, err = auditQuery(r, arg, data)
 	case "height":
 		var h Height
 		var t int64
@@ -79,7 +101,11 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	}
 	var rej *Rejection
 	if errors.As(err, &rej) {
-		return Result{Code: CodeNotFound, Log: rej.Log}, nil
+		code := CodeNotFound
+		if rej.Code == CodeInvalid || rej.Code == CodeUnknownQuery {
+			code = rej.Code
+		}
+		return Result{Code: code, Log: rej.Log}, nil
 	}
 	if err != nil {
 		return Result{}, err

@@ -56,6 +56,10 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 	if err := a.st.Set([]byte(keyPatRecord+string(r.Patient)+"/"+string(r.Record)), []byte{}); err != nil {
 		return nil, err
 	}
+	if err := a.audit(AuditEvent{Kind: AuditRecordRegistered, Patient: rec.Patient, Record: rec.ID,
+		Hospital: signer.ID, Custodians: rec.Custodians}); err != nil {
+		return nil, err
+	}
 	return []Event{{Type: "record", Attrs: []Attr{
 		{Key: "id", Value: string(r.Record), Index: true},
 		{Key: "patient", Value: string(r.Patient), Index: true},
@@ -89,6 +93,9 @@ func (a *action) erase(e Erase) ([]Event, error) {
 	}
 	rec.Erased = a.block.Height
 	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
+		return nil, err
+	}
+	if err := a.audit(AuditEvent{Kind: AuditRecordErased, Patient: rec.Patient, Record: rec.ID, Custodians: rec.Custodians}); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "erase", Attrs: []Attr{

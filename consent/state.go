@@ -40,6 +40,17 @@ const (
 	keyReceipt   = "k/"  // k/<grant>/<custodian>
 	keyNonce     = "n/"  // n/<signer hex>/<nonce hex> -> expiry
 	keyNonceExp  = "ne/" // ne/<expiry>/<signer hex>/<nonce hex>
+
+	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
+	// its bitwise complement (^i) as 16 hex digits, so that forward iteration over an
+	// index visits the newest events first (the Reader iterates ascending only).
+	keyAuditHead     = "al/head"  // the log's size, root and compact range of [0, size)
+	keyAuditLeaf     = "al/l/"    // al/l/<i> -> the event's canonical CBOR (the leaf)
+	keyAuditNode     = "al/n/"    // al/n/<level 2 hex>/<index 16 hex> -> tree node hash (level 0: leaf hashes)
+	keyAuditRoot     = "al/root/" // al/root/<^height> -> LogRoot at the end of a height in which the log grew
+	keyAuditPatient  = "ap/"      // ap/<patient>/<^i> -> kind
+	keyAuditHospital = "ah/"      // ah/<hospital>/<^i> -> kind (the actor, each custodian, a key's recipient)
+	keyAuditKind     = "ak/"      // ak/<kind>/<^i> -> kind
 )
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
@@ -69,7 +80,12 @@ func setValue(s Store, key string, v any) error {
 // scan visits every key with prefix in order; fn returns false to stop.
 func scan(r Reader, prefix string, fn func(key string, value []byte) (bool, error)) error {
 	start := []byte(prefix)
-	end := prefixEnd(start)
+	return scanBytes(r, start, prefixEnd(start), fn)
+}
+
+// scanBytes visits the keys in [start, end) in order (end nil: no bound); fn returns
+// false to stop.
+func scanBytes(r Reader, start, end []byte, fn func(key string, value []byte) (bool, error)) error {
 	err := r.Iterate(start, end, func(k, v []byte) error {
 		more, err := fn(string(k), v)
 		if err != nil {

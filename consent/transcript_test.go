@@ -158,6 +158,8 @@ func (r *runner) do(t *testing.T, line string) string {
 		return r.apply(t, []byte(pos[0]), "")
 	case "query":
 		return r.query(t, pos[0])
+	case "audit", "audit-verify", "audit-tamper":
+		return r.audit(t, cmd, pos, opts)
 	case "release":
 		d, _, err := consent.CheckRelease(r.st, consent.GrantID(r.id(pos[1])), consent.HospitalID(pos[0]), r.now.Unix())
 		// The custodian asks through the query path, at the last block's time.

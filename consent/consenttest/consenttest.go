@@ -7,20 +7,29 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
-	"slices"
 	"sync"
+
+	"github.com/google/btree"
 
 	"github.com/medledger/medledger/consent"
 )
 
-// MemStore is an in-memory consent.Store with sorted iteration.
+// MemStore is an in-memory consent.Store with sorted iteration, on a B-tree so that a
+// store of millions of keys (the audit-log benchmark) reads and iterates in O(log n).
 type MemStore struct {
 	mu sync.RWMutex
-	m  map[string][]byte
+	t  *btree.BTreeG[kv]
 }
 
+type kv struct {
+	k string
+	v []byte
+}
+
+func lessKV(a, b kv) bool { return a.k < b.k }
+
 // NewMemStore returns an empty store.
-func NewMemStore() *MemStore { return &MemStore{m: map[string][]byte{}} }
+func NewMemStore() *MemStore { return &MemStore{t: btree.NewG(32, lessKV)} }
 
 var _ consent.Store = (*MemStore)(nil)
 
@@ -28,14 +37,19 @@ var _ consent.Store = (*MemStore)(nil)
 func (s *MemStore) Get(key []byte) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return bytes.Clone(s.m[string(key)]), nil
+	e, _ := s.t.Get(kv{k: string(key)})
+	return bytes.Clone(e.v), nil
 }
 
 // Set sets key to value.
 func (s *MemStore) Set(key, value []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m[string(key)] = bytes.Clone(value)
+	v := bytes.Clone(value)
+	if v == nil {
+		v = []byte{}
+	}
+	s.t.ReplaceOrInsert(kv{k: string(key), v: v})
 	return nil
 }
 
@@ -43,31 +57,49 @@ func (s *MemStore) Set(key, value []byte) error {
 func (s *MemStore) Delete(key []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, string(key))
+	s.t.Delete(kv{k: string(key)})
 	return nil
 }
 
-// Iterate visits [start, end) in key order.
+// iterateChunk is how many entries Iterate reads under the lock at a time.
+const iterateChunk = 256
+
+// Iterate visits [start, end) in key order. It reads the tree in chunks and calls fn
+// outside the lock, so fn may write to the store: writes to keys it has not reached yet
+// may or may not be visited (the consent package never relies on either).
 func (s *MemStore) Iterate(start, end []byte, fn func(key, value []byte) error) error {
+	from, inclusive := string(start), true
+	for {
+		chunk := make([]kv, 0, iterateChunk)
+		s.mu.RLock()
+		s.t.AscendGreaterOrEqual(kv{k: from}, func(e kv) bool {
+			if !inclusive && e.k == from {
+				return true
+			}
+			if end != nil && e.k >= string(end) {
+				return false
+			}
+			chunk = append(chunk, e)
+			return len(chunk) < iterateChunk
+		})
+		s.mu.RUnlock()
+		for _, e := range chunk {
+			if err := fn([]byte(e.k), e.v); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < iterateChunk {
+			return nil
+		}
+		from, inclusive = chunk[len(chunk)-1].k, false
+	}
+}
+
+// Len returns the number of keys in the store.
+func (s *MemStore) Len() int {
 	s.mu.RLock()
-	keys := make([]string, 0, len(s.m))
-	for k := range s.m {
-		if k >= string(start) && (end == nil || k < string(end)) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	vals := make([][]byte, len(keys))
-	for i, k := range keys {
-		vals[i] = s.m[k]
-	}
-	s.mu.RUnlock()
-	for i, k := range keys {
-		if err := fn([]byte(k), vals[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	defer s.mu.RUnlock()
+	return s.t.Len()
 }
 
 // Hash returns a digest of the whole store, for comparing states.
