@@ -91,7 +91,8 @@ func moreTelling(a, b string) string {
 	return a
 }
 
-// emergency grants break-glass access with a coded reason, flagged for review.
+// emergency grants break-glass access with a coded reason, flagged for review: it
+// joins the review queue (review.go).
 func (a *action) emergency(e Emergency) ([]Event, error) {
 	h, err := a.requester(e.Requester)
 	if err != nil {
@@ -112,6 +113,9 @@ func (a *action) emergency(e Emergency) ([]Event, error) {
 		Purpose: "ETREAT", Granted: true, Emergency: e.Reason, Height: a.block.Height, Time: t,
 		Expires: t + a.params.GrantValidity}
 	if err := a.st.Set([]byte(keyEmergency+heightKey(d.Height)+"/"+string(d.ID)), []byte{}); err != nil {
+		return nil, err
+	}
+	if err := a.st.Set([]byte(queueKey(keyUnreviewed, &d)), []byte{}); err != nil {
 		return nil, err
 	}
 	return a.putDecision(d, rec)

@@ -12,23 +12,25 @@ import (
 // AuditKind says what an audit event records.
 type AuditKind string
 
-// Audit event kinds: every access decision, key release, consent change and record
-// registration or erasure.
+// Audit event kinds: every access decision, key release, consent change, record
+// registration or erasure, and review of an emergency access.
 const (
-	AuditConsentGranted   AuditKind = "consent-granted"
-	AuditConsentRevoked   AuditKind = "consent-revoked"
-	AuditAccessGranted    AuditKind = "access-granted"
-	AuditAccessDenied     AuditKind = "access-denied"
-	AuditEmergency        AuditKind = "emergency-access"
-	AuditKeyReleased      AuditKind = "key-released"
-	AuditRecordRegistered AuditKind = "record-registered"
-	AuditRecordErased     AuditKind = "record-erased"
+	AuditConsentGranted    AuditKind = "consent-granted"
+	AuditConsentRevoked    AuditKind = "consent-revoked"
+	AuditAccessGranted     AuditKind = "access-granted"
+	AuditAccessDenied      AuditKind = "access-denied"
+	AuditEmergency         AuditKind = "emergency-access"
+	AuditKeyReleased       AuditKind = "key-released"
+	AuditRecordRegistered  AuditKind = "record-registered"
+	AuditRecordErased      AuditKind = "record-erased"
+	AuditEmergencyReviewed AuditKind = "emergency-reviewed"
 )
 
 // AuditKinds lists every audit event kind.
 var AuditKinds = []AuditKind{
 	AuditConsentGranted, AuditConsentRevoked, AuditAccessGranted, AuditAccessDenied,
 	AuditEmergency, AuditKeyReleased, AuditRecordRegistered, AuditRecordErased,
+	AuditEmergencyReviewed,
 }
 
 // AuditEvent is one entry of the access log: an RFC 6962 Merkle log whose leaves are
@@ -45,8 +47,8 @@ type AuditEvent struct {
 	Patient PatientID `cbor:"6,keyasint" json:"patient"`
 	Record  RecordID  `cbor:"7,keyasint,omitempty" json:"record,omitempty"`
 	// Hospital is the hospital that acted: the requester of an access or emergency,
-	// the custodian that released a key or registered a record. Empty when the
-	// patient acted.
+	// the custodian that released a key or registered a record, the reviewer of an
+	// emergency. Empty when the patient acted.
 	Hospital HospitalID `cbor:"8,keyasint,omitempty" json:"hospital,omitempty"`
 	// Custodians are the record's custodians, for events about a record other than a
 	// key release.
@@ -57,7 +59,8 @@ type AuditEvent struct {
 	// Consent is the consent granted or revoked, or the one that permitted an access.
 	Consent ConsentID `cbor:"12,keyasint,omitempty" json:"consent,omitempty"`
 	Grant   GrantID   `cbor:"13,keyasint,omitempty" json:"grant,omitempty"`
-	// Reason is a denial's reason code, or an emergency's coded reason.
+	// Reason is a denial's reason code, an emergency's coded reason, or a review's
+	// outcome code.
 	Reason string `cbor:"14,keyasint,omitempty" json:"reason,omitempty"`
 }
 

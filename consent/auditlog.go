@@ -257,3 +257,34 @@ func toHex(hashes [][]byte) []Hex {
 	}
 	return out
 }
+
+// LogCommitment is what the chain's app hash binds of the access log after each
+// height: its size and root. With the height's hash parts (see node/chain) and two
+// headers signed by the validators, a client checks a root no node can forge.
+type LogCommitment struct {
+	Size uint64 `cbor:"1,keyasint" json:"size"`
+	Root Hex    `cbor:"2,keyasint" json:"root"`
+}
+
+// Commitment is the log's commitment as the state stands (after EndBlock: the height's
+// final log).
+func (m *Machine) Commitment(r Reader) ([]byte, error) {
+	head, err := loadLogHead(r)
+	if err != nil {
+		return nil, err
+	}
+	root := head.Root
+	if head.Size == 0 {
+		root = EmptyLogRoot()
+	}
+	return encMode.Marshal(LogCommitment{Size: head.Size, Root: root})
+}
+
+// DecodeLogCommitment parses a commitment (canonical CBOR only).
+func DecodeLogCommitment(b []byte) (*LogCommitment, error) {
+	var c LogCommitment
+	if err := strictUnmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("consent: log commitment: %w", err)
+	}
+	return &c, nil
+}

@@ -62,12 +62,13 @@ const (
 	KindEmergency                       // break-glass access, granted and flagged
 	KindReceipt                         // a custodian's key-release receipt
 	KindErase                           // a patient erases a record
+	KindReview                          // a privacy officer reviews an emergency access
 )
 
 var kindNames = map[Kind]string{
 	KindProposeHospital: "propose-hospital", KindRegisterRecord: "register-record",
 	KindGrant: "grant", KindRevoke: "revoke", KindRequest: "request",
-	KindEmergency: "emergency", KindReceipt: "receipt", KindErase: "erase",
+	KindEmergency: "emergency", KindReceipt: "receipt", KindErase: "erase", KindReview: "review",
 }
 
 func (k Kind) String() string {
@@ -93,6 +94,7 @@ type Body struct {
 	Emergency       *Emergency      `cbor:"15,keyasint,omitempty"`
 	Receipt         *Receipt        `cbor:"16,keyasint,omitempty"`
 	Erase           *Erase          `cbor:"17,keyasint,omitempty"`
+	Review          *Review         `cbor:"18,keyasint,omitempty"`
 }
 
 // Hospital is a member hospital as registered: its keys and its voting power.
@@ -151,5 +153,16 @@ type Erase struct {
 	Record RecordID `cbor:"1,keyasint"`
 }
 
+// Review is a privacy officer's review of an emergency access, with an outcome code,
+// signed with their hospital's operator key: the hospital that requested the access or
+// a custodian of the record. An emergency is reviewed once.
+type Review struct {
+	Grant   GrantID `cbor:"1,keyasint"`
+	Outcome string  `cbor:"2,keyasint"` // one of ReviewOutcomes
+}
+
 // EmergencyReasons are the accepted break-glass reason codes.
 var EmergencyReasons = []string{"unconscious-patient", "life-threatening", "patient-unable-to-consent", "public-health-emergency"}
+
+// ReviewOutcomes are the accepted outcome codes of an emergency access's review.
+var ReviewOutcomes = []string{"justified", "unjustified", "referred"}

@@ -92,6 +92,7 @@ func TestCheckTxIsReadOnly(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	b := consenttest.Builder{ChainID: "fuzz"}
 	f.Add(b.Tx(consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: "00000000000000000000000000000001"}, Expiry: 3}, consenttest.NewKey("x")))
+	f.Add(b.Tx(consent.Body{Kind: consent.KindReview, Review: &consent.Review{Grant: "00000000000000000000000000000001", Outcome: "justified"}, Expiry: 3}, consenttest.NewKey("x")))
 	f.Add([]byte{0xa0})
 	f.Add([]byte("not cbor"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -15,14 +15,18 @@
 // heights — never names, birth dates, addresses or free text.
 //
 // The access log: every access decision (granted, denied, emergency), key release,
-// consent grant and revocation, record registration and erasure is appended, in the
-// order its tx is applied, to an RFC 6962 Merkle log kept in state (audit.go): the
-// leaves are the canonical CBOR of AuditEvents, every tree node is stored so
-// inclusion and consistency proofs take O(log n) reads, and the log's root is in state
-// (so the app hash commits to it) and in the result of each tx that appended. Anyone
-// can check a node's proofs with VerifyInclusion and VerifyConsistency (auditlog.go).
+// consent grant and revocation, record registration and erasure, and review of an
+// emergency access is appended, in the order its tx is applied, to an RFC 6962 Merkle
+// log kept in state (audit.go): the leaves are the canonical CBOR of AuditEvents,
+// every tree node is stored so inclusion and consistency proofs take O(log n) reads,
+// and the log's root is in state (so the app hash commits to it) and in the result of
+// each tx that appended. Anyone can check a node's proofs with VerifyInclusion and
+// VerifyConsistency (auditlog.go).
 //
 // Authority: only a patient grants, revokes and erases for themself (a PatientID is
 // their public key); only a registered hospital registers records (as a custodian) and
-// requests access, each with its registered operator key.
+// requests access, each with its registered operator key. An emergency access is
+// reviewed (review.go) once, with an outcome code, by a privacy officer of the
+// hospital that requested it or of a custodian of the record, signing with that
+// hospital's operator key; until then it heads the review queue.
 package consent

@@ -256,6 +256,8 @@ func (a *action) run(body *Body) ([]Event, error) {
 		events, err = a.receipt(*body.Receipt)
 	case KindErase:
 		events, err = a.erase(*body.Erase)
+	case KindReview:
+		events, err = a.review(*body.Review)
 	default:
 		return nil, reject(CodeDecode, "unknown kind %d", body.Kind)
 	}

@@ -15,9 +15,13 @@ import (
 //	/records/<patient>      a patient's records
 //	/consent/<id>           one consent
 //	/consents/<patient>     a patient's consents
-//	/grant/<id>             one access decision, with its key-release receipts
+//	/grant/<id>             one access decision, with its key-release receipts and,
+//	                        for a reviewed emergency access, its review
 //	/decisions/<patient>    a patient's access decisions, newest first (at most 1000)
 //	/emergencies            emergency accesses, newest first (at most 1000)
+//	/emergency-queue        emergency accesses for review: [{"decision","review"}…],
+//	                        those awaiting review (no "review") first, then the
+//	                        reviewed ones, each newest first (at most 1000)
 //	/release/<grant>/<hosp> the custodian's pre-release check (CheckRelease) at the
 //	                        later of the last block's time and data (Unix seconds):
 //	                        a Release, or the refusal's own code
@@ -67,6 +71,8 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 		v, err = decisionsNewestFirst(r, keyPatDec+arg+"/")
 	case "emergencies":
 		v, err = decisionsNewestFirst(r, keyEmergency)
+	case "emergency-queue":
+		v, err = EmergencyQueue(r)
 	case "release":
 		// /release/{grant}/{requester}: the custodian's pre-release check against
 		// committed state, at the later of the last block's time and the time the
@@ -130,16 +136,17 @@ func recordsOf(r Reader, p PatientID) ([]Record, error) {
 	return out, err
 }
 
-// GrantInfo is a decision with the key releases made for it.
 // Release is what a custodian needs to release a key: the grant and its record.
 type Release struct {
 	Decision Decision `json:"decision"`
 	Record   Record   `json:"record"`
 }
 
+// GrantInfo is a decision with the key releases made for it.
 type GrantInfo struct {
 	Decision
 	Receipts []ReceiptEntry `json:"receipts"`
+	Review   *ReviewEntry   `json:"review,omitempty"` // an emergency access's review, once reviewed
 }
 
 func grantWithReceipts(r Reader, id GrantID) (*GrantInfo, error) {
@@ -148,6 +155,9 @@ func grantWithReceipts(r Reader, id GrantID) (*GrantInfo, error) {
 		return nil, err
 	}
 	g := &GrantInfo{Decision: *d, Receipts: []ReceiptEntry{}}
+	if g.Review, err = getReview(r, id); err != nil {
+		return nil, err
+	}
 	err = scan(r, keyReceipt+string(id)+"/", func(_ string, v []byte) (bool, error) {
 		var e ReceiptEntry
 		if err := decMode.Unmarshal(v, &e); err != nil {

@@ -24,22 +24,25 @@ var errStop = errors.New("consent: stop iteration")
 
 // Key layout. Heights are fixed-width hex so keys sort by height.
 const (
-	keyMeta      = "m/" // m/height, m/time: the last applied block
-	keyParams    = "m/params"
-	keyHospital  = "h/"  // h/<hospital>
-	keyOperator  = "hk/" // hk/<operator key hex> -> hospital
-	keyProposal  = "hp/" // hp/<hospital> -> Proposal
-	keyRecord    = "r/"  // r/<record>
-	keyPatRecord = "pr/" // pr/<patient>/<record>
-	keyConsent   = "c/"  // c/<consent>
-	keyPatCons   = "pc/" // pc/<patient>/<consent>
-	keyDecision  = "g/"  // g/<grant>
-	keyPatDec    = "pg/" // pg/<patient>/<height>/<grant>
-	keyHospDec   = "hg/" // hg/<hospital>/<height>/<grant>
-	keyEmergency = "e/"  // e/<height>/<grant>
-	keyReceipt   = "k/"  // k/<grant>/<custodian>
-	keyNonce     = "n/"  // n/<signer hex>/<nonce hex> -> expiry
-	keyNonceExp  = "ne/" // ne/<expiry>/<signer hex>/<nonce hex>
+	keyMeta       = "m/" // m/height, m/time: the last applied block
+	keyParams     = "m/params"
+	keyHospital   = "h/"  // h/<hospital>
+	keyOperator   = "hk/" // hk/<operator key hex> -> hospital
+	keyProposal   = "hp/" // hp/<hospital> -> Proposal
+	keyRecord     = "r/"  // r/<record>
+	keyPatRecord  = "pr/" // pr/<patient>/<record>
+	keyConsent    = "c/"  // c/<consent>
+	keyPatCons    = "pc/" // pc/<patient>/<consent>
+	keyDecision   = "g/"  // g/<grant>
+	keyPatDec     = "pg/" // pg/<patient>/<height>/<grant>
+	keyHospDec    = "hg/" // hg/<hospital>/<height>/<grant>
+	keyEmergency  = "e/"  // e/<height>/<grant>
+	keyUnreviewed = "eu/" // eu/<^height>/<grant>: emergencies awaiting review, newest first
+	keyReviewed   = "er/" // er/<^height>/<grant>: reviewed emergencies, newest first
+	keyReview     = "rv/" // rv/<grant> -> ReviewEntry
+	keyReceipt    = "k/"  // k/<grant>/<custodian>
+	keyNonce      = "n/"  // n/<signer hex>/<nonce hex> -> expiry
+	keyNonceExp   = "ne/" // ne/<expiry>/<signer hex>/<nonce hex>
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
 	// its bitwise complement (^i) as 16 hex digits, so that forward iteration over an
@@ -171,6 +174,14 @@ type ReceiptEntry struct {
 	Grant     GrantID    `cbor:"1,keyasint" json:"grant"`
 	Custodian HospitalID `cbor:"2,keyasint" json:"custodian"`
 	Height    Height     `cbor:"3,keyasint" json:"height"`
+}
+
+// ReviewEntry is the review of an emergency access, as recorded.
+type ReviewEntry struct {
+	Outcome  string     `cbor:"1,keyasint" json:"outcome"`  // one of ReviewOutcomes
+	Reviewer HospitalID `cbor:"2,keyasint" json:"reviewer"` // the hospital that signed it
+	Height   Height     `cbor:"3,keyasint" json:"height"`
+	Time     int64      `cbor:"4,keyasint" json:"time"` // block time, Unix seconds
 }
 
 // Proposal collects votes to register a hospital.

@@ -147,6 +147,11 @@ func (r *runner) do(t *testing.T, line string) string {
 		body := consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{
 			Custodian: consent.HospitalID(pos[0]), Grant: consent.GrantID(r.id(pos[1]))}}
 		return r.send(t, body, pos, opts, pos[0])
+	case "review":
+		body := consent.Body{Kind: consent.KindReview, Review: &consent.Review{Grant: consent.GrantID(r.id(pos[1])), Outcome: pos[2]}}
+		return r.send(t, body, pos, opts, pos[0])
+	case "queue":
+		return r.queue(t)
 	case "erase":
 		body := consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: consent.RecordID(r.id(pos[1]))}}
 		return r.send(t, body, pos, opts, pos[0])
@@ -182,6 +187,34 @@ func (r *runner) do(t *testing.T, line string) string {
 	}
 	t.Fatalf("unknown command %q", cmd)
 	return ""
+}
+
+// queue prints /emergency-queue, one emergency a line: grant, requester, record,
+// reason, then its review (outcome, reviewer, height) or "unreviewed".
+func (r *runner) queue(t *testing.T) string {
+	res, err := r.m.Query(r.st, "/emergency-queue", nil)
+	if err != nil || res.Code != consent.OK {
+		t.Fatalf("/emergency-queue: %v %s %s", err, res.Code, res.Log)
+	}
+	var cases []consent.EmergencyCase
+	if err := json.Unmarshal(res.Value, &cases); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, c := range cases {
+		d := c.Decision
+		line := fmt.Sprintf("%s h%d %s %s %s: ", d.ID, d.Height, d.Requester, d.Record, d.Emergency)
+		if c.Review == nil {
+			line += "unreviewed"
+		} else {
+			line += fmt.Sprintf("%s by %s at h%d", c.Review.Outcome, c.Review.Reviewer, c.Review.Height)
+		}
+		lines = append(lines, r.names(line))
+	}
+	if len(lines) == 0 {
+		return "empty"
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (r *runner) genesis(t *testing.T, opts map[string]string) string {

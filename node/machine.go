@@ -58,3 +58,9 @@ func result(r consent.Result) chain.Result {
 	}
 	return out
 }
+
+// Commitment is the access log's size and root, which the app hash binds apart from
+// the writes (chain.Committer) so that clients can check log roots against headers.
+func (c ConsentMachine) Commitment(r chain.KVReader) ([]byte, error) { return c.M.Commitment(r) }
+
+var _ chain.Committer = ConsentMachine{}

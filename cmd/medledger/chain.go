@@ -296,7 +296,7 @@ func accessCmd() *cobra.Command {
 			return err
 		}
 		if as == "" {
-			as = h.Config.Name
+			as = h.Config.ID
 		}
 		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
@@ -320,7 +320,7 @@ func accessCmd() *cobra.Command {
 		return nil
 	}
 	req.Flags().StringVar(&purpose, "purpose", "", "purpose of use (v3 PurposeOfUse code, e.g. TREAT)")
-	req.Flags().StringVar(&as, "as", "", "hospital ID to request as (default: the home's name)")
+	req.Flags().StringVar(&as, "as", "", "hospital ID to request as (default: the home's hospital_id)")
 	req.MarkFlagRequired("purpose")
 	cmd.AddCommand(req)
 	return cmd

@@ -22,7 +22,8 @@ import (
 // TestChainScripts runs the CLI scripts in testdata/chain against a real 4-validator
 // consent chain on 127.0.0.1 whose genesis registers three hospitals with homes. Each
 // script starts with a patient key in ./alice and a record of alice's registered by
-// ada: $REC. $ADA, $BAYSIDE, $CITY are the hospitals' homes; $MEDLEDGER_NODE a node.
+// ada: $REC; $PATIENT is alice's ID. $ADA, $BAYSIDE, $CITY are the hospitals' homes;
+// $MEDLEDGER_NODE a node; $GENESIS the chain's genesis.json.
 func TestChainScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-validator chain")
@@ -48,6 +49,10 @@ func TestChainScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	rpc := "http://" + strings.TrimPrefix(net.Configs[1].RPCListen, "tcp://")
+	genesis := filepath.Join(t.TempDir(), "genesis.json")
+	if err := net.Genesis.SaveAs(genesis); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := client.Dial(ctx, rpc)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +79,8 @@ func TestChainScripts(t *testing.T) {
 				return err
 			}
 			env.Setenv("REC", id.String())
+			env.Setenv("PATIENT", string(consent.PatientIDOf(patient.Public())))
+			env.Setenv("GENESIS", genesis)
 			env.Setenv("ADA", homes["ada"].Dir)
 			env.Setenv("BAYSIDE", homes["bayside"].Dir)
 			env.Setenv("CITY", homes["city"].Dir)

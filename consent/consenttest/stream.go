@@ -26,14 +26,15 @@ func WorldGenesis() []byte {
 }
 
 // Stream returns n txs drawn from seed over the world: record registrations, grants,
-// revocations, requests, emergencies and receipts, some of them invalid (wrong
-// signer, unknown record, replays of state) as real traffic is. expiry is the
-// expiry height given to every tx.
+// revocations, requests, emergencies, receipts and reviews of emergencies, some of
+// them invalid (wrong signer, unknown record or grant, a second review, an unknown
+// outcome, replays of state) as real traffic is. expiry is the expiry height given to
+// every tx.
 func Stream(seed uint64, n int, chainID string, expiry consent.Height) [][]byte {
 	r := rand.New(rand.NewPCG(seed, 7))
 	b := Builder{ChainID: chainID}
 	var consents []consent.ConsentID
-	var grants []consent.GrantID
+	var grants, emergencies []consent.GrantID
 	var txs [][]byte
 	pick := func(s []string) string { return s[r.IntN(len(s))] }
 	for len(txs) < n {
@@ -41,7 +42,7 @@ func Stream(seed uint64, n int, chainID string, expiry consent.Height) [][]byte 
 		rec := WorldRecords[r.IntN(len(WorldRecords))]
 		signer := NewKey(h)
 		body := consent.Body{Expiry: expiry}
-		switch r.IntN(7) {
+		switch r.IntN(8) {
 		case 0:
 			body.Kind, body.RegisterRecord = consent.KindRegisterRecord, &consent.RegisterRecord{
 				Record: rec, CID: "bafybeigdyrztktx5b5m2y4sogf2hf5uq3k5knv5c5k2pvx7aw5fgi7whtm",
@@ -68,13 +69,29 @@ func Stream(seed uint64, n int, chainID string, expiry consent.Height) [][]byte 
 				continue
 			}
 			body.Kind, body.Receipt = consent.KindReceipt, &consent.Receipt{Custodian: consent.HospitalID(h), Grant: grants[r.IntN(len(grants))]}
+		case 7:
+			if len(emergencies) == 0 {
+				continue
+			}
+			outcome := "not-an-outcome"
+			if r.IntN(8) > 0 {
+				outcome = consent.ReviewOutcomes[r.IntN(len(consent.ReviewOutcomes))]
+			}
+			g := emergencies[r.IntN(len(emergencies))]
+			if r.IntN(8) == 0 {
+				g = grants[r.IntN(len(grants))] // perhaps not an emergency
+			}
+			body.Kind, body.Review = consent.KindReview, &consent.Review{Grant: g, Outcome: outcome}
 		}
 		tx := b.Tx(body, signer)
 		switch body.Kind {
 		case consent.KindGrant:
 			consents = append(consents, consent.ConsentID(consent.IDOf(tx)))
-		case consent.KindRequest, consent.KindEmergency:
+		case consent.KindRequest:
 			grants = append(grants, consent.GrantID(consent.IDOf(tx)))
+		case consent.KindEmergency:
+			grants = append(grants, consent.GrantID(consent.IDOf(tx)))
+			emergencies = append(emergencies, consent.GrantID(consent.IDOf(tx)))
 		}
 		txs = append(txs, tx)
 	}

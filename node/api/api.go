@@ -20,8 +20,8 @@ type Role string
 // Roles.
 const (
 	RoleClinician      Role = "clinician"       // ingests and reads records, breaks the glass
-	RolePrivacyOfficer Role = "privacy-officer" // reads record metadata and consents
-	RoleAdmin          Role = "admin"           // ingests records, reads metadata and consents
+	RolePrivacyOfficer Role = "privacy-officer" // reads record metadata, consents and the access log; reviews emergencies
+	RoleAdmin          Role = "admin"           // ingests records, reads metadata, consents and the access log
 )
 
 // Token is a bearer token a node accepts, by the hex SHA-256 of the token: config
@@ -36,10 +36,16 @@ type Config struct {
 	Tokens  []Token
 	Logger  *slog.Logger // default: discard
 	MaxBody int64        // bytes of an ingested Bundle; default 64 MiB
+	// Heartbeat is how often GET /audit/stream sends a comment to keep an idle
+	// connection (and proxies on the way) open; default 15 s.
+	Heartbeat time.Duration
 }
 
-// DefaultMaxBody is Config.MaxBody's default, fhir.Limits' own default.
-const DefaultMaxBody = 64 << 20
+// Defaults of Config.
+const (
+	DefaultMaxBody   = 64 << 20 // fhir.Limits' own default
+	DefaultHeartbeat = 15 * time.Second
+)
 
 // Validate fills defaults and rejects an unknown role, a malformed hash or a hash
 // given twice.
@@ -49,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = DefaultHeartbeat
 	}
 	seen := map[string]bool{}
 	for i, t := range c.Tokens {
@@ -112,15 +121,16 @@ func New(b Backend, cfg Config) (http.Handler, error) {
 		h, _ := hex.DecodeString(t.SHA256) // checked by Validate
 		s.tokens = append(s.tokens, token{role: t.Role, hash: h})
 	}
-	s.routes()
+	s.routes(cfg)
 	return s, nil
 }
 
 // routes is the API: pattern, who may call it, handler. A nil role list needs no
 // token (the metadata, health, and the consent operations, which the patient's
 // signature authorises).
-func (s *server) routes() {
+func (s *server) routes(cfg Config) {
 	anyStaff := []Role{RoleClinician, RolePrivacyOfficer, RoleAdmin}
+	auditors := []Role{RolePrivacyOfficer, RoleAdmin}
 	s.route("GET /fhir/metadata", nil, s.metadata)
 	s.route("GET /healthz", nil, s.healthz)
 	s.route("POST /fhir/Bundle", []Role{RoleClinician, RoleAdmin}, s.ingest)
@@ -134,4 +144,13 @@ func (s *server) routes() {
 	s.route("POST /fhir/Consent", nil, s.grant)
 	s.route("POST /fhir/Consent/{id}/$revoke-prepare", nil, s.prepareRevoke)
 	s.route("POST /fhir/Consent/{id}/$revoke", nil, s.revoke)
+	s.route("GET /fhir/AuditEvent", auditors, s.searchAuditEvents)
+	s.route("GET /fhir/AuditEvent/{id}", auditors, s.getAuditEvent)
+	s.route("GET /audit/events", auditors, s.auditEvents)
+	s.route("GET /audit/accounting", auditors, s.accounting)
+	// The live stream is for any staff role: a patient portal proxies it for the
+	// patient, filtered to their own ID.
+	s.route("GET /audit/stream", anyStaff, s.stream(cfg.Heartbeat))
+	s.route("GET /audit/emergencies", auditors, s.emergencies)
+	s.route("POST /audit/emergencies/{grant}/$review", []Role{RolePrivacyOfficer}, s.reviewEmergency)
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,15 @@ type fake struct {
 	calls    map[string]int             // Backend calls by method
 	reject   map[consent.RecordID]error // Read answers these as they are
 	panicOn  string                     // a method that panics
+
+	// The access log and what reads it.
+	hospitals   []consent.Hospital
+	events      []consent.AuditEvent    // the log, in index order (addEvents)
+	filters     []consent.AuditFilter   // every filter AuditEvents was asked
+	feed        chan consent.AuditEvent // Follow relays what a test sends here
+	followed    []consent.AuditFilter   // every filter Follow was asked
+	following   atomic.Int32            // Follow subscriptions not ended yet
+	emergencies []api.Emergency         // Emergencies lists them as they are
 }
 
 type stored struct {
@@ -55,6 +65,10 @@ func newFake() *fake {
 		nonces:   map[string]bool{},
 		calls:    map[string]int{},
 		reject:   map[consent.RecordID]error{},
+		hospitals: []consent.Hospital{
+			{ID: "ada", Name: "St Ada Infirmary"}, {ID: "bayside", Name: "Bayside General"}, {ID: "city", Name: "City Hospital"},
+		},
+		feed: make(chan consent.AuditEvent, 64),
 	}
 }
 
@@ -69,7 +83,7 @@ func (f *fake) called(method string) {
 func (f *fake) mutations() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.calls["Ingest"] + f.calls["Read"] + f.calls["Emergency"] + f.calls["SubmitTx"]
+	return f.calls["Ingest"] + f.calls["Read"] + f.calls["Emergency"] + f.calls["SubmitTx"] + f.calls["ReviewEmergency"]
 }
 
 func (f *fake) Identity() api.Identity { return f.id }
@@ -255,6 +269,144 @@ func (f *fake) SubmitTx(ctx context.Context, b []byte) (*api.Committed, error) {
 	f.nonces[nonce] = true
 	f.height++
 	return &api.Committed{ID: id, Height: f.height}, nil
+}
+
+func (f *fake) Hospitals(ctx context.Context) ([]consent.Hospital, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("Hospitals")
+	return slices.Clone(f.hospitals), nil
+}
+
+// addEvents appends events to the log, numbering them; each keeps its time (which
+// must not decrease) or gets one second after the last.
+func (f *fake) addEvents(es ...consent.AuditEvent) []consent.AuditEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range es {
+		e.Index, e.Height = uint64(len(f.events)), consent.Height(len(f.events)+1)
+		if e.Time == 0 {
+			e.Time = f.now.Unix()
+			if n := len(f.events); n > 0 {
+				e.Time = f.events[n-1].Time + 1
+			}
+		}
+		if e.Tx == "" {
+			e.Tx = consent.TxID(fmt.Sprintf("%032x", 0xe000+e.Index))
+		}
+		f.events = append(f.events, e)
+	}
+	return slices.Clone(f.events)
+}
+
+// matches is consent.AuditFilter's match, as the chain applies it.
+func matches(flt consent.AuditFilter, e consent.AuditEvent) bool {
+	hospitals := append(slices.Clone(e.Custodians), e.Hospital, e.Recipient)
+	return (flt.Patient == "" || e.Patient == flt.Patient) &&
+		(flt.Kind == "" || e.Kind == flt.Kind) &&
+		(flt.Hospital == "" || slices.Contains(hospitals, flt.Hospital)) &&
+		(flt.From == 0 || e.Time >= flt.From) &&
+		(flt.To == 0 || e.Time <= flt.To)
+}
+
+// AuditEvents pages the log newest first as consent.AuditEvents does: a full page has
+// Next set to the last index it considered while older events remain.
+func (f *fake) AuditEvents(ctx context.Context, flt consent.AuditFilter) (*consent.AuditPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("AuditEvents")
+	f.filters = append(f.filters, flt)
+	switch {
+	case flt.Limit < 0 || flt.Limit > consent.MaxAuditLimit:
+		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "limit out of range"}
+	case flt.Kind != "" && !slices.Contains(consent.AuditKinds, flt.Kind):
+		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "unknown kind"}
+	case flt.From < 0 || flt.To < 0 || (flt.To != 0 && flt.From > flt.To):
+		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "empty time range"}
+	}
+	if flt.Limit == 0 {
+		flt.Limit = consent.DefaultAuditLimit
+	}
+	hi := uint64(len(f.events))
+	if flt.Before != 0 {
+		hi = min(hi, flt.Before)
+	}
+	page := &consent.AuditPage{Events: []consent.AuditEvent{}}
+	for i := hi; i > 0; i-- {
+		e := f.events[i-1]
+		if !matches(flt, e) {
+			continue
+		}
+		page.Events = append(page.Events, e)
+		if len(page.Events) == flt.Limit {
+			if i-1 > 0 {
+				page.Next = i - 1
+			}
+			break
+		}
+	}
+	return page, nil
+}
+
+// Follow relays, filtered, what the test sends to f.feed, until ctx ends or the feed
+// is closed.
+func (f *fake) Follow(ctx context.Context, flt consent.AuditFilter) (<-chan consent.AuditEvent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("Follow")
+	f.followed = append(f.followed, flt)
+	out := make(chan consent.AuditEvent)
+	f.following.Add(1)
+	go func(feed <-chan consent.AuditEvent) {
+		defer f.following.Add(-1)
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-feed:
+				if !ok {
+					return
+				}
+				if !matches(flt, e) {
+					continue
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}(f.feed)
+	return out, nil
+}
+
+func (f *fake) Emergencies(ctx context.Context) ([]api.Emergency, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("Emergencies")
+	return slices.Clone(f.emergencies), nil
+}
+
+// ReviewEmergency reviews as the chain does: a known emergency, once, with an outcome
+// of consent.ReviewOutcomes.
+func (f *fake) ReviewEmergency(ctx context.Context, g consent.GrantID, outcome string) (*api.Committed, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called("ReviewEmergency")
+	i := slices.IndexFunc(f.emergencies, func(e api.Emergency) bool { return e.Decision.ID == g })
+	switch {
+	case !slices.Contains(consent.ReviewOutcomes, outcome):
+		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "unknown outcome"}
+	case i < 0:
+		return nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such emergency access"}
+	case f.emergencies[i].Review != nil:
+		return nil, &consent.Rejection{Code: consent.CodeDuplicate, Log: "already reviewed"}
+	}
+	f.height++
+	f.emergencies[i].Review = &api.Review{Outcome: outcome, Reviewer: f.id.Hospital, Height: consent.Height(f.height), Time: f.now.Unix()}
+	return &api.Committed{ID: consent.TxID(randomHex(16)), Height: f.height}, nil
 }
 
 // env is an API over a fake on a loopback httptest.Server, with a token per role and

@@ -52,6 +52,40 @@ type Backend interface {
 	// SubmitTx submits signed tx bytes and waits for the commit. A tx the chain
 	// refuses is a *consent.Rejection with its code and log.
 	SubmitTx(ctx context.Context, tx []byte) (*Committed, error)
+
+	// Hospitals is the chain's hospital registry (IDs, names, keys), sorted by ID.
+	Hospitals(ctx context.Context) ([]consent.Hospital, error)
+
+	// AuditEvents reads the access log from committed state, newest first, one page
+	// (consent.AuditEvents; the filter's limits apply).
+	AuditEvents(ctx context.Context, f consent.AuditFilter) (*consent.AuditPage, error)
+
+	// Follow delivers, in log order, the events matching f (its Before and Limit are
+	// ignored) committed from the next block on, until ctx ends; then the channel is
+	// closed. Each event arrives within one block of its commit.
+	Follow(ctx context.Context, f consent.AuditFilter) (<-chan consent.AuditEvent, error)
+
+	// Emergencies lists emergency accesses, unreviewed first, then newest first.
+	Emergencies(ctx context.Context) ([]Emergency, error)
+
+	// ReviewEmergency records on the chain, signed by this hospital, a privacy
+	// officer's review of an emergency access with an outcome code (one of
+	// consent.ReviewOutcomes).
+	ReviewEmergency(ctx context.Context, grant consent.GrantID, outcome string) (*Committed, error)
+}
+
+// Emergency is an emergency access and its review, if any.
+type Emergency struct {
+	Decision consent.Decision `json:"decision"`
+	Review   *Review          `json:"review,omitempty"`
+}
+
+// Review is a privacy officer's review of an emergency access, as on the chain.
+type Review struct {
+	Outcome  string             `json:"outcome"`
+	Reviewer consent.HospitalID `json:"reviewer"`
+	Height   consent.Height     `json:"height"`
+	Time     int64              `json:"time"` // block time, Unix seconds
 }
 
 // Identity names a node's hospital and chain.

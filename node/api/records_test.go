@@ -66,7 +66,7 @@ func TestMetadata(t *testing.T) {
 			got = append(got, r.Type+":"+i.Code)
 		}
 	}
-	if want := "Bundle:create DocumentReference:search-type Consent:create Consent:search-type"; strings.Join(got, " ") != want {
+	if want := "Bundle:create DocumentReference:search-type Consent:create Consent:search-type AuditEvent:read AuditEvent:search-type"; strings.Join(got, " ") != want {
 		t.Errorf("interactions %v, want %s", got, want)
 	}
 }

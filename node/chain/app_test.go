@@ -275,7 +275,7 @@ func TestGenesisStateBeforeFirstBlock(t *testing.T) {
 // audit log's root.
 type committingKV struct{ nodetest.KV }
 
-func (committingKV) Commitment(r chain.KVReader) ([]byte, error) { return r.Get([]byte("#count")) }
+func (*committingKV) Commitment(r chain.KVReader) ([]byte, error) { return r.Get([]byte("#count")) }
 
 // TestHashParts: the parts stored for each height rebuild its app hash and chain onto
 // the previous one, and the commitment is the machine's as the height left the state.

@@ -102,6 +102,8 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	cc.P2P.AllowDuplicateIP = true
 	cc.P2P.AddrBookStrict = false
 	cc.P2P.PexReactor = false
+	// A restarted peer is redialled within seconds, not after an exponential backoff.
+	cc.P2P.PersistentPeersMaxDialPeriod = 2 * time.Second
 	cc.RPC.ListenAddress = c.RPCListen
 
 	cc.Consensus.TimeoutPropose = time.Second

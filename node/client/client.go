@@ -10,6 +10,7 @@ import (
 	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
 )
@@ -125,7 +126,12 @@ var ErrNotFound = errors.New("client: not found")
 
 // Query reads chain state at path (see consent.Machine.Query) into v.
 func (c *Client) Query(ctx context.Context, path string, v any) error {
-	res, err := c.rpc.ABCIQuery(ctx, path, nil)
+	return c.QueryData(ctx, path, nil, v)
+}
+
+// QueryData is Query with query data (e.g. /audit/events takes its filter as JSON).
+func (c *Client) QueryData(ctx context.Context, path string, data []byte, v any) error {
+	res, err := c.rpc.ABCIQuery(ctx, path, data)
 	if err != nil {
 		return fmt.Errorf("client: query %s: %w", path, err)
 	}
@@ -137,6 +143,16 @@ func (c *Client) Query(ctx context.Context, path string, v any) error {
 	default:
 		return fmt.Errorf("client: query %s: %s", path, res.Response.Log)
 	}
+}
+
+// Block returns the block at height h as the node serves it (unverified: see
+// Verifier).
+func (c *Client) Block(ctx context.Context, h int64) (*cmttypes.Block, error) {
+	res, err := c.rpc.Block(ctx, &h)
+	if err != nil {
+		return nil, fmt.Errorf("client: block %d: %w", h, err)
+	}
+	return res.Block, nil
 }
 
 // Height is the last height the node's application committed.

@@ -1,0 +1,171 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node/chain"
+)
+
+// ErrUnverified means what a node said does not check out against the headers the
+// validators signed: the node is lying, or serving tampered state.
+var ErrUnverified = errors.New("client: does not verify")
+
+// Verifier checks what a node says against block headers signed by validators holding
+// more than 2/3 of the voting power of a trusted validator set (the genesis one), the
+// way a light client does: it trusts the node for nothing.
+type Verifier struct {
+	c       *Client
+	chainID string
+	vals    *cmttypes.ValidatorSet
+}
+
+// NewVerifier trusts the validator set of gen (the consortium's genesis.json).
+func NewVerifier(c *Client, gen *cmttypes.GenesisDoc) (*Verifier, error) {
+	if gen.ChainID != c.chainID {
+		return nil, fmt.Errorf("client: the genesis is for chain %q, the node is on %q", gen.ChainID, c.chainID)
+	}
+	vals := make([]*cmttypes.Validator, len(gen.Validators))
+	for i, v := range gen.Validators {
+		vals[i] = cmttypes.NewValidator(v.PubKey, v.Power)
+	}
+	set := cmttypes.NewValidatorSet(vals)
+	if err := set.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("client: genesis validators: %w", err)
+	}
+	return &Verifier{c: c, chainID: gen.ChainID, vals: set}, nil
+}
+
+// SignedHeader returns the header at height h, checked: well formed, for this chain,
+// by the trusted validator set, and committed by signatures of more than 2/3 of its
+// power.
+func (v *Verifier) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedHeader, error) {
+	res, err := v.c.rpc.Commit(ctx, &h)
+	if err != nil {
+		return nil, fmt.Errorf("client: header %d: %w", h, err)
+	}
+	sh := res.SignedHeader
+	if err := sh.ValidateBasic(v.chainID); err != nil {
+		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
+	}
+	if !bytes.Equal(sh.ValidatorsHash, v.vals.Hash()) {
+		return nil, fmt.Errorf("%w: header %d is by another validator set than the trusted one", ErrUnverified, h)
+	}
+	if err := v.vals.VerifyCommitLight(v.chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
+	}
+	return &sh, nil
+}
+
+// AppHash returns the app hash after height h, from the signed header h+1.
+func (v *Verifier) AppHash(ctx context.Context, h int64) ([]byte, error) {
+	sh, err := v.SignedHeader(ctx, h+1)
+	if err != nil {
+		return nil, err
+	}
+	return sh.AppHash, nil
+}
+
+// LatestVerifiable is the highest height whose app hash a signed header holds (the
+// node's latest height minus one).
+func (v *Verifier) LatestVerifiable(ctx context.Context) (int64, error) {
+	st, err := v.c.rpc.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("client: %w", err)
+	}
+	return st.SyncInfo.LatestBlockHeight - 1, nil
+}
+
+// LogAt returns the access log's size and root after height h, checked: the node's
+// hash parts for h must rebuild the app hash the validators signed in header h+1.
+func (v *Verifier) LogAt(ctx context.Context, h int64) (*consent.LogCommitment, error) {
+	want, err := v.AppHash(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	var parts chain.HashParts
+	if err := v.c.Query(ctx, chain.HashPartsPath+strconv.FormatInt(h, 10), &parts); err != nil {
+		return nil, err
+	}
+	if parts.Height != h || !bytes.Equal(chain.AppHashOf(parts.Prev, parts.Digest, h, parts.Commitment), want) {
+		return nil, fmt.Errorf("%w: the node's hash parts for height %d do not rebuild the signed app hash", ErrUnverified, h)
+	}
+	c, err := consent.DecodeLogCommitment(parts.Commitment)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnverified, err)
+	}
+	return c, nil
+}
+
+// EventProof is an event checked against a signed log root.
+type EventProof struct {
+	Event  consent.AuditEvent
+	Height int64                 // the height whose signed app hash binds the root
+	Log    consent.LogCommitment // the log's size and root at Height
+	Proof  [][]byte              // the inclusion proof's hashes
+}
+
+// VerifyEvent fetches the log's event at index and checks it: its leaf must be
+// included, by the node's inclusion proof, in the log root that the validators' signed
+// app hash binds at the latest verifiable height.
+func (v *Verifier) VerifyEvent(ctx context.Context, index uint64) (*EventProof, error) {
+	h, err := v.LatestVerifiable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log, err := v.LogAt(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if index >= log.Size {
+		return nil, fmt.Errorf("%w: event %d is not in the log of %d events at height %d", ErrNotFound, index, log.Size, h)
+	}
+	var entry consent.LogEntry
+	if err := v.c.Query(ctx, fmt.Sprintf("/audit/event/%d", index), &entry); err != nil {
+		return nil, err
+	}
+	var proof consent.InclusionProof
+	if err := v.c.Query(ctx, fmt.Sprintf("/audit/inclusion/%d/%d", index, log.Size), &proof); err != nil {
+		return nil, err
+	}
+	if err := consent.VerifyInclusion(entry.Leaf, index, log.Size, proof.Hashes(), log.Root); err != nil {
+		return nil, fmt.Errorf("%w: event %d: %v", ErrUnverified, index, err)
+	}
+	e, err := consent.DecodeAuditEvent(entry.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %d: %v", ErrUnverified, index, err)
+	}
+	return &EventProof{Event: *e, Height: h, Log: *log, Proof: proof.Hashes()}, nil
+}
+
+// VerifyConsistency checks that the log at height h2 extends the log at h1 (nothing
+// was rewritten or dropped), both roots checked against signed headers.
+func (v *Verifier) VerifyConsistency(ctx context.Context, h1, h2 int64) (*consent.LogCommitment, *consent.LogCommitment, error) {
+	a, err := v.LogAt(ctx, h1)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := v.LogAt(ctx, h2)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.Size > b.Size {
+		return nil, nil, fmt.Errorf("%w: the log shrank from %d to %d events between heights %d and %d", ErrUnverified, a.Size, b.Size, h1, h2)
+	}
+	var proof consent.ConsistencyProof
+	if a.Size > 0 && a.Size < b.Size {
+		if err := v.c.Query(ctx, fmt.Sprintf("/audit/consistency/%d/%d", a.Size, b.Size), &proof); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := consent.VerifyConsistency(a.Size, b.Size, a.Root, b.Root, proof.Hashes()); err != nil {
+		return nil, nil, fmt.Errorf("%w: heights %d → %d: %v", ErrUnverified, h1, h2, err)
+	}
+	return a, b, nil
+}
