@@ -8,6 +8,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,12 +20,16 @@ import (
 	"strings"
 	"time"
 
+	cmttypes "github.com/cometbft/cometbft/types"
+
 	"github.com/medledger/medledger"
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/client"
+	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
 	"github.com/medledger/medledger/storage"
 )
@@ -97,6 +102,8 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 	s.step("City uses emergency access with a coded reason: granted, flagged for review", s.emergency)
 	s.step("No block in any store holds plaintext: no name or birth date of any patient", s.scanBlocks)
 	s.step("Audit: who accessed the patient's record, when, why, under which consent", s.audit)
+	s.step("A privacy officer proves the emergency access against headers the validators signed, and reviews it", s.proveAndReview)
+	s.step("The patient's accounting of disclosures (HIPAA §164.528) and FHIR AuditEvents (IHE BALP)", s.accounting)
 	if err := s.end(); err != nil {
 		return err
 	}
@@ -455,6 +462,105 @@ func (s *story) audit() error {
 		fmt.Fprintf(s.w, "   %-7d %-9s %-8s %-8s %-22s %s\n", d.Height, d.Requester, d.Purpose, outcome, why, d.Consent)
 	}
 	fmt.Fprintf(s.w, "   %d accesses granted, %d denied — every one an ordered, signed fact on the chain\n", granted, denied)
+	return nil
+}
+
+func (s *story) proveAndReview() error {
+	ctx, cancel := s.ctxT()
+	defer cancel()
+	page, err := s.ada.AuditEvents(ctx, consent.AuditFilter{Patient: s.pid, Kind: consent.AuditEmergency, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(page.Events) == 0 {
+		return errors.New("no emergency access in the log")
+	}
+	e := page.Events[0]
+	// Wait until a signed header binds a log that holds the event.
+	if err := s.waitHeight(int64(e.Height) + 2); err != nil {
+		return err
+	}
+	gen, err := cmttypes.GenesisDocFromFile(s.ada.Home().Path(home.GenesisFile))
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(ctx, "http://"+strings.TrimPrefix(s.bayside.Home().Config.Chain.RPCListen, "tcp://"))
+	if err != nil {
+		return err
+	}
+	v, err := client.NewVerifier(c, gen)
+	if err != nil {
+		return err
+	}
+	p, err := v.VerifyEvent(ctx, e.Index)
+	if err != nil {
+		return err
+	}
+	if p.Event.Grant != e.Grant {
+		return errors.New("the proven event is not the emergency access")
+	}
+	fmt.Fprintf(s.w, "   event %d (%s by %s, %s): included in the log of %d events (%d proof hashes),\n"+
+		"   whose root the app hash signed by ≥ 2/3 of the validators in header %d binds\n",
+		e.Index, e.Kind, e.Hospital, e.Reason, p.Log.Size, len(p.Proof), p.Height+1)
+	status, body, err := s.api(s.ada, "privacy-officer", http.MethodPost, "/audit/emergencies/"+string(e.Grant)+"/$review?outcome=justified", nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("review: %d %s", status, outcomeText(body))
+	}
+	queue, err := s.ada.Emergencies(ctx)
+	if err != nil {
+		return err
+	}
+	for _, q := range queue {
+		if q.Decision.ID == e.Grant && q.Review != nil {
+			fmt.Fprintf(s.w, "   ada's privacy officer reviewed it: %s (signed tx at height %d)\n", q.Review.Outcome, q.Review.Height)
+			return nil
+		}
+	}
+	return errors.New("the review is not in the queue")
+}
+
+func (s *story) accounting() error {
+	status, body, err := s.api(s.bayside, "privacy-officer", http.MethodGet, "/audit/accounting?format=csv&patient="+string(s.pid), nil)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if status != http.StatusOK || len(lines) < 2 {
+		return fmt.Errorf("accounting: %d, %d lines", status, len(lines))
+	}
+	fmt.Fprintf(s.w, "   %d disclosures (key releases to other hospitals) in six years:\n", len(lines)-1)
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		return err
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	for _, r := range rows[1:] {
+		fmt.Fprintf(s.w, "   %s  to %-26s  for %s\n", r[col["date"]], r[col["recipient_name"]], r[col["purpose_statement"]])
+	}
+	status, body, err = s.api(s.bayside, "privacy-officer", http.MethodGet, "/fhir/AuditEvent?patient="+string(s.pid), nil)
+	if err != nil {
+		return err
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &bundle) != nil || len(bundle.Entry) == 0 {
+		return fmt.Errorf("GET /fhir/AuditEvent: %d", status)
+	}
+	for _, e := range bundle.Entry {
+		if _, err := fhir.Parse(e.Resource, fhir.Limits{}); err != nil {
+			return fmt.Errorf("an exported AuditEvent is not valid R4: %w", err)
+		}
+	}
+	fmt.Fprintf(s.w, "   GET /fhir/AuditEvent?patient=… → %d AuditEvents (IHE BALP), each valid FHIR R4\n", len(bundle.Entry))
 	return nil
 }
 
