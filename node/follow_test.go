@@ -46,7 +46,7 @@ func TestFollowWithinOneBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sse := openSSE(t, ctx, bayside.APIURL()+"/audit/stream?patient="+string(pid), tokens["clinician"])
+	sse := openSSE(t, ctx, bayside.APIURL()+"/audit/stream?patient="+string(pid), tokens["clinician"], bayside.Chain().Height)
 	expect := func(kind consent.AuditKind) consent.AuditEvent {
 		t.Helper()
 		select {
@@ -90,6 +90,9 @@ func TestFollowWithinOneBlock(t *testing.T) {
 			if e.Kind != want || e.Patient != pid {
 				t.Fatalf("SSE sent %s for %s, want %s", e.Kind, e.Patient, want)
 			}
+			if e.at > int64(e.Height)+1 {
+				t.Fatalf("SSE delivered an event of height %d at height %d", e.Height, e.at)
+			}
 		case <-time.After(30 * time.Second):
 			t.Fatalf("SSE sent no %s", want)
 		}
@@ -114,8 +117,15 @@ func TestFollowWithinOneBlock(t *testing.T) {
 	}
 }
 
-// openSSE subscribes to an SSE stream and decodes its audit events.
-func openSSE(t *testing.T, ctx context.Context, url, token string) <-chan consent.AuditEvent {
+// sseEvent is an event received over SSE and the height the node was at then.
+type sseEvent struct {
+	consent.AuditEvent
+	at int64
+}
+
+// openSSE subscribes to an SSE stream and decodes its audit events, noting height()
+// as each arrives.
+func openSSE(t *testing.T, ctx context.Context, url, token string, height func() int64) <-chan sseEvent {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -126,7 +136,7 @@ func openSSE(t *testing.T, ctx context.Context, url, token string) <-chan consen
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	out := make(chan consent.AuditEvent, 64)
+	out := make(chan sseEvent, 64)
 	go func() {
 		defer resp.Body.Close()
 		defer close(out)
@@ -138,7 +148,7 @@ func openSSE(t *testing.T, ctx context.Context, url, token string) <-chan consen
 			}
 			var e consent.AuditEvent
 			if json.Unmarshal([]byte(data), &e) == nil {
-				out <- e
+				out <- sseEvent{e, height()}
 			}
 		}
 	}()

@@ -131,11 +131,12 @@ func writeEvent(w io.Writer, e consent.AuditEvent) {
 
 func auditFollowCmd() *cobra.Command {
 	var (
-		f      filterFlags
-		asJSON bool
+		f         filterFlags
+		asJSON    bool
+		fromEvent uint64
 	)
 	cmd := &cobra.Command{
-		Use:   "follow --patient ID",
+		Use:   "follow --patient ID [--from-event INDEX]",
 		Short: "Print access-log events as they are committed (within a block), until interrupted",
 		Args:  cobra.NoArgs,
 	}
@@ -156,12 +157,16 @@ func auditFollowCmd() *cobra.Command {
 		if err := c.Query(ctx, "/audit/head", &head); err != nil {
 			return err
 		}
+		next := head.Size
+		if cmd.Flags().Changed("from-event") {
+			next = fromEvent
+		}
 		out := cmd.OutOrStdout()
 		if !asJSON {
-			fmt.Fprintf(out, "following the access log from event %d (Ctrl-C stops)\n", head.Size)
+			fmt.Fprintf(out, "following the access log from event %d (Ctrl-C stops)\n", next)
 			writeEventHeader(out)
 		}
-		next, height := head.Size, int64(-1)
+		height := int64(-1)
 		enc := json.NewEncoder(out)
 		for {
 			select {
@@ -198,6 +203,7 @@ func auditFollowCmd() *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each event as a line of JSON")
+	cmd.Flags().Uint64Var(&fromEvent, "from-event", 0, "start at this log index (e.g. to resume); default: new events only")
 	return cmd
 }
 

@@ -90,6 +90,19 @@ func TestChainScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"capture": capture,
 			"oneline": oneline,
+			"sleep":   sleep,
 		},
 	})
+}
+
+// sleep DURATION pauses the script (e.g. while a background command starts).
+func sleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil {
+		ts.Fatalf("sleep: %v", err)
+	}
+	time.Sleep(d)
 }
