@@ -40,7 +40,9 @@ var _ store = (*leveldb.DB)(nil)
 func openStore(dir string) (*leveldb.DB, error) {
 	// A bloom filter per table spares a Get the tables that cannot hold its key: the
 	// state machine reads a few keys per tx, some of them absent (nonces, for replay).
-	db, err := leveldb.OpenFile(dir, &opt.Options{ErrorIfMissing: false, Filter: filter.NewBloomFilter(10)})
+	// A 32 MiB block cache (default 8) keeps the access log's upper tree nodes and
+	// indexes warm when the state grows to hundreds of MB.
+	db, err := leveldb.OpenFile(dir, &opt.Options{ErrorIfMissing: false, Filter: filter.NewBloomFilter(10), BlockCacheCapacity: 32 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("chain: open app store %s: %w", dir, err)
 	}
