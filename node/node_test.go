@@ -9,13 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,118 +27,12 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/hospitaltest"
 	"github.com/medledger/medledger/node/p2p"
 	"github.com/medledger/medledger/storage"
 )
 
-// syncBuffer collects the nodes' logs for the PHI scan.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// hospitalNet is a consortium of real hospital nodes in this process: CometBFT
-// validators, libp2p hosts on 127.0.0.1, leveldb block stores, Tink keys.
-type hospitalNet struct {
-	t     *testing.T
-	homes []*home.Home
-	nodes []*node.Node
-	logs  *syncBuffer
-}
-
-func startHospitals(t *testing.T, n int) *hospitalNet {
-	t.Helper()
-	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hn := &hospitalNet{t: t, homes: homes, nodes: make([]*node.Node, n), logs: &syncBuffer{}}
-	t.Cleanup(hn.stop)
-	for i := range homes {
-		hn.start(i)
-	}
-	hn.waitHeight(2)
-	return hn
-}
-
-func (hn *hospitalNet) start(i int) {
-	hn.t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		hn.t.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(hn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := node.Start(hn.t.Context(), node.Config{Home: hn.homes[i], Logger: logger, APIListener: l})
-	if err != nil {
-		hn.t.Fatal(err)
-	}
-	hn.nodes[i] = n
-}
-
-func (hn *hospitalNet) stopNode(i int) {
-	if hn.nodes[i] != nil {
-		if err := hn.nodes[i].Close(); err != nil {
-			hn.t.Errorf("close %d: %v", i, err)
-		}
-		hn.nodes[i] = nil
-	}
-}
-
-func (hn *hospitalNet) stop() {
-	for i := range hn.nodes {
-		hn.stopNode(i)
-	}
-}
-
-func (hn *hospitalNet) waitHeight(h int64) {
-	hn.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for _, n := range hn.nodes {
-		for n != nil && n.Chain().Height() < h {
-			if time.Now().After(deadline) {
-				hn.t.Fatalf("height %d not reached", h)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// patientSubmit signs body with the patient's key and submits it through n.
-func patientSubmit(t *testing.T, n *node.Node, patient *crypto.SigningKey, body consent.Body) *api.Committed {
-	t.Helper()
-	b, err := n.NewBody(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
-	tx, err := consent.Sign(body, patient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := n.SubmitTx(ctxT(t), tx)
-	if err != nil {
-		t.Fatalf("%s: %v", body.Kind, err)
-	}
-	return c
-}
+func ctxT(t *testing.T) context.Context { return hospitaltest.Ctx(t) }
 
 func wantDenied(t *testing.T, err error, reason string) *api.Denied {
 	t.Helper()
@@ -152,17 +43,6 @@ func wantDenied(t *testing.T, err error, reason string) *api.Denied {
 	return d
 }
 
-func readSample(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "fhir", "synthea", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-const sampleBundle = "Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json"
-
 // TestKeyReleaseEndToEnd is the access story through four real hospital nodes: ingest
 // at ada, consent, reads at bayside, denials, forged and replayed grants, revocation,
 // emergency access, a non-member peer, a validator down and back — and no PHI in
@@ -171,9 +51,9 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	hn := startHospitals(t, 4)
-	ada, bayside, city := hn.nodes[0], hn.nodes[1], hn.nodes[2]
-	bundle := readSample(t, sampleBundle)
+	hn := hospitaltest.Start(t, 4)
+	ada, bayside, city := hn.Nodes[0], hn.Nodes[1], hn.Nodes[2]
+	bundle := hospitaltest.Sample(t)
 	patient, err := crypto.NewSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +82,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
 	wantDenied(t, err, consent.ReasonNoConsent)
 
-	grant := patientSubmit(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+	grant := hospitaltest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
 		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}, Purposes: []consent.Purpose{"TREAT"}}}}}})
 
 	acc, err := bayside.Read(ctxT(t), rec.ID, "TREAT")
@@ -243,7 +123,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	})
 
 	// A revocation committed before the request wins, and the old grant gets no key.
-	patientSubmit(t, city, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(grant.ID)}})
+	hospitaltest.AsPatient(t, city, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(grant.ID)}})
 	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
 	wantDenied(t, err, consent.ReasonRevoked)
 	_, err = bayside.Fetch(ctxT(t), baysideGrant)
@@ -287,7 +167,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	nh := hostWithKey(t, newcomer.Node, adaPeer)
-	for _, voter := range hn.nodes[:3] {
+	for _, voter := range hn.Nodes[:3] {
 		if _, err := voter.VoteHospital(ctxT(t), consent.Hospital{ID: "newcomer", Name: "Newcomer Clinic", Power: 10,
 			Operator: newcomer.Operator.Public(), Node: newcomer.Node.Public(), Wrap: newcomer.Wrap.Public()}); err != nil {
 			t.Fatal(err)
@@ -308,31 +188,31 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	}
 
 	// A non-custodian validator stops: reads still work; it restarts and catches up.
-	hn.stopNode(3)
-	patientSubmit(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+	hn.StopNode(3)
+	hospitaltest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
 		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}}}}}})
 	if acc, err = bayside.Read(ctxT(t), rec.ID, "TREAT"); err != nil || !bytes.Equal(acc.Bundle, bundle) {
 		t.Fatalf("read with a validator down: %v", err)
 	}
-	hn.start(3)
-	hn.waitHeight(bayside.Chain().Height())
+	hn.StartNode(3)
+	hn.WaitHeight(bayside.Chain().Height())
 	h := bayside.Chain().Height()
-	hn.waitHeight(h + 1)
+	hn.WaitHeight(h + 1)
 	want, _ := bayside.Chain().AppHashAt(h)
-	if got, _ := hn.nodes[3].Chain().AppHashAt(h); !bytes.Equal(got, want) {
+	if got, _ := hn.Nodes[3].Chain().AppHashAt(h); !bytes.Equal(got, want) {
 		t.Fatal("the restarted validator disagrees on the app hash")
 	}
 
 	// No PHI in the logs, the chain's stores or the tx index.
-	hn.stop()
+	hn.Stop()
 	terms := phiTerms(t, bundle)
-	logs := hn.logs.String()
+	logs := hn.Logs.String()
 	for _, term := range terms {
 		if strings.Contains(logs, term) {
 			t.Errorf("the logs contain PHI %q", term)
 		}
 	}
-	for _, h := range hn.homes {
+	for _, h := range hn.Homes {
 		scanChainStores(t, h.Path(home.ChainDir), terms)
 	}
 	if !strings.Contains(logs, `"key released"`) {
@@ -455,9 +335,9 @@ func scanChainStores(t *testing.T, dir string, terms []string) {
 
 // apiRefusals sends the real API malformed and unauthorised requests: each gets an
 // OperationOutcome with its status, and the chain state stays as it was.
-func apiRefusals(t *testing.T, hn *hospitalNet, pid consent.PatientID, rec consent.RecordID) {
-	ada := hn.nodes[0]
-	tokens, err := node.ReadTokens(hn.homes[0])
+func apiRefusals(t *testing.T, hn *hospitaltest.Net, pid consent.PatientID, rec consent.RecordID) {
+	ada := hn.Nodes[0]
+	tokens, err := node.ReadTokens(hn.Homes[0])
 	if err != nil {
 		t.Fatal(err)
 	}
