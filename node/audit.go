@@ -3,11 +3,18 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/api"
 )
 
@@ -126,4 +133,39 @@ func (n *Node) Emergencies(context.Context) ([]api.Emergency, error) {
 func (n *Node) ReviewEmergency(ctx context.Context, grant consent.GrantID, outcome string) (*api.Committed, error) {
 	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindReview, Review: &consent.Review{Grant: grant, Outcome: outcome}})
 	return c, err
+}
+
+// shredErased destroys this custodian's copy of the key of every record erased since
+// the log index from (crypto-shredding: the ciphertext becomes unreadable everywhere)
+// and unpins its ciphertext (a block-store GC then reclaims it; GC is not run here,
+// where it could race an ingest between its import and its pin). It returns the log
+// size it read to.
+func (n *Node) shredErased(ctx context.Context, from uint64) (uint64, error) {
+	events, size, err := n.eventsSince(from, consent.AuditFilter{Hospital: n.id, Kind: consent.AuditRecordErased})
+	if err != nil {
+		return from, err
+	}
+	for _, e := range events {
+		if !slices.Contains(e.Custodians, n.id) {
+			continue
+		}
+		var rec consent.Record
+		if _, err := n.query("/record/"+string(e.Record), nil, &rec); err != nil {
+			return from, err
+		}
+		id, err := crypto.ParseRecordID(string(rec.ID))
+		if err != nil {
+			return from, err
+		}
+		if err := os.Remove(CustodyKeyPath(n.home, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return from, fmt.Errorf("node: destroy the key of erased record %s: %w", rec.ID, err)
+		}
+		if c, err := cid.Decode(rec.CID); err == nil {
+			if err := n.store.Unpin(ctx, c); err != nil {
+				n.log.Warn("unpin of an erased record failed", "record", rec.ID, "err", err)
+			}
+		}
+		n.log.Info("erased record's key destroyed", "record", rec.ID, "height", e.Height)
+	}
+	return size, nil
 }

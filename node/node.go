@@ -240,11 +240,15 @@ func (n *Node) Close() error {
 }
 
 // followRegistry keeps the allowlist and connections in step with the chain's
-// hospital registry, re-reading it after each new height.
+// hospital registry, re-reading it after each new height; it also destroys the keys of
+// records erased on the chain (see shredErased).
 func (n *Node) followRegistry() {
 	defer n.wg.Done()
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	// Erasures are looked for from the start of the log on every start: destroying a
+	// key already destroyed is a no-op.
+	var erasedFrom uint64
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -257,6 +261,11 @@ func (n *Node) followRegistry() {
 		if n.chain.Height() != last {
 			if err := n.refreshRegistry(); err != nil {
 				n.log.Warn("registry refresh failed", "err", err)
+			}
+			if next, err := n.shredErased(n.ctx, erasedFrom); err != nil {
+				n.log.Warn("erasure check failed", "err", err)
+			} else {
+				erasedFrom = next
 			}
 		}
 		n.connectMembers()

@@ -1,0 +1,95 @@
+package node_test
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/hospitaltest"
+)
+
+// TestErasureShredsKey: when the patient erases a record, its custodian destroys its
+// key (crypto-shredding) and unpins its ciphertext; no one can read it any more, even
+// with a grant made before.
+func TestErasureShredsKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-hospital network")
+	}
+	net := hospitaltest.Start(t, 4)
+	ada, bayside := net.Nodes[0], net.Nodes[1]
+	patient, pid := hospitaltest.NewPatient(t)
+	rec, err := ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "bayside"))
+	acc, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := crypto.ParseRecordID(string(rec.ID))
+	keyPath := node.CustodyKeyPath(ada.Home(), id)
+	if _, err := os.Stat(keyPath); err != nil {
+		t.Fatalf("the custodian holds no key before erasure: %v", err)
+	}
+
+	// Only the patient may erase.
+	if _, err := bayside.SubmitTx(hospitaltest.Ctx(t), signed(t, bayside, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}}, patient2(t))); err == nil {
+		t.Fatal("someone other than the patient erased the record")
+	}
+	hospitaltest.AsPatient(t, bayside, patient, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}})
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := os.Stat(keyPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the custodian kept the erased record's key")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	root, _ := cid.Decode(rec.CID)
+	if pinned, err := ada.Store().IsPinned(hospitaltest.Ctx(t), root); err != nil || pinned {
+		t.Fatalf("the erased record's ciphertext is still pinned (%v)", err)
+	}
+	if _, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err == nil {
+		t.Fatal("an erased record was read")
+	}
+	if _, err := bayside.Fetch(hospitaltest.Ctx(t), acc.Decision.ID); err == nil {
+		t.Fatal("a grant made before the erasure still released a key")
+	}
+	page, err := ada.AuditEvents(hospitaltest.Ctx(t), consent.AuditFilter{Patient: pid, Kind: consent.AuditRecordErased})
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("erasure events: %v %v", page, err)
+	}
+}
+
+func patient2(t *testing.T) *crypto.SigningKey {
+	k, _ := hospitaltest.NewPatient(t)
+	return k
+}
+
+// signed is body signed by key, as tx bytes for nd's chain.
+func signed(t *testing.T, nd *node.Node, body consent.Body, key *crypto.SigningKey) []byte {
+	t.Helper()
+	b, err := nd.NewBody(hospitaltest.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
+	tx, err := consent.Sign(body, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
