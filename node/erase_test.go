@@ -42,7 +42,7 @@ func TestErasureShredsKey(t *testing.T) {
 	}
 
 	// Only the patient may erase.
-	if _, err := bayside.SubmitTx(hospitaltest.Ctx(t), signed(t, bayside, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}}, patient2(t))); err == nil {
+	if _, err := bayside.SubmitTx(hospitaltest.Ctx(t), hospitaltest.Signed(t, bayside, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}}, patient2(t))); err == nil {
 		t.Fatal("someone other than the patient erased the record")
 	}
 	hospitaltest.AsPatient(t, bayside, patient, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}})
@@ -77,19 +77,4 @@ func TestErasureShredsKey(t *testing.T) {
 func patient2(t *testing.T) *crypto.SigningKey {
 	k, _ := hospitaltest.NewPatient(t)
 	return k
-}
-
-// signed is body signed by key, as tx bytes for nd's chain.
-func signed(t *testing.T, nd *node.Node, body consent.Body, key *crypto.SigningKey) []byte {
-	t.Helper()
-	b, err := nd.NewBody(hospitaltest.Ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
-	tx, err := consent.Sign(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tx
 }

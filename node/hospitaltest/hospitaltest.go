@@ -103,20 +103,26 @@ func Ctx(t testing.TB) context.Context {
 // AsPatient signs body with the patient's key and submits it through nd.
 func AsPatient(t testing.TB, nd *node.Node, patient *crypto.SigningKey, body consent.Body) *api.Committed {
 	t.Helper()
+	c, err := nd.SubmitTx(Ctx(t), Signed(t, nd, body, patient))
+	if err != nil {
+		t.Fatalf("%s: %v", body.Kind, err)
+	}
+	return c
+}
+
+// Signed is body (Kind and payload set) for nd's chain, signed by key, as tx bytes.
+func Signed(t testing.TB, nd *node.Node, body consent.Body, key *crypto.SigningKey) []byte {
+	t.Helper()
 	b, err := nd.NewBody(Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
-	tx, err := consent.Sign(body, patient)
+	tx, err := consent.Sign(body, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := nd.SubmitTx(Ctx(t), tx)
-	if err != nil {
-		t.Fatalf("%s: %v", body.Kind, err)
-	}
-	return c
+	return tx
 }
 
 // Permit is a consent permitting the hospitals, for any purpose.
