@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,15 +89,7 @@ saturates. A full run takes two to three minutes.`,
 			if !asJSON {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
-			res, err := chainbench.Run(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd, res)
-			}
-			fmt.Fprintln(cmd.OutOrStdout())
-			return res.WriteTable(cmd.OutOrStdout())
+			return printResult[*chainbench.Result](cmd, asJSON)(chainbench.Run(cmd.Context(), cfg))
 		},
 	}
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 15*time.Second, "the measured window for each app, after a warm-up")
@@ -125,15 +118,7 @@ request's denial is in hand, and how many blocks after the revocation it was dec
 			if !asJSON {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
-			res, err := accessbench.Run(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd, res)
-			}
-			fmt.Fprintln(cmd.OutOrStdout())
-			return res.WriteTable(cmd.OutOrStdout())
+			return printResult[*accessbench.Result](cmd, asJSON)(accessbench.Run(cmd.Context(), cfg))
 		},
 	}
 	cmd.Flags().IntVar(&cfg.Samples, "samples", 100, "key releases (and bare commits) measured")
@@ -167,19 +152,25 @@ not verify fails the run. A full run takes about a quarter of an hour on two CPU
 			if !asJSON {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
-			res, err := auditbench.Run(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd, res)
-			}
-			fmt.Fprintln(cmd.OutOrStdout())
-			return res.WriteTable(cmd.OutOrStdout())
+			return printResult[*auditbench.Result](cmd, asJSON)(auditbench.Run(cmd.Context(), cfg))
 		},
 	}
 	cmd.Flags().IntVar(&cfg.Events, "events", 1_000_000, "access events in chain state before measuring")
 	cmd.Flags().IntVar(&cfg.Samples, "samples", 2000, "patient queries, inclusion proofs and consistency proofs measured, each")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (and no progress)")
 	return cmd
+}
+
+// printResult prints a benchmark's result as a table, or as JSON.
+func printResult[R interface{ WriteTable(io.Writer) error }](cmd *cobra.Command, asJSON bool) func(R, error) error {
+	return func(res R, err error) error {
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(cmd, res)
+		}
+		fmt.Fprintln(cmd.OutOrStdout())
+		return res.WriteTable(cmd.OutOrStdout())
+	}
 }
