@@ -147,9 +147,7 @@ func auditFollowCmd() *cobra.Command {
 			return err
 		}
 		ctx := cmd.Context()
-		dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		c, err := client.Dial(dialCtx, *node)
-		cancel()
+		c, err := dial(ctx, *node)
 		if err != nil {
 			return err
 		}
@@ -183,11 +181,7 @@ func auditFollowCmd() *cobra.Command {
 			if err := c.Query(ctx, "/audit/head", &now); err != nil {
 				continue
 			}
-			events, err := consent.EventsSince(next, now.Size, filter, func(f consent.AuditFilter) (*consent.AuditPage, error) {
-				data, _ := json.Marshal(f)
-				var p consent.AuditPage
-				return &p, c.QueryData(ctx, "/audit/events", data, &p)
-			})
+			events, err := consent.EventsSince(next, now.Size, filter, pages(ctx, c))
 			if err != nil {
 				continue
 			}
@@ -285,9 +279,7 @@ func auditVerifyCmd() *cobra.Command {
 			return err
 		}
 		ctx := cmd.Context()
-		dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		c, err := client.Dial(dialCtx, *node)
-		cancel()
+		c, err := dial(ctx, *node)
 		if err != nil {
 			return err
 		}
@@ -399,11 +391,7 @@ func auditAccountingCmd() *cobra.Command {
 				return err
 			}
 			f := consent.AuditFilter{Patient: consent.PatientID(patient), From: audit.FetchFrom(now).Unix()}
-			events, err := consent.EventsSince(0, head.Size, f, func(f consent.AuditFilter) (*consent.AuditPage, error) {
-				data, _ := json.Marshal(f)
-				var p consent.AuditPage
-				return &p, c.QueryData(ctx, "/audit/events", data, &p)
-			})
+			events, err := consent.EventsSince(0, head.Size, f, pages(ctx, c))
 			if err != nil {
 				return err
 			}
@@ -440,4 +428,23 @@ func auditAccountingCmd() *cobra.Command {
 	cmd.Flags().StringVar(&patient, "patient", "", "the patient ID")
 	cmd.Flags().StringVar(&format, "format", "csv", "csv or json")
 	return cmd
+}
+
+// dial connects to a node's RPC, giving up after 30 s.
+func dial(ctx context.Context, addr string) (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return client.Dial(ctx, addr)
+}
+
+// pages reads pages of the access log from c (for consent.EventsSince).
+func pages(ctx context.Context, c *client.Client) func(consent.AuditFilter) (*consent.AuditPage, error) {
+	return func(f consent.AuditFilter) (*consent.AuditPage, error) {
+		data, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		var p consent.AuditPage
+		return &p, c.QueryData(ctx, "/audit/events", data, &p)
+	}
 }
