@@ -49,7 +49,7 @@ func (n *Node) LogHead() (consent.LogRoot, error) {
 }
 
 // Follow delivers the events matching f committed from the next block on, in log
-// order, until ctx ends or the node closes. It looks for new events after each
+// order, until ctx ends or the node (or its API) shuts down. It looks for new events after each
 // height this node commits, so each arrives within one block of its commit.
 func (n *Node) Follow(ctx context.Context, f consent.AuditFilter) (<-chan consent.AuditEvent, error) {
 	head, err := n.LogHead()
@@ -74,7 +74,7 @@ func (n *Node) Follow(ctx context.Context, f consent.AuditFilter) (<-chan consen
 			select {
 			case <-ctx.Done():
 				return
-			case <-n.ctx.Done():
+			case <-n.streams.Done():
 				return
 			case <-t.C:
 			}
@@ -93,7 +93,7 @@ func (n *Node) Follow(ctx context.Context, f consent.AuditFilter) (<-chan consen
 				case out <- e:
 				case <-ctx.Done():
 					return
-				case <-n.ctx.Done():
+				case <-n.streams.Done():
 					return
 				}
 			}

@@ -56,7 +56,11 @@ type Node struct {
 
 	ctx    context.Context // ends when the node closes
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// streams ends live event streams (Follow) when the API shuts down, so that
+	// Shutdown need not wait for them to go idle.
+	streams     context.Context
+	stopStreams context.CancelFunc
+	wg          sync.WaitGroup
 
 	mu       sync.RWMutex
 	registry registry // the committed hospital registry, as last read
@@ -99,6 +103,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.streams, n.stopStreams = context.WithCancel(n.ctx)
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -179,6 +184,7 @@ func (n *Node) startAPI(l net.Listener) error {
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("/", handler)
 	n.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.api.RegisterOnShutdown(n.stopStreams)
 	n.apiAddr = "http://" + l.Addr().String()
 	n.wg.Add(1)
 	go func() {
