@@ -132,14 +132,16 @@ func TestVerifyAndTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	// Ada serves what it committed before the stop; it need not catch up for this.
+	// (It may not be able to for up to ~105 s: a peer that redialled it while it was
+	// stopping can be left holding a connection CometBFT accepted but never started,
+	// and refuse ada's new one as a duplicate until its ping times out.)
 	net.StartNode(0)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("logs:\n%s", tail(net.Logs.String(), 4000))
 		}
 	})
-	net.WaitHeight(latest + 2)
-
 	c, v = dial(0)
 	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim); !errors.Is(err, client.ErrUnverified) {
 		t.Fatalf("the tampered event: %v, want it unverified", err)
