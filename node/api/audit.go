@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/medledger/medledger/consent"
@@ -353,29 +352,7 @@ func reviewOutcome(w http.ResponseWriter, r *http.Request) (string, error) {
 	if _, err := auditQuery(r, []string{"outcome"}, nil); err != nil {
 		return "", err
 	}
-	outcome := r.URL.Query().Get("outcome")
-	if r.ContentLength != 0 {
-		ps, err := readParameters(w, r, maxResource, "outcome")
-		if err != nil {
-			return "", err
-		}
-		if p, ok := ps["outcome"]; ok {
-			if p.ValueCode == "" {
-				return "", badRequest("required", "Parameters.parameter", "parameter 'outcome' needs a valueCode")
-			}
-			if outcome != "" && outcome != p.ValueCode {
-				return "", badRequest("invalid", "", "the outcome in the query and in the body differ")
-			}
-			outcome = p.ValueCode
-		}
-	}
-	switch {
-	case outcome == "":
-		return "", badRequest("required", "", "a review needs an outcome, one of: %s", strings.Join(consent.ReviewOutcomes, ", "))
-	case !slices.Contains(consent.ReviewOutcomes, outcome):
-		return "", badRequest("value", "", "outcome '%s' is not one of: %s", truncate(outcome, 40), strings.Join(consent.ReviewOutcomes, ", "))
-	}
-	return outcome, nil
+	return codeParam(w, r, "outcome", r.URL.Query().Get("outcome"), consent.ReviewOutcomes, "a review needs an outcome")
 }
 
 // writeJSON writes v as plain JSON (the /audit/ endpoints other than the FHIR ones).

@@ -149,28 +149,36 @@ func emergencyReason(w http.ResponseWriter, r *http.Request) (string, error) {
 	if len(q) == 1 {
 		reason = q[0]
 	}
+	return codeParam(w, r, "reason", reason, consent.EmergencyReasons, "emergency access needs a coded reason")
+}
+
+// codeParam is the code named name, given in the query (fromQuery) or as a valueCode
+// in a Parameters body (both: they must agree), which must be one of allowed;
+// missing says what lacks it.
+func codeParam(w http.ResponseWriter, r *http.Request, name, fromQuery string, allowed []string, missing string) (string, error) {
+	code := fromQuery
 	if r.ContentLength != 0 {
-		ps, err := readParameters(w, r, maxResource, "reason")
+		ps, err := readParameters(w, r, maxResource, name)
 		if err != nil {
 			return "", err
 		}
-		if p, ok := ps["reason"]; ok {
+		if p, ok := ps[name]; ok {
 			if p.ValueCode == "" {
-				return "", badRequest("required", "Parameters.parameter", "parameter 'reason' needs a valueCode")
+				return "", badRequest("required", "Parameters.parameter", "parameter '%s' needs a valueCode", name)
 			}
-			if reason != "" && reason != p.ValueCode {
-				return "", badRequest("invalid", "", "the reason in the query and in the body differ")
+			if code != "" && code != p.ValueCode {
+				return "", badRequest("invalid", "", "the %s in the query and in the body differ", name)
 			}
-			reason = p.ValueCode
+			code = p.ValueCode
 		}
 	}
 	switch {
-	case reason == "":
-		return "", badRequest("required", "", "emergency access needs a coded reason, one of: %s", strings.Join(consent.EmergencyReasons, ", "))
-	case !slices.Contains(consent.EmergencyReasons, reason):
-		return "", badRequest("value", "", "reason '%s' is not one of: %s", truncate(reason, 40), strings.Join(consent.EmergencyReasons, ", "))
+	case code == "":
+		return "", badRequest("required", "", "%s, one of: %s", missing, strings.Join(allowed, ", "))
+	case !slices.Contains(allowed, code):
+		return "", badRequest("value", "", "%s '%s' is not one of: %s", name, truncate(code, 40), strings.Join(allowed, ", "))
 	}
-	return reason, nil
+	return code, nil
 }
 
 // writeRecord answers a granted access with the record's Bundle and the decision's
