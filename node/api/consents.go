@@ -247,17 +247,15 @@ func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
 
 // consentOf finds one of a patient's consents (404 if the patient has no such consent).
 func (s *server) consentOf(ctx context.Context, p consent.PatientID, id consent.ConsentID) (*consent.Consent, error) {
-	cons, err := s.b.Consents(ctx, p)
-	if err != nil {
+	c, err := s.b.Consent(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	for i := range cons {
-		if cons[i].ID == id {
-			return &cons[i], nil
-		}
+	if err != nil || c.Patient != p {
+		return nil, &problem{status: http.StatusNotFound, issue: issue("not-found", "",
+			"patient "+string(p)+" has no consent "+string(id))}
 	}
-	return nil, &problem{status: http.StatusNotFound, issue: issue("not-found", "",
-		"patient "+string(p)+" has no consent "+string(id))}
+	return c, nil
 }
 
 // getConsent is GET /fhir/Consent/{id}: one consent from the chain, as a FHIR Consent.
