@@ -186,6 +186,10 @@ func TestSeparateProcesses(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("consent: %d %s", status, body)
 	}
+	var created struct{ ID string }
+	if err := json.Unmarshal(body, &created); err != nil || created.ID == "" {
+		t.Fatalf("consent answer: %v %s", err, body)
+	}
 
 	read := func(c apiClient) {
 		t.Helper()
@@ -223,6 +227,31 @@ func TestSeparateProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	read(bayside)
+
+	// The patient revokes through the API, signing on "the device": the next read is
+	// refused; a signature by someone else is refused and changes nothing.
+	revokePath := "/fhir/Consent/" + created.ID + "/$revoke"
+	status, body, _ = ada.do(t, "", http.MethodPost, revokePath+"-prepare?patient="+string(pid), "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("$revoke-prepare: %d %s", status, body)
+	}
+	toSign = parameter(t, body, "body")
+	_, mallory, _ := ed25519.GenerateKey(nil)
+	signedBy := func(key ed25519.PrivateKey) []byte {
+		return []byte(fmt.Sprintf(`{"resourceType":"Parameters","parameter":[{"name":"body","valueBase64Binary":%q},{"name":"signature","valueBase64Binary":%q}]}`,
+			base64.StdEncoding.EncodeToString(toSign), base64.StdEncoding.EncodeToString(ed25519.Sign(key, toSign))))
+	}
+	if status, body, _ = ada.do(t, "", http.MethodPost, revokePath+"?patient="+string(pid), "application/fhir+json", signedBy(mallory)); status != http.StatusBadRequest {
+		t.Fatalf("a revocation signed by someone else: %d %s", status, body)
+	}
+	read(bayside)
+	if status, body, _ = ada.do(t, "", http.MethodPost, revokePath+"?patient="+string(pid), "application/fhir+json", signedBy(priv)); status != http.StatusOK {
+		t.Fatalf("$revoke: %d %s", status, body)
+	}
+	status, body, _ = bayside.do(t, "clinician", http.MethodGet, recordPath+"?purpose=TREAT", "", nil)
+	if status != http.StatusForbidden || !bytes.Contains(body, []byte(consent.ReasonRevoked)) {
+		t.Fatalf("read after revocation: %d %s", status, body)
+	}
 }
 
 // parameter returns a base64Binary parameter of a FHIR Parameters resource.
