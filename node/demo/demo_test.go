@@ -1,13 +1,12 @@
 package demo
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/medledger/medledger"
 	"github.com/medledger/medledger/fhir"
+	"github.com/medledger/medledger/node/hospitaltest"
 )
 
 // TestDemo runs the whole demo through the real stack and checks that every step
@@ -16,7 +15,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	var out, logs syncBuffer
+	var out, logs hospitaltest.SyncBuffer
 	if err := Run(t.Context(), &out, Config{Dir: t.TempDir(), Logs: &logs}); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
@@ -41,21 +40,4 @@ func TestDemo(t *testing.T) {
 			}
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
