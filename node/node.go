@@ -104,9 +104,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.streams, n.stopStreams = context.WithCancel(n.ctx)
+	// Every failure below returns nil, err, which clears the named result: close
+	// what was started through a copy.
+	started := n
 	defer func() {
 		if err != nil {
-			n.Close()
+			started.Close()
 		}
 	}()
 	if n.store, err = storage.Open(ctx, h.Path(home.BlocksDir)); err != nil {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -75,11 +74,11 @@ func Testnet(cfg TestnetConfig) ([]*home.Home, error) {
 		if i < len(testnetNames) {
 			id, name = testnetNames[i].id, testnetNames[i].name
 		}
-		tcp, err1 := freeTCP()
-		udp, err2 := freeUDP()
-		p2pPort, err3 := freeTCP()
-		rpcPort, err4 := freeTCP()
-		apiPort, err5 := freeTCP()
+		tcp, err1 := chain.FreePort()
+		udp, err2 := chain.FreePort()
+		p2pPort, err3 := chain.FreePort()
+		rpcPort, err4 := chain.FreePort()
+		apiPort, err5 := chain.FreePort()
 		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 			return nil, fmt.Errorf("node: testnet: %w", err)
 		}
@@ -174,15 +173,4 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	return nil
-}
-
-func freeTCP() (int, error) { return chain.FreePort() }
-
-func freeUDP() (int, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }

@@ -1,17 +1,71 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"sync"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (the system picks
-// it; another process may still take it before it is used).
+// Ports below the system's ephemeral range are never handed out as the source port of
+// an outgoing connection, nor to another process's ":0" listener, so a port picked
+// there and found free stays free until it is used (unless another process picks the
+// same one by chance, which a random pick in a wide range makes rare).
+const (
+	portLow  = 12000
+	portHigh = 32000 // Linux's default ephemeral range starts at 32768
+)
+
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a port on 127.0.0.1 that is free for TCP and for UDP: a random one
+// below the system's ephemeral range, never the same twice in a process. Peers must
+// know a node's ports before it starts, so it cannot listen on port 0; another process
+// may still take the port before it is used, which is rare but possible.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	low, high := portRange()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 200 {
+		p := low + rand.IntN(high-low)
+		if handedOut.ports[p] || !free(p) {
+			continue
+		}
+		handedOut.ports[p] = true
+		return p, nil
+	}
+	return 0, errors.New("chain: free port: found none in 200 tries")
+}
+
+// portRange is [portLow, portHigh) cut below the system's ephemeral range.
+func portRange() (int, int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return 0, fmt.Errorf("chain: free port: %w", err)
+		return portLow, portHigh
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= portLow+1000 {
+		return portLow, portHigh
+	}
+	return portLow, min(portHigh, lo)
+}
+
+func free(p int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	c, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
