@@ -150,17 +150,17 @@ func (a *action) putDecision(d Decision, rec *Record) ([]Event, error) {
 	}
 	attrs := []Attr{
 		{Key: "grant", Value: string(d.ID), Index: true},
-		{Key: "record", Value: string(d.Record), Index: true},
-		{Key: "patient", Value: string(d.Patient), Index: true},
-		{Key: "requester", Value: string(d.Requester), Index: true},
-		{Key: "decision", Value: verdict, Index: true},
+		{Key: "record", Value: string(d.Record)},
+		{Key: "patient", Value: string(d.Patient)},
+		{Key: "requester", Value: string(d.Requester)},
+		{Key: "decision", Value: verdict},
 		{Key: "purpose", Value: string(d.Purpose)},
 	}
 	if d.Reason != "" {
 		attrs = append(attrs, Attr{Key: "reason", Value: d.Reason})
 	}
 	if d.Emergency != "" {
-		attrs = append(attrs, Attr{Key: "emergency", Value: d.Emergency, Index: true})
+		attrs = append(attrs, Attr{Key: "emergency", Value: d.Emergency})
 	}
 	return []Event{{Type: "access", Attrs: attrs}}, nil
 }
@@ -214,7 +214,7 @@ func (a *action) receipt(r Receipt) ([]Event, error) {
 	}
 	return []Event{{Type: "key-release", Attrs: []Attr{
 		{Key: "grant", Value: string(d.ID), Index: true},
-		{Key: "custodian", Value: string(h.ID), Index: true},
-		{Key: "patient", Value: string(d.Patient), Index: true},
+		{Key: "custodian", Value: string(h.ID)},
+		{Key: "patient", Value: string(d.Patient)},
 	}}}, nil
 }

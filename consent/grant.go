@@ -53,7 +53,7 @@ func (a *action) revoke(r Revoke) ([]Event, error) {
 func consentEvent(typ string, c Consent) Event {
 	return Event{Type: typ, Attrs: []Attr{
 		{Key: "consent", Value: string(c.ID), Index: true},
-		{Key: "patient", Value: string(c.Patient), Index: true},
+		{Key: "patient", Value: string(c.Patient)},
 	}}
 }
 

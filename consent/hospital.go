@@ -106,7 +106,7 @@ func (a *action) proposeHospital(h Hospital) ([]Event, error) {
 		if err := a.st.Delete([]byte(keyProposal + string(h.ID))); err != nil {
 			return nil, err
 		}
-		ev.Attrs = append(ev.Attrs, Attr{Key: "registered", Value: "true", Index: true})
+		ev.Attrs = append(ev.Attrs, Attr{Key: "registered", Value: "true"})
 		return []Event{ev}, putHospital(a.st, h)
 	}
 	return []Event{ev}, setValue(a.st, keyProposal+string(h.ID), p)

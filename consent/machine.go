@@ -23,25 +23,37 @@ type Event struct {
 	Attrs []Attr
 }
 
-// Attr is one event attribute; Index asks the node to index it.
+// Attr is one event attribute; Index asks the node to index it. Each event indexes
+// only the ID of the object it is about (grant, consent, record, hospital): the tx
+// indexer finds txs by hash, and the access log answers queries by patient, hospital,
+// kind and time, so every further indexed attribute would only cost each validator
+// writes per tx (and make pseudonymous patient IDs searchable on every node).
 type Attr struct {
 	Key, Value string
 	Index      bool
 }
 
-// Machine applies txs to state. It keeps no state of its own but a cache of tx IDs
-// whose signatures it has already verified (in CheckTx), so a node checks each
-// signature once; the cache never changes a result, only saves work.
+// Machine applies txs to state. It keeps no state of its own but a cache of the txs
+// CheckTx decoded and whose signatures it verified, by tx ID (a hash of the exact
+// bytes), so a node decodes and checks each signature once, not again in the block;
+// the cache never changes a result, only saves work.
 type Machine struct {
-	mu       sync.Mutex
-	verified map[TxID]struct{}
-	order    []TxID // FIFO eviction
+	mu      sync.Mutex
+	checked map[TxID]checkedTx
+	order   []TxID // FIFO eviction
 }
 
-const verifiedCacheSize = 1 << 16
+// checkedTx is a tx CheckTx decoded and verified. Nothing modifies it afterwards.
+type checkedTx struct {
+	tx   *Tx
+	body *Body
+}
+
+// checkedCacheSize bounds the cache: a few full mempools.
+const checkedCacheSize = 1 << 14
 
 // NewMachine returns a state machine.
-func NewMachine() *Machine { return &Machine{verified: map[TxID]struct{}{}} }
+func NewMachine() *Machine { return &Machine{checked: map[TxID]checkedTx{}} }
 
 // Genesis is the chain's initial state (CometBFT's app_state).
 type Genesis struct {
@@ -153,12 +165,9 @@ func (m *Machine) EndBlock(st Store, b Block) error {
 
 // apply runs every check and, if all pass, the tx's effect on st.
 func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, error) {
-	tx, body, err := Decode(txBytes)
-	if err != nil {
-		return rejected(err)
-	}
 	id := IDOf(txBytes)
-	if err := m.verify(tx, id, check); err != nil {
+	tx, body, err := m.decodeVerified(txBytes, id, check)
+	if err != nil {
 		return rejected(err)
 	}
 	p, err := params(st)
@@ -171,8 +180,8 @@ func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, 
 		return rejected(err)
 	}
 	events = append([]Event{{Type: "tx", Attrs: []Attr{
-		{Key: "kind", Value: body.Kind.String(), Index: true},
-		{Key: "id", Value: string(id), Index: true},
+		{Key: "kind", Value: body.Kind.String()},
+		{Key: "id", Value: string(id)},
 	}}}, events...)
 	res := Result{Code: OK, Events: events}
 	if a.logRoot != nil {
@@ -194,29 +203,38 @@ func rejected(err error) (Result, error) {
 	return Result{}, err
 }
 
-func (m *Machine) verify(tx *Tx, id TxID, check bool) error {
+// decodeVerified decodes a tx and verifies its signature, or takes both from the
+// cache. CheckTx adds to the cache; DeliverTx takes its tx out (it is in a block now).
+func (m *Machine) decodeVerified(txBytes []byte, id TxID, check bool) (*Tx, *Body, error) {
 	m.mu.Lock()
-	_, seen := m.verified[id]
+	c, ok := m.checked[id]
+	if ok && !check {
+		delete(m.checked, id) // its place in order goes when it comes up for eviction
+	}
 	m.mu.Unlock()
-	if seen {
-		return nil
+	if ok {
+		return c.tx, c.body, nil
+	}
+	tx, body, err := Decode(txBytes)
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := tx.Verify(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if check {
 		m.mu.Lock()
-		if _, ok := m.verified[id]; !ok {
-			m.verified[id] = struct{}{}
+		if _, ok := m.checked[id]; !ok {
+			m.checked[id] = checkedTx{tx: tx, body: body}
 			m.order = append(m.order, id)
-			if len(m.order) > verifiedCacheSize {
-				delete(m.verified, m.order[0])
+			if len(m.order) > checkedCacheSize {
+				delete(m.checked, m.order[0])
 				m.order = m.order[1:]
 			}
 		}
 		m.mu.Unlock()
 	}
-	return nil
+	return tx, body, nil
 }
 
 // action is one tx being applied.

@@ -62,8 +62,8 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 	}
 	return []Event{{Type: "record", Attrs: []Attr{
 		{Key: "id", Value: string(r.Record), Index: true},
-		{Key: "patient", Value: string(r.Patient), Index: true},
-		{Key: "custodian", Value: string(signer.ID), Index: true},
+		{Key: "patient", Value: string(r.Patient)},
+		{Key: "custodian", Value: string(signer.ID)},
 	}}}, nil
 }
 
@@ -100,6 +100,6 @@ func (a *action) erase(e Erase) ([]Event, error) {
 	}
 	return []Event{{Type: "erase", Attrs: []Attr{
 		{Key: "record", Value: string(rec.ID), Index: true},
-		{Key: "patient", Value: string(rec.Patient), Index: true},
+		{Key: "patient", Value: string(rec.Patient)},
 	}}}, nil
 }

@@ -66,9 +66,9 @@ func (a *action) review(rv Review) ([]Event, error) {
 	}
 	return []Event{{Type: "review", Attrs: []Attr{
 		{Key: "grant", Value: string(d.ID), Index: true},
-		{Key: "patient", Value: string(d.Patient), Index: true},
-		{Key: "reviewer", Value: string(h.ID), Index: true},
-		{Key: "outcome", Value: rv.Outcome, Index: true},
+		{Key: "patient", Value: string(d.Patient)},
+		{Key: "reviewer", Value: string(h.ID)},
+		{Key: "outcome", Value: rv.Outcome},
 	}}}, nil
 }
 

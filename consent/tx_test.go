@@ -1,8 +1,11 @@
 package consent_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
@@ -41,4 +44,23 @@ func TestAssembleDetachedSignature(t *testing.T) {
 	if _, _, err := consent.Assemble(append([]byte{0xa0}, b...), key.Public(), sig); !errors.As(err, &rej) || rej.Code != consent.CodeDecode {
 		t.Fatalf("bytes that are not a body: %v", err)
 	}
+}
+
+// Tx.Verify accepts exactly the signatures crypto/ed25519 accepts: valid ones, and
+// none with a flipped bit in the signature, the key or the body (other clients verify
+// with the standard library).
+func TestVerifyAgreesWithStdlib(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		priv := ed25519.NewKeyFromSeed(rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "seed"))
+		body := rapid.SliceOfN(rapid.Byte(), 1, 300).Draw(t, "body")
+		tx := consent.Tx{Body: body, Signer: priv.Public().(ed25519.PublicKey), Signature: ed25519.Sign(priv, body)}
+		if rapid.Bool().Draw(t, "flip") {
+			field := [][]byte{tx.Body, tx.Signer, tx.Signature}[rapid.IntRange(0, 2).Draw(t, "field")]
+			field[rapid.IntRange(0, len(field)-1).Draw(t, "byte")] ^= 1 << rapid.IntRange(0, 7).Draw(t, "bit")
+		}
+		std := ed25519.Verify(tx.Signer, tx.Body, tx.Signature)
+		if got := tx.Verify() == nil; got != std {
+			t.Fatalf("Verify accepts: %v, crypto/ed25519: %v", got, std)
+		}
+	})
 }

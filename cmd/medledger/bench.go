@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,6 +62,27 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&accessCfg.Samples, "samples", 100, "key releases measured")
 	cmd.Flags().IntVar(&auditCfg.Events, "audit-events", 1_000_000, "access events in chain state for the access log benchmark")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON (and no progress)")
+	var cpuProfile string
+	var profiling *os.File
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (for `go tool pprof`)")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		profiling = f
+		return pprof.StartCPUProfile(f)
+	}
+	cmd.PersistentPostRunE = func(*cobra.Command, []string) error {
+		if profiling == nil {
+			return nil
+		}
+		pprof.StopCPUProfile()
+		return profiling.Close()
+	}
 	cmd.AddCommand(benchChainCmd(), benchAccessCmd(), benchAuditCmd())
 	return cmd
 }

@@ -19,6 +19,9 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
+// readCacheBytes bounds the committed values an App keeps in memory.
+const readCacheBytes = 16 << 20
+
 // AppVersion is the application protocol version reported to CometBFT.
 const AppVersion uint64 = 1
 
@@ -37,6 +40,7 @@ type App struct {
 
 	mu     sync.Mutex
 	db     store
+	cache  *readCache // over db
 	closed bool
 	height int64  // last committed height; 0 before the first Commit
 	hash   []byte // app hash at height (nil before the first Commit)
@@ -142,7 +146,7 @@ func newApp(db store, m StateMachine, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{machine: m, log: logger, db: db, height: height, hash: hash}, nil
+	return &App{machine: m, log: logger, db: db, cache: newReadCache(readCacheBytes), height: height, hash: hash}, nil
 }
 
 // Close closes the app store. Later calls fail with ErrClosed.
@@ -226,7 +230,7 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 		return nil, fmt.Errorf("chain: InitChain on a store already at height %d", a.height)
 	}
 	b := Block{Height: req.InitialHeight - 1, Time: req.Time}
-	base := &dbView{db: a.db}
+	base := &dbView{db: a.db, cache: a.cache}
 	w := newOverlay(base)
 	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, b); err != nil {
 		return nil, fmt.Errorf("chain: InitChain: %w", err)
@@ -266,7 +270,7 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 // without it every tx would be checked against an empty state). v is the store under
 // it, whose errors halt the node.
 func (a *App) committed() (r KVReader, v *dbView) {
-	v = &dbView{db: a.db}
+	v = &dbView{db: a.db, cache: a.cache}
 	if a.height == 0 && a.genesis != nil {
 		a.genesis.parent = v
 		return a.genesis, v
@@ -332,7 +336,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 		return nil, fmt.Errorf("chain: FinalizeBlock at height %d after committed height %d", req.Height, a.height)
 	}
 	prev := a.hash
-	base := &dbView{db: a.db}
+	base := &dbView{db: a.db, cache: a.cache}
 	var parent view = base
 	if a.height == 0 {
 		if a.genesis == nil {
@@ -410,6 +414,10 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.Resp
 	if err := a.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
 		return nil, fmt.Errorf("chain: commit height %d: app store: %w", p.height, err)
 	}
+	if a.height == 0 && a.genesis != nil {
+		a.cache.committed(a.genesis.sorted())
+	}
+	a.cache.committed(p.writes.sorted())
 	a.height, a.hash = p.height, p.hash
 	a.pending, a.genesis, a.genesisHash, a.genesisParts = nil, nil, nil, nil
 	return &abcitypes.ResponseCommit{}, nil

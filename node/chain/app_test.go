@@ -317,3 +317,38 @@ func TestHashParts(t *testing.T) {
 		t.Fatal("hash parts of an uncommitted height")
 	}
 }
+
+// TestReadCacheFollowsCommits: an app whose reads are cached (queried for every key
+// after every block, so the cache holds them all) answers exactly as an app that reads
+// its store every time, through sets, deletes, failed and malformed txs.
+func TestReadCacheFollowsCommits(t *testing.T) {
+	ctx := t.Context()
+	cached, direct := openApp(t, t.TempDir()), openApp(t, t.TempDir())
+	chain.DisableReadCache(direct)
+	initChain(t, cached)
+	initChain(t, direct)
+	for _, req := range blocks(7, 60) {
+		var hashes [2][]byte
+		for i, a := range []*chain.App{cached, direct} {
+			res, err := a.FinalizeBlock(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Commit(ctx, &abcitypes.RequestCommit{}); err != nil {
+				t.Fatal(err)
+			}
+			hashes[i] = res.AppHash
+		}
+		if !bytes.Equal(hashes[0], hashes[1]) {
+			t.Fatalf("height %d: app hashes differ", req.Height)
+		}
+		for k := range 20 {
+			key := []byte(fmt.Sprintf("k%d", k))
+			c, err1 := cached.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: key})
+			d, err2 := direct.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: key})
+			if err1 != nil || err2 != nil || c.Code != d.Code || !bytes.Equal(c.Value, d.Value) {
+				t.Fatalf("height %d, %s: cached %d %q %v, store %d %q %v", req.Height, key, c.Code, c.Value, err1, d.Code, d.Value, err2)
+			}
+		}
+	}
+}

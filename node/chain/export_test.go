@@ -26,13 +26,22 @@ func (f *faultyStore) Write(b *leveldb.Batch, wo *opt.WriteOptions) error {
 }
 
 // InjectStoreFaults makes a's store fail reads with readErr and writes with writeErr
-// (nil: no fault) from now on.
+// (nil: no fault) from now on. Values already in the read cache are forgotten, so
+// every read reaches the store.
 func InjectStoreFaults(a *App, readErr, writeErr error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.cache = newReadCache(readCacheBytes)
 	if f, ok := a.db.(*faultyStore); ok {
 		f.readErr, f.writeErr = readErr, writeErr
 		return
 	}
 	a.db = &faultyStore{store: a.db, readErr: readErr, writeErr: writeErr}
+}
+
+// DisableReadCache makes every read of a reach its store.
+func DisableReadCache(a *App) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cache = nil
 }

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,8 +65,72 @@ func hashKey(height int64) []byte {
 // dbView is the committed state as a view. It remembers the first storage error it saw,
 // so the adapter can halt even when the state machine swallowed the error.
 type dbView struct {
-	db  store
-	err error
+	db    store
+	cache *readCache // nil: none
+	err   error
+}
+
+// readCache keeps committed values read recently, and keys found absent: a node reads
+// the same keys (parameters, the hospital registry, hot records and consents) for tx
+// after tx, and each tx's keys in CheckTx and again in FinalizeBlock (its nonce, absent
+// until committed, among them). Commit updates the keys it writes, so the cache never
+// answers other than the store would. The App's mutex guards it.
+type readCache struct {
+	entries  map[string]cached
+	bytes    int
+	maxBytes int
+}
+
+type cached struct {
+	value []byte // nil when absent
+	found bool
+}
+
+func newReadCache(maxBytes int) *readCache {
+	return &readCache{entries: map[string]cached{}, maxBytes: maxBytes}
+}
+
+func (c *readCache) get(key []byte) (cached, bool) {
+	if c == nil {
+		return cached{}, false
+	}
+	e, ok := c.entries[string(key)]
+	return e, ok
+}
+
+func (c *readCache) put(key string, e cached) {
+	if c == nil || len(e.value) > c.maxBytes/64 {
+		return
+	}
+	if old, ok := c.entries[key]; ok {
+		c.bytes -= len(key) + len(old.value)
+	}
+	for k, v := range c.entries { // evict arbitrary entries (map order) to make room
+		if c.bytes+len(key)+len(e.value) <= c.maxBytes {
+			break
+		}
+		delete(c.entries, k)
+		c.bytes -= len(k) + len(v.value)
+	}
+	c.entries[key] = e
+	c.bytes += len(key) + len(e.value)
+}
+
+// committed brings the cached keys up to date with writes just committed.
+func (c *readCache) committed(ws []write) {
+	if c == nil {
+		return
+	}
+	for _, w := range ws {
+		if _, ok := c.entries[w.key]; !ok {
+			continue
+		}
+		if w.deleted {
+			c.put(w.key, cached{})
+		} else {
+			c.put(w.key, cached{value: bytes.Clone(w.value), found: true})
+		}
+	}
 }
 
 func (v *dbView) fail(err error) error {
@@ -79,17 +144,23 @@ func (v *dbView) fail(err error) error {
 // Get implements KVReader (for CheckTx and Query).
 func (v *dbView) Get(key []byte) ([]byte, error) {
 	val, _, err := v.get(key)
-	return val, err
+	return bytes.Clone(val), err
 }
 
+// get returns the stored value, which the caller must not modify.
 func (v *dbView) get(key []byte) ([]byte, bool, error) {
+	if e, ok := v.cache.get(key); ok {
+		return e.value, e.found, nil
+	}
 	val, err := v.db.Get(stateKey(key), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
+		v.cache.put(string(key), cached{})
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, v.fail(err)
 	}
+	v.cache.put(string(key), cached{value: val, found: true})
 	return val, true, nil
 }
 
