@@ -98,22 +98,32 @@ func (c *readCache) get(key []byte) (cached, bool) {
 	return e, ok
 }
 
+// put caches key's value (or absence), replacing what was cached for it. A value too
+// large to be worth its room is not cached, and neither is what key had before.
 func (c *readCache) put(key string, e cached) {
-	if c == nil || len(e.value) > c.maxBytes/64 {
+	if c == nil {
 		return
 	}
-	if old, ok := c.entries[key]; ok {
-		c.bytes -= len(key) + len(old.value)
+	c.drop(key)
+	size := len(key) + len(e.value)
+	if size > c.maxBytes/64 {
+		return
 	}
-	for k, v := range c.entries { // evict arbitrary entries (map order) to make room
-		if c.bytes+len(key)+len(e.value) <= c.maxBytes {
+	for k := range c.entries { // evict arbitrary entries (map order) to make room
+		if c.bytes+size <= c.maxBytes {
 			break
 		}
-		delete(c.entries, k)
-		c.bytes -= len(k) + len(v.value)
+		c.drop(k)
 	}
 	c.entries[key] = e
-	c.bytes += len(key) + len(e.value)
+	c.bytes += size
+}
+
+func (c *readCache) drop(key string) {
+	if old, ok := c.entries[key]; ok {
+		delete(c.entries, key)
+		c.bytes -= len(key) + len(old.value)
+	}
 }
 
 // committed brings the cached keys up to date with writes just committed.
