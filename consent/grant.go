@@ -1,5 +1,7 @@
 package consent
 
+import "slices"
+
 // grant records a patient's consent.
 func (a *action) grant(g Grant) ([]Event, error) {
 	if !patientPattern.MatchString(string(g.Patient)) {
@@ -18,7 +20,12 @@ func (a *action) grant(g Grant) ([]Event, error) {
 	if err := setValue(a.st, keyConsent+string(c.ID), c); err != nil {
 		return nil, err
 	}
-	if err := a.st.Set([]byte(keyPatCons+string(c.Patient)+"/"+string(c.ID)), []byte{}); err != nil {
+	ids, err := consentIDs(a.st, c.Patient)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearch(ids, c.ID)
+	if err := setValue(a.st, keyPatCons+string(c.Patient), slices.Insert(ids, i, c.ID)); err != nil {
 		return nil, err
 	}
 	if err := a.audit(AuditEvent{Kind: AuditConsentGranted, Patient: c.Patient, Consent: c.ID}); err != nil {
@@ -71,14 +78,24 @@ func getConsent(r Reader, id ConsentID) (*Consent, error) {
 
 // Consents returns a patient's consents, in consent ID order.
 func Consents(r Reader, p PatientID) ([]Consent, error) {
-	var out []Consent
-	err := scan(r, keyPatCons+string(p)+"/", func(k string, _ []byte) (bool, error) {
-		c, err := getConsent(r, ConsentID(k[len(keyPatCons)+len(p)+1:]))
+	ids, err := consentIDs(r, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Consent, 0, len(ids))
+	for _, id := range ids {
+		c, err := getConsent(r, id)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		out = append(out, *c)
-		return true, nil
-	})
-	return out, err
+	}
+	return out, nil
+}
+
+// consentIDs returns the IDs of a patient's consents, ascending.
+func consentIDs(r Reader, p PatientID) ([]ConsentID, error) {
+	var ids []ConsentID
+	_, err := getValue(r, keyPatCons+string(p), &ids)
+	return ids, err
 }

@@ -32,7 +32,7 @@ const (
 	keyRecord     = "r/"  // r/<record>
 	keyPatRecord  = "pr/" // pr/<patient>/<record>
 	keyConsent    = "c/"  // c/<consent>
-	keyPatCons    = "pc/" // pc/<patient>/<consent>
+	keyPatCons    = "pc/" // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
 	keyDecision   = "g/"  // g/<grant>
 	keyPatDec     = "pg/" // pg/<patient>/<height>/<grant>
 	keyHospDec    = "hg/" // hg/<hospital>/<height>/<grant>

@@ -319,12 +319,14 @@ func TestHashParts(t *testing.T) {
 }
 
 // TestReadCacheFollowsCommits: an app whose reads are cached (queried for every key
-// after every block, so the cache holds them all) answers exactly as an app that reads
-// its store every time, through sets, deletes, failed and malformed txs.
+// after every block, its cache so small that entries keep moving between its
+// generations) answers exactly as an app that reads its store every time, through
+// sets, deletes, failed and malformed txs.
 func TestReadCacheFollowsCommits(t *testing.T) {
 	ctx := t.Context()
 	cached, direct := openApp(t, t.TempDir()), openApp(t, t.TempDir())
-	chain.DisableReadCache(direct)
+	chain.SetReadCache(cached, 640)
+	chain.SetReadCache(direct, 0)
 	initChain(t, cached)
 	initChain(t, direct)
 	for _, req := range blocks(7, 60) {

@@ -39,9 +39,12 @@ func InjectStoreFaults(a *App, readErr, writeErr error) {
 	a.db = &faultyStore{store: a.db, readErr: readErr, writeErr: writeErr}
 }
 
-// DisableReadCache makes every read of a reach its store.
-func DisableReadCache(a *App) {
+// SetReadCache gives a a read cache of maxBytes (0: none, every read reaches its store).
+func SetReadCache(a *App, maxBytes int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.cache = nil
+	if maxBytes > 0 {
+		a.cache = newReadCache(maxBytes)
+	}
 }
