@@ -279,8 +279,8 @@ func (a *action) run(body *Body) ([]Event, error) {
 	default:
 		return nil, reject(CodeDecode, "unknown kind %d", body.Kind)
 	}
-	if err != nil {
-		return nil, err
+	if err != nil || a.check {
+		return events, err // CheckTx's writes would be thrown away
 	}
 	return events, a.useNonce(body)
 }
