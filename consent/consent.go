@@ -40,11 +40,17 @@ type Block struct {
 	Time   time.Time
 }
 
-// IDOf returns the TxID of tx bytes.
+// IDOf returns the TxID of tx bytes: the first 16 bytes of their SHA-256, in hex (the
+// IDs of consents and grants are the IDs of the txs that made them).
 func IDOf(tx []byte) TxID {
 	sum := sha256.Sum256(tx)
-	return TxID(hex.EncodeToString(sum[:16]))
+	return idOfSum(sum)
 }
+
+func idOfSum(sum [32]byte) TxID { return TxID(hex.EncodeToString(sum[:idLen/2])) }
+
+// idLen is the length of a TxID (and so of a consent or grant ID) in hex digits.
+const idLen = 32
 
 // PatientIDOf returns the PatientID of a public key.
 func PatientIDOf(pub []byte) PatientID { return PatientID(hex.EncodeToString(pub)) }

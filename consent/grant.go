@@ -1,6 +1,9 @@
 package consent
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // grant records a patient's consent.
 func (a *action) grant(g Grant) ([]Event, error) {
@@ -28,7 +31,7 @@ func (a *action) grant(g Grant) ([]Event, error) {
 		return nil, err
 	}
 	i, _ := slices.BinarySearch(ids, c.ID)
-	if err := setValue(a.st, keyPatCons+string(c.Patient), slices.Insert(ids, i, c.ID)); err != nil {
+	if err := a.st.Set([]byte(keyPatCons+string(c.Patient)), encodeIDs(slices.Insert(ids, i, c.ID))); err != nil {
 		return nil, err
 	}
 	if err := a.audit(AuditEvent{Kind: AuditConsentGranted, Patient: c.Patient, Consent: c.ID}); err != nil {
@@ -96,9 +99,28 @@ func Consents(r Reader, p PatientID) ([]Consent, error) {
 	return out, nil
 }
 
-// consentIDs returns the IDs of a patient's consents, ascending.
+// consentIDs returns the IDs of a patient's consents, ascending. They are stored as
+// one value, the IDs back to back (each is idLen hex digits): no decoder's limit on a
+// list's length applies, however many consents a patient gives.
 func consentIDs(r Reader, p PatientID) ([]ConsentID, error) {
-	var ids []ConsentID
-	_, err := getValue(r, keyPatCons+string(p), &ids)
-	return ids, err
+	b, err := r.Get([]byte(keyPatCons + string(p)))
+	if err != nil {
+		return nil, err
+	}
+	if len(b)%idLen != 0 {
+		return nil, fmt.Errorf("consent: state %s%s: %d bytes, not a list of IDs", keyPatCons, p, len(b))
+	}
+	ids := make([]ConsentID, 0, len(b)/idLen)
+	for ; len(b) > 0; b = b[idLen:] {
+		ids = append(ids, ConsentID(b[:idLen]))
+	}
+	return ids, nil
+}
+
+func encodeIDs(ids []ConsentID) []byte {
+	b := make([]byte, 0, len(ids)*idLen)
+	for _, id := range ids {
+		b = append(b, id...)
+	}
+	return b
 }

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -34,26 +35,32 @@ type Attr struct {
 }
 
 // Machine applies txs to state. It keeps no state of its own but a cache of the txs
-// CheckTx decoded and whose signatures it verified, by tx ID (a hash of the exact
-// bytes), so a node decodes and checks each signature once, not again in the block;
-// the cache never changes a result, only saves work.
+// CheckTx accepted, decoded and verified, by the SHA-256 of their exact bytes, so a
+// node decodes and checks each signature once, not again in the block; the cache never
+// changes a result, only saves work.
 type Machine struct {
-	mu      sync.Mutex
-	checked map[TxID]checkedTx
-	order   []TxID // FIFO eviction
+	mu         sync.Mutex
+	checked    map[[32]byte]checkedTx
+	order      [][32]byte // FIFO eviction; may name entries already taken out
+	checkedLen int        // bytes of the txs in checked
 }
 
-// checkedTx is a tx CheckTx decoded and verified. Nothing modifies it afterwards.
+// checkedTx is a tx CheckTx accepted, decoded and verified. Nothing modifies it.
 type checkedTx struct {
 	tx   *Tx
 	body *Body
+	size int // of the tx's bytes
 }
 
-// checkedCacheSize bounds the cache: a few full mempools.
-const checkedCacheSize = 1 << 14
+// The cache's bounds: a few full mempools, and memory for them even when every tx is
+// as large as a tx may be.
+const (
+	checkedCacheSize  = 1 << 14
+	checkedCacheBytes = 64 << 20
+)
 
 // NewMachine returns a state machine.
-func NewMachine() *Machine { return &Machine{checked: map[TxID]checkedTx{}} }
+func NewMachine() *Machine { return &Machine{checked: map[[32]byte]checkedTx{}} }
 
 // Genesis is the chain's initial state (CometBFT's app_state).
 type Genesis struct {
@@ -165,8 +172,9 @@ func (m *Machine) EndBlock(st Store, b Block) error {
 
 // apply runs every check and, if all pass, the tx's effect on st.
 func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, error) {
-	id := IDOf(txBytes)
-	tx, body, err := m.decodeVerified(txBytes, id, check)
+	sum := sha256.Sum256(txBytes)
+	id := idOfSum(sum)
+	tx, body, err := m.decodeVerified(txBytes, sum, check)
 	if err != nil {
 		return rejected(err)
 	}
@@ -178,6 +186,9 @@ func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, 
 	events, err := a.run(body)
 	if err != nil {
 		return rejected(err)
+	}
+	if check {
+		m.remember(sum, tx, body, len(txBytes))
 	}
 	events = append([]Event{{Type: "tx", Attrs: []Attr{
 		{Key: "kind", Value: body.Kind.String()},
@@ -204,12 +215,13 @@ func rejected(err error) (Result, error) {
 }
 
 // decodeVerified decodes a tx and verifies its signature, or takes both from the
-// cache. CheckTx adds to the cache; DeliverTx takes its tx out (it is in a block now).
-func (m *Machine) decodeVerified(txBytes []byte, id TxID, check bool) (*Tx, *Body, error) {
+// cache (DeliverTx takes its tx out: it is in a block now).
+func (m *Machine) decodeVerified(txBytes []byte, sum [32]byte, check bool) (*Tx, *Body, error) {
 	m.mu.Lock()
-	c, ok := m.checked[id]
+	c, ok := m.checked[sum]
 	if ok && !check {
-		delete(m.checked, id) // its place in order goes when it comes up for eviction
+		delete(m.checked, sum)
+		m.checkedLen -= c.size
 	}
 	m.mu.Unlock()
 	if ok {
@@ -222,19 +234,27 @@ func (m *Machine) decodeVerified(txBytes []byte, id TxID, check bool) (*Tx, *Bod
 	if err := tx.Verify(); err != nil {
 		return nil, nil, err
 	}
-	if check {
-		m.mu.Lock()
-		if _, ok := m.checked[id]; !ok {
-			m.checked[id] = checkedTx{tx: tx, body: body}
-			m.order = append(m.order, id)
-			if len(m.order) > checkedCacheSize {
-				delete(m.checked, m.order[0])
-				m.order = m.order[1:]
-			}
-		}
-		m.mu.Unlock()
-	}
 	return tx, body, nil
+}
+
+// remember caches a tx CheckTx accepted (only those: a rejected tx costs whoever
+// sent it nothing, so it must cost the node no memory either).
+func (m *Machine) remember(sum [32]byte, tx *Tx, body *Body, size int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.checked[sum]; ok {
+		return
+	}
+	m.checked[sum] = checkedTx{tx: tx, body: body, size: size}
+	m.checkedLen += size
+	m.order = append(m.order, sum)
+	for len(m.order) > checkedCacheSize || m.checkedLen > checkedCacheBytes {
+		if c, ok := m.checked[m.order[0]]; ok {
+			delete(m.checked, m.order[0])
+			m.checkedLen -= c.size
+		}
+		m.order = m.order[1:]
+	}
 }
 
 // action is one tx being applied.

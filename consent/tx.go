@@ -157,6 +157,9 @@ func strictUnmarshal(b []byte, v any) error {
 func (tx *Tx) Verify() error {
 	// curve25519-voi verifies a third faster than crypto/ed25519 here, with the
 	// standard library's semantics (cofactorless, non-canonical A allowed).
+	if len(tx.Signer) != ed25519.PublicKeySize || len(tx.Signature) != ed25519.SignatureSize {
+		return reject(CodeDecode, "signer key must be 32 bytes and signature 64")
+	}
 	opts := &voied25519.Options{Verify: voied25519.VerifyOptionsStdLib}
 	if !voied25519.VerifyWithOptions(voied25519.PublicKey(tx.Signer), tx.Body, tx.Signature, opts) {
 		return reject(CodeSignature, "signature does not verify over the body")

@@ -42,17 +42,25 @@ func FreePort() (int, error) {
 	return 0, errors.New("chain: free port: found none in 200 tries")
 }
 
-// portRange is [portLow, portHigh) cut below the system's ephemeral range.
+// portRange is [portLow, portHigh) cut below the system's ephemeral range, or the
+// ports above that range when it starts too low to leave room below.
 func portRange() (int, int) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return portLow, portHigh
 	}
 	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= portLow+1000 {
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
 		return portLow, portHigh
 	}
-	return portLow, min(portHigh, lo)
+	switch {
+	case lo > portLow+1000:
+		return portLow, min(portHigh, lo)
+	case hi < 64000:
+		return hi + 1, 65536
+	default:
+		return portLow, portHigh // no room outside the ephemeral range
+	}
 }
 
 func free(p int) bool {
