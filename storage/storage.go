@@ -122,6 +122,9 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (cid.Cid, int64, error)
 	}
 	root, err := balanced.Layout(db)
 	if err != nil {
+		// Wait for the blocks already handed to the batch: written after Import
+		// returned, they would escape the GC that is to clean up after the failure.
+		_ = buf.Commit()
 		return cid.Undef, cr.n, fmt.Errorf("storage: import: %w", err)
 	}
 	if err := buf.Commit(); err != nil {
