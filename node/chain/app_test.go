@@ -325,7 +325,7 @@ func TestHashParts(t *testing.T) {
 func TestReadCacheFollowsCommits(t *testing.T) {
 	ctx := t.Context()
 	cached, direct := openApp(t, t.TempDir()), openApp(t, t.TempDir())
-	chain.SetReadCache(cached, 640)
+	chain.SetReadCache(cached, 2000)
 	chain.SetReadCache(direct, 0)
 	initChain(t, cached)
 	initChain(t, direct)

@@ -15,14 +15,14 @@ func TestReadCache(t *testing.T) {
 		t.Helper()
 		n, all := 0, 0
 		for k, e := range c.cur {
-			n += len(k) + len(e.value)
+			n += entrySize(k, e)
 		}
 		all = n
 		for k, e := range c.prev {
 			if _, ok := c.cur[k]; ok {
 				t.Fatalf("%s in both generations", k)
 			}
-			all += len(k) + len(e.value)
+			all += entrySize(k, e)
 		}
 		if n != c.bytes || all > c.maxBytes {
 			t.Fatalf("accounted %d bytes, current generation holds %d, both %d, bound %d", c.bytes, n, all, c.maxBytes)

@@ -126,8 +126,8 @@ func (c *readCache) put(key string, e cached) {
 		return
 	}
 	c.drop(key)
-	size := len(key) + len(e.value)
-	if size > c.maxBytes/64 {
+	size := entrySize(key, e)
+	if size > max(c.maxBytes/64, 1024) {
 		return
 	}
 	if c.bytes+size > c.maxBytes/2 {
@@ -140,10 +140,14 @@ func (c *readCache) put(key string, e cached) {
 func (c *readCache) drop(key string) {
 	if old, ok := c.cur[key]; ok {
 		delete(c.cur, key)
-		c.bytes -= len(key) + len(old.value)
+		c.bytes -= entrySize(key, old)
 	}
 	delete(c.prev, key)
 }
+
+// entrySize is what an entry costs: its key and value, and about as much again for
+// the map's own memory (most entries are small: IDs, and nonces found absent).
+func entrySize(key string, e cached) int { return len(key) + len(e.value) + 64 }
 
 // committed brings the cached keys up to date with writes just committed.
 func (c *readCache) committed(ws []write) {
