@@ -117,7 +117,7 @@ func params(r Reader) (Params, error) {
 }
 
 // CheckTx validates a tx against committed state, as it would be applied in the next
-// block. It verifies the signature and remembers that it did.
+// block. A tx it accepts is remembered, decoded and verified, for DeliverTx.
 func (m *Machine) CheckTx(r Reader, txBytes []byte) (Result, error) {
 	height, t, err := meta(r)
 	if err != nil {
