@@ -30,15 +30,23 @@ var ErrClosed = errors.New("chain: app is closed")
 
 // App is the ABCI++ adapter between CometBFT and a StateMachine. It keeps the state in
 // its own leveldb; see the package documentation for the execution model and the app
-// hash. Its methods are safe for concurrent use (CometBFT's local client serialises
-// them anyway).
+// hash. Its methods are safe for concurrent use: a node calls CheckTx (its mempool
+// connection) and Query while FinalizeBlock runs (its consensus connection), so that
+// checking signatures of new txs on one core does not hold up the block on the other.
+// CheckTx and Query read the committed state, which only Commit changes.
 type App struct {
 	abcitypes.BaseApplication
 
 	machine StateMachine
 	log     *slog.Logger
 
-	mu     sync.Mutex
+	// cons orders the consensus connection's calls (InitChain, FinalizeBlock, Commit)
+	// and guards pending. It is taken before mu.
+	cons sync.Mutex
+
+	// mu guards the committed state: the store's contents, height, hash, genesis and
+	// closed. Readers hold it shared; Commit and InitChain hold it alone.
+	mu     sync.RWMutex
 	db     store
 	cache  *readCache // over db
 	closed bool
@@ -51,7 +59,7 @@ type App struct {
 	genesisHash  []byte
 	genesisParts *HashParts
 
-	// pending is the finalized block waiting for Commit.
+	// pending is the finalized block waiting for Commit (guarded by cons).
 	pending *pendingBlock
 }
 
@@ -162,30 +170,30 @@ func (a *App) Close() error {
 
 // Height returns the last committed height (0 before the first block).
 func (a *App) Height() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	return a.height
 }
 
 // AppHash returns the app hash at the last committed height.
 func (a *App) AppHash() []byte {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	return bytes.Clone(a.hash)
 }
 
 // LastCommitted returns the last committed height and its app hash, read together.
 func (a *App) LastCommitted() (int64, []byte) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	return a.height, bytes.Clone(a.hash)
 }
 
 // AppHashAt returns the app hash after the given committed height, or nil, nil if that
 // height is not committed here.
 func (a *App) AppHashAt(height int64) ([]byte, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -205,8 +213,8 @@ func (a *App) AppHashAt(height int64) ([]byte, error) {
 // Info implements abcitypes.Application: the last committed height and app hash, from
 // which CometBFT's handshake replays the blocks the app lacks.
 func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.ResponseInfo, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -221,6 +229,8 @@ func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.Response
 // InitChain implements abcitypes.Application. The genesis writes are committed with the
 // first block.
 func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*abcitypes.ResponseInitChain, error) {
+	a.cons.Lock()
+	defer a.cons.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -252,8 +262,7 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 
 // CheckTx implements abcitypes.Application, against the latest committed state.
 func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.readLock()()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -263,6 +272,19 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 		return nil, fmt.Errorf("chain: CheckTx: %w", err)
 	}
 	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Data: res.Value, GasWanted: res.GasWanted}, nil
+}
+
+// readLock locks the committed state for reading and returns the unlock. Before the
+// first Commit it locks it alone instead: reads then go through the genesis overlay,
+// whose parent is set per call.
+func (a *App) readLock() (unlock func()) {
+	a.mu.RLock()
+	if a.height != 0 || a.genesis == nil {
+		return a.mu.RUnlock
+	}
+	a.mu.RUnlock()
+	a.mu.Lock()
+	return a.mu.Unlock
 }
 
 // committed is the state CheckTx and Query read: the store, or before the first block,
@@ -280,8 +302,7 @@ func (a *App) committed() (r KVReader, v *dbView) {
 
 // Query implements abcitypes.Application, against the latest committed state.
 func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.readLock()()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -327,8 +348,9 @@ func (a *App) ProcessProposal(context.Context, *abcitypes.RequestProcessProposal
 // over its own overlay, kept only if its code is 0), then EndBlock, then the app hash.
 // Nothing is stored until Commit.
 func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (*abcitypes.ResponseFinalizeBlock, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.cons.Lock()
+	defer a.cons.Unlock()
+	defer a.readLock()()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -386,6 +408,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 // the genesis writes), the height and the app hash go to the store in one synced batch.
 // A storage error is returned, which halts the node.
 func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.ResponseCommit, error) {
+	a.cons.Lock()
+	defer a.cons.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {

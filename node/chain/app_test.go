@@ -354,3 +354,82 @@ func TestReadCacheFollowsCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsDuringBlocks: CheckTx and Query run while FinalizeBlock and Commit do (a
+// node calls them on other connections), and each answer is the committed state at the
+// height it reports: never a finalized block's writes before their Commit, never a
+// height with another height's values.
+func TestReadsDuringBlocks(t *testing.T) {
+	ctx := t.Context()
+	reqs := blocks(11, 80)
+	key := func(k int) []byte { return fmt.Appendf(nil, "k%d", k) }
+	// want[h][k] is k's value after height h, from an app nobody reads concurrently.
+	ref := openApp(t, t.TempDir())
+	initChain(t, ref)
+	want := map[int64][20]string{}
+	snapshot := func(a *chain.App) {
+		var vs [20]string
+		for k := range vs {
+			res, err := a.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: key(k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vs[k] = fmt.Sprintf("%d %q", res.Code, res.Value)
+		}
+		want[a.Height()] = vs
+	}
+	snapshot(ref)
+	for _, req := range reqs {
+		run(t, ref, []*abcitypes.RequestFinalizeBlock{req})
+		snapshot(ref)
+	}
+
+	a := openApp(t, t.TempDir())
+	initChain(t, a)
+	type seen struct {
+		height int64
+		k      int
+		got    string
+	}
+	done := make(chan struct{})
+	results := make(chan []seen)
+	for g := range 3 {
+		go func() {
+			var out []seen
+			r := rand.New(rand.NewPCG(uint64(g), 3))
+			for {
+				select {
+				case <-done:
+					results <- out
+					return
+				default:
+				}
+				if _, err := a.CheckTx(ctx, &abcitypes.RequestCheckTx{Tx: key(r.IntN(20))}); err != nil {
+					t.Error(err)
+				}
+				k := r.IntN(20)
+				res, err := a.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: key(k)})
+				if err != nil {
+					t.Error(err)
+				}
+				out = append(out, seen{res.Height, k, fmt.Sprintf("%d %q", res.Code, res.Value)})
+			}
+		}()
+	}
+	run(t, a, reqs)
+	close(done)
+	var all []seen
+	for range 3 {
+		all = append(all, <-results...)
+	}
+	heights := map[int64]bool{}
+	for _, s := range all {
+		if w := want[s.height][s.k]; s.got != w {
+			t.Fatalf("k%d at height %d: read %s, committed state has %s", s.k, s.height, s.got, w)
+		}
+		heights[s.height] = true
+	}
+	if len(heights) < 10 {
+		t.Fatalf("reads saw only %d heights of %d: they did not run alongside the blocks", len(heights), len(reqs))
+	}
+}

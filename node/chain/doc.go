@@ -47,6 +47,15 @@
 // BFT time, never the wall clock. CheckTx and Query run against the latest committed
 // state (before the first block: the genesis state InitChain wrote).
 //
+// # Concurrency
+//
+// The node gives each ABCI connection its own lock (CometBFT's default is one lock over
+// all of them), so CheckTx and Query run while FinalizeBlock does: a node checks the
+// signatures of new txs on one core while it executes the block on another. The App
+// orders InitChain, FinalizeBlock and Commit among themselves; Commit alone changes
+// the committed state, holding a write lock, so every CheckTx and Query sees one whole
+// height and reports that height.
+//
 // # Node
 //
 // NewNode tunes CometBFT for a LAN (timeout_commit 100 ms, peer_gossip_sleep_duration

@@ -164,7 +164,11 @@ func NewNode(cfg Config) (n *Node, err error) {
 
 	var app *App
 	abciApp := cfg.App
+	// A raw app gets one mutex over all its connections, as CometBFT's default;
+	// App is safe for concurrent use, so each connection gets its own.
+	clients := proxy.NewLocalClientCreator
 	if cfg.Machine != nil {
+		clients = proxy.NewConnSyncLocalClientCreator
 		app, err = NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
 		if err != nil {
 			return nil, err
@@ -187,7 +191,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}()
 	var logger cmtlog.Logger = cometLogger{l: cfg.Logger, min: cfg.CometLogLevel.Level()}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
-		proxy.NewLocalClientCreator(abciApp),
+		clients(abciApp),
 		func() (*cmttypes.GenesisDoc, error) { return genesis, nil },
 		dbs.provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
@@ -82,13 +83,15 @@ type dbView struct {
 // the same keys (parameters, the hospital registry, hot records and consents) for tx
 // after tx, and each tx's keys in CheckTx and again in FinalizeBlock (its nonce, absent
 // until committed, among them). Commit updates the keys it writes, so the cache never
-// answers other than the store would. The App's mutex guards it.
+// answers other than the store would. It has its own mutex: CheckTx, Query and
+// FinalizeBlock read through it at once.
 //
 // It has two generations: entries go into cur; when cur holds half the budget, it
 // becomes prev and a fresh cur starts; a hit in prev moves the entry to cur. So what
 // was used within the last generation stays, eviction costs nothing per entry, and the
 // cache never holds more than its budget.
 type readCache struct {
+	mu        sync.Mutex
 	cur, prev map[string]cached
 	bytes     int // of cur
 	maxBytes  int // of cur and prev together
@@ -107,6 +110,8 @@ func (c *readCache) get(key []byte) (cached, bool) {
 	if c == nil {
 		return cached{}, false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if e, ok := c.cur[string(key)]; ok {
 		return e, true
 	}
@@ -114,7 +119,7 @@ func (c *readCache) get(key []byte) (cached, bool) {
 	if ok {
 		k := string(key)
 		delete(c.prev, k)
-		c.put(k, e)
+		c.putLocked(k, e)
 	}
 	return e, ok
 }
@@ -125,6 +130,12 @@ func (c *readCache) put(key string, e cached) {
 	if c == nil {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(key, e)
+}
+
+func (c *readCache) putLocked(key string, e cached) {
 	c.drop(key)
 	size := entrySize(key, e)
 	if size > max(c.maxBytes/64, 1024) {
@@ -154,15 +165,17 @@ func (c *readCache) committed(ws []write) {
 	if c == nil {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, w := range ws {
 		_, inCur := c.cur[w.key]
 		_, inPrev := c.prev[w.key]
 		switch {
 		case !inCur && !inPrev:
 		case w.deleted:
-			c.put(w.key, cached{})
+			c.putLocked(w.key, cached{})
 		default:
-			c.put(w.key, cached{value: bytes.Clone(w.value), found: true})
+			c.putLocked(w.key, cached{value: bytes.Clone(w.value), found: true})
 		}
 	}
 }
