@@ -126,13 +126,6 @@ func (a *action) putDecision(d Decision, rec *Record) ([]Event, error) {
 	if err := setValue(a.st, keyDecision+string(d.ID), d); err != nil {
 		return nil, err
 	}
-	h := heightKey(d.Height)
-	if err := a.st.Set([]byte(keyPatDec+string(d.Patient)+"/"+h+"/"+string(d.ID)), []byte{}); err != nil {
-		return nil, err
-	}
-	if err := a.st.Set([]byte(keyHospDec+string(d.Requester)+"/"+h+"/"+string(d.ID)), []byte{}); err != nil {
-		return nil, err
-	}
 	e := AuditEvent{Kind: AuditAccessDenied, Patient: d.Patient, Record: d.Record, Hospital: d.Requester,
 		Custodians: rec.Custodians, Purpose: d.Purpose, Consent: d.Consent, Grant: d.ID, Reason: d.Reason}
 	switch {

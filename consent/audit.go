@@ -194,7 +194,7 @@ func (a *action) audit(e AuditEvent) error {
 	}
 	var werr error
 	err = rng.Append(logHasher.HashLeaf(leaf), func(id compact.NodeID, h []byte) {
-		if werr == nil {
+		if werr == nil && id.Level > 0 { // a leaf's hash is its leaf's: stored already
 			werr = a.st.Set([]byte(nodeKey(id)), h)
 		}
 	})

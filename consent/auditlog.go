@@ -238,6 +238,17 @@ func rootOfSize(r Reader, size uint64, head logHead) ([]byte, error) {
 func getNodes(r Reader, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
+		if id.Level == 0 {
+			leaf, err := r.Get([]byte(leafKey(id.Index)))
+			if err != nil {
+				return nil, err
+			}
+			if leaf == nil {
+				return nil, fmt.Errorf("consent: audit log leaf %d is missing: state is corrupt", id.Index)
+			}
+			out[i] = logHasher.HashLeaf(leaf)
+			continue
+		}
 		h, err := r.Get([]byte(nodeKey(id)))
 		if err != nil {
 			return nil, err

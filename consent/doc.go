@@ -9,7 +9,9 @@
 // A transaction is a signed envelope {body bytes, signer key, Ed25519 signature} whose
 // body (deterministic CBOR, re-encoded and compared so only the canonical form is
 // accepted) carries the chain ID, a random nonce and an expiry height. Signatures are
-// checked over the exact body bytes.
+// checked over the exact body bytes. A tx's nonce is kept, under its expiry, until the
+// tx expires, so a replay is refused while the tx could still be included; one key per
+// tx, swept by range at the end of each block.
 //
 // The chain holds pseudonymous IDs, CIDs, data classes (FHIR resource types), codes and
 // heights — never names, birth dates, addresses or free text.
@@ -18,7 +20,8 @@
 // consent grant and revocation, record registration and erasure, and review of an
 // emergency access is appended, in the order its tx is applied, to an RFC 6962 Merkle
 // log kept in state (audit.go): the leaves are the canonical CBOR of AuditEvents,
-// every tree node is stored so inclusion and consistency proofs take O(log n) reads,
+// every tree node above the leaves is stored (a leaf's hash is computed from the leaf)
+// so inclusion and consistency proofs take O(log n) reads,
 // and the log's root is in state (so the app hash commits to it) and in the result of
 // each tx that appended. Anyone can check a node's proofs with VerifyInclusion and
 // VerifyConsistency (auditlog.go).

@@ -149,9 +149,10 @@ func (m *Machine) EndBlock(st Store, b Block) error {
 	if err := checkpointLog(st, b.Height); err != nil {
 		return err
 	}
+	// A nonce key starts with its tx's expiry: those below the height can never be
+	// included again.
 	var dead []string
-	end := keyNonceExp + heightKey(b.Height) // expiries < height can never be included again
-	err := st.Iterate([]byte(keyNonceExp), []byte(end), func(k, _ []byte) error {
+	err := st.Iterate([]byte(keyNonce), []byte(keyNonce+heightKey(b.Height)), func(k, _ []byte) error {
 		dead = append(dead, string(k))
 		return nil
 	})
@@ -159,10 +160,6 @@ func (m *Machine) EndBlock(st Store, b Block) error {
 		return err
 	}
 	for _, k := range dead {
-		rest := k[len(keyNonceExp)+17:] // <signer>/<nonce>
-		if err := st.Delete([]byte(keyNonce + rest)); err != nil {
-			return err
-		}
 		if err := st.Delete([]byte(k)); err != nil {
 			return err
 		}
@@ -316,7 +313,7 @@ func (a *action) common(body *Body) error {
 	if body.Expiry > a.block.Height+a.params.MaxTxTTL {
 		return reject(CodeExpired, "expiry %d is more than %d blocks ahead", body.Expiry, a.params.MaxTxTTL)
 	}
-	b, err := a.st.Get([]byte(nonceKey(a.tx.Signer, body.Nonce)))
+	b, err := a.st.Get(nonceKey(a.tx.Signer, body))
 	if err != nil {
 		return err
 	}
@@ -326,16 +323,22 @@ func (a *action) common(body *Body) error {
 	return nil
 }
 
-func nonceKey(signer, nonce []byte) string {
-	return keyNonce + hex.EncodeToString(signer) + "/" + hex.EncodeToString(nonce)
+// nonceKey is where a tx's nonce is kept until its expiry: one key per tx, led by the
+// expiry so that EndBlock sweeps the expired ones by range. The signature covers the
+// expiry, so a replayed tx always meets its own key; a signer may reuse a nonce with
+// another expiry, which makes another tx.
+func nonceKey(signer []byte, body *Body) []byte {
+	k := make([]byte, 0, len(keyNonce)+17+2*len(signer)+1+2*len(body.Nonce))
+	k = append(k, keyNonce...)
+	k = append(k, heightKey(body.Expiry)...)
+	k = append(k, '/')
+	k = hex.AppendEncode(k, signer)
+	k = append(k, '/')
+	return hex.AppendEncode(k, body.Nonce)
 }
 
 func (a *action) useNonce(body *Body) error {
-	k := nonceKey(a.tx.Signer, body.Nonce)
-	if err := setValue(a.st, k, body.Expiry); err != nil {
-		return err
-	}
-	return a.st.Set([]byte(keyNonceExp+heightKey(body.Expiry)+"/"+k[len(keyNonce):]), []byte{})
+	return a.st.Set(nonceKey(a.tx.Signer, body), []byte{})
 }
 
 // signerHospital returns the registered hospital whose operator key signed the tx.

@@ -68,7 +68,7 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	case "grant":
 		v, err = grantWithReceipts(r, GrantID(arg))
 	case "decisions":
-		v, err = decisionsNewestFirst(r, keyPatDec+arg+"/")
+		v, err = patientDecisions(r, PatientID(arg))
 	case "emergencies":
 		v, err = decisionsNewestFirst(r, keyEmergency)
 	case "emergency-queue":
@@ -170,6 +170,35 @@ func grantWithReceipts(r Reader, id GrantID) (*GrantInfo, error) {
 }
 
 const maxListed = 1000
+
+// patientDecisions lists a patient's access decisions, newest first, from the access
+// log's index of the patient's events.
+func patientDecisions(r Reader, p PatientID) ([]Decision, error) {
+	out := []Decision{}
+	prefix := keyAuditPatient + string(p) + "/"
+	err := scan(r, prefix, func(k string, v []byte) (bool, error) {
+		switch AuditKind(v) {
+		case AuditAccessGranted, AuditAccessDenied, AuditEmergency:
+		default:
+			return true, nil
+		}
+		i, err := parseNewestFirst(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		e, err := eventAt(r, i)
+		if err != nil {
+			return false, err
+		}
+		d, err := GetDecision(r, e.Grant)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, *d)
+		return len(out) < maxListed, nil
+	})
+	return out, err
+}
 
 // decisionsNewestFirst lists the decisions indexed under prefix (keys end in
 // <height>/<grant>), newest first.

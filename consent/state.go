@@ -34,22 +34,19 @@ const (
 	keyConsent    = "c/"  // c/<consent>
 	keyPatCons    = "pc/" // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
 	keyDecision   = "g/"  // g/<grant>
-	keyPatDec     = "pg/" // pg/<patient>/<height>/<grant>
-	keyHospDec    = "hg/" // hg/<hospital>/<height>/<grant>
 	keyEmergency  = "e/"  // e/<height>/<grant>
 	keyUnreviewed = "eu/" // eu/<^height>/<grant>: emergencies awaiting review, newest first
 	keyReviewed   = "er/" // er/<^height>/<grant>: reviewed emergencies, newest first
 	keyReview     = "rv/" // rv/<grant> -> ReviewEntry
 	keyReceipt    = "k/"  // k/<grant>/<custodian>
-	keyNonce      = "n/"  // n/<signer hex>/<nonce hex> -> expiry
-	keyNonceExp   = "ne/" // ne/<expiry>/<signer hex>/<nonce hex>
+	keyNonce      = "n/"  // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
 	// its bitwise complement (^i) as 16 hex digits, so that forward iteration over an
 	// index visits the newest events first (the Reader iterates ascending only).
 	keyAuditHead     = "al/head"  // the log's size, root and compact range of [0, size)
 	keyAuditLeaf     = "al/l/"    // al/l/<i> -> the event's canonical CBOR (the leaf)
-	keyAuditNode     = "al/n/"    // al/n/<level 2 hex>/<index 16 hex> -> tree node hash (level 0: leaf hashes)
+	keyAuditNode     = "al/n/"    // al/n/<level 2 hex>/<index 16 hex> -> tree node hash, levels ≥ 1 (a leaf's is hashed from al/l/)
 	keyAuditRoot     = "al/root/" // al/root/<^height> -> LogRoot at the end of a height in which the log grew
 	keyAuditPatient  = "ap/"      // ap/<patient>/<^i> -> kind
 	keyAuditHospital = "ah/"      // ah/<hospital>/<^i> -> kind (the actor, each custodian, a key's recipient)

@@ -136,6 +136,9 @@ type Step struct {
 	Failed      int     `json:"failed"`     // rejected or errored, in the window
 	Blocks      int64   `json:"blocks"`     // blocks node 0 committed in the window
 	TxBytes     int     `json:"tx_bytes"`   // mean size of the txs submitted
+	// CPUSeconds is the CPU time the whole process used in the window: all the
+	// validators and the load (0 where the platform does not tell).
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 	// BuiltLate counts the txs built during the run, when those built before it ran
 	// out (they cost the chain CPU).
 	BuiltLate int `json:"built_late,omitempty"`

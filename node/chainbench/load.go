@@ -105,14 +105,21 @@ func closedLoop(ctx context.Context, net *localnet.Net, p *pool, concurrency int
 		})
 	}
 	var h0, h1 int64
+	var cpu0, cpu1 time.Duration
+	var cpuOK bool
 	wg.Go(func() {
 		sleepUntil(ctx, from)
 		h0 = net.Nodes[0].Height()
+		cpu0, cpuOK = processCPU()
 		sleepUntil(ctx, to)
 		h1 = net.Nodes[0].Height()
+		cpu1, _ = processCPU()
 	})
 	wg.Wait()
 	s := Step{Concurrency: concurrency, Seconds: window.Seconds(), Blocks: h1 - h0, TxBytes: p.meanBytes()}
+	if cpuOK {
+		s.CPUSeconds = (cpu1 - cpu0).Seconds()
+	}
 	var lat []time.Duration
 	for _, t := range tallies {
 		if t.err != nil {
@@ -173,7 +180,15 @@ func (l Latency) String() string {
 }
 
 func (s Step) String() string {
-	return fmt.Sprintf("%6.0f tx/s, %5.1f txs/block, latency %s", s.TxPerSec, s.txsPerBlock(), s.Latency)
+	return fmt.Sprintf("%6.0f tx/s, %5.1f txs/block, CPU %v/tx, latency %s", s.TxPerSec, s.txsPerBlock(), s.cpuPerTx().Round(time.Microsecond), s.Latency)
+}
+
+// cpuPerTx is the process's CPU time per committed tx in the window (0 if unknown).
+func (s Step) cpuPerTx() time.Duration {
+	if s.Committed == 0 {
+		return 0
+	}
+	return time.Duration(s.CPUSeconds * float64(time.Second) / float64(s.Committed))
 }
 
 func (s Step) txsPerBlock() float64 {

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 )
 
 // WriteTable writes the result as a table: one row per measurement, then the goals.
 func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "app\tload\ttx/s\ttxs/block\tp50\tp99\tmax\ttxs\tfailed\t\n")
+	fmt.Fprintf(tw, "app\tload\ttx/s\ttxs/block\tCPU/tx\tp50\tp99\tmax\ttxs\tfailed\t\n")
 	for _, a := range []AppResult{r.Consent, r.KVStore} {
-		fmt.Fprintf(tw, "%s\tone at a time\t\t\t%v\t%v\t%v\t%d\t\t\n", a.App, ms(a.Unloaded.P50), ms(a.Unloaded.P99), ms(a.Unloaded.Max), a.Unloaded.N)
+		fmt.Fprintf(tw, "%s\tone at a time\t\t\t\t%v\t%v\t%v\t%d\t\t\n", a.App, ms(a.Unloaded.P50), ms(a.Unloaded.P99), ms(a.Unloaded.Max), a.Unloaded.N)
 		for _, s := range a.Search {
 			writeStep(tw, a.App, fmt.Sprintf("search %d", s.Concurrency), s)
 		}
@@ -24,6 +25,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 		"throughput consent/kvstore  %.2f  (goal ≥ %.2f: %s)\n",
 		r.Validators, r.CPUs, r.Consent.TxBytes, r.KVStore.TxBytes,
 		r.Ratio, GoalRatio, verdict(r.Ratio >= GoalRatio))
+	if c, k := r.Consent.Loaded.cpuPerTx(), r.KVStore.Loaded.cpuPerTx(); c > 0 && k > 0 {
+		fmt.Fprintf(w, "CPU per committed tx (all validators and the load): consent %v, kvstore %v (%.2f×)\n",
+			c.Round(time.Microsecond), k.Round(time.Microsecond), float64(c)/float64(k))
+	}
 	if c, k := r.Consent.WithinGoal, r.KVStore.WithinGoal; c != nil && k != nil {
 		fmt.Fprintf(w, "  with p50 ≤ %v: %.2f  (consent %.0f tx/s with %d in flight, kvstore %.0f tx/s with %d)\n",
 			GoalP50, r.RatioWithinGoal, c.TxPerSec, c.Concurrency, k.TxPerSec, k.Concurrency)
@@ -36,8 +41,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 }
 
 func writeStep(w io.Writer, app, load string, s Step) {
-	fmt.Fprintf(w, "%s\t%s\t%.0f\t%.1f\t%v\t%v\t%v\t%d\t%d\t\n", app, load, s.TxPerSec, s.txsPerBlock(),
-		ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), s.Committed, s.Failed)
+	fmt.Fprintf(w, "%s\t%s\t%.0f\t%.1f\t%v\t%v\t%v\t%v\t%d\t%d\t\n", app, load, s.TxPerSec, s.txsPerBlock(),
+		s.cpuPerTx().Round(time.Microsecond), ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), s.Committed, s.Failed)
 }
 
 func verdict(ok bool) string {
