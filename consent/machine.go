@@ -81,6 +81,9 @@ func (m *Machine) InitChain(st Store, chainID string, appState []byte, b Block) 
 	if err := setValue(st, keyParams, g.Params); err != nil {
 		return err
 	}
+	if err := setValue(st, keyLayout, stateLayout); err != nil {
+		return err
+	}
 	for _, h := range g.Hospitals {
 		if err := h.validate(); err != nil {
 			return fmt.Errorf("consent: genesis: %w", err)
@@ -143,6 +146,14 @@ func (m *Machine) DeliverTx(st Store, txBytes []byte, b Block) (Result, error) {
 // EndBlock records the block's height and time, checkpoints the access log and prunes
 // expired nonces.
 func (m *Machine) EndBlock(st Store, b Block) error {
+	var layout int
+	if _, err := getValue(st, keyLayout, &layout); err != nil {
+		return err
+	}
+	if layout != stateLayout {
+		return fmt.Errorf("consent: the state is in layout %d, this binary keeps layout %d: "+
+			"replay the chain from genesis with the binary that made it", layout, stateLayout)
+	}
 	if err := setMeta(st, b); err != nil {
 		return err
 	}
@@ -338,7 +349,7 @@ func nonceKey(signer []byte, body *Body) []byte {
 }
 
 func (a *action) useNonce(body *Body) error {
-	return a.st.Set(nonceKey(a.tx.Signer, body), []byte{})
+	return a.st.Set(nonceKey(a.tx.Signer, body), []byte{1}) // any value: the key is what counts
 }
 
 // signerHospital returns the registered hospital whose operator key signed the tx.

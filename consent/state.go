@@ -26,20 +26,21 @@ var errStop = errors.New("consent: stop iteration")
 const (
 	keyMeta       = "m/" // m/height, m/time: the last applied block
 	keyParams     = "m/params"
-	keyHospital   = "h/"  // h/<hospital>
-	keyOperator   = "hk/" // hk/<operator key hex> -> hospital
-	keyProposal   = "hp/" // hp/<hospital> -> Proposal
-	keyRecord     = "r/"  // r/<record>
-	keyPatRecord  = "pr/" // pr/<patient>/<record>
-	keyConsent    = "c/"  // c/<consent>
-	keyPatCons    = "pc/" // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
-	keyDecision   = "g/"  // g/<grant>
-	keyEmergency  = "e/"  // e/<height>/<grant>
-	keyUnreviewed = "eu/" // eu/<^height>/<grant>: emergencies awaiting review, newest first
-	keyReviewed   = "er/" // er/<^height>/<grant>: reviewed emergencies, newest first
-	keyReview     = "rv/" // rv/<grant> -> ReviewEntry
-	keyReceipt    = "k/"  // k/<grant>/<custodian>
-	keyNonce      = "n/"  // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
+	keyLayout     = "m/layout" // the state layout (stateLayout) the chain was made with
+	keyHospital   = "h/"       // h/<hospital>
+	keyOperator   = "hk/"      // hk/<operator key hex> -> hospital
+	keyProposal   = "hp/"      // hp/<hospital> -> Proposal
+	keyRecord     = "r/"       // r/<record>
+	keyPatRecord  = "pr/"      // pr/<patient>/<record>
+	keyConsent    = "c/"       // c/<consent>
+	keyPatCons    = "pc/"      // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
+	keyDecision   = "g/"       // g/<grant>
+	keyEmergency  = "e/"       // e/<height>/<grant>
+	keyUnreviewed = "eu/"      // eu/<^height>/<grant>: emergencies awaiting review, newest first
+	keyReviewed   = "er/"      // er/<^height>/<grant>: reviewed emergencies, newest first
+	keyReview     = "rv/"      // rv/<grant> -> ReviewEntry
+	keyReceipt    = "k/"       // k/<grant>/<custodian>
+	keyNonce      = "n/"       // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
 	// its bitwise complement (^i) as 16 hex digits, so that forward iteration over an
@@ -52,6 +53,12 @@ const (
 	keyAuditHospital = "ah/"      // ah/<hospital>/<^i> -> kind (the actor, each custodian, a key's recipient)
 	keyAuditKind     = "ak/"      // ak/<kind>/<^i> -> kind
 )
+
+// stateLayout numbers this key layout. A binary refuses a state in another layout
+// (EndBlock halts the node) instead of misreading it. Layout 2: nonces under their
+// expiry, no leaf hashes in the access log's nodes, no decision indexes by patient or
+// hospital (the log's indexes answer); layout 1 (no m/layout key) was before that.
+const stateLayout = 2
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
 

@@ -45,7 +45,8 @@ type App struct {
 	cons sync.Mutex
 
 	// mu guards the committed state: the store's contents, height, hash, genesis and
-	// closed. Readers hold it shared; Commit and InitChain hold it alone.
+	// closed. Readers hold it shared; Commit, InitChain and Close hold it alone, and
+	// so does every reader before the first Commit (see readLock).
 	mu     sync.RWMutex
 	db     store
 	cache  *readCache // over db

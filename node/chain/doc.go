@@ -54,7 +54,7 @@
 // signatures of new txs on one core while it executes the block on another. The App
 // orders InitChain, FinalizeBlock and Commit among themselves; Commit alone changes
 // the committed state, holding a write lock, so every CheckTx and Query sees one whole
-// height and reports that height.
+// height (the one a Query reports).
 //
 // # Node
 //
