@@ -303,9 +303,14 @@ func (r *runner) apply(t *testing.T, tx []byte, as string) string {
 	r.height++
 	r.now = r.now.Add(10 * time.Second)
 	b := consent.Block{Height: r.height, Time: r.now}
+	before := r.st.Hash()
 	res, err := r.m.DeliverTx(r.st, tx, b)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A rejected tx writes nothing (the node's adapter relies on it: AtomicTxs).
+	if res.Code != consent.OK && r.st.Hash() != before {
+		t.Errorf("a tx rejected with %s changed the state", res.Code)
 	}
 	if err := r.m.EndBlock(r.st, b); err != nil {
 		t.Fatal(err)

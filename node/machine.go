@@ -13,7 +13,11 @@ type ConsentMachine struct{ M *consent.Machine }
 // NewConsentMachine returns a fresh machine for one node.
 func NewConsentMachine() chain.StateMachine { return ConsentMachine{M: consent.NewMachine()} }
 
-var _ chain.StateMachine = ConsentMachine{}
+var _ chain.AtomicTxs = ConsentMachine{}
+
+// AtomicTxs tells the adapter that a rejected tx writes nothing: consent.Machine's
+// DeliverTx buffers a tx's writes and applies them only when it accepts the tx.
+func (ConsentMachine) AtomicTxs() {}
 
 func block(b chain.Block) consent.Block {
 	return consent.Block{Height: consent.Height(b.Height), Time: b.Time}

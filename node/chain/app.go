@@ -371,13 +371,17 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	b := Block{Height: req.Height, Time: req.Time}
 	blk := newOverlay(parent)
 	results := make([]*abcitypes.ExecTxResult, len(req.Txs))
+	_, atomic := a.machine.(AtomicTxs)
 	for i, tx := range req.Txs {
-		txw := newOverlay(blk)
+		txw := blk
+		if !atomic {
+			txw = newOverlay(blk)
+		}
 		res, err := a.machine.DeliverTx(txw, tx, b)
 		if err := firstErr(base.err, txw.err, err); err != nil {
 			return nil, fmt.Errorf("chain: height %d tx %d: %w", req.Height, i, err)
 		}
-		if res.Code == abcitypes.CodeTypeOK {
+		if !atomic && res.Code == abcitypes.CodeTypeOK {
 			blk.absorb(txw)
 		}
 		results[i] = &abcitypes.ExecTxResult{

@@ -96,3 +96,11 @@ type StateMachine interface {
 	// Query answers a read against the latest committed state.
 	Query(r KVReader, path string, data []byte) (Result, error)
 }
+
+// AtomicTxs is implemented by a StateMachine whose DeliverTx writes nothing unless it
+// returns code 0 with a nil error (it buffers a tx's writes itself). The adapter then
+// lets its txs write into the block directly, instead of through an overlay per tx.
+type AtomicTxs interface {
+	StateMachine
+	AtomicTxs()
+}
