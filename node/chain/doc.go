@@ -8,7 +8,8 @@
 // The App keeps the state machine's state in its own leveldb (data/app.db in the
 // CometBFT home). FinalizeBlock runs DeliverTx for every tx of the block, in order, over
 // an in-memory overlay on the committed state; each tx writes into its own overlay,
-// which joins the block's only if the tx's code is 0, so a rejected tx changes nothing.
+// which joins the block's only if the tx's code is 0, so a rejected tx changes nothing
+// (a machine that buffers its txs' writes itself, AtomicTxs, writes into the block's).
 // EndBlock runs last, over the block's overlay. Reads see the committed state plus the
 // block's earlier writes. Commit writes the block's writes, the height and the app hash
 // in one leveldb batch with sync=true: after a crash the store holds a whole height or
