@@ -337,6 +337,12 @@ func (n *Node) Height() int64 {
 	return h
 }
 
+// CatchingUp reports whether the node is still catching up by block sync, as every
+// node does for a moment after it starts: until it joins consensus, it refuses txs.
+func (n *Node) CatchingUp() bool {
+	return n.cmt.ConsensusReactor().WaitSync()
+}
+
 // AppHash is the app hash at Height.
 func (n *Node) AppHash() []byte {
 	_, hash := n.LastCommitted()

@@ -58,12 +58,15 @@ func (r *Rejected) Error() string { return fmt.Sprintf("rejected (%s): %s", r.Co
 
 // Submit fills in the chain ID, a fresh nonce and an expiry, signs body with signer,
 // and waits until the tx is committed. A tx the chain refuses gives *Rejected.
+//
+// A node catching up with the chain (by block sync, for a few seconds after it starts)
+// refuses txs and knows only an old height: Submit waits until it has caught up.
 func (c *Client) Submit(ctx context.Context, body consent.Body, signer consent.Signer) (*Committed, error) {
-	st, err := c.rpc.Status(ctx)
+	height, err := c.caughtUp(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, err
 	}
-	b, err := consent.NewBody(c.chainID, consent.Height(st.SyncInfo.LatestBlockHeight+TxTTL))
+	b, err := consent.NewBody(c.chainID, consent.Height(height+TxTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +76,25 @@ func (c *Client) Submit(ctx context.Context, body consent.Body, signer consent.S
 		return nil, err
 	}
 	return c.SubmitTx(ctx, tx)
+}
+
+// caughtUp waits until the node takes part in consensus and returns its latest height.
+func (c *Client) caughtUp(ctx context.Context) (int64, error) {
+	for {
+		st, err := c.rpc.Status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("client: %w", err)
+		}
+		if !st.SyncInfo.CatchingUp {
+			return st.SyncInfo.LatestBlockHeight, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("client: the node is still catching up with the chain (at height %d): %w",
+				st.SyncInfo.LatestBlockHeight, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // SubmitTx submits signed tx bytes and waits for the commit.

@@ -79,14 +79,15 @@ func (n *Net) Stop() {
 	}
 }
 
-// WaitHeight waits until every running node has committed height h.
+// WaitHeight waits until every running node has committed height h and takes part in
+// consensus (a node still catching up by block sync refuses txs).
 func (n *Net) WaitHeight(h int64) {
 	n.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for _, nd := range n.Nodes {
-		for nd != nil && nd.Chain().Height() < h {
+		for nd != nil && (nd.Chain().Height() < h || nd.Chain().CatchingUp()) {
 			if time.Now().After(deadline) {
-				n.t.Fatalf("height %d not reached", h)
+				n.t.Fatalf("height %d not reached, or a node still catching up", h)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

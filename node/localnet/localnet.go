@@ -247,26 +247,34 @@ func (n *Net) Running(i int) bool {
 // External reports whether node i runs outside this process (Config.External).
 func (n *Net) External(i int) bool { return slices.Contains(n.cfg.External, i) }
 
-// WaitHeight waits until every running in-process node has committed height h.
+// WaitHeight waits until every running in-process node has committed height h and
+// takes part in consensus (a node still catching up by block sync refuses txs).
 func (n *Net) WaitHeight(ctx context.Context, h int64) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		low, lowest := -1, int64(0)
+		low, lowest, syncing := -1, int64(0), -1
 		n.mu.Lock()
 		for i, node := range n.Nodes {
-			if n.running[i] {
-				if got := node.Height(); got < h && (low < 0 || got < lowest) {
-					low, lowest = i, got
-				}
+			if !n.running[i] {
+				continue
+			}
+			if got := node.Height(); got < h && (low < 0 || got < lowest) {
+				low, lowest = i, got
+			}
+			if syncing < 0 && node.CatchingUp() {
+				syncing = i
 			}
 		}
 		n.mu.Unlock()
-		if low < 0 {
+		if low < 0 && syncing < 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			if low < 0 {
+				return fmt.Errorf("localnet: node %d still catching up at height %d: %w", syncing, h, ctx.Err())
+			}
 			return fmt.Errorf("localnet: node %d at height %d, waiting for %d: %w", low, lowest, h, ctx.Err())
 		case <-tick.C:
 		}

@@ -67,6 +67,11 @@ func TestKVStore(t *testing.T) {
 	if err := net.WaitHeight(ctx, net.Nodes[0].Height()+1); err != nil {
 		t.Fatal(err)
 	}
+	for i, n := range net.Nodes {
+		if n.CatchingUp() {
+			t.Errorf("node %d is still catching up after WaitHeight (it would refuse txs)", i)
+		}
+	}
 
 	if err := net.Stop(); err != nil {
 		t.Fatal(err)
