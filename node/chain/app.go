@@ -346,8 +346,8 @@ func (a *App) ProcessProposal(context.Context, *abcitypes.RequestProcessProposal
 }
 
 // FinalizeBlock implements abcitypes.Application: DeliverTx for each tx in order (each
-// over its own overlay, kept only if its code is 0), then EndBlock, then the app hash.
-// Nothing is stored until Commit.
+// over its own overlay, kept only if its code is 0, unless the machine is AtomicTxs),
+// then EndBlock, then the app hash. Nothing is stored until Commit.
 func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (*abcitypes.ResponseFinalizeBlock, error) {
 	a.cons.Lock()
 	defer a.cons.Unlock()
