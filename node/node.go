@@ -53,6 +53,7 @@ type Node struct {
 	api     *http.Server
 	apiAddr string
 	metrics *metrics
+	health  *watchdog // from the chain's start on
 
 	ctx    context.Context // ends when the node closes
 	cancel context.CancelFunc
@@ -137,6 +138,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.health = newWatchdog(n.chain.Status, h.Config.EmptyBlockInterval(), log, n.metrics)
 	if err := n.refreshRegistry(); err != nil {
 		return nil, err
 	}
@@ -150,8 +152,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.startAPI(cfg.APIListener); err != nil {
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(3)
 	go n.followRegistry()
+	go n.watch()
+	go n.probeStorage([]string{h.Path(home.DEKDir), h.Path(home.BlocksDir), h.Path(home.ChainDir, "data")})
 	log.Info("node started", "chain_id", gen.ChainID, "peer", n.host.ID().String(), "api", n.apiAddr)
 	return n, nil
 }
@@ -194,6 +198,7 @@ func (n *Node) startAPI(l net.Listener) error {
 		defer n.wg.Done()
 		if err := n.api.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("api stopped", "err", err)
+			n.failStop(fmt.Errorf("api: %w", err))
 		}
 	}()
 	return nil
@@ -227,11 +232,12 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.mu.Unlock()
+	if n.health != nil {
+		n.health.close() // what the shutdown stops is no fault
+	}
 	var errs []error
 	if n.api != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, n.api.Shutdown(ctx))
-		cancel()
+		errs = append(errs, n.shutdownAPI())
 	}
 	n.cancel()
 	n.wg.Wait()
@@ -246,6 +252,23 @@ func (n *Node) Close() error {
 	}
 	n.log.Info("node stopped")
 	return errors.Join(errs...)
+}
+
+// shutdownAPI lets requests finish for a few seconds; a failed node's cannot (what
+// they wait for will not commit), so it cuts them after a moment.
+func (n *Node) shutdownAPI() error {
+	grace := 5 * time.Second
+	failed := n.health != nil && n.health.fatalErr() != nil
+	if failed {
+		grace = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := n.api.Shutdown(ctx)
+	if failed && errors.Is(err, context.DeadlineExceeded) {
+		return n.api.Close()
+	}
+	return err
 }
 
 // followRegistry keeps the allowlist and connections in step with the chain's

@@ -19,6 +19,10 @@ func startCmd() *cobra.Command {
 chain with the consent state machine, the libp2p host serving ciphertext and the key-release
 protocol to member hospitals (as the chain's registry says), and the HTTP API.
 
+If the node fails (its consensus or storage), it stops serving keys and records, answers 503
+on /healthz, and exits with status 1 and the reason in one line, for its supervisor to
+restart it.
+
 The home needs a genesis.json and the [chain] ports: see medledger testnet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -32,8 +36,15 @@ The home needs a genesis.json and the [chain] ports: see medledger testnet.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s) running: api %s, chain rpc %s; stop with Ctrl-C\n",
 				h.Config.Name, h.Config.ID, n.APIURL(), h.Config.Chain.RPCListen)
-			<-cmd.Context().Done()
-			return n.Close()
+			select {
+			case <-cmd.Context().Done():
+			case <-n.Done():
+			}
+			cerr := n.Close()
+			if err := n.Err(); err != nil {
+				return err
+			}
+			return cerr
 		},
 	}
 }

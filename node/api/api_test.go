@@ -37,6 +37,7 @@ type fake struct {
 	calls    map[string]int             // Backend calls by method
 	reject   map[consent.RecordID]error // Read answers these as they are
 	panicOn  string                     // a method that panics
+	health   api.Health                 // Health answers it (zero: ok)
 
 	// The access log and what reads it.
 	hospitals   []consent.Hospital

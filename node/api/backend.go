@@ -16,6 +16,11 @@ type Backend interface {
 	// Identity is this node's hospital and chain.
 	Identity() Identity
 
+	// Health is the node's state now and the facts it was judged by (its Hospital
+	// and ChainID are filled in by the API). A failed node's ingest and record reads
+	// are refused with 503.
+	Health() Health
+
 	// Ingest validates a FHIR Bundle (fhir.ReadBundle), encrypts it under a fresh DEK
 	// into the block store and registers it on the chain for patient with this
 	// hospital as custodian; it returns the committed record. Invalid FHIR gives a

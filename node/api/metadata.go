@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -117,16 +116,4 @@ func (s *server) metadata(w http.ResponseWriter, r *http.Request) error {
 		}},
 	}
 	return writeResource(w, http.StatusOK, cs)
-}
-
-// healthz is GET /healthz: the node is serving, and for which hospital and chain.
-func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
-	b, err := json.Marshal(map[string]string{"status": "ok", "hospital": string(s.id.Hospital), "chain_id": s.id.ChainID})
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(b) // an error here is the client gone: nothing to do
-	return nil
 }

@@ -14,6 +14,9 @@ import (
 // Bundle (Backend.Ingest, which stores nothing for invalid FHIR); 201 with the
 // record's DocumentReference.
 func (s *server) ingest(w http.ResponseWriter, r *http.Request) error {
+	if err := s.serving(); err != nil {
+		return err
+	}
 	patient, err := patientParam(r)
 	if err != nil {
 		return err
@@ -92,6 +95,9 @@ func (s *server) read(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "GET")
 		return &problem{status: http.StatusMethodNotAllowed, issue: issue("not-supported", "", "HEAD is not supported here; allowed: GET")}
 	}
+	if err := s.serving(); err != nil {
+		return err
+	}
 	id, err := recordParam(r)
 	if err != nil {
 		return err
@@ -125,6 +131,9 @@ func purposeParam(r *http.Request) (consent.Purpose, error) {
 // emergency is POST /records/{id}/$emergency-access: break-glass access with a coded
 // reason (a Parameters body with reason as valueCode, or ?reason=), then as read.
 func (s *server) emergency(w http.ResponseWriter, r *http.Request) error {
+	if err := s.serving(); err != nil {
+		return err
+	}
 	id, err := recordParam(r)
 	if err != nil {
 		return err

@@ -71,16 +71,6 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
-	e := newEnv(t, api.Config{})
-	res := e.do(req{method: "GET", path: "/healthz"})
-	var h map[string]string
-	decode(t, res.body, &h)
-	if res.status != http.StatusOK || h["status"] != "ok" || h["hospital"] != "bayside" || h["chain_id"] != "medledger-test" {
-		t.Errorf("got %d %v", res.status, h)
-	}
-}
-
 // TestAuth: the token decides, by its role, per endpoint.
 func TestAuth(t *testing.T) {
 	e := newEnv(t, api.Config{})

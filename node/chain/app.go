@@ -62,6 +62,10 @@ type App struct {
 
 	// pending is the finalized block waiting for Commit (guarded by cons).
 	pending *pendingBlock
+
+	// faults learns of every store failure and every error of a consensus call
+	// (which halts consensus); nil for an App outside a Node.
+	faults *faultLatch
 }
 
 type pendingBlock struct {
@@ -107,6 +111,7 @@ func (a *App) queryHashParts(height string) (*abcitypes.ResponseQuery, error) {
 	}
 	p, err := a.HashPartsAt(h)
 	if err != nil {
+		a.faults.set(err)
 		return nil, fmt.Errorf("chain: Query: %w", err)
 	}
 	if p == nil {
@@ -229,7 +234,8 @@ func (a *App) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.Response
 
 // InitChain implements abcitypes.Application. The genesis writes are committed with the
 // first block.
-func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*abcitypes.ResponseInitChain, error) {
+func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (_ *abcitypes.ResponseInitChain, err error) {
+	defer a.halted(&err)
 	a.cons.Lock()
 	defer a.cons.Unlock()
 	a.mu.Lock()
@@ -261,6 +267,14 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (*ab
 	return &abcitypes.ResponseInitChain{AppHash: bytes.Clone(a.genesisHash)}, nil
 }
 
+// halted reports *err, an error of a consensus call (InitChain, FinalizeBlock, Commit),
+// as the node's fault unless the app was closed: CometBFT halts on it.
+func (a *App) halted(err *error) {
+	if *err != nil && !errors.Is(*err, ErrClosed) {
+		a.faults.set(*err)
+	}
+}
+
 // CheckTx implements abcitypes.Application, against the latest committed state.
 func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
 	defer a.readLock()()
@@ -269,6 +283,7 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 	}
 	r, v := a.committed()
 	res, err := a.machine.CheckTx(r, req.Tx)
+	a.faults.set(v.err) // a store failure; the machine's own errors are its business
 	if err := firstErr(v.err, err); err != nil {
 		return nil, fmt.Errorf("chain: CheckTx: %w", err)
 	}
@@ -312,6 +327,7 @@ func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.
 	}
 	r, v := a.committed()
 	res, err := a.machine.Query(r, req.Path, req.Data)
+	a.faults.set(v.err) // a store failure; the machine's own errors are its business
 	if err := firstErr(v.err, err); err != nil {
 		return nil, fmt.Errorf("chain: Query: %w", err)
 	}
@@ -348,7 +364,8 @@ func (a *App) ProcessProposal(context.Context, *abcitypes.RequestProcessProposal
 // FinalizeBlock implements abcitypes.Application: DeliverTx for each tx in order (each
 // over its own overlay, kept only if its code is 0, unless the machine is AtomicTxs),
 // then EndBlock, then the app hash. Nothing is stored until Commit.
-func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (*abcitypes.ResponseFinalizeBlock, error) {
+func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (_ *abcitypes.ResponseFinalizeBlock, err error) {
+	defer a.halted(&err)
 	a.cons.Lock()
 	defer a.cons.Unlock()
 	defer a.readLock()()
@@ -412,7 +429,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 // Commit implements abcitypes.Application: the block's writes (and, on the first block,
 // the genesis writes), the height and the app hash go to the store in one synced batch.
 // A storage error is returned, which halts the node.
-func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (*abcitypes.ResponseCommit, error) {
+func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (_ *abcitypes.ResponseCommit, err error) {
+	defer a.halted(&err)
 	a.cons.Lock()
 	defer a.cons.Unlock()
 	a.mu.Lock()

@@ -48,3 +48,6 @@ func SetReadCache(a *App, maxBytes int) {
 		a.cache = newReadCache(maxBytes)
 	}
 }
+
+// AppOf is n's App (nil for a raw ABCI app).
+func AppOf(n *Node) *App { return n.app }

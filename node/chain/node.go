@@ -130,6 +130,10 @@ type Node struct {
 	nodeID  string
 	p2pAddr string
 	commits *commitWaiters
+	faults  *faultLatch
+	// validators is the size of the genesis validator set (the consent chain does
+	// not change it).
+	validators int
 
 	mu      sync.Mutex
 	started bool
@@ -163,6 +167,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 	nodeKey := &p2p.NodeKey{PrivKey: cmted25519.PrivKey(cfg.NodeKey)}
 
 	var app *App
+	faults := newFaultLatch()
 	abciApp := cfg.App
 	// A raw app gets one mutex over all its connections, as CometBFT's default;
 	// App is safe for concurrent use, so each connection gets its own.
@@ -173,6 +178,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
+		app.faults = faults
 		abciApp = app
 	}
 	dbs := new(openDBs)
@@ -189,7 +195,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 			}
 		}
 	}()
-	var logger cmtlog.Logger = cometLogger{l: cfg.Logger, min: cfg.CometLogLevel.Level()}
+	var logger cmtlog.Logger = cometLogger{l: cfg.Logger, min: cfg.CometLogLevel.Level(), faults: faults}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
 		clients(abciApp),
 		func() (*cmttypes.GenesisDoc, error) { return genesis, nil },
@@ -202,12 +208,14 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	id := string(nodeKey.ID())
 	n = &Node{
-		cmt:     cmt,
-		app:     app,
-		raw:     cfg.App,
-		dbs:     dbs,
-		nodeID:  id,
-		p2pAddr: id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
+		cmt:        cmt,
+		app:        app,
+		raw:        cfg.App,
+		dbs:        dbs,
+		faults:     faults,
+		nodeID:     id,
+		validators: len(genesis.Validators),
+		p2pAddr:    id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
 	}
 	if n.commits, err = watchCommits(cmt.EventBus()); err != nil {
 		_ = n.Stop()
