@@ -182,7 +182,12 @@ func (n *Node) startAPI(l net.Listener) error {
 	for _, t := range n.home.Config.API.Tokens {
 		tokens = append(tokens, api.Token{Role: api.Role(t.Role), SHA256: t.SHA256})
 	}
-	handler, err := api.New(n, api.Config{Tokens: tokens, Logger: n.log.With("component", "api")})
+	limits := apiLimits(&n.home.Config.API)
+	if err := limits.Validate(); err != nil {
+		l.Close()
+		return fmt.Errorf("node: config: %w", err)
+	}
+	handler, err := api.New(n, api.Config{Tokens: tokens, Logger: n.log.With("component", "api"), Limits: limits})
 	if err != nil {
 		l.Close()
 		return err
@@ -190,7 +195,15 @@ func (n *Node) startAPI(l net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("/", handler)
-	n.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Timeouts, and a connection limit inside the file-descriptor budget so that no
+	// client can take the descriptors consensus needs (api.NewServer).
+	srv, limited, err := api.NewServer(mux, l, limits)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	n.api, l = srv, limited
+	n.log.Info("api limits", "max_conns", api.ConnLimit(limits.MaxConns), "request_timeout", limits.RequestTimeout, "read_timeout", limits.ReadTimeout)
 	n.api.RegisterOnShutdown(n.stopStreams)
 	n.apiAddr = "http://" + l.Addr().String()
 	n.wg.Add(1)

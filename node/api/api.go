@@ -39,6 +39,12 @@ type Config struct {
 	// Heartbeat is how often GET /audit/stream sends a comment to keep an idle
 	// connection (and proxies on the way) open; default 15 s.
 	Heartbeat time.Duration
+	// Limits bound time, connections and anonymous consent operations (zero: the
+	// defaults). The handler applies the deadlines and rates; serve it with
+	// NewServer for the connection limit and the http.Server's timeouts.
+	Limits Limits
+	// Now is the rate limiters' clock (default time.Now; tests inject one).
+	Now func() time.Time
 }
 
 // Defaults of Config.
@@ -58,6 +64,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, t := range c.Tokens {
@@ -99,9 +111,9 @@ func NewToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// New returns the node's HTTP API over b. Serve it with an http.Server that sets
-// timeouts (ReadHeaderTimeout at least); the handler answers every error with a FHIR
-// OperationOutcome.
+// New returns the node's HTTP API over b. Serve it with the http.Server and listener
+// of NewServer (timeouts, connection limit); the handler answers every error with a
+// FHIR OperationOutcome, and every request that runs out of time with 503.
 func New(b Backend, cfg Config) (http.Handler, error) {
 	if b == nil {
 		return nil, errors.New("api: nil Backend")
@@ -114,6 +126,8 @@ func New(b Backend, cfg Config) (http.Handler, error) {
 		id:      b.Identity(),
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBody,
+		limits:  cfg.Limits,
+		rate:    newRateLimits(cfg.Limits, cfg.Now),
 		mux:     http.NewServeMux(),
 		started: time.Now().UTC().Truncate(time.Second),
 	}
@@ -133,7 +147,7 @@ func (s *server) routes(cfg Config) {
 	auditors := []Role{RolePrivacyOfficer, RoleAdmin}
 	s.route("GET /fhir/metadata", nil, s.metadata)
 	s.route("GET /healthz", nil, s.healthz)
-	s.route("POST /fhir/Bundle", []Role{RoleClinician, RoleAdmin}, s.ingest)
+	s.routeWithin("POST /fhir/Bundle", []Role{RoleClinician, RoleAdmin}, cfg.Limits.IngestTimeout, s.ingest)
 	s.route("GET /fhir/DocumentReference", anyStaff, s.searchRecords)
 	s.route("GET /fhir/DocumentReference/{id}", anyStaff, s.getRecord)
 	s.route("GET /records/{id}", []Role{RoleClinician}, s.read)
@@ -150,7 +164,7 @@ func (s *server) routes(cfg Config) {
 	s.route("GET /audit/accounting", auditors, s.accounting)
 	// The live stream is for any staff role: a patient portal proxies it for the
 	// patient, filtered to their own ID.
-	s.route("GET /audit/stream", anyStaff, s.stream(cfg.Heartbeat))
+	s.routeWithin("GET /audit/stream", anyStaff, 0, s.stream(cfg.Heartbeat)) // no deadline: a stream lasts
 	s.route("GET /audit/emergencies", auditors, s.emergencies)
 	s.route("POST /audit/emergencies/{grant}/$review", []Role{RolePrivacyOfficer}, s.reviewEmergency)
 }

@@ -25,13 +25,17 @@ import (
 //     the request says, assembles the tx with the detached signature and submits it.
 //
 // Nothing reaches the chain unless the signature verifies over the body and the body
-// matches the request.
+// matches the request. Each operation counts against its client address's rate, and
+// each write against its patient's (Limits): over either, 429 and nothing submitted.
 
 func (s *server) resourceLimit() int64 { return min(s.maxBody, maxResource) }
 
 // prepareGrant is POST /fhir/Consent/$prepare with a FHIR Consent: the grant tx body
 // to sign, the patient who must sign it, and the policy as the chain will hold it.
 func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
+	if err := s.rate.client(r); err != nil {
+		return err
+	}
 	res, err := readResource(w, r, "Consent", s.resourceLimit())
 	if err != nil {
 		return err
@@ -73,6 +77,9 @@ func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer 
 // $prepare, signature: the patient's Ed25519 signature over body}: 201 with the
 // Consent, its id the consent ID (the committed tx's ID).
 func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
+	if err := s.rate.client(r); err != nil {
+		return err
+	}
 	ps, err := readParameters(w, r, s.resourceLimit(), "resource", "body", "signature")
 	if err != nil {
 		return err
@@ -97,6 +104,9 @@ func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
 	}
 	if body.Kind != consent.KindGrant || body.Grant == nil || !sameGrant(*body.Grant, g) {
 		return mismatch("the Consent")
+	}
+	if err := s.rate.patient(g.Patient); err != nil {
+		return err
 	}
 	c, err := s.b.SubmitTx(r.Context(), tx)
 	if err != nil {
@@ -183,6 +193,9 @@ func withID(raw json.RawMessage, id string) ([]byte, error) {
 // prepareRevoke is POST /fhir/Consent/{id}/$revoke-prepare?patient=ID: the revoke tx
 // body for the patient to sign.
 func (s *server) prepareRevoke(w http.ResponseWriter, r *http.Request) error {
+	if err := s.rate.client(r); err != nil {
+		return err
+	}
 	id, err := consentParam(r)
 	if err != nil {
 		return err
@@ -210,6 +223,9 @@ func (s *server) prepareRevoke(w http.ResponseWriter, r *http.Request) error {
 // $revoke-prepare, signature}: 200 with the Consent as the chain now holds it
 // (status inactive).
 func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
+	if err := s.rate.client(r); err != nil {
+		return err
+	}
 	id, err := consentParam(r)
 	if err != nil {
 		return err
@@ -228,6 +244,9 @@ func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	if body.Kind != consent.KindRevoke || body.Revoke == nil || body.Revoke.Consent != id {
 		return mismatch("a revocation of consent " + string(id))
+	}
+	if err := s.rate.patient(patient); err != nil {
+		return err
 	}
 	committed, err := s.b.SubmitTx(r.Context(), tx)
 	if err != nil {

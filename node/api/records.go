@@ -27,6 +27,7 @@ func (s *server) ingest(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > s.maxBody {
 		return &http.MaxBytesError{Limit: s.maxBody}
 	}
+	s.allowUpload(w, r) // a large body from a known client: until the ingest's deadline
 	rec, err := s.b.Ingest(r.Context(), patient, http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		return err
@@ -110,7 +111,7 @@ func (s *server) read(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeRecord(w, id, acc)
+	return s.writeRecord(w, id, acc)
 }
 
 func purposeParam(r *http.Request) (consent.Purpose, error) {
@@ -146,7 +147,7 @@ func (s *server) emergency(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeRecord(w, id, acc)
+	return s.writeRecord(w, id, acc)
 }
 
 func emergencyReason(w http.ResponseWriter, r *http.Request) (string, error) {
@@ -191,8 +192,9 @@ func codeParam(w http.ResponseWriter, r *http.Request, name, fromQuery string, a
 }
 
 // writeRecord answers a granted access with the record's Bundle and the decision's
-// IDs. It serves nothing unless the decision is a grant for this very record.
-func writeRecord(w http.ResponseWriter, id consent.RecordID, acc *Access) error {
+// IDs. It serves nothing unless the decision is a grant for this very record. A large
+// record gets time to reach the client (allowWrite).
+func (s *server) writeRecord(w http.ResponseWriter, id consent.RecordID, acc *Access) error {
 	switch {
 	case acc == nil || acc.Decision.Record != id:
 		return fmt.Errorf("api: the backend answered a read of %s with another record's access", id)
@@ -211,6 +213,7 @@ func writeRecord(w http.ResponseWriter, id consent.RecordID, acc *Access) error 
 	if acc.Decision.Emergency != "" {
 		h.Set("X-Medledger-Emergency", acc.Decision.Emergency)
 	}
+	s.allowWrite(w, len(acc.Bundle))
 	writeFHIR(w, http.StatusOK, acc.Bundle)
 	return nil
 }

@@ -76,7 +76,7 @@ func readResource(w http.ResponseWriter, r *http.Request, want string, limit int
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, errSlowBody) {
 			return nil, err
 		}
 		return nil, badRequest("structure", "", "the body could not be read")

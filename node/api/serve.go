@@ -18,6 +18,8 @@ type server struct {
 	id      Identity
 	log     *slog.Logger
 	maxBody int64
+	limits  Limits
+	rate    *rateLimits
 	tokens  []token
 	mux     *http.ServeMux
 	started time.Time // the CapabilityStatement's date
@@ -32,17 +34,24 @@ type token struct {
 // answers as an OperationOutcome (see problemOf).
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// route registers h at pattern for the given roles (nil: no token needed).
+// route registers h at pattern for the given roles (nil: no token needed), under
+// the request deadline (Limits.RequestTimeout).
 func (s *server) route(pattern string, allowed []Role, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.routeWithin(pattern, allowed, s.limits.RequestTimeout, h)
+}
+
+// routeWithin registers h at pattern for the given roles under deadline d (0: none).
+func (s *server) routeWithin(pattern string, allowed []Role, d time.Duration, h handler) {
+	s.mux.HandleFunc(pattern, s.within(d, func(w http.ResponseWriter, r *http.Request) {
+		watchBody(w, r)
 		err := s.authorize(r, allowed)
 		if err == nil {
 			err = h(w, r)
 		}
 		if err != nil {
-			s.fail(w, r, err)
+			s.fail(w, r, timeoutOf(r, err))
 		}
-	})
+	}))
 }
 
 // ServeHTTP dispatches to the routes, answers unknown routes (404) and wrong methods
@@ -58,10 +67,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := s.mux.Handler(r)
 	defer func() {
 		if p := recover(); p != nil {
+			stack := debug.Stack()
+			if hp, ok := p.(*handlerPanic); ok { // from a handler's goroutine (within)
+				p, stack = hp.value, hp.stack
+			}
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.ErrorContext(r.Context(), "api: panic", "route", pattern, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.log.ErrorContext(r.Context(), "api: panic", "route", pattern, "panic", fmt.Sprint(p), "stack", string(stack))
 			if !sw.wrote {
 				writeProblem(sw, &problem{status: http.StatusInternalServerError, issue: issue("exception", "",
 					"internal error; the node's log has the cause")})
@@ -213,8 +226,17 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// problemNote records for the log what went wrong, if w is ours.
+// problemNote records for the log what went wrong, if w is ours (through a gate
+// that is still open).
 func problemNote(w http.ResponseWriter, note string) {
+	if g, ok := w.(*gate); ok {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.closed {
+			return
+		}
+		w = g.w
+	}
 	if sw, ok := w.(*statusWriter); ok {
 		sw.problem = note
 	}

@@ -68,6 +68,56 @@ type ChainConfig struct {
 type APIConfig struct {
 	Listen string     `toml:"listen" comment:"HTTP API address, host:port; empty disables the API"`
 	Tokens []APIToken `toml:"tokens" comment:"bearer tokens by role, as hex SHA-256 (the tokens themselves are in keys/api-tokens.json)"`
+	// Limits (api.Limits): durations are Go durations, "" or 0 the default.
+	RequestTimeout    string `toml:"request_timeout" comment:"server-side deadline of a request; past it the client gets 503 with Retry-After (default 30s)"`
+	IngestTimeout     string `toml:"ingest_timeout" comment:"deadline of an ingest (POST /fhir/Bundle), its upload included (default 5m)"`
+	ReadHeaderTimeout string `toml:"read_header_timeout" comment:"time to send a request's headers (default 5s)"`
+	ReadTimeout       string `toml:"read_timeout" comment:"time to send a whole request, body included, but an ingest (default 15s)"`
+	WriteTimeout      string `toml:"write_timeout" comment:"from a request's headers to the end of its answer, above request_timeout (default request_timeout + 15s; a large record gets more)"`
+	IdleTimeout       string `toml:"idle_timeout" comment:"keep-alive connection between requests (default 60s)"`
+	MaxHeaderBytes    int    `toml:"max_header_bytes" comment:"largest request header (default 65536)"`
+	MaxConns          int    `toml:"max_conns" comment:"open API connections (default 1024; never more than half the process's open-file limit)"`
+	ClientRate        int    `toml:"client_rate" comment:"anonymous consent operations a minute per client address, IPv6 per /64 (default 60)"`
+	ClientBurst       int    `toml:"client_burst" comment:"anonymous consent operations at once per client address (default 30)"`
+	PatientRate       int    `toml:"patient_rate" comment:"consent writes a minute per patient key (default 10)"`
+	PatientBurst      int    `toml:"patient_burst" comment:"consent writes at once per patient key (default 10)"`
+}
+
+// Timeouts are the [api] durations by key, parsed (0: unset). Validate has checked them.
+func (a *APIConfig) Timeouts() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for k, v := range a.timeouts() {
+		d, _ := time.ParseDuration(v)
+		out[k] = d
+	}
+	return out
+}
+
+func (a *APIConfig) timeouts() map[string]string {
+	return map[string]string{
+		"request_timeout": a.RequestTimeout, "ingest_timeout": a.IngestTimeout,
+		"read_header_timeout": a.ReadHeaderTimeout, "read_timeout": a.ReadTimeout,
+		"write_timeout": a.WriteTimeout, "idle_timeout": a.IdleTimeout,
+	}
+}
+
+// validate rejects a malformed or negative duration and a negative number.
+func (a *APIConfig) validate() error {
+	for k, v := range a.timeouts() {
+		if v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			return fmt.Errorf("config: api.%s %q: use a Go duration such as 30s (empty: the default)", k, v)
+		}
+	}
+	for k, v := range map[string]int{"max_header_bytes": a.MaxHeaderBytes, "max_conns": a.MaxConns,
+		"client_rate": a.ClientRate, "client_burst": a.ClientBurst, "patient_rate": a.PatientRate, "patient_burst": a.PatientBurst} {
+		if v < 0 {
+			return fmt.Errorf("config: api.%s is %d: use a positive number (0: the default)", k, v)
+		}
+	}
+	return nil
 }
 
 // APIToken is one bearer token's role and hash.
@@ -122,6 +172,9 @@ func (c *Config) Validate() error {
 		if d, err := time.ParseDuration(c.Chain.EmptyBlockInterval); err != nil || d < 0 {
 			return fmt.Errorf("config: chain.empty_block_interval %q: use a Go duration such as 0s or 30s", c.Chain.EmptyBlockInterval)
 		}
+	}
+	if err := c.API.validate(); err != nil {
+		return err
 	}
 	for _, t := range c.API.Tokens {
 		if !slices.Contains(Roles, t.Role) {

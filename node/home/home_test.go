@@ -1,0 +1,43 @@
+package home
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// TestAPILimitsConfig: the [api] limits read from config.toml; absent they are unset
+// (the API's defaults apply), and nonsense is refused naming the key.
+func TestAPILimitsConfig(t *testing.T) {
+	var c Config
+	src := "name = 'Ada'\n[api]\nlisten = '127.0.0.1:8080'\nrequest_timeout = '20s'\nread_timeout = '3s'\nmax_conns = 300\npatient_burst = 4\n"
+	if err := toml.Unmarshal([]byte(src), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := c.API.Timeouts()
+	if got["request_timeout"] != 20*time.Second || got["read_timeout"] != 3*time.Second || got["write_timeout"] != 0 ||
+		c.API.MaxConns != 300 || c.API.PatientBurst != 4 || c.API.ClientRate != 0 {
+		t.Errorf("read %+v, timeouts %v", c.API, got)
+	}
+
+	for _, tt := range []struct {
+		set  func(*APIConfig)
+		want string
+	}{
+		{func(a *APIConfig) { a.ReadTimeout = "soon" }, "api.read_timeout"},
+		{func(a *APIConfig) { a.IdleTimeout = "-1s" }, "api.idle_timeout"},
+		{func(a *APIConfig) { a.MaxConns = -1 }, "api.max_conns"},
+		{func(a *APIConfig) { a.ClientBurst = -3 }, "api.client_burst"},
+	} {
+		c := Config{Name: "Ada"}
+		tt.set(&c.API)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want an error naming %s", c.API, err, tt.want)
+		}
+	}
+}
