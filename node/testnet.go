@@ -24,7 +24,9 @@ type TestnetConfig struct {
 	Dir       string // the homes go to Dir/<hospital id>
 	Hospitals int    // how many (1-64)
 	ChainID   string // default "medledger-testnet"
-	// EmptyBlockInterval is each node's chain.empty_block_interval (default "0s").
+	// EmptyBlockInterval is each node's chain.empty_block_interval (default "0s": a
+	// block right after another, for tests and demos; `medledger testnet` gives "off",
+	// the production default: no empty blocks).
 	EmptyBlockInterval string
 }
 

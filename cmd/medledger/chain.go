@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -29,12 +30,21 @@ func addNodeFlag(cmd *cobra.Command) *string {
 
 // onChain dials the node at addr and runs f with a client, within a deadline.
 func onChain(ctx context.Context, addr string, f func(ctx context.Context, c *client.Client) error) error {
+	return onChainShowing(ctx, nil, addr, f)
+}
+
+// onChainShowing is onChain with a client that writes a progress line to progress
+// every few seconds while it waits for a commit (the commands that submit pass
+// stderr). A chain that stops making progress fails the wait within
+// client.StallAfter, saying so and how to check the tx later.
+func onChainShowing(ctx context.Context, progress io.Writer, addr string, f func(ctx context.Context, c *client.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, addr)
 	if err != nil {
 		return err
 	}
+	c.Progress = progress
 	return f(ctx, c)
 }
 
@@ -98,7 +108,7 @@ func consentGrantCmd() *cobra.Command {
 			return err
 		}
 		body := consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consent.PatientIDOf(key.Public()), Policy: pol}}
-		return onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+		return onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
 			res, err := c.Submit(ctx, body, key)
 			if err != nil {
 				return err
@@ -191,7 +201,7 @@ func consentRevokeCmd() *cobra.Command {
 			return err
 		}
 		body := consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(args[0])}}
-		return onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+		return onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
 			res, err := c.Submit(ctx, body, key)
 			if err != nil {
 				return err
@@ -302,7 +312,7 @@ func accessCmd() *cobra.Command {
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
 		var res *client.Committed
 		var d *consent.GrantInfo
-		err = onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+		err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
 			if res, err = c.Submit(ctx, body, h.Keys.Operator); err != nil {
 				return err
 			}

@@ -38,7 +38,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("home", defaultHome(), "the node's home directory (or $MEDLEDGER_HOME)")
-	root.AddCommand(initCmd(), startCmd(), testnetCmd(), recordCmd(), patientCmd(), consentCmd(), accessCmd(), auditCmd(), demoCmd(), benchCmd())
+	root.AddCommand(initCmd(), startCmd(), testnetCmd(), recordCmd(), patientCmd(), consentCmd(), accessCmd(), auditCmd(), txCmd(), demoCmd(), benchCmd())
 	return root
 }
 

@@ -158,6 +158,7 @@ func (s *server) routes(cfg Config) {
 	s.route("POST /fhir/Consent", nil, s.grant)
 	s.route("POST /fhir/Consent/{id}/$revoke-prepare", nil, s.prepareRevoke)
 	s.route("POST /fhir/Consent/{id}/$revoke", nil, s.revoke)
+	s.route("GET /tx/{hash}", nil, s.txStatus)
 	s.route("GET /fhir/AuditEvent", auditors, s.searchAuditEvents)
 	s.route("GET /fhir/AuditEvent/{id}", auditors, s.getAuditEvent)
 	s.route("GET /audit/events", auditors, s.auditEvents)

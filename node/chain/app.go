@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -124,12 +125,14 @@ func (a *App) queryHashParts(height string) (*abcitypes.ResponseQuery, error) {
 	return &abcitypes.ResponseQuery{Value: v, Height: a.height}, nil
 }
 
-func putParts(b *leveldb.Batch, p HashParts) error {
+// putParts stores the hash parts of the app hash after height (p.Height is below it
+// when height had no txs: see finalizeIdle).
+func putParts(b *leveldb.Batch, height int64, p HashParts) error {
 	v, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("chain: hash parts: %w", err)
 	}
-	b.Put(partsKey(p.Height), v)
+	b.Put(partsKey(height), v)
 	return nil
 }
 
@@ -340,9 +343,25 @@ func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.
 	}, nil
 }
 
+// StaleBlockTime bounds how far a block's time may lag the proposer's clock when it
+// carries txs. CometBFT's block time is the median time of the votes that committed the
+// previous block: after an idle period (no blocks) it is the time the chain went idle.
+// A tx must be judged at a current time (a consent whose end passed while the chain was
+// idle must deny the next request), so a proposer that finds the block's time stale
+// proposes it empty; the votes on it are current, and the next block, which takes the
+// txs, has a current time. It costs one block after an idle period. Longer than the
+// block interval of a loaded chain (about a second), so that a busy chain never pays it.
+const StaleBlockTime = 2 * time.Second
+
 // PrepareProposal implements abcitypes.Application: the mempool's txs in order, capped
-// at MaxTxBytes (measured as CometBFT measures them).
+// at MaxTxBytes (measured as CometBFT measures them); none if the block's time is
+// older than StaleBlockTime on this proposer's clock. (Reading the clock here is sound:
+// PrepareProposal only shapes a proposal; every validator executes the block decided.)
 func (a *App) PrepareProposal(_ context.Context, req *abcitypes.RequestPrepareProposal) (*abcitypes.ResponsePrepareProposal, error) {
+	if len(req.Txs) > 0 && !req.Time.IsZero() && time.Since(req.Time) > StaleBlockTime {
+		a.log.Debug("block time stale: proposing an empty block first", "height", req.Height, "lag", time.Since(req.Time).Round(time.Millisecond))
+		return &abcitypes.ResponsePrepareProposal{}, nil
+	}
 	txs := make([][]byte, 0, len(req.Txs))
 	var total int64
 	for _, tx := range req.Txs {
@@ -374,6 +393,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	}
 	if a.height != 0 && req.Height != a.height+1 {
 		return nil, fmt.Errorf("chain: FinalizeBlock at height %d after committed height %d", req.Height, a.height)
+	}
+	if len(req.Txs) == 0 && a.height != 0 {
+		return a.finalizeIdle(req.Height)
 	}
 	prev := a.hash
 	base := &dbView{db: a.db, cache: a.cache}
@@ -426,6 +448,24 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	return &abcitypes.ResponseFinalizeBlock{TxResults: results, AppHash: bytes.Clone(hash)}, nil
 }
 
+// finalizeIdle finalizes a block without txs: the machine is not called (no EndBlock),
+// so the state and the app hash stay as the previous height left them, and CometBFT,
+// whose proof-block rule makes another block only after one that changed the app hash,
+// then lets an idle chain make no more blocks (see Config.EmptyBlockInterval). The
+// height's hash parts are those of the height that made the hash: a verifier checks them
+// against the signed app hash all the same, and they say which height wrote the state.
+func (a *App) finalizeIdle(height int64) (*abcitypes.ResponseFinalizeBlock, error) {
+	parts, err := a.HashPartsAt(a.height)
+	if err != nil {
+		return nil, err
+	}
+	if parts == nil {
+		return nil, fmt.Errorf("chain: no hash parts for committed height %d", a.height)
+	}
+	a.pending = &pendingBlock{height: height, writes: newOverlay(&dbView{db: a.db, cache: a.cache}), hash: a.hash, parts: *parts}
+	return &abcitypes.ResponseFinalizeBlock{AppHash: bytes.Clone(a.hash)}, nil
+}
+
 // Commit implements abcitypes.Application: the block's writes (and, on the first block,
 // the genesis writes), the height and the app hash go to the store in one synced batch.
 // A storage error is returned, which halts the node.
@@ -451,11 +491,11 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (_ *abcitypes.Re
 	batch.Put([]byte(metaLast), append(last, p.hash...))
 	batch.Put(hashKey(p.height), p.hash)
 	if a.height == 0 && a.genesisParts != nil {
-		if err := putParts(batch, *a.genesisParts); err != nil {
+		if err := putParts(batch, a.genesisParts.Height, *a.genesisParts); err != nil {
 			return nil, err
 		}
 	}
-	if err := putParts(batch, p.parts); err != nil {
+	if err := putParts(batch, p.height, p.parts); err != nil {
 		return nil, err
 	}
 	if err := a.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {

@@ -48,14 +48,18 @@ type Config struct {
 	App abcitypes.Application
 	// EmptyBlockInterval 0 makes a block right after the previous one (≈ 7 blocks/s on
 	// a LAN: fast commits and steady heights, for tests and demos). A positive value
-	// makes a block as soon as txs arrive but, when idle, an empty one only this often;
-	// a production chain should set it (an idle chain then stores one block per interval).
+	// makes a block as soon as txs arrive but, when idle, an empty one only this often
+	// (a heartbeat). NoEmptyBlocks makes blocks only for txs: an idle chain makes none.
+	// Either way a tx still commits in about one block.
 	EmptyBlockInterval time.Duration
 	Logger             *slog.Logger // default: discard
 	// CometLogLevel is the least level of CometBFT's own records passed to Logger;
 	// default slog.LevelError.
 	CometLogLevel slog.Leveler
 }
+
+// NoEmptyBlocks as Config.EmptyBlockInterval makes blocks only when there are txs.
+const NoEmptyBlocks time.Duration = -1
 
 // Validate fills defaults and rejects what cannot work.
 func (c *Config) Validate() error {
@@ -74,8 +78,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("chain: config: P2PListen %q: use tcp://host:port", c.P2PListen)
 	case strings.HasSuffix(c.P2PListen, ":0"):
 		return errors.New("chain: config: P2PListen needs a fixed port (see FreePort)")
-	case c.EmptyBlockInterval < 0:
-		return errors.New("chain: config: EmptyBlockInterval is negative")
+	case c.EmptyBlockInterval < 0 && c.EmptyBlockInterval != NoEmptyBlocks:
+		return errors.New("chain: config: EmptyBlockInterval is negative (NoEmptyBlocks is the only negative value)")
 	}
 	if c.Moniker == "" {
 		c.Moniker = "medledger"
@@ -111,8 +115,8 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	cc.Consensus.TimeoutPrecommit = 200 * time.Millisecond
 	cc.Consensus.TimeoutCommit = 100 * time.Millisecond
 	cc.Consensus.PeerGossipSleepDuration = 10 * time.Millisecond
-	cc.Consensus.CreateEmptyBlocks = true
-	cc.Consensus.CreateEmptyBlocksInterval = c.EmptyBlockInterval
+	cc.Consensus.CreateEmptyBlocks = c.EmptyBlockInterval != NoEmptyBlocks
+	cc.Consensus.CreateEmptyBlocksInterval = max(c.EmptyBlockInterval, 0)
 
 	cc.Mempool.Size = 5000
 	cc.TxIndex.Indexer = "kv"

@@ -14,7 +14,8 @@ import (
 // SubmitTx puts tx in the local mempool (CheckTx against committed state, then gossip)
 // and waits until it is committed in a block. A tx the state machine rejects is not an
 // error: check.Code != 0, height 0. err is the mempool's refusal (full, duplicate, too
-// large), the node stopping, or ctx's error.
+// large), the node stopping, ctx's error, or *NoProgress when the chain made no block
+// for StallAfter (the tx stays in the mempool and may still commit).
 func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check Result, height int64, deliver Result, err error) {
 	// Wait for the commit before CheckTx: the block may come right after it.
 	committed, cancel := n.commits.wait(tx)
@@ -39,9 +40,13 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check Result, height in
 	if check.Code != abcitypes.CodeTypeOK {
 		return check, 0, Result{}, nil
 	}
+	stall := n.watchProgress(tx)
+	defer stall.stop()
 	select {
 	case <-ctx.Done():
 		return check, 0, Result{}, ctx.Err()
+	case np := <-stall.c:
+		return check, 0, Result{}, np
 	case ev, ok := <-committed:
 		if !ok {
 			return check, 0, Result{}, errors.New("chain: submit: the node stopped before the tx was committed")

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
+	abcitypes "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	cmttypes "github.com/cometbft/cometbft/types"
 
@@ -19,6 +21,9 @@ import (
 type Client struct {
 	rpc     *rpchttp.HTTP
 	chainID string
+	// Progress, if set, gets a line every ProgressEvery while Submit waits for a
+	// commit (the CLI passes stderr).
+	Progress io.Writer
 }
 
 // TxTTL is how many blocks a submitted tx stays valid.
@@ -101,10 +106,11 @@ func (c *Client) caughtUp(ctx context.Context) (int64, error) {
 func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
 	res, err := c.rpc.BroadcastTxSync(ctx, tx)
 	// A tx naming what another node committed a moment ago (a record, a consent) may
-	// reach this node a block before that commit does; give it a block or two.
+	// reach this node a block before that commit does; give it a block or two. An idle
+	// chain makes no next block: if none comes within laggingWait, the refusal stands.
 	for retry := 0; retry < 2 && err == nil && lagging(consent.Code(res.Code)); retry++ {
 		h, herr := c.Height(ctx)
-		if herr != nil || c.WaitHeight(ctx, h+1) != nil {
+		if herr != nil || c.waitHeightWithin(ctx, h+1, laggingWait) != nil {
 			break
 		}
 		res, err = c.rpc.BroadcastTxSync(ctx, tx)
@@ -115,28 +121,48 @@ func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
 	if res.Code != 0 {
 		return nil, &Rejected{Code: consent.Code(res.Code), Log: res.Log}
 	}
+	w := c.newWatch(consent.IDOf(tx), res.Hash)
 	for {
 		r, err := c.rpc.Tx(ctx, res.Hash, false)
 		if err == nil {
-			if r.TxResult.Code != 0 {
-				return nil, &Rejected{Code: consent.Code(r.TxResult.Code), Log: r.TxResult.Log}
-			}
-			out := &Committed{ID: consent.IDOf(tx), Height: r.Height}
-			for _, e := range r.TxResult.Events {
-				ev := consent.Event{Type: e.Type}
-				for _, a := range e.Attributes {
-					ev.Attrs = append(ev.Attrs, consent.Attr{Key: a.Key, Value: a.Value, Index: a.Index})
-				}
-				out.Events = append(out.Events, ev)
-			}
-			return out, nil
+			return committed(tx, r.Height, r.TxResult.Code, r.TxResult.Log, r.TxResult.Events)
+		}
+		if err := w.check(ctx); err != nil {
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("client: tx %s not committed: %w", consent.IDOf(tx), ctx.Err())
+			return nil, fmt.Errorf("client: tx %s (hash %X) not committed yet: %w; it may still commit: check with `medledger tx status %X`",
+				consent.IDOf(tx), []byte(res.Hash), ctx.Err(), []byte(res.Hash))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// laggingWait bounds the wait for a next block before a refusal for naming something
+// unknown is taken as final.
+const laggingWait = 3 * time.Second
+
+func committed(tx []byte, height int64, code uint32, log string, events []abcitypes.Event) (*Committed, error) {
+	if code != 0 {
+		return nil, &Rejected{Code: consent.Code(code), Log: log}
+	}
+	out := &Committed{ID: consent.IDOf(tx), Height: height}
+	for _, e := range events {
+		ev := consent.Event{Type: e.Type}
+		for _, a := range e.Attributes {
+			ev.Attrs = append(ev.Attrs, consent.Attr{Key: a.Key, Value: a.Value, Index: a.Index})
+		}
+		out.Events = append(out.Events, ev)
+	}
+	return out, nil
+}
+
+// waitHeightWithin is WaitHeight bounded by d.
+func (c *Client) waitHeightWithin(ctx context.Context, h int64, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return c.WaitHeight(ctx, h)
 }
 
 func lagging(c consent.Code) bool {
