@@ -3,6 +3,7 @@ package fhir
 import (
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // checkBundle enforces the Bundle rules the schema cannot: every fullUrl is
@@ -13,51 +14,60 @@ func checkBundle(w *walker, n *node) {
 	if entries == nil || entries.kind != kindArray {
 		return
 	}
+	var sums []entrySummary
+	if w.stream != nil && entries == w.stream.array {
+		sums = w.stream.entries
+	} else {
+		sums = make([]entrySummary, len(entries.items))
+		for i, e := range entries.items {
+			sums[i] = summarize(e)
+		}
+	}
 	history := n.text("type") == "history"
-	urls, ids := map[string]int{}, map[string]int{}
+	seen := entriesSeen{urls: map[[2]string]int{}, ids: map[[3]string]int{}}
 	w.path.pushKey("entry")
 	defer w.path.pop()
-	for i, e := range entries.items {
-		if e.kind != kindObject {
+	for i, e := range sums {
+		if !e.object {
 			continue
 		}
 		w.path.pushIndex(i)
-		w.entry(e, i, history, urls, ids)
+		w.entry(e, i, history, seen)
 		w.path.pop()
 	}
 }
 
+// entriesSeen indexes the entries checked so far: by fullUrl and version, and by
+// resource type, id and version.
+type entriesSeen struct {
+	urls map[[2]string]int
+	ids  map[[3]string]int
+}
+
 // entry checks one Bundle.entry against the entries before it.
-func (w *walker) entry(e *node, i int, history bool, urls, ids map[string]int) {
-	fullURL := e.text("fullUrl")
-	if fullURL != "" && isFHIRString(fullURL) && !hasScheme(fullURL) {
-		w.report(e.off, codeValue, "fullUrl '"+quote(fullURL)+"' is not absolute; use urn:uuid:…, urn:oid:… or an absolute URL")
+func (w *walker) entry(e entrySummary, i int, history bool, seen entriesSeen) {
+	if e.fullURL != "" && isFHIRString(e.fullURL) && !hasScheme(e.fullURL) {
+		w.report(e.off, codeValue, "fullUrl '"+quote(e.fullURL)+"' is not absolute; use urn:uuid:…, urn:oid:… or an absolute URL")
 	}
 	if history {
 		return
 	}
-	version := ""
-	res := e.get("resource")
-	if res != nil && res.kind == kindObject {
-		if meta := res.get("meta"); meta != nil && meta.kind == kindObject {
-			version = meta.text("versionId")
-		}
-	}
-	if fullURL != "" {
-		if j, dup := urls[fullURL+"|"+version]; dup {
-			w.report(e.off, codeInvalid, "fullUrl '"+quote(fullURL)+"' is also used by entry["+strconv.Itoa(j)+"] (bdl-7)")
+	if e.fullURL != "" {
+		k := [2]string{e.fullURL, e.version}
+		if j, dup := seen.urls[k]; dup {
+			w.report(e.off, codeInvalid, "fullUrl '"+quote(e.fullURL)+"' is also used by entry["+strconv.Itoa(j)+"] (bdl-7)")
 		} else {
-			urls[fullURL+"|"+version] = i
+			seen.urls[k] = i
 		}
 	}
-	if res == nil || res.kind != kindObject || res.text("id") == "" {
+	if e.id == "" {
 		return
 	}
-	key := res.text("resourceType") + "/" + res.text("id")
-	if j, dup := ids[key+"|"+version]; dup {
-		w.report(e.off, codeInvalid, "resource "+quote(key)+" is also in entry["+strconv.Itoa(j)+"]")
+	k := [3]string{e.typ, e.id, e.version}
+	if j, dup := seen.ids[k]; dup {
+		w.report(e.off, codeInvalid, "resource "+quote(e.typ+"/"+e.id)+" is also in entry["+strconv.Itoa(j)+"]")
 	} else {
-		ids[key+"|"+version] = i
+		seen.ids[k] = i
 	}
 }
 
@@ -88,20 +98,30 @@ func (b *Bundle) ResourceTypes() []string {
 	return types
 }
 
-// bundleOf builds the Bundle view of a validated Bundle tree.
-func bundleOf(r *Resource, root *node) *Bundle {
-	b := &Bundle{Resource: *r, BundleType: root.text("type")}
-	entries := root.get("entry")
+// bundleOf builds the Bundle view of a validated Bundle tree. Its strings are
+// copies, not slices of Raw.
+func bundleOf(r *Resource, t *tree) *Bundle {
+	b := &Bundle{Resource: *r, BundleType: strings.Clone(t.root.text("type"))}
+	entries := t.root.get("entry")
 	if entries == nil {
 		return b
 	}
-	b.Entries = make([]Entry, 0, len(entries.items))
-	for _, e := range entries.items {
-		en := Entry{FullURL: e.text("fullUrl")}
-		if res := e.get("resource"); res != nil {
-			en.Type, en.ID = res.text("resourceType"), res.text("id")
+	sums := t.stream.entries
+	if entries != t.stream.array {
+		sums = make([]entrySummary, len(entries.items))
+		for i, e := range entries.items {
+			sums[i] = summarize(e)
 		}
-		b.Entries = append(b.Entries, en)
+	}
+	types := map[string]string{}
+	b.Entries = make([]Entry, len(sums))
+	for i, e := range sums {
+		typ, ok := types[e.typ]
+		if !ok {
+			typ = strings.Clone(e.typ)
+			types[typ] = typ
+		}
+		b.Entries[i] = Entry{FullURL: strings.Clone(e.fullURL), Type: typ, ID: strings.Clone(e.id)}
 	}
 	return b
 }

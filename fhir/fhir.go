@@ -11,7 +11,7 @@ var (
 	// ErrInvalid: the input is not a valid FHIR R4 resource; the
 	// *ValidationError says where and why. Fix the input and resend it.
 	ErrInvalid = errors.New("fhir: invalid resource")
-	// ErrTooLarge: the input exceeds Limits.MaxBytes or Limits.MaxDepth.
+	// ErrTooLarge: the input exceeds Limits.MaxBytes, MaxDepth or MaxValues.
 	// Split the input or raise the limit.
 	ErrTooLarge = errors.New("fhir: input exceeds limits")
 	// ErrSchema: the embedded R4 schema could not be loaded. This is a
@@ -23,6 +23,12 @@ var (
 type Limits struct {
 	MaxBytes int64 // default 64 MiB
 	MaxDepth int   // default 64 (JSON nesting); values above 10000 act as 10000
+	// MaxValues bounds the JSON values (objects, arrays, strings, numbers,
+	// literals) held in memory at once: those of the whole input, except that a
+	// Bundle's entries are validated one at a time, so for a Bundle it bounds
+	// each entry plus the Bundle's own elements. Default 262144 (1<<18), about
+	// 25 MB of parse tree; the largest Synthea entry has about 1200 values.
+	MaxValues int
 }
 
 // Issue is one validation problem, shaped like an OperationOutcome.issue.

@@ -27,6 +27,19 @@ func (c *collector) add(off int, severity, code, path, msg string) {
 	c.list = append(c.list, located{Issue{Severity: severity, Code: code, Path: path, Message: msg}, off})
 }
 
+// merge adds o's issues (o may be nil), as far as there is room.
+func (c *collector) merge(o *collector) {
+	if o == nil {
+		return
+	}
+	for _, l := range o.list {
+		if c.full() {
+			return
+		}
+		c.list = append(c.list, l)
+	}
+}
+
 // result orders the issues by position, fills in lines and columns from
 // src and returns them as a *ValidationError, or nil when there are none.
 func (c *collector) result(src string) error {

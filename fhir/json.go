@@ -75,17 +75,26 @@ func (n *node) text(key string) string {
 // parser is a strict JSON (RFC 8259) reader that builds a node tree. It
 // tracks the FHIR path of the value being read so that a syntax error can
 // say where it happened, rejects duplicate keys (which encoding/json would
-// silently merge) and bounds nesting depth.
+// silently merge) and bounds nesting depth and the values held in the tree.
+//
+// With a stream, the items of the top-level "entry" array are not kept in the
+// tree: each is handed to the stream as soon as it is read, then dropped, so a
+// Bundle's tree holds one entry at a time.
 type parser struct {
-	src      string
-	pos      int
-	depth    int
-	maxDepth int
-	path     path
-	root     string // top-level resourceType once read, for paths
-	issues   *collector
-	failed   bool
-	dups     []pendingDup
+	src       string
+	pos       int
+	depth     int
+	maxDepth  int
+	values    int // JSON values in the tree (one entry's and the top level's when streaming)
+	maxValues int
+	path      path
+	root      string // top-level resourceType once read, for paths
+	issues    *collector
+	failed    bool
+	dups      []pendingDup
+	stream    *bundleStream
+	arena     *arena // lends the slabs while a streamed entry is read
+	entries   arena
 
 	nodes   []node // slabs: one allocation for many values
 	members []member
@@ -108,8 +117,8 @@ const (
 	maxDepthCap = 10000
 )
 
-func newParser(src string, maxDepth int, c *collector) *parser {
-	return &parser{src: src, maxDepth: maxDepth, issues: c}
+func newParser(src string, lim Limits, c *collector) *parser {
+	return &parser{src: src, maxDepth: lim.MaxDepth, maxValues: lim.MaxValues, issues: c}
 }
 
 // parse reads exactly one top-level JSON value. It returns nil after a
@@ -170,7 +179,7 @@ func (p *parser) skipSpace() {
 
 func (p *parser) newNode(k kind, off int) *node {
 	if len(p.nodes) == 0 {
-		p.nodes = make([]node, slabNodes)
+		p.nodes = p.nodeSlab()
 	}
 	n := &p.nodes[0]
 	p.nodes = p.nodes[1:]
@@ -178,7 +187,20 @@ func (p *parser) newNode(k kind, off int) *node {
 	return n
 }
 
+// count counts one more value in the tree; false (reported) past MaxValues.
+func (p *parser) count() bool {
+	p.values++
+	if p.values > p.maxValues {
+		p.fail(p.pos, codeTooCostly, "more than "+strconv.Itoa(p.maxValues)+" JSON values in one resource (Limits.MaxValues); split it or raise the limit")
+		return false
+	}
+	return true
+}
+
 func (p *parser) value() *node {
+	if !p.count() {
+		return nil
+	}
 	if p.pos >= len(p.src) {
 		p.syntax("unexpected end of input; a value was expected")
 		return nil
@@ -288,7 +310,7 @@ func (p *parser) member() (member, bool) {
 	p.pos++
 	p.skipSpace()
 	p.path.pushKey(key)
-	v := p.value()
+	v := p.memberValue(key)
 	p.path.pop()
 	if v == nil {
 		return member{}, false
@@ -297,6 +319,26 @@ func (p *parser) member() (member, bool) {
 		p.root = v.str
 	}
 	return member{key: key, off: off, val: v}, true
+}
+
+// memberValue reads the value of property key: a value, or, for the top-level
+// "entry" array when streaming, an array node whose items went to the stream.
+func (p *parser) memberValue(key string) *node {
+	if p.stream == nil || p.depth != 1 || key != "entry" {
+		return p.value()
+	}
+	each, first := p.stream.sink()
+	if each == nil || p.pos >= len(p.src) || p.src[p.pos] != '[' {
+		return p.value()
+	}
+	if !p.count() {
+		return nil
+	}
+	n := p.arrayOf(each)
+	if first {
+		p.stream.array = n
+	}
+	return n
 }
 
 // isDuplicate reports whether key is already among the object's members
@@ -330,7 +372,7 @@ func (p *parser) takeMembers(base int) []member {
 		return nil
 	}
 	if len(p.members) < n {
-		p.members = make([]member, max(n, slabMembers))
+		p.members = p.memberSlab(n)
 	}
 	out := p.members[:n:n]
 	p.members = p.members[n:]
@@ -346,7 +388,7 @@ func (p *parser) takeItems(base int) []*node {
 		return nil
 	}
 	if len(p.items) < n {
-		p.items = make([]*node, max(n, slabMembers))
+		p.items = p.itemSlab(n)
 	}
 	out := p.items[:n:n]
 	p.items = p.items[n:]
@@ -356,7 +398,12 @@ func (p *parser) takeItems(base int) []*node {
 	return out
 }
 
-func (p *parser) array() *node {
+func (p *parser) array() *node { return p.arrayOf(nil) }
+
+// arrayOf reads an array. With each set, every item is handed to each as soon as
+// it is read and then dropped: the node keeps no items and the item's values
+// no longer count against MaxValues.
+func (p *parser) arrayOf(each func(i int, v *node)) *node {
 	n := p.newNode(kindArray, p.pos)
 	if !p.enter() {
 		return nil
@@ -368,13 +415,23 @@ func (p *parser) array() *node {
 		if i == 0 && p.pos < len(p.src) && p.src[p.pos] == ']' {
 			break
 		}
+		held := p.values
+		if each != nil {
+			p.entries.begin(p)
+		}
 		p.path.pushIndex(i)
 		v := p.value()
 		p.path.pop()
 		if v == nil {
 			return nil
 		}
-		p.iscr = append(p.iscr, v)
+		if each != nil {
+			each(i, v)
+			p.values = held
+			p.entries.end(p)
+		} else {
+			p.iscr = append(p.iscr, v)
+		}
 		p.skipSpace()
 		if p.pos < len(p.src) && p.src[p.pos] == ',' {
 			p.pos++

@@ -9,6 +9,7 @@ type walker struct {
 	path   path
 	issues *collector
 	scopes []*scope
+	stream *bundleStream // the top-level Bundle's entries, validated as they were read; or nil
 }
 
 // scope is one containing resource: the ids of its contained resources and
@@ -63,7 +64,11 @@ func (w *walker) resource(n *node, contained, top bool) {
 		w.object(n, d)
 		return
 	}
-	w.scopes = append(w.scopes, &scope{contained: map[string]bool{}})
+	sc := &scope{contained: map[string]bool{}}
+	if top && w.stream != nil && w.stream.scope != nil {
+		sc = w.stream.scope // holds the references made in the streamed entries
+	}
+	w.scopes = append(w.scopes, sc)
 	w.object(n, d)
 	w.resolveLocal(w.scopes[len(w.scopes)-1])
 	w.scopes = w.scopes[:len(w.scopes)-1]
@@ -125,6 +130,8 @@ func (w *walker) member(parent *node, m *member, p *prop) {
 	v := m.val
 	contained := m.key == "contained"
 	switch {
+	case w.stream != nil && w.stream.array != nil && v == w.stream.array:
+		w.stream.finish(w, parent)
 	case p.array && v.kind != kindArray:
 		w.report(v.off, codeStructure, "must be an array, not "+v.kind.String())
 	case p.array && len(v.items) == 0:
