@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/ipfs/go-cid"
 
@@ -93,21 +94,68 @@ func (k *KeyFile) Unwrap(key *crypto.WrapKey) (*crypto.DEK, crypto.RecordID, err
 	return dek, id, err
 }
 
-// Write writes the key file to path, mode 0600, refusing to overwrite.
-func (k *KeyFile) Write(path string) error {
+// Syncer makes what was written to f (a file, or a directory's entries) durable:
+// (*os.File).Sync, or a test's recorder or fault.
+type Syncer func(f *os.File) error
+
+// Write writes the key file to path, mode 0600, refusing to overwrite, and makes
+// it durable before it returns (WriteSynced with (*os.File).Sync).
+func (k *KeyFile) Write(path string) error { return k.WriteSynced(path, (*os.File).Sync) }
+
+// WriteSynced writes the key file to a temporary file beside path, syncs it, links
+// it into place (refusing to overwrite) and syncs the directory, so that once it
+// returns nil the key survives a crash or power loss; after a crash before that,
+// path is absent or whole. On error path does not exist (it is removed if it was
+// linked but its directory could not be synced).
+func (k *KeyFile) WriteSynced(path string, sync Syncer) error {
 	b, err := json.MarshalIndent(k, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir := filepath.Dir(path)
+	if err := writeTemp(dir, append(b, '\n'), sync, func(tmp string) error { return os.Link(tmp, path) }); err != nil {
+		return fmt.Errorf("record: key file: %w", err)
+	}
+	if err := syncDir(dir, sync); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("record: key file: %w", err)
+	}
+	return nil
+}
+
+// writeTemp writes b to a new file in dir (mode 0600), syncs it and hands its name
+// to place; the temporary name is removed in any case.
+func writeTemp(dir string, b []byte, sync Syncer, place func(tmp string) error) error {
+	f, err := os.CreateTemp(dir, ".key-*")
 	if err != nil {
-		return fmt.Errorf("record: key file: %w", err)
+		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return fmt.Errorf("record: key file: %w", err)
+		return err
 	}
-	return f.Close()
+	if err := sync(f); err != nil {
+		f.Close()
+		return fmt.Errorf("sync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return place(f.Name())
+}
+
+// syncDir makes dir's entries durable.
+func syncDir(dir string, sync Syncer) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := sync(d); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // ReadKeyFile reads a key file written by Write.
