@@ -27,7 +27,7 @@
 // # Invariants
 //
 // Validation never changes the input: Resource.Raw is a copy of the bytes
-// given, byte for byte, so signatures and hashes cover what was checked,
+// given (for ReadBundle, the bytes read), byte for byte, so signatures and hashes cover what was checked,
 // never a re-marshalled form. No input makes the package panic, and the
 // verdict depends on the bytes alone (no clock, no network, no terminology
 // server: codes are checked only where the schema lists them).
@@ -36,6 +36,16 @@
 // (about 70 ms, once per process), read-only afterwards, safe for
 // concurrent use. A 1.5 MB Synthea bundle parses and validates in about
 // 10 ms.
+//
+// # Memory
+//
+// The input is held once (ReadBundle reads it into one buffer, of the size
+// the reader announces when it can); parse-tree strings are slices of it. A
+// Bundle's entries are validated one at a time as they are parsed, each in
+// memory reused for the next, so validation needs about one entry's tree
+// beyond the input, not five times the input; Limits.MaxValues bounds the
+// tree of any one resource (or entry). Streaming never changes a verdict: a
+// test and a fuzz target hold it to the whole-tree parse.
 //
 // The package does not convert resources into Go structs: callers read the
 // few fields they need (Bundle.Entries, PatientID, ResourceTypes) and build
