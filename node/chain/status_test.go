@@ -36,11 +36,13 @@ func TestStoreFailureIsAFault(t *testing.T) {
 	}
 	errDisk := errors.New("no space left on device")
 	chain.InjectStoreFaults(chain.AppOf(bad), nil, errDisk)
+	injected := time.Now()
 	select {
 	case <-bad.Faulted():
 	case <-ctx.Done():
 		t.Fatal("no fault within a minute of the store failing")
 	}
+	t.Logf("fault reported %s after the store began to fail", time.Since(injected).Round(time.Millisecond))
 	if err := bad.Fault(); !errors.Is(err, errDisk) {
 		t.Fatalf("Fault = %v, want the store's error", err)
 	}
