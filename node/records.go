@@ -29,11 +29,27 @@ type Ingested struct {
 	Classes []string // resource types in the Bundle (data classes)
 }
 
+// maxBundleBytes is the largest Bundle an ingest takes (fhir.Limits.MaxBytes), and
+// what an ingest whose size is not announced counts against IngestGate's bytes.
+const maxBundleBytes = 64 << 20
+
 // Ingest validates a FHIR Bundle, seals it under a fresh DEK into the home's block
 // store (pinned), and wraps the DEK for the recipient (this hospital if nil). Invalid
-// input is rejected before anything is written.
+// input is rejected before anything is written. It runs through the home's
+// IngestGate (from its [ingest] config), so it may wait for room and then fail with
+// ErrIngestBusy, having read nothing.
+//
+// When it returns, the custodian's own copy of the DEK is durable on disk (synced
+// with its directory), so the record may be registered on the chain; on any error
+// nothing is kept: no key file, no pin.
 func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress) (*Ingested, error) {
-	b, err := fhir.ReadBundle(bundle, fhir.Limits{})
+	return gateFor(h).Ingest(ctx, h, store, bundle, to, progress)
+}
+
+// ingest is Ingest once the gate has let it in; the gate's sync makes the DEK file
+// durable.
+func ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress, sync record.Syncer) (*Ingested, error) {
+	b, err := fhir.ReadBundle(bundle, fhir.Limits{MaxBytes: maxBundleBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -42,22 +58,35 @@ func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.R
 	if err != nil {
 		return nil, err
 	}
-	// The custodian always keeps its own copy, wrapped to itself (custody grant "").
-	custody, err := record.NewKeyFile(sealed, dek, h.ChainID(), "", h.Keys.Wrap.Public())
+	patient, _ := b.PatientID()
+	in := &Ingested{Sealed: sealed, Patient: patient, Classes: b.ResourceTypes()}
+	if in.Key, err = custody(h, sealed, dek, to, sync); err != nil {
+		if uerr := store.Unpin(context.WithoutCancel(ctx), sealed.CID); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, err
+	}
+	return in, nil
+}
+
+// custody writes the custodian's own copy of dek, wrapped to itself (custody grant
+// ""), durably; and returns the key file for to (that copy when to is nil). On error
+// no key file is left.
+func custody(h *home.Home, sealed record.Sealed, dek *crypto.DEK, to crypto.WrapPublicKey, sync record.Syncer) (*record.KeyFile, error) {
+	own, err := record.NewKeyFile(sealed, dek, h.ChainID(), "", h.Keys.Wrap.Public())
 	if err != nil {
 		return nil, err
 	}
-	if err := custody.Write(CustodyKeyPath(h, sealed.ID)); err != nil {
-		return nil, err
-	}
-	kf := custody
+	kf := own
 	if to != nil {
 		if kf, err = record.NewKeyFile(sealed, dek, h.ChainID(), "", to); err != nil {
 			return nil, err
 		}
 	}
-	patient, _ := b.PatientID()
-	return &Ingested{Sealed: sealed, Key: kf, Patient: patient, Classes: b.ResourceTypes()}, nil
+	if err := own.WriteSynced(CustodyKeyPath(h, sealed.ID), sync); err != nil {
+		return nil, err
+	}
+	return kf, nil
 }
 
 // CustodyKeyPath is where a custodian keeps a record's DEK, wrapped to itself.

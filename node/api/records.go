@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,12 +29,32 @@ func (s *server) ingest(w http.ResponseWriter, r *http.Request) error {
 		return &http.MaxBytesError{Limit: s.maxBody}
 	}
 	s.allowUpload(w, r) // a large body from a known client: until the ingest's deadline
-	rec, err := s.b.Ingest(r.Context(), patient, http.MaxBytesReader(w, r.Body, s.maxBody))
+	rec, err := s.b.Ingest(r.Context(), patient, bodyOf(w, r, s.maxBody))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/records/"+string(rec.ID))
 	return writeResource(w, http.StatusCreated, documentReferenceOf(*rec))
+}
+
+// announcedBody is a request body with the length its Content-Length announced:
+// Backend.Ingest reads it into one buffer of that size and counts it at that size
+// against its ingest cap.
+type announcedBody struct {
+	io.Reader
+	size int64
+}
+
+// Size is the announced length.
+func (b announcedBody) Size() int64 { return b.size }
+
+// bodyOf is r's body, at most limit bytes, with its announced size if it has one.
+func bodyOf(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength <= 0 {
+		return body
+	}
+	return announcedBody{body, r.ContentLength}
 }
 
 // searchRecords is GET /fhir/DocumentReference?patient=ID: the patient's records as

@@ -46,13 +46,42 @@ const DefaultChainID = "medledger-local"
 
 // Config is config.toml.
 type Config struct {
-	Name        string      `toml:"name" comment:"this hospital's display name (no PHI)"`
-	ID          string      `toml:"hospital_id" comment:"this hospital's ID in the chain's registry (default: from name)"`
-	ChainID     string      `toml:"chain_id" comment:"the consent chain this node belongs to"`
-	ListenAddrs []string    `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
-	Chain       ChainConfig `toml:"chain"`
-	API         APIConfig   `toml:"api"`
-	LogLevel    string      `toml:"log_level" comment:"debug, info, warn or error (default info)"`
+	Name        string       `toml:"name" comment:"this hospital's display name (no PHI)"`
+	ID          string       `toml:"hospital_id" comment:"this hospital's ID in the chain's registry (default: from name)"`
+	ChainID     string       `toml:"chain_id" comment:"the consent chain this node belongs to"`
+	ListenAddrs []string     `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
+	Chain       ChainConfig  `toml:"chain"`
+	API         APIConfig    `toml:"api"`
+	Ingest      IngestConfig `toml:"ingest"`
+	LogLevel    string       `toml:"log_level" comment:"debug, info, warn or error (default info)"`
+}
+
+// IngestConfig is the [ingest] section: how much ingest work the node takes on at
+// once (node.IngestGate). An ingest holds its Bundle in memory while it validates
+// and seals it; zero values take the defaults.
+type IngestConfig struct {
+	MaxConcurrent int    `toml:"max_concurrent" comment:"ingests validated and sealed at once (default 4)"`
+	MaxBytes      int64  `toml:"max_bytes" comment:"bytes of Bundles held by ingests at once, each counted at its Content-Length or else at the 64 MiB Bundle limit (default 268435456, 256 MiB; memory is about 2-3 times this)"`
+	MaxWait       string `toml:"max_wait" comment:"how long an ingest waits for room before it is refused with 503 and Retry-After (Go duration, default 10s)"`
+}
+
+// validate rejects negative bounds and a malformed wait.
+func (c *IngestConfig) validate() error {
+	if c.MaxConcurrent < 0 || c.MaxBytes < 0 {
+		return fmt.Errorf("config: ingest.max_concurrent and ingest.max_bytes must not be negative (0: the default)")
+	}
+	if c.MaxWait != "" {
+		if d, err := time.ParseDuration(c.MaxWait); err != nil || d < 0 {
+			return fmt.Errorf("config: ingest.max_wait %q: use a Go duration such as 10s (empty: the default)", c.MaxWait)
+		}
+	}
+	return nil
+}
+
+// Wait is the parsed ingest.max_wait (0 if unset). Validate has checked it.
+func (c *IngestConfig) Wait() time.Duration {
+	d, _ := time.ParseDuration(c.MaxWait)
+	return d
 }
 
 // ChainConfig is the [chain] section: the node's CometBFT validator.
@@ -181,6 +210,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.API.validate(); err != nil {
+		return err
+	}
+	if err := c.Ingest.validate(); err != nil {
 		return err
 	}
 	for _, t := range c.API.Tokens {
