@@ -171,7 +171,17 @@ func GetDecision(r Reader, id GrantID) (*Decision, error) {
 	return &d, nil
 }
 
-// receipt records that a custodian released the key for a granted, unexpired grant.
+// MaxReleases bounds the key releases one custodian may record for one grant. A
+// requester may ask again (a lost answer, a dropped connection), and each answer is a
+// key that leaves and so is logged; the bound keeps a grant from growing the log
+// without end.
+const MaxReleases = 8
+
+// receipt records a custodian's key release for a grant before the key leaves it
+// (the custodian answers only once it has committed this tx). It is accepted only
+// while the release check holds at this block's time: the grant is granted and
+// unexpired, its consent not revoked, the record not erased. A revocation committed
+// before it therefore wins on every custodian, however far behind it was.
 func (a *action) receipt(r Receipt) ([]Event, error) {
 	h, err := a.requester(r.Custodian)
 	if err != nil {
@@ -181,24 +191,22 @@ func (a *action) receipt(r Receipt) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !d.Granted {
-		return nil, reject(CodeNotGranted, "grant %s was denied (%s)", d.ID, d.Reason)
-	}
-	rec, err := getRecord(a.st, d.Record)
+	d, rec, err := CheckRelease(a.st, r.Grant, d.Requester, a.block.Time.Unix())
 	if err != nil {
 		return nil, err
 	}
 	if !slices.Contains(rec.Custodians, h.ID) {
 		return nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", h.ID, rec.ID)
 	}
-	k := keyReceipt + string(d.ID) + "/" + string(h.ID)
-	if b, err := a.st.Get([]byte(k)); err != nil || b != nil {
-		if err != nil {
-			return nil, err
-		}
-		return nil, reject(CodeDuplicate, "receipt for grant %s by %s already recorded", d.ID, h.ID)
+	prefix := keyReceipt + string(d.ID) + "/" + string(h.ID) + "/"
+	n := 0
+	if err := scan(a.st, prefix, func(string, []byte) (bool, error) { n++; return n < MaxReleases, nil }); err != nil {
+		return nil, err
 	}
-	if err := setValue(a.st, k, ReceiptEntry{Grant: d.ID, Custodian: h.ID, Height: a.block.Height}); err != nil {
+	if n >= MaxReleases {
+		return nil, reject(CodeDuplicate, "grant %s was released %d times by %s, the most a grant allows", d.ID, n, h.ID)
+	}
+	if err := setValue(a.st, prefix+string(a.id), ReceiptEntry{Grant: d.ID, Custodian: h.ID, Height: a.block.Height}); err != nil {
 		return nil, err
 	}
 	if err := a.audit(AuditEvent{Kind: AuditKeyReleased, Patient: d.Patient, Record: d.Record, Hospital: h.ID,

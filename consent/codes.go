@@ -23,6 +23,10 @@ const (
 	CodeNotGranted      Code = 14 // a receipt for a denial or an expired grant
 	CodeUnknownQuery    Code = 20 // query path unknown
 	CodeNotFound        Code = 21 // query found nothing
+	// CodeNotCurrent is not a chain's answer but a custodian's: it cannot show that its
+	// state is current (catching up, stalled, its receipt not committed in time), so it
+	// releases nothing. The requester retries later or at another custodian.
+	CodeNotCurrent Code = 22
 )
 
 var codeNames = map[Code]string{
@@ -32,6 +36,7 @@ var codeNames = map[Code]string{
 	CodeUnknownConsent: "unknown-consent", CodeUnknownGrant: "unknown-grant",
 	CodeInvalid: "invalid", CodeDuplicate: "duplicate", CodeErased: "erased",
 	CodeNotGranted: "not-granted", CodeUnknownQuery: "unknown-query", CodeNotFound: "not-found",
+	CodeNotCurrent: "not-current",
 }
 
 func (c Code) String() string {

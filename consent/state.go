@@ -39,7 +39,7 @@ const (
 	keyUnreviewed = "eu/"      // eu/<^height>/<grant>: emergencies awaiting review, newest first
 	keyReviewed   = "er/"      // er/<^height>/<grant>: reviewed emergencies, newest first
 	keyReview     = "rv/"      // rv/<grant> -> ReviewEntry
-	keyReceipt    = "k/"       // k/<grant>/<custodian>
+	keyReceipt    = "k/"       // k/<grant>/<custodian>/<tx>: one per key release
 	keyNonce      = "n/"       // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
@@ -58,7 +58,8 @@ const (
 // (EndBlock halts the node) instead of misreading it. Layout 2: nonces under their
 // expiry, no leaf hashes in the access log's nodes, no decision indexes by patient or
 // hospital (the log's indexes answer); layout 1 (no m/layout key) was before that.
-const stateLayout = 2
+// Layout 3: a receipt per key release (k/<grant>/<custodian>/<tx>), not per custodian.
+const stateLayout = 3
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
 

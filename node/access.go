@@ -81,6 +81,9 @@ func (n *Node) Emergency(ctx context.Context, rec consent.RecordID, reason strin
 
 func (n *Node) access(ctx context.Context, body consent.Body) (*api.Access, error) {
 	start := time.Now()
+	if err := n.servingErr(); err != nil {
+		return nil, err
+	}
 	committed, _, err := n.submit(ctx, body)
 	if err != nil {
 		return nil, err
@@ -111,6 +114,9 @@ func (n *Node) access(ctx context.Context, body consent.Body) (*api.Access, erro
 // Fetch obtains the plaintext of a committed grant: the key from a custodian, the
 // ciphertext over bitswap (or from this node's store).
 func (n *Node) Fetch(ctx context.Context, grant consent.GrantID) ([]byte, error) {
+	if err := n.servingErr(); err != nil {
+		return nil, err
+	}
 	var d consent.Decision
 	if _, err := n.query("/grant/"+string(grant), nil, &d); err != nil {
 		return nil, err
@@ -151,46 +157,39 @@ func (n *Node) fetch(ctx context.Context, d consent.Decision) ([]byte, error) {
 	return io.ReadAll(plain)
 }
 
+// servingErr is Serving's refusal as the API's 503: a node that is behind, stalled or
+// failed reads no record for anyone.
+func (n *Node) servingErr() error {
+	if err := n.Serving(); err != nil {
+		return &api.Unavailable{Reason: "node-unavailable", Detail: err.Error(), RetryAfter: 5 * time.Second}
+	}
+	return nil
+}
+
 // obtainKey gets the record's DEK for grant d from its custodians: this node's own
 // custody copy when it is one (after the same checks), otherwise over the key-release
-// protocol, trying custodians in turn. If every custodian refuses, the access is
-// *api.Denied with the first refusal.
+// protocol, trying custodians in turn. A custodian that refuses on the chain's word
+// makes the access *api.Denied (the first such refusal); if none refused but none
+// could answer either (not current, unreachable), it is *api.Unavailable: retry.
 func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Record, recID crypto.RecordID) (*crypto.DEK, error) {
 	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(d.ID)}
 	var firstRefusal *api.Denied
 	var errs []error
 	for _, c := range rec.Custodians {
-		var resp *p2p.ReleaseResponse
-		if c == n.id {
-			r := n.release(ctx, n.id, d.ID, 0)
-			resp = &r
-		} else {
-			h, ok := n.hospital(c)
-			if !ok {
-				errs = append(errs, fmt.Errorf("custodian %s is not registered", c))
-				continue
-			}
-			p, err := p2p.PeerID(ed25519.PublicKey(h.Node))
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := n.connect(ctx, h); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if resp, err = n.host.RequestKey(ctx, p, p2p.ReleaseRequest{Grant: string(d.ID), Height: int64(d.Height)}); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if resp.Code != 0 {
+		resp, err := n.askCustodian(ctx, c, d)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("custodian %s: %w", c, err))
+			continue
+		case consent.Code(resp.Code) == consent.CodeNotCurrent:
+			errs = append(errs, fmt.Errorf("custodian %s: %s", c, resp.Reason))
+			continue
+		case resp.Code != 0:
 			if firstRefusal == nil {
 				firstRefusal = &api.Denied{Record: d.Record, Grant: d.ID, Reason: consent.Code(resp.Code).String(), Detail: resp.Reason}
 			}
 			continue
-		}
-		if resp.Record != string(rec.ID) {
+		case resp.Record != string(rec.ID):
 			errs = append(errs, fmt.Errorf("custodian %s answered for record %q", c, resp.Record))
 			continue
 		}
@@ -204,7 +203,44 @@ func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Re
 	if firstRefusal != nil {
 		return nil, firstRefusal
 	}
-	return nil, fmt.Errorf("node: no custodian of record %s released its key: %w", rec.ID, errors.Join(errs...))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	n.log.Warn("no custodian released a key", "grant", d.ID, "record", rec.ID, "err", errors.Join(errs...))
+	return nil, &api.Unavailable{Reason: consent.CodeNotCurrent.String(), RetryAfter: 2 * time.Second,
+		Detail: fmt.Sprintf("no custodian of record %s could release its key now: %v", rec.ID, errors.Join(errs...))}
+}
+
+// askCustodian asks custodian c for grant d's key: itself directly, another over the
+// key-release protocol. A failed exchange is tried once more on a fresh connection
+// (a custodian that restarted leaves a stale QUIC connection that fails at once).
+func (n *Node) askCustodian(ctx context.Context, c consent.HospitalID, d consent.Decision) (*p2p.ReleaseResponse, error) {
+	if c == n.id {
+		r := n.release(ctx, n.id, d.ID, int64(d.Height))
+		return &r, nil
+	}
+	h, ok := n.hospital(c)
+	if !ok {
+		return nil, errors.New("not registered")
+	}
+	p, err := p2p.PeerID(ed25519.PublicKey(h.Node))
+	if err != nil {
+		return nil, err
+	}
+	req := p2p.ReleaseRequest{Grant: string(d.ID), Height: int64(d.Height)}
+	var resp *p2p.ReleaseResponse
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt > 0 {
+			n.host.Disconnect(p)
+		}
+		if err = n.connect(ctx, h); err != nil {
+			continue
+		}
+		if resp, err = n.host.RequestKey(ctx, p, req); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	return resp, err
 }
 
 // Release answers a key-release request from a peer (p2p.Custodian): the peer must be
@@ -236,11 +272,15 @@ func (n *Node) Release(ctx context.Context, from peer.ID, req p2p.ReleaseRequest
 // a requester names (one or two blocks on a healthy network).
 const maxHeightWait = 2 * time.Second
 
+// receiptWait bounds how long a custodian waits for its release receipt to commit
+// before it refuses as not current.
+const receiptWait = 5 * time.Second
+
 // waitHeight waits until this node has committed height h, ctx ends, or
-// maxHeightWait passes; the check that follows decides either way.
-func (n *Node) waitHeight(ctx context.Context, h int64) {
+// maxHeightWait passes; it reports whether the node reached h.
+func (n *Node) waitHeight(ctx context.Context, h int64) bool {
 	if n.chain.Height() >= h {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxHeightWait)
 	defer cancel()
@@ -249,18 +289,26 @@ func (n *Node) waitHeight(ctx context.Context, h int64) {
 	for n.chain.Height() < h {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
 		}
 	}
+	return true
 }
 
-func refusal(code consent.Code, log string) p2p.ReleaseResponse {
-	return p2p.ReleaseResponse{Code: uint32(code), Reason: log}
+func refusal(code consent.Code, format string, args ...any) p2p.ReleaseResponse {
+	return p2p.ReleaseResponse{Code: uint32(code), Reason: fmt.Sprintf(format, args...)}
 }
 
+// release decides a key release for requester and grant, receipt first: after its
+// own checks against committed state, the custodian commits a receipt tx, which the
+// chain accepts only while the grant still holds at that block (see consent's
+// receipt), and answers the key only once this node has itself committed that block.
+// So the key cannot leave ahead of the chain — a revocation committed before the
+// receipt wins however stale this node was — and every release is in the access log
+// before the key leaves. A node that cannot get its receipt committed in time (behind,
+// stalled, no quorum) refuses as not current.
 func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant consent.GrantID, height int64) (resp p2p.ReleaseResponse) {
-	n.waitHeight(ctx, height)
 	defer func() {
 		outcome := "released"
 		if resp.Code != 0 {
@@ -269,61 +317,76 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 		}
 		n.metrics.releases.WithLabelValues(outcome).Inc()
 	}()
-	var rel consent.Release
-	_, err := n.query("/release/"+string(grant)+"/"+string(requester), []byte(strconv.FormatInt(time.Now().Unix(), 10)), &rel)
-	var rej *consent.Rejection
-	switch {
-	case errors.As(err, &rej):
-		return refusal(rej.Code, rej.Log)
-	case errors.Is(err, api.ErrNotFound):
-		return refusal(consent.CodeUnknownGrant, "no such grant")
-	case err != nil:
+	if err := n.Serving(); err != nil {
+		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
+	}
+	if !n.waitHeight(ctx, height) {
+		return refusal(consent.CodeNotCurrent, "this custodian's chain is at height %d, behind the grant's %d; try again", n.chain.Height(), height)
+	}
+	if n.chain.CatchingUp() {
+		return refusal(consent.CodeNotCurrent, "this custodian is catching up with the chain; try again")
+	}
+	rel, dek, err := n.checkRelease(requester, grant)
+	if err != nil {
+		var rej *consent.Rejection
+		if errors.As(err, &rej) {
+			return refusal(rej.Code, "%s", rej.Log)
+		}
 		n.log.Error("release check failed", "grant", grant, "err", err)
-		return refusal(consent.CodeUnknownGrant, "the custodian could not read its chain state")
+		return refusal(consent.CodeNotCurrent, "the custodian could not read its chain state; try again")
 	}
-	if !slices.Contains(rel.Record.Custodians, n.id) {
-		return refusal(consent.CodeUnauthorized, "this hospital is not a custodian of the record")
-	}
-	h, ok := n.hospital(requester)
-	if !ok {
-		return refusal(consent.CodeUnknownHospital, "requester is not registered")
-	}
-	recID, err := crypto.ParseRecordID(string(rel.Record.ID))
-	if err != nil {
-		return refusal(consent.CodeInvalid, "record ID")
-	}
-	dek, err := CustodyDEK(n.home, recID)
-	if err != nil {
-		n.log.Warn("custody key unavailable", "record", rel.Record.ID, "err", err)
-		return refusal(consent.CodeUnknownRecord, "this custodian does not hold the record's key")
-	}
+	h, _ := n.hospital(requester)
+	recID, _ := crypto.ParseRecordID(string(rel.Record.ID))
 	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
 	if err != nil {
 		n.log.Error("wrap failed", "grant", grant, "err", err)
 		return refusal(consent.CodeInvalid, "the custodian could not wrap the key")
 	}
-	n.submitReceipt(grant)
-	n.log.Info("key released", "grant", grant, "requester", requester, "record", rel.Record.ID)
+	rctx, cancel := context.WithTimeout(ctx, receiptWait)
+	defer cancel()
+	committed, _, err := n.submit(rctx, consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{Custodian: n.id, Grant: grant}})
+	if err != nil {
+		var rej *consent.Rejection
+		if errors.As(err, &rej) && rej.Code != consent.CodeReplay {
+			return refusal(rej.Code, "%s", rej.Log)
+		}
+		n.log.Warn("key-release receipt not committed; nothing released", "grant", grant, "err", err)
+		return refusal(consent.CodeNotCurrent, "the release could not be recorded on the chain in time; nothing was released; try again")
+	}
+	if err := n.Serving(); err != nil { // it failed while the receipt committed
+		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
+	}
+	n.log.Info("key released", "grant", grant, "requester", requester, "record", rel.Record.ID, "receipt_height", committed.Height)
 	return p2p.ReleaseResponse{Record: string(rel.Record.ID), Wrapped: wrapped}
 }
 
-// submitReceipt records the release on the chain, in the background: the requester
-// need not wait a block for it.
-func (n *Node) submitReceipt(grant consent.GrantID) {
-	n.mu.RLock()
-	if n.closed {
-		n.mu.RUnlock()
-		return
+// checkRelease is the custodian's own check before it commits a receipt: the chain's
+// release check on this node's committed state (with the wall clock: the receipt's
+// block time decides in the end), this hospital a custodian holding the key, the
+// requester registered. A refusal is a *consent.Rejection.
+func (n *Node) checkRelease(requester consent.HospitalID, grant consent.GrantID) (*consent.Release, *crypto.DEK, error) {
+	var rel consent.Release
+	_, err := n.query("/release/"+string(grant)+"/"+string(requester), []byte(strconv.FormatInt(time.Now().Unix(), 10)), &rel)
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such grant"}
+	case err != nil:
+		return nil, nil, err
 	}
-	n.wg.Add(1)
-	n.mu.RUnlock()
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
-		defer cancel()
-		_, _, err := n.submit(ctx, consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{Custodian: n.id, Grant: grant}})
-		if err != nil && n.ctx.Err() == nil {
-			n.log.Warn("key-release receipt not committed", "grant", grant, "err", err)
-		}
-	}()
+	if !slices.Contains(rel.Record.Custodians, n.id) {
+		return nil, nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
+	}
+	if _, ok := n.hospital(requester); !ok {
+		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
+	}
+	recID, err := crypto.ParseRecordID(string(rel.Record.ID))
+	if err != nil {
+		return nil, nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
+	}
+	dek, err := CustodyDEK(n.home, recID)
+	if err != nil {
+		n.log.Warn("custody key unavailable", "record", rel.Record.ID, "err", err)
+		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
+	}
+	return &rel, dek, nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// APIListener, if set, serves the API instead of listening on the home's
 	// api.listen (tests and the demo pass a listener on 127.0.0.1:0).
 	APIListener net.Listener
+	// WrapMachine, if set, wraps the consent state machine the chain runs: fault tests
+	// stall or fail it. Nil runs it as it is.
+	WrapMachine func(chain.StateMachine) chain.StateMachine
 }
 
 // Node is a hospital's node: the consent chain's validator, the libp2p host with
@@ -119,6 +122,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.host, err = p2p.New(n.ctx, p2p.Config{NodeKey: nodeKey, ListenAddrs: h.Config.ListenAddrs, Members: n.members, Store: n.store}); err != nil {
 		return nil, err
 	}
+	var machine chain.StateMachine = NewConsentMachine()
+	if cfg.WrapMachine != nil {
+		machine = cfg.WrapMachine(machine)
+	}
 	// The validator signs with the node key: one identity per hospital node for
 	// CometBFT p2p, votes and libp2p (each signs its own domain-separated messages).
 	n.chain, err = chain.NewNode(chain.Config{
@@ -130,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		P2PListen:          h.Config.Chain.P2PListen,
 		RPCListen:          h.Config.Chain.RPCListen,
 		PersistentPeers:    h.Config.Chain.PersistentPeers,
-		Machine:            NewConsentMachine(),
+		Machine:            machine,
 		EmptyBlockInterval: h.Config.EmptyBlockInterval(),
 		Logger:             log.With("component", "chain"),
 		CometLogLevel:      slog.LevelError,
@@ -455,9 +462,13 @@ func (n *Node) submitTx(ctx context.Context, tx []byte) (*api.Committed, []chain
 		}
 		check, height, deliver, err = n.chain.SubmitTx(ctx, tx)
 	}
+	var stalled *chain.NoProgress
 	switch {
 	case err != nil && strings.Contains(err.Error(), "tx already exists in cache"):
 		return nil, nil, &consent.Rejection{Code: consent.CodeReplay, Log: "this exact tx was already submitted"}
+	case errors.As(err, &stalled):
+		return nil, nil, &api.Unavailable{Reason: "no-progress", RetryAfter: 10 * time.Second,
+			Detail: fmt.Sprintf("%v; GET /tx/%X tells whether it did", stalled, stalled.Hash)}
 	case err != nil:
 		return nil, nil, err
 	case check.Code != 0:
@@ -474,8 +485,14 @@ func laggingRefusal(c consent.Code) bool {
 	return c == consent.CodeUnknownRecord || c == consent.CodeUnknownConsent || c == consent.CodeUnknownGrant
 }
 
-// waitNextHeight waits until this node commits a height above the current one.
+// maxLagWait bounds waitNextHeight: on an idle chain no next height may come.
+const maxLagWait = 3 * time.Second
+
+// waitNextHeight waits until this node commits a height above the current one, within
+// maxLagWait.
 func (n *Node) waitNextHeight(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, maxLagWait)
+	defer cancel()
 	h := n.chain.Height()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

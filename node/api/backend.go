@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/medledger/medledger/consent"
 )
@@ -127,6 +128,20 @@ func (d *Denied) Error() string {
 		return fmt.Sprintf("access to record %s denied: %s", d.Record, d.Reason)
 	}
 	return fmt.Sprintf("access to record %s denied: %s (%s)", d.Record, d.Reason, d.Detail)
+}
+
+// Unavailable is a request this node cannot serve now but that may succeed if
+// retried after RetryAfter: no custodian could show its chain state is current, the
+// chain is not making progress, a custodian could not be reached. The API answers
+// 503 with Retry-After.
+type Unavailable struct {
+	Reason     string // a code clients can branch on, e.g. "not-current"
+	Detail     string // one line, no PHI
+	RetryAfter time.Duration
+}
+
+func (u *Unavailable) Error() string {
+	return fmt.Sprintf("unavailable: %s (%s); try again in %s", u.Reason, u.Detail, u.RetryAfter)
 }
 
 // ErrNotFound is a missing record, patient or consent.

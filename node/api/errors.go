@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/fhir"
@@ -78,6 +79,7 @@ func problemOf(err error) *problem {
 		mbe *http.MaxBytesError
 		ve  *fhir.ValidationError
 		d   *Denied
+		u   *Unavailable
 		rej *consent.Rejection
 	)
 	switch {
@@ -104,6 +106,10 @@ func problemOf(err error) *problem {
 			msg += "; decision " + string(d.Grant) + " on the chain"
 		}
 		return &problem{status: http.StatusForbidden, issue: issue("forbidden", "", msg), details: d.Reason}
+	case errors.As(err, &u):
+		secs := max(1, int(u.RetryAfter.Round(time.Second)/time.Second))
+		return &problem{status: http.StatusServiceUnavailable, issue: issue("transient", "", u.Error()), details: u.Reason,
+			header: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
 	case errors.As(err, &rej):
 		ans, ok := rejections[rej.Code]
 		if !ok {

@@ -29,16 +29,26 @@ type Net struct {
 	Homes []*home.Home
 	Nodes []*node.Node // nil while stopped
 	Logs  *SyncBuffer  // every node's JSON logs
+	// Configure, if set, adjusts hospital i's node.Config before each start (fault
+	// hooks).
+	Configure func(i int, c *node.Config)
 }
 
 // Start creates n hospitals' homes and starts them; they stop with the test.
 func Start(t testing.TB, n int) *Net {
 	t.Helper()
+	return StartConfigured(t, n, nil)
+}
+
+// StartConfigured is Start with configure adjusting hospital i's node.Config before
+// each of its starts (see Net.Configure).
+func StartConfigured(t testing.TB, n int, configure func(i int, c *node.Config)) *Net {
+	t.Helper()
 	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: n})
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := &Net{t: t, Homes: homes, Nodes: make([]*node.Node, n), Logs: &SyncBuffer{}}
+	net := &Net{t: t, Homes: homes, Nodes: make([]*node.Node, n), Logs: &SyncBuffer{}, Configure: configure}
 	t.Cleanup(net.Stop)
 	for i := range homes {
 		net.StartNode(i)
@@ -55,7 +65,11 @@ func (n *Net) StartNode(i int) {
 		n.t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	nd, err := node.Start(n.t.Context(), node.Config{Home: n.Homes[i], Logger: logger, APIListener: l})
+	cfg := node.Config{Home: n.Homes[i], Logger: logger, APIListener: l}
+	if n.Configure != nil {
+		n.Configure(i, &cfg)
+	}
+	nd, err := node.Start(n.t.Context(), cfg)
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -119,6 +119,10 @@ func (h *Host) ConnectedTo(p peer.ID) bool {
 	return h.host.Network().Connectedness(p) == network.Connected
 }
 
+// Disconnect closes every connection with p, so that the next exchange dials afresh
+// (a peer that restarted leaves connections that fail on first use).
+func (h *Host) Disconnect(p peer.ID) { _ = h.host.Network().ClosePeer(p) }
+
 // OpenStream opens a stream to p for protocol id (for protocols built elsewhere, and
 // tests).
 func (h *Host) OpenStream(ctx context.Context, p peer.ID, id protocol.ID) (network.Stream, error) {

@@ -1,0 +1,266 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/p2p"
+)
+
+// staleRounds is how many grants each stale-custodian scenario tries.
+const staleRounds = 20
+
+// TestStaleCustodianReleasesNothing is the examination's finding 1 as a test. Bayside
+// holds a grant on one of ada's records; ada falls behind (restarted and catching up,
+// or stalled with consensus stopped, then lagging as it resumes); the patient revokes
+// on the other three validators; Bayside asks ada for the old grant's key every 20 ms
+// with the grant's height as hint. Ada must release nothing after the revocation, and
+// every release it made before is in the log exactly once.
+func TestStaleCustodianReleasesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-hospital network")
+	}
+	stall := &stallMachine{}
+	hn := hospitaltest.StartConfigured(t, 4, func(i int, c *node.Config) {
+		if i == 0 {
+			c.WrapMachine = stall.wrap
+		}
+	})
+	t.Cleanup(stall.resume) // before the network stops (cleanups run last first)
+
+	t.Run("restarted", func(t *testing.T) {
+		rounds := setupRounds(t, hn, staleRounds)
+		hn.StopNode(0)
+		hr := revokeAll(t, hn, rounds)
+		hn.StartNode(0)
+		ada := hn.Nodes[0]
+		released, answered := hammer(t, hn, rounds, 3*time.Second, func() bool {
+			return ada.Chain().Height() > hr+2 && !ada.Chain().CatchingUp()
+		})
+		checkNoRelease(t, hn, rounds, released, answered)
+	})
+
+	t.Run("stalled then lagging", func(t *testing.T) {
+		rounds := setupRounds(t, hn, staleRounds)
+		ada := hn.Nodes[0]
+		// Blocks without txs do not reach the state machine: ada stalls at the first
+		// block of the revocations.
+		stall.stop()
+		hr := revokeAll(t, hn, rounds)
+		if frozen := waitFrozen(t, ada); frozen >= hr {
+			t.Fatalf("the stalled custodian reached height %d, the revocations' %d", frozen, hr)
+		}
+		// Stalled: its state says the consents hold, but its receipts cannot commit.
+		released, answered := hammer(t, hn, rounds, 7*time.Second, func() bool { return true })
+		checkNoRelease(t, hn, rounds, released, answered)
+		// Lagging: it resumes and catches up block by block while asked.
+		stall.resume()
+		released, answered = hammer(t, hn, rounds, time.Second, func() bool { return ada.Chain().Height() > hr+2 })
+		checkNoRelease(t, hn, rounds, released, answered)
+	})
+}
+
+// round is one patient's record at ada, with a grant Bayside has read with.
+type round struct {
+	patient *crypto.SigningKey
+	consent consent.ConsentID
+	grant   consent.Decision
+}
+
+// setupRounds makes k rounds concurrently: each a new patient, a record ingested at
+// ada, a consent for Bayside, and one read by Bayside (one key release, receipted).
+func setupRounds(t *testing.T, hn *hospitaltest.Net, k int) []round {
+	t.Helper()
+	ada, bayside := hn.Nodes[0], hn.Nodes[1]
+	bundle := hospitaltest.Sample(t)
+	rounds := make([]round, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i := range rounds {
+		wg.Go(func() {
+			errs[i] = func() error {
+				key, pid := hospitaltest.NewPatient(t)
+				rec, err := ada.Ingest(ctxT(t), pid, bytes.NewReader(bundle))
+				if err != nil {
+					return err
+				}
+				c, err := ada.SubmitTx(ctxT(t), hospitaltest.Signed(t, ada, hospitaltest.Permit(pid, "bayside"), key))
+				if err != nil {
+					return err
+				}
+				acc, err := bayside.Read(ctxT(t), rec.ID, "TREAT")
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(acc.Bundle, bundle) {
+					return fmt.Errorf("round %d read another Bundle", i)
+				}
+				rounds[i] = round{patient: key, consent: consent.ConsentID(c.ID), grant: acc.Decision}
+				return nil
+			}()
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	return rounds
+}
+
+// revokeAll revokes every round's consent through city and returns the highest height
+// a revocation committed at.
+func revokeAll(t *testing.T, hn *hospitaltest.Net, rounds []round) int64 {
+	t.Helper()
+	city := hn.Nodes[2]
+	var hr int64
+	for _, r := range rounds {
+		c := hospitaltest.AsPatient(t, city, r.patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: r.consent}})
+		hr = max(hr, c.Height)
+	}
+	return hr
+}
+
+// hammer asks ada, as Bayside, for every round's key every 20 ms until at least least
+// has passed and done reports true (within a minute). It returns the releases and the
+// answers (releases or refusals) it got.
+func hammer(t *testing.T, hn *hospitaltest.Net, rounds []round, least time.Duration, done func() bool) (released, answered int64) {
+	t.Helper()
+	bayside, adaPeer := hn.Nodes[1], hn.Nodes[0].Host().ID()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for _, r := range rounds {
+		wg.Go(func() {
+			for !stop.Load() && ctx.Err() == nil {
+				resp, err := bayside.Host().RequestKey(ctx, adaPeer, p2p.ReleaseRequest{Grant: string(r.grant.ID), Height: int64(r.grant.Height)})
+				if err == nil {
+					atomic.AddInt64(&answered, 1)
+					if resp.Code == 0 || len(resp.Wrapped) != 0 {
+						atomic.AddInt64(&released, 1)
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	for time.Since(start) < least || !done() {
+		if ctx.Err() != nil {
+			stop.Store(true)
+			wg.Wait()
+			t.Fatal("the custodian did not catch up within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	return atomic.LoadInt64(&released), atomic.LoadInt64(&answered)
+}
+
+// checkNoRelease asserts that nothing was released, that the custodian did answer,
+// and that each grant has exactly the one receipt of Bayside's read before the
+// revocation.
+func checkNoRelease(t *testing.T, hn *hospitaltest.Net, rounds []round, released, answered int64) {
+	t.Helper()
+	if released != 0 {
+		t.Fatalf("a custodian behind the chain released %d keys after the revocation", released)
+	}
+	if answered == 0 {
+		t.Fatal("the custodian answered no request: the test proved nothing")
+	}
+	for i, r := range rounds {
+		var g consent.GrantInfo
+		res, _, err := hn.Nodes[1].Chain().Query("/grant/"+string(r.grant.ID), nil)
+		if err != nil || res.Code != 0 || !jsonInto(res.Value, &g) {
+			t.Fatalf("round %d: grant %s: %v %d %s", i, r.grant.ID, err, res.Code, res.Log)
+		}
+		if len(g.Receipts) != 1 {
+			t.Fatalf("round %d: grant %s has %d receipts, want the one of the read before the revocation", i, r.grant.ID, len(g.Receipts))
+		}
+	}
+}
+
+// waitFrozen waits until nd's height has not changed for a second (its consensus has
+// stalled), within 30 s.
+func waitFrozen(t *testing.T, nd *node.Node) int64 {
+	t.Helper()
+	h := nd.Chain().Height()
+	deadline := time.Now().Add(30 * time.Second)
+	for still := time.Now(); time.Since(still) < time.Second; {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled custodian's height kept changing")
+		}
+		time.Sleep(50 * time.Millisecond)
+		if nh := nd.Chain().Height(); nh != h {
+			h, still = nh, time.Now()
+		}
+	}
+	return h
+}
+
+// stallMachine wraps a node's state machine so that a test can stop its consensus (a
+// stuck disk, a hung process): EndBlock blocks while stopped.
+type stallMachine struct {
+	mu   sync.Mutex
+	gate chan struct{} // nil: running; closed by resume
+}
+
+func (s *stallMachine) wrap(m chain.StateMachine) chain.StateMachine {
+	return stalling{StateMachine: m, s: s}
+}
+
+func (s *stallMachine) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate == nil {
+		s.gate = make(chan struct{})
+	}
+}
+
+func (s *stallMachine) resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate != nil {
+		close(s.gate)
+		s.gate = nil
+	}
+}
+
+func (s *stallMachine) wait() {
+	s.mu.Lock()
+	g := s.gate
+	s.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+}
+
+type stalling struct {
+	chain.StateMachine
+	s *stallMachine
+}
+
+func (m stalling) EndBlock(w chain.KVWriter, b chain.Block) error {
+	m.s.wait()
+	return m.StateMachine.EndBlock(w, b)
+}
+
+// Commitment and AtomicTxs pass on what the consent machine is.
+func (m stalling) Commitment(r chain.KVReader) ([]byte, error) {
+	return m.StateMachine.(chain.Committer).Commitment(r)
+}
+
+func (m stalling) AtomicTxs() {}
