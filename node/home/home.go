@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -201,6 +202,10 @@ func (c *Config) Validate() error {
 	if c.Chain.RPCListen != "" && !strings.HasPrefix(c.Chain.RPCListen, "tcp://") {
 		return fmt.Errorf("config: chain.rpc_listen %q: use tcp://host:port", c.Chain.RPCListen)
 	}
+	if c.Chain.RPCListen != "" && !loopback(strings.TrimPrefix(c.Chain.RPCListen, "tcp://")) {
+		return fmt.Errorf("config: chain.rpc_listen %q: the RPC answers every query of the chain without "+
+			"authentication; bind it to 127.0.0.1 or [::1] (an authenticating proxy may front it)", c.Chain.RPCListen)
+	}
 	if c.Chain.EmptyBlockInterval == "" {
 		c.Chain.EmptyBlockInterval = EmptyBlocksOff
 	}
@@ -365,4 +370,17 @@ func Load(dir string) (*Home, error) {
 		return nil, err
 	}
 	return &Home{Dir: dir, Config: cfg, Keys: keys}, nil
+}
+
+// loopback reports whether hostport's host is a loopback address (or localhost).
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -41,3 +41,28 @@ func TestAPILimitsConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRPCListenLoopbackOnly: CometBFT's RPC answers every chain query without
+// authentication, so the config refuses to bind it beyond loopback.
+func TestRPCListenLoopbackOnly(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"":                       true, // off
+		"tcp://127.0.0.1:26657":  true,
+		"tcp://[::1]:26657":      true,
+		"tcp://localhost:26657":  true,
+		"tcp://0.0.0.0:26657":    false,
+		"tcp://10.0.0.5:26657":   false,
+		"tcp://[::]:26657":       false,
+		"tcp://example.org:2665": false,
+		"tcp://127.0.0.1":        false, // no port
+	} {
+		c := Config{Name: "Ada", Chain: ChainConfig{RPCListen: addr}}
+		err := c.Validate()
+		if ok != (err == nil) {
+			t.Errorf("rpc_listen %q: %v, want accepted %v", addr, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "chain.rpc_listen") {
+			t.Errorf("rpc_listen %q: %v does not name the key", addr, err)
+		}
+	}
+}
