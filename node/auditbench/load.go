@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,11 +77,14 @@ type patient struct {
 	custodian int               // index of the record's custodian
 	permitted [2]int            // the hospitals the consent names
 	consent   consent.ConsentID // the active consent ("" until its block is signed)
+	revoked   int               // how many consents the patient has revoked
 }
 
 type pendingGrant struct {
 	grant     consent.GrantID
 	custodian int
+	patient   int // whose consent permitted it; -1 for an emergency access
+	revoked   int // the patient's revocations when it was requested
 }
 
 // unsigned is a tx body with its signer, and what to do with its ID once signed.
@@ -162,6 +166,9 @@ func (l *load) draw(room int) []unsigned {
 	switch n := l.r.IntN(100); {
 	case n < 10 && len(l.granted) > 0:
 		g := take(l.r, &l.granted)
+		if g.patient >= 0 && l.patients[g.patient].revoked != g.revoked {
+			return nil // its consent was revoked in the block it was requested in
+		}
 		return []unsigned{l.tx(consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{
 			Custodian: l.hospIDs[g.custodian], Grant: g.grant}}, l.hospitals[g.custodian], nil)}
 	case n < 14:
@@ -170,8 +177,8 @@ func (l *load) draw(room int) []unsigned {
 		return []unsigned{l.tx(consent.Body{Kind: consent.KindEmergency, Emergency: &consent.Emergency{
 			Requester: l.hospIDs[h], Record: l.patients[p].record, Reason: consent.EmergencyReasons[l.r.IntN(len(consent.EmergencyReasons))]}},
 			l.hospitals[h], func(id consent.TxID) {
-				l.granted = appendCapped(l.granted, pendingGrant{consent.GrantID(id), c})
-				l.emergencies = appendCapped(l.emergencies, pendingGrant{consent.GrantID(id), c})
+				l.granted = appendCapped(l.granted, pendingGrant{consent.GrantID(id), c, -1, 0})
+				l.emergencies = appendCapped(l.emergencies, pendingGrant{consent.GrantID(id), c, -1, 0})
 			})}
 	case n < 16 && len(l.emergencies) > 0:
 		g := take(l.r, &l.emergencies)
@@ -181,6 +188,8 @@ func (l *load) draw(room int) []unsigned {
 		pt := &l.patients[p]
 		revoke := l.tx(consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: pt.consent}}, pt.key, nil)
 		pt.consent = "" // until the new one is signed
+		pt.revoked++    // the chain refuses receipts for grants made before
+		l.granted = slices.DeleteFunc(l.granted, func(g pendingGrant) bool { return g.patient == p })
 		pt.permitted = [2]int{l.r.IntN(hospitals), l.r.IntN(hospitals)}
 		return []unsigned{revoke, l.grant(p)}
 	}
@@ -193,7 +202,7 @@ func (l *load) draw(room int) []unsigned {
 	var signed func(consent.TxID)
 	if h == pt.permitted[0] || h == pt.permitted[1] {
 		signed = func(id consent.TxID) {
-			l.granted = appendCapped(l.granted, pendingGrant{consent.GrantID(id), pt.custodian})
+			l.granted = appendCapped(l.granted, pendingGrant{consent.GrantID(id), pt.custodian, p, pt.revoked})
 		}
 	}
 	return []unsigned{l.tx(consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
