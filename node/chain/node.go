@@ -106,8 +106,17 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	cc.P2P.AllowDuplicateIP = true
 	cc.P2P.AddrBookStrict = false
 	cc.P2P.PexReactor = false
-	// A restarted peer is redialled within seconds, not after an exponential backoff.
-	cc.P2P.PersistentPeersMaxDialPeriod = 2 * time.Second
+	// How fast a restarted validator rejoins is set by CometBFT constants, not by
+	// settings here (cmd/medledger's TestChaosSoak measures it: back in consensus about
+	// 4.3 s after a kill -9'd process starts again). The restarted node dials its
+	// persistent peers at once (after a 0-3 s jitter); a peer redials a lost persistent
+	// peer every 5-8 s (exponential backoff only after ~2 minutes of failures); block
+	// sync waits 3 s for peers, then checks each second whether to switch to consensus.
+	// persistent_peers_max_dial_period only paces PEX (off here); v0.40 ignores
+	// handshake_timeout and dial_timeout (its transport uses 3 s and 1 s) and has no
+	// setting for a connection's ping (60 s) and pong timeout (45 s), so a peer whose
+	// host vanished without closing its connections is held up to 105 s, and its
+	// restarted process is refused as a duplicate meanwhile.
 	cc.RPC.ListenAddress = c.RPCListen
 
 	cc.Consensus.TimeoutPropose = time.Second
