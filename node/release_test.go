@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/hospitaltest"
 	"github.com/medledger/medledger/node/p2p"
@@ -48,6 +50,33 @@ func TestStaleCustodianReleasesNothing(t *testing.T) {
 			return ada.Chain().Height() > hr+2 && !ada.Chain().CatchingUp()
 		})
 		checkNoRelease(t, hn, rounds, released, answered)
+	})
+
+	// Finding 5: right after a custodian restarts, a read of a grant the chain approved
+	// is answered (503 while the custodian cannot serve yet), never 500 (a stale QUIC
+	// connection) or 403 unknown-grant.
+	t.Run("read across a restart", func(t *testing.T) {
+		rounds := setupRounds(t, hn, 1)
+		hn.StopNode(0)
+		hn.StartNode(0)
+		bayside := hn.Nodes[1]
+		// While ada cannot serve: a retryable 503, nothing else.
+		deadline := time.Now().Add(45 * time.Second)
+		for hn.Nodes[0].Serving() != nil {
+			_, err := bayside.Fetch(ctxT(t), rounds[0].grant.ID)
+			var u *api.Unavailable
+			if err != nil && !errors.As(err, &u) {
+				t.Fatalf("%v, want the record or a retryable 503", err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the restarted custodian did not become healthy")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		// Once it serves, the first read succeeds (over a fresh connection).
+		if bundle, err := bayside.Fetch(ctxT(t), rounds[0].grant.ID); err != nil || len(bundle) == 0 {
+			t.Fatalf("first read after the custodian is healthy: %v", err)
+		}
 	})
 
 	t.Run("stalled then lagging", func(t *testing.T) {
