@@ -390,11 +390,9 @@ func TestConnLimit(t *testing.T) {
 	e, counted := newServedEnv(t, f, f, api.Config{Limits: api.Limits{MaxConns: 4, ReadTimeout: 500 * time.Millisecond}})
 
 	// Four keep-alive clients, each idle after a request; a fifth is served.
-	var clients []*http.Client
 	for range 5 {
 		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 20 * time.Second}
 		t.Cleanup(c.CloseIdleConnections)
-		clients = append(clients, c)
 		res, err := c.Get(e.srv.URL + "/healthz")
 		if err != nil {
 			t.Fatal(err)
