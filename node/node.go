@@ -66,6 +66,8 @@ type Node struct {
 	stopStreams context.CancelFunc
 	wg          sync.WaitGroup
 
+	unlock func() error // releases the home (home.Lock)
+
 	mu       sync.RWMutex
 	registry registry // the committed hospital registry, as last read
 	closed   bool
@@ -116,6 +118,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			started.Close()
 		}
 	}()
+	if n.unlock, err = h.Lock(); err != nil {
+		return nil, err
+	}
 	if n.store, err = storage.Open(ctx, h.Path(home.BlocksDir)); err != nil {
 		return nil, err
 	}
@@ -269,6 +274,9 @@ func (n *Node) Close() error {
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
+	}
+	if n.unlock != nil {
+		errs = append(errs, n.unlock())
 	}
 	n.log.Info("node stopped")
 	return errors.Join(errs...)

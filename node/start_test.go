@@ -1,12 +1,17 @@
 package node_test
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/home"
 )
 
 // TestStartFailureReleasesEverything: a node whose CometBFT p2p port is taken fails to
@@ -40,6 +45,24 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	nd, err = node.Start(t.Context(), node.Config{Home: h, Logger: quiet})
 	if err != nil {
 		t.Fatalf("restart after the failure: %v", err)
+	}
+	// A second node on a home in use is refused, saying who holds it, and disturbs
+	// nothing: the first keeps committing.
+	second, err := node.Start(t.Context(), node.Config{Home: h, Logger: quiet})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second node started on a home in use")
+	}
+	if !errors.Is(err, home.ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second Start: %v, want home.ErrInUse naming this process", err)
+	}
+	before := nd.Chain().Height()
+	deadline := time.Now().Add(30 * time.Second)
+	for nd.Chain().Height() <= before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if nd.Chain().Height() <= before {
+		t.Fatal("the first node stopped committing after the refused second start")
 	}
 	if err := nd.Close(); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,9 @@
 package home
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +68,26 @@ func TestRPCListenLoopbackOnly(t *testing.T) {
 			t.Errorf("rpc_listen %q: %v does not name the key", addr, err)
 		}
 	}
+}
+
+// TestLock: a home is held by one holder at a time; the second is told who holds it,
+// and gets it once the first lets go.
+func TestLock(t *testing.T) {
+	h := &Home{Dir: t.TempDir()}
+	unlock, err := h.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Lock()
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second lock: %v, want ErrInUse naming pid %d", err, os.Getpid())
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err = h.Lock()
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock()
 }
