@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/api"
@@ -323,6 +324,18 @@ func TestRead(t *testing.T) {
 	erased := consent.RecordID(strings.Repeat("ef", 16))
 	e.f.reject[rejected] = &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "no record"}
 	e.f.reject[erased] = &consent.Rejection{Code: consent.CodeErased, Log: "erased"}
+	notCurrent := consent.RecordID(strings.Repeat("12", 16))
+	e.f.reject[notCurrent] = &api.Unavailable{Reason: "not-current", Detail: "no custodian could release the key now", RetryAfter: 2 * time.Second}
+	t.Run("no custodian current", func(t *testing.T) {
+		res := e.do(req{method: "GET", path: "/records/" + string(notCurrent) + "?purpose=TREAT", role: api.RoleClinician})
+		oo := wantOutcome(t, res, http.StatusServiceUnavailable, "transient")
+		if d := oo.Issue[0].Details; d == nil || d.Text != "not-current" {
+			t.Errorf("details %+v, want the reason not-current", d)
+		}
+		if ra := res.header.Get("Retry-After"); ra != "2" {
+			t.Errorf("Retry-After %q, want 2", ra)
+		}
+	})
 	tests := []struct {
 		name   string
 		path   string

@@ -1,0 +1,77 @@
+package node_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/hospitaltest"
+)
+
+// TestNoQuorumIsSaid: with two of four validators down, a consent submitted through
+// a node is not left hanging: within seconds it is an *api.Unavailable no-progress
+// (the API's 503 + Retry-After) saying the tx may still commit and where to look; the
+// tx is pending on GET /tx/{hash}; once quorum returns it commits, and GET /tx/{hash}
+// says so.
+func TestNoQuorumIsSaid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-hospital network")
+	}
+	hn := hospitaltest.Start(t, 4)
+	ada := hn.Nodes[0]
+	key, pid := hospitaltest.NewPatient(t)
+	tx := hospitaltest.Signed(t, ada, hospitaltest.Permit(pid, "bayside"), key)
+	sum := sha256.Sum256(tx)
+	hash := hex.EncodeToString(sum[:])
+
+	hn.StopNode(2)
+	hn.StopNode(3)
+	start := time.Now()
+	_, err := ada.SubmitTx(hospitaltest.Ctx(t), tx)
+	var u *api.Unavailable
+	if !errors.As(err, &u) || u.Reason != "no-progress" {
+		t.Fatalf("submit without quorum: %v, want a no-progress unavailable", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("the no-progress answer took %s", took)
+	}
+	if st := txStatus(t, ada.APIURL(), hash); st.State != "pending" {
+		t.Fatalf("tx status without quorum: %+v, want pending", st)
+	}
+
+	hn.StartNode(2)
+	hn.StartNode(3)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st := txStatus(t, hn.Nodes[0].APIURL(), hash)
+		if st.State == "committed" {
+			if st.Code != 0 || st.Height == 0 {
+				t.Fatalf("committed with %+v, want code 0 at a height", st)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tx status after quorum returned: %+v, want committed", st)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func txStatus(t *testing.T, base, hash string) api.TxStatus {
+	t.Helper()
+	res, err := http.Get(base + "/tx/" + hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st api.TxStatus
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&st) != nil {
+		t.Fatalf("GET /tx/%s: %s", hash, res.Status)
+	}
+	return st
+}
