@@ -1,6 +1,9 @@
 package consent
 
-import "slices"
+import (
+	"slices"
+	"strconv"
+)
 
 // requester checks that the tx is signed by the named hospital's registered key.
 func (a *action) requester(id HospitalID) (*Hospital, error) {
@@ -154,6 +157,14 @@ func (a *action) putDecision(d Decision, rec *Record) ([]Event, error) {
 	}
 	if d.Emergency != "" {
 		attrs = append(attrs, Attr{Key: "emergency", Value: d.Emergency})
+	}
+	// The consent that permitted and the release deadline let the requester learn its
+	// decision from its own tx's result, without reading the chain's state.
+	if d.Consent != "" {
+		attrs = append(attrs, Attr{Key: "consent", Value: string(d.Consent)})
+	}
+	if d.Expires != 0 {
+		attrs = append(attrs, Attr{Key: "expires", Value: strconv.FormatInt(d.Expires, 10)})
 	}
 	return []Event{{Type: "access", Attrs: attrs}}, nil
 }
