@@ -57,41 +57,15 @@ func (a *action) request(r Request) ([]Event, error) {
 	return a.putDecision(d, rec)
 }
 
-// decideAccess evaluates the patient's consents in ID order: the first active consent
-// that permits wins; otherwise the denial names the most telling reason.
+// decideAccess decides acc under the patient's consents in ID order (Decide): the
+// first in force that permits wins; otherwise the denial gives the most telling reason.
 func decideAccess(r Reader, rec *Record, acc Access) (bool, ConsentID, string, error) {
 	consents, err := Consents(r, rec.Patient)
 	if err != nil {
 		return false, "", "", err
 	}
-	reason := ReasonNoConsent
-	for _, c := range consents {
-		if c.Revoked != 0 {
-			reason = moreTelling(reason, ReasonRevoked)
-			continue
-		}
-		ok, why := c.Policy.Evaluate(acc)
-		if ok {
-			return true, c.ID, "", nil
-		}
-		reason = moreTelling(reason, why)
-	}
-	return false, "", reason, nil
-}
-
-// reasonRank orders denial reasons from least to most telling.
-var reasonRank = []string{
-	ReasonNoConsent, ReasonRevoked, ReasonNotYetValid, ReasonExpired,
-	ReasonActorNotPermitted, ReasonPurposeNotPermitted, ReasonRecordNotPermitted,
-	ReasonClassNotPermitted, ReasonDenied, ReasonActorDenied, ReasonPurposeDenied,
-	ReasonRecordDenied, ReasonClassDenied,
-}
-
-func moreTelling(a, b string) string {
-	if slices.Index(reasonRank, b) > slices.Index(reasonRank, a) {
-		return b
-	}
-	return a
+	granted, by, reason := Decide(consents, acc)
+	return granted, by, reason, nil
 }
 
 // emergency grants break-glass access with a coded reason, flagged for review: it

@@ -1,11 +1,15 @@
 package consent
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
 
-// grant records a patient's consent.
+// grant records a patient's consent. Every name its policy uses must be in the
+// chain's vocabularies at this block (CheckNames): a hospital registered now (one
+// still being voted on is refused; the patient grants again once it is registered),
+// an FHIR R4 resource type, a record registered for this patient.
 func (a *action) grant(g Grant) ([]Event, error) {
 	if !patientPattern.MatchString(string(g.Patient)) {
 		return nil, reject(CodeInvalid, "patient ID must be 64 lowercase hex digits")
@@ -18,6 +22,13 @@ func (a *action) grant(g Grant) ([]Event, error) {
 	}
 	if g.Policy.End != 0 && g.Policy.End < a.block.Time.Unix() {
 		return nil, reject(CodeInvalid, "policy: ends in the past")
+	}
+	if err := CheckNames(g.Patient, g.Policy, StateRegistry(a.st)); err != nil {
+		var ne *NameError
+		if errors.As(err, &ne) {
+			return nil, ne.rejection()
+		}
+		return nil, err
 	}
 	if a.check {
 		return nil, nil // accepted; what follows only writes

@@ -62,7 +62,6 @@ const (
 )
 
 var (
-	classPattern    = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
 	hospitalPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 	recordPattern   = regexp.MustCompile(`^[0-9a-f]{32}$`)
 )
@@ -122,8 +121,8 @@ func (p Provision) validateCriteria() error {
 		}
 	}
 	for _, c := range p.Classes {
-		if !classPattern.MatchString(string(c)) {
-			return fmt.Errorf("data class %q is not a FHIR resource type", c)
+		if err := CheckClass(c); err != nil {
+			return fmt.Errorf("data class %s", err.(*NameError).Detail())
 		}
 	}
 	for _, r := range p.Records {
@@ -166,53 +165,60 @@ const (
 
 // Evaluate decides access under p: permit, or deny with a reason.
 func (p Policy) Evaluate(a Access) (bool, string) {
-	if p.Start != 0 && a.Time < p.Start {
-		return false, ReasonNotYetValid
+	v := p.judge(a)
+	return v.permit, v.reason
+}
+
+// judge is p's verdict on a, ranked (reasons.go): a policy outside its period that
+// would otherwise permit is lapsed (its period is the reason that matters), one that
+// would not permit anyway is inactive.
+func (p Policy) judge(a Access) verdict {
+	effect, v := decide(p.Provisions, p.Base, a)
+	lapse := ""
+	switch {
+	case p.Start != 0 && a.Time < p.Start:
+		lapse = ReasonNotYetValid
+	case p.End != 0 && a.Time > p.End:
+		lapse = ReasonExpired
 	}
-	if p.End != 0 && a.Time > p.End {
-		return false, ReasonExpired
+	if lapse != "" {
+		return outOfForce(effect == Permit, lapse)
 	}
-	effect, reason := decide(p.Provisions, p.Base, a)
 	if effect == Permit {
-		return true, ""
+		return verdict{permit: true}
 	}
-	if reason == "" {
-		reason = ReasonNoConsent
+	if v.reason == "" {
+		return verdict{reason: ReasonNoConsent, tier: tierNone}
 	}
-	return false, reason
+	return v
 }
 
 // decide applies provisions (exceptions to base) at one level. A matching deny beats
-// a matching permit: a consent is never widened.
-func decide(ps []Provision, base Rule, a Access) (Rule, string) {
+// a matching permit: a consent is never widened. A denial by the base rule gives the
+// most telling reason among the permits that did not apply.
+func decide(ps []Provision, base Rule, a Access) (Rule, verdict) {
 	var permitted bool
-	var firstMiss string
+	var best verdict
 	for _, p := range ps {
-		miss := p.miss(a)
-		if miss != "" {
-			if firstMiss == "" {
-				firstMiss = miss
-			}
+		if miss := p.miss(a); miss != "" {
+			best = moreTelling(best, verdict{reason: miss, tier: tierMiss})
 			continue
 		}
-		effect, reason := p.Type, p.denyReason()
+		effect, v := p.Type, verdict{reason: p.denyReason(), tier: tierDeny}
 		if len(p.Except) > 0 {
-			if e, r := decide(p.Except, p.Type, a); e != p.Type {
-				effect, reason = e, r
+			if e, ev := decide(p.Except, p.Type, a); e != p.Type {
+				effect, v = e, ev
 			}
 		}
 		if effect == Deny {
-			return Deny, reason
+			return Deny, v
 		}
 		permitted = true
 	}
-	if permitted {
-		return Permit, ""
+	if permitted || base == Permit {
+		return Permit, verdict{permit: true}
 	}
-	if base == Deny {
-		return Deny, firstMiss
-	}
-	return Permit, ""
+	return Deny, best
 }
 
 // miss returns why p does not apply to a ("" when it applies), phrased as the reason a

@@ -33,8 +33,8 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 		return nil, reject(CodeUnauthorized, "%s registers a record it is not a custodian of", signer.ID)
 	}
 	for _, c := range r.Classes {
-		if !classPattern.MatchString(string(c)) {
-			return nil, reject(CodeInvalid, "data class %q is not a FHIR resource type", truncate(string(c), 40))
+		if err := CheckClass(c); err != nil {
+			return nil, reject(CodeInvalid, "data class %s", err.(*NameError).Detail())
 		}
 	}
 	for _, c := range r.Custodians {

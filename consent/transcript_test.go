@@ -234,10 +234,14 @@ func (r *runner) genesis(t *testing.T, opts map[string]string) string {
 	return "ok"
 }
 
-var nowExpr = regexp.MustCompile(`now([+-][0-9]+[smhd]?)?`)
+var (
+	nowExpr    = regexp.MustCompile(`now([+-][0-9]+[smhd]?)?`)
+	recordExpr = regexp.MustCompile(`"rec:([a-z0-9]+)"`)
+)
 
 // grant PATIENT as=ALIAS POLICY-JSON [signer=NAME]: "now", "now+3600", "now-10m" in
-// the JSON stand for block times.
+// the JSON stand for block times, "rec:NAME" for the ID of record NAME (registered
+// with `record NAME` or not).
 func (r *runner) grant(t *testing.T, rest string) string {
 	patient, rest, _ := strings.Cut(rest, " ")
 	i := strings.Index(rest, "{")
@@ -263,6 +267,11 @@ func (r *runner) grant(t *testing.T, rest string) string {
 			d = time.Duration(n) * mult
 		}
 		return strconv.FormatInt(r.now.Add(d).Unix(), 10)
+	})
+	js = recordExpr.ReplaceAllStringFunc(js, func(s string) string {
+		name := recordExpr.FindStringSubmatch(s)[1]
+		r.name[recordID(name)] = name
+		return `"` + recordID(name) + `"`
 	})
 	var pol consent.Policy
 	if err := json.Unmarshal([]byte(js), &pol); err != nil {
