@@ -19,8 +19,7 @@ import (
 const (
 	problemClass         = "not an FHIR R4 resource type"
 	problemHospital      = "no such hospital in the chain's registry"
-	problemRecord        = "no such record on the chain"
-	problemOthersRecord  = "not a record of this patient"
+	problemRecord        = "no record of this patient on the chain"
 	maxSuggestNameLength = 64
 )
 
@@ -28,7 +27,7 @@ const (
 // with its Code and message; the CLI and the API refuse it before submitting, pointing
 // at the name (Field and Index in the provision at Provision).
 type NameError struct {
-	Code      Code   // CodeInvalid (class), CodeUnknownHospital, CodeUnknownRecord, CodeUnauthorized (another patient's record)
+	Code      Code   // CodeInvalid (class), CodeUnknownHospital, CodeUnknownRecord
 	Provision []int  // the provision: Policy.Provisions[Provision[0]].Except[Provision[1]]…; nil when checked alone
 	Field     string // "actors", "classes" or "records"
 	Index     int    // the name's position in Field
@@ -103,6 +102,15 @@ func CheckHospital(id HospitalID, registered []HospitalID) error {
 		Suggest: string(Suggest(id, registered))}
 }
 
+// CheckRecord returns a *NameError (Field "records") unless id is among own, the
+// patient's records. Whether it is registered to someone else is not said.
+func CheckRecord(id RecordID, own []RecordID) error {
+	if slices.Contains(own, id) {
+		return nil
+	}
+	return &NameError{Code: CodeUnknownRecord, Field: "records", Name: string(id), Problem: problemRecord}
+}
+
 // Registry is what CheckNames checks a policy's names against: the chain's state, or
 // a client's view of it.
 type Registry interface {
@@ -171,10 +179,10 @@ func (c nameChecker) record(id RecordID) error {
 	switch {
 	case err != nil:
 		return err
-	case !found:
+	case !found || owner != c.patient:
+		// One answer for both: whether a record ID exists, and whose it is, is not
+		// public (consent.PublicQuery), and a grant is no way to ask.
 		return &NameError{Code: CodeUnknownRecord, Field: "records", Name: string(id), Problem: problemRecord}
-	case owner != c.patient:
-		return &NameError{Code: CodeUnauthorized, Field: "records", Name: string(id), Problem: problemOthersRecord}
 	}
 	return nil
 }

@@ -118,9 +118,9 @@ func TestCheckNames(t *testing.T) {
 		{"class typo in an exception", permit(consent.Provision{Except: []consent.Provision{{Type: consent.Deny, Classes: []consent.DataClass{"Condition", "Observatoin"}}}}),
 			consent.CodeInvalid, "provisions[1].except[0].classes[1]", "Observatoin: not an FHIR R4 resource type; did you mean Observation?"},
 		{"unregistered record", permit(consent.Provision{Records: []consent.RecordID{r9}}), consent.CodeUnknownRecord,
-			"provisions[1].records[0]", string(r9) + ": no such record on the chain"},
-		{"another patient's record", permit(consent.Provision{Records: []consent.RecordID{r1, r2}}), consent.CodeUnauthorized,
-			"provisions[1].records[1]", string(r2) + ": not a record of this patient"},
+			"provisions[1].records[0]", string(r9) + ": no record of this patient on the chain"},
+		{"another patient's record", permit(consent.Provision{Records: []consent.RecordID{r1, r2}}), consent.CodeUnknownRecord,
+			"provisions[1].records[1]", string(r2) + ": no record of this patient on the chain"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := consent.CheckNames(alice, tt.policy, reg)
