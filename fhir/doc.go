@@ -14,13 +14,24 @@
 // (embedded, compiled once on first use by a small evaluator of the
 // keywords the schema uses; resources are dispatched on resourceType, never
 // tried one by one), and against the R4 rules the schema cannot express:
-// no empty strings, arrays or objects; base64Binary is base64; narrative is
-// a <div> without active content; required primitives and choice elements
-// (a table, for the resource types medledger handles); Extension.url
-// present and unversioned; per-1 on every Period with FHIRPath's precision
-// semantics; ras-2; Reference.reference shapes and local references that
-// resolve to a contained resource (ref-1); absolute and unique Bundle
-// fullUrls and unique resource ids (bdl-7). Every issue found is reported
+// no empty strings, arrays or objects; no string over 1024*1024 characters
+// (but base64Binary, which R4 leaves unbounded); no HTML or XML tag in any
+// string-valued primitive but the narrative (markdown included; "<" as text,
+// "< 7.0", stays allowed); base64Binary is base64; the narrative is parsed as
+// XML (encoding/xml, strict, no DTD: no DOCTYPE, no entities but the
+// predefined and numeric ones) and must be one <div> in the XHTML namespace
+// holding only the elements and attributes the HL7 validator allows (txt-1),
+// with no script-running URL or style, and some content (txt-2); required
+// primitives and choice elements (a table, for the resource types medledger
+// handles); Extension.url present and unversioned; per-1 on every Period with
+// FHIRPath's precision semantics; ras-2; Reference.reference shapes and local
+// references that resolve to a contained resource (ref-1); absolute and
+// unique Bundle fullUrls and unique resource ids (bdl-7); the Bundle elements
+// that depend on its type (bdl-1 to bdl-5) and at most one self, first,
+// previous, next and last link. ReadRecord and ParseRecord further require a
+// Bundle type a health record may be (RecordBundleTypes: collection, document,
+// transaction, batch; never a searchset, history, response or message).
+// Every issue found is reported
 // (up to 100), in input order, each at a FHIRPath-style path that uses the
 // JSON property names: "Bundle.entry[2].resource.valueQuantity.value".
 //

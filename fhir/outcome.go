@@ -72,8 +72,9 @@ func outcomeIssue(is Issue) outcomeItem {
 }
 
 // cleanText makes s a valid FHIR string: no control characters or
-// whitespace other than space, valid UTF-8, trimmed.
+// whitespace other than space, valid UTF-8, no markup (defuseMarkup), trimmed.
 func cleanText(s string) string {
+	s = defuseMarkup(s)
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || isECMASpace(r) {

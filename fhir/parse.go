@@ -54,15 +54,25 @@ func ParseBundle(data []byte, lim Limits) (*Bundle, error) {
 // Validation holds one entry's parse tree at a time (Limits.MaxValues).
 func ReadBundle(r io.Reader, lim Limits) (*Bundle, error) {
 	lim = lim.withDefaults()
+	data, err := readInput(r, lim)
+	if err != nil {
+		return nil, err
+	}
+	return parseBundle(data, lim)
+}
+
+// readInput reads at most lim.MaxBytes+1 bytes of r (one byte more than allowed
+// tells "too large" from "exactly the limit"); lim has its defaults.
+func readInput(r io.Reader, lim Limits) ([]byte, error) {
 	n := lim.MaxBytes
 	if n < math.MaxInt64 {
-		n++ // one byte more than allowed tells "too large" from "exactly the limit"
+		n++
 	}
 	data, err := readAll(r, n)
 	if err != nil {
 		return nil, fmt.Errorf("fhir: reading bundle: %w", err)
 	}
-	return parseBundle(data, lim)
+	return data, nil
 }
 
 // parseBundle is ParseBundle on a buffer it owns.

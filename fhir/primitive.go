@@ -56,6 +56,10 @@ func integerRange(prim, lit string) string {
 // text validates a string primitive.
 func (w *walker) text(v *node, d *def) {
 	s := v.str
+	if n, long := tooLongString(s, d.name); long {
+		w.report(v.off, codeTooLong, "string of "+strconv.Itoa(n)+" characters; FHIR strings SHALL NOT exceed 1 MB ("+strconv.Itoa(maxStringChars)+" characters)")
+		return
+	}
 	if strings.TrimSpace(s) == "" {
 		w.report(v.off, codeInvalid, "empty or whitespace-only string; omit the property instead")
 		return
@@ -68,6 +72,14 @@ func (w *walker) text(v *node, d *def) {
 		code, msg := patternMessage(d, s)
 		w.report(v.off, code, msg)
 		return
+	}
+	switch d.name {
+	case "xhtml", "base64Binary":
+	default:
+		if tag := markup(s); tag != "" {
+			w.report(v.off, codeInvalid, "markup '"+quote(tag)+"' in a "+d.name+"; HTML is allowed only in the narrative (text.div), so escape it or remove it")
+			return
+		}
 	}
 	switch d.name {
 	case "base64Binary":

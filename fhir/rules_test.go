@@ -97,12 +97,12 @@ func TestNarrativeRules(t *testing.T) {
 		{"not a div", pat(`<p>x</p>`), "Patient.text.div", "invalid", "single <div>"},
 		{"divx", pat(`<divx>x</divx>`), "Patient.text.div", "invalid", "single <div>"},
 		{"unclosed", pat(x + `x`), "Patient.text.div", "invalid", "end with </div>"},
-		{"script", pat(x + `<SCRIPT>x</SCRIPT></div>`), "Patient.text.div", "invalid", "<script>"},
+		{"script", pat(x + `<SCRIPT>x</SCRIPT></div>`), "Patient.text.div", "invalid", "<SCRIPT> is not allowed"},
 		{"iframe", pat(x + `<iframe src=\"x\"/></div>`), "Patient.text.div", "invalid", "<iframe>"},
 		{"object", pat(x + `<object/></div>`), "Patient.text.div", "invalid", "<object>"},
 		{"embed", pat(x + `<embed/></div>`), "Patient.text.div", "invalid", "<embed>"},
 		{"form", pat(x + `<form></form></div>`), "Patient.text.div", "invalid", "<form>"},
-		{"event handler", pat(x + `<p class=\"a\" onClick = \"x()\">a</p></div>`), "Patient.text.div", "invalid", "'onclick'"},
+		{"event handler", pat(x + `<p class=\"a\" onClick = \"x()\">a</p></div>`), "Patient.text.div", "invalid", "'onClick' is not allowed"},
 		{"javascript url", pat(x + `<a href=\"JavaScript:x()\">a</a></div>`), "Patient.text.div", "invalid", "javascript:"},
 		{"handler inside quotes is text", pat(x + `<p title=\"a onclick=b\">a</p></div>`), "", "", ""},
 		{"not a string", `{"resourceType":"Patient","text":{"status":"generated","div":1}}`, "Patient.text.div", "structure", "must be a string"},
@@ -204,6 +204,9 @@ func TestBundleRules(t *testing.T) {
 	versioned := func(fullURL, v string) string {
 		return `{"fullUrl":"` + fullURL + `","resource":{"resourceType":"Patient","id":"a","meta":{"versionId":"` + v + `"}}}`
 	}
+	historic := func(fullURL string) string {
+		return `{"fullUrl":"` + fullURL + `","resource":{"resourceType":"Patient","id":"a"},"request":{"method":"PUT","url":"Patient/a"},"response":{"status":"200"}}`
+	}
 	const u1, u2 = "urn:uuid:3f6fd0bb-6cd3-eb3f-4401-cd38ace25f2b", "urn:uuid:3f6fd0bb-6cd3-eb3f-4401-cd38ace25f2c"
 	runRules(t, []ruleCase{
 		{"ok", bundle("collection", entry(u1, "Patient", "a"), entry(u2, "Patient", "b")), "", "", ""},
@@ -213,7 +216,7 @@ func TestBundleRules(t *testing.T) {
 		{"duplicate id", bundle("collection", entry(u1, "Patient", "a"), entry(u2, "Patient", "a")), "Bundle.entry[1]", "invalid", "Patient/a is also in entry[0]"},
 		{"same id, other type", bundle("collection", entry(u1, "Patient", "a"), entry(u2, "Group", "a")), "", "", ""},
 		{"versions differ", bundle("collection", versioned(u1, "1"), versioned(u1, "2")), "", "", ""},
-		{"history", bundle("history", entry(u1, "Patient", "a"), entry(u1, "Patient", "a")), "", "", ""},
+		{"history", bundle("history", historic(u1), historic(u1)), "", "", ""},
 		{"nested bundle", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"` + u1 + `","resource":` +
 			bundle("collection", entry("x", "Patient", "a")) + `}]}`, "Bundle.entry[0].resource.entry[0]", "value", "not absolute"},
 	})

@@ -22,6 +22,8 @@ type entrySummary struct {
 	off                       int
 	object, null              bool
 	fullURL, typ, id, version string
+	// which of resource, request, response and search the entry has (bdl-2..5)
+	resource, request, response, search bool
 }
 
 func newBundleStream(sch *schema) *bundleStream {
@@ -63,7 +65,8 @@ func (s *bundleStream) entry(i int, e *node) {
 
 // summarize keeps what checkEntries and Bundle.Entries need of entry e.
 func summarize(e *node) entrySummary {
-	sum := entrySummary{off: e.off, object: e.kind == kindObject, null: e.kind == kindNull, fullURL: e.text("fullUrl")}
+	sum := entrySummary{off: e.off, object: e.kind == kindObject, null: e.kind == kindNull, fullURL: e.text("fullUrl"),
+		resource: e.get("resource") != nil, request: e.get("request") != nil, response: e.get("response") != nil, search: e.get("search") != nil}
 	res := e.get("resource")
 	if res == nil || res.kind != kindObject {
 		return sum

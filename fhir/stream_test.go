@@ -43,6 +43,12 @@ var streamCases = []string{
 	`{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"},{"fullUrl":"x"}]}}]}`,
 	`{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"},{"fullUrl":"x",}]}`,
 	`{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"}],"type":"batch","entry":[}`,
+	// issue 10: the type-dependent invariants with the type named after the
+	// entries, repeated links, markup in strings and a narrative with a DOCTYPE
+	`{"resourceType":"Bundle","entry":[{"fullUrl":"urn:uuid:3f6fd0bb-6cd3-eb3f-4401-cd38ace25f2b","resource":{"resourceType":"Patient","id":"p"}},{"fullUrl":"a:c"}],"type":"transaction"}`,
+	`{"resourceType":"Bundle","entry":[{"fullUrl":"a:b","resource":{"resourceType":"Patient","id":"p"},"search":{"mode":"match"},"response":{"status":"200"}}],"link":[{"relation":"next","url":"a:n"},{"relation":"next","url":"a:m"}],"type":"searchset","total":1}`,
+	`{"resourceType":"Bundle","type":"collection","total":3,"entry":[{"fullUrl":"a:b","resource":{"resourceType":"Patient","id":"p","name":[{"text":"P<script>x</script>"}]}},{"fullUrl":"a:c","request":{"method":"GET","url":"x"}}]}`,
+	`{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"a:b","resource":{"resourceType":"Patient","id":"p","text":{"status":"generated","div":"<!DOCTYPE div [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><div xmlns=\"http://www.w3.org/1999/xhtml\">&x;</div>"}}}]}`,
 }
 
 // parseWhole is parse without streaming: the whole tree at once.
@@ -96,6 +102,8 @@ func TestStreamingMatchesWholeTree(t *testing.T) {
 	for _, c := range streamCases {
 		sameVerdict(t, []byte(c), Limits{})
 	}
+	long := strings.Repeat("a", maxStringChars+1) // not a fuzz seed: too big to mutate
+	sameVerdict(t, []byte(`{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"a:b","resource":{"resourceType":"Patient","name":[{"text":"`+long+`"}]}}]}`), Limits{})
 	files, _ := filepath.Glob(filepath.Join(testdata, "*", "*.json"))
 	if len(files) < 40 {
 		t.Fatalf("found %d testdata files, want the corpus", len(files))
@@ -125,16 +133,16 @@ func FuzzStreamingMatchesWholeTree(f *testing.F) {
 func TestMaxValues(t *testing.T) {
 	var entries []string
 	for i := range 100 {
-		entries = append(entries, `{"fullUrl":"urn:x:`+strconv.Itoa(i)+`"}`) // 2 values
+		entries = append(entries, `{"fullUrl":"urn:x:`+strconv.Itoa(i)+`","resource":{"resourceType":"Patient"}}`) // 4 values
 	}
 	bundle := `{"resourceType":"Bundle","type":"collection","entry":[` + strings.Join(entries, ",") + `]}`
 	// 4 values before the entries (the Bundle, its two strings, the array), then
-	// 2 per entry: 204 in a whole tree.
-	if b, err := ParseBundle([]byte(bundle), Limits{MaxValues: 6}); err != nil || len(b.Entries) != 100 {
-		t.Fatalf("100 entries of 2 values with MaxValues 6: got %v, want them validated one at a time", err)
+	// 4 per entry: 404 in a whole tree.
+	if b, err := ParseBundle([]byte(bundle), Limits{MaxValues: 8}); err != nil || len(b.Entries) != 100 {
+		t.Fatalf("100 entries of 4 values with MaxValues 8: got %v, want them validated one at a time", err)
 	}
-	if _, err := ParseBundle([]byte(bundle), Limits{MaxValues: 5}); !errors.Is(err, ErrTooLarge) {
-		t.Errorf("an entry of 2 values after 4 with MaxValues 5: got %v, want ErrTooLarge", err)
+	if _, err := ParseBundle([]byte(bundle), Limits{MaxValues: 7}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("an entry of 4 values after 4 with MaxValues 7: got %v, want ErrTooLarge", err)
 	}
 	tests := []struct {
 		name, src string

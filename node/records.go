@@ -49,7 +49,7 @@ func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.R
 // ingest is Ingest once the gate has let it in; the gate's sync makes the DEK file
 // durable.
 func ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress, sync record.Syncer) (*Ingested, error) {
-	b, err := fhir.ReadBundle(bundle, fhir.Limits{MaxBytes: maxBundleBytes})
+	b, err := fhir.ReadRecord(bundle, fhir.Limits{MaxBytes: maxBundleBytes}) // valid R4, and a Bundle type a record may be
 	if err != nil {
 		return nil, err
 	}

@@ -95,12 +95,12 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Ingest validates as the real node does (fhir.ReadBundle) and stores nothing on error.
+// Ingest validates as the real node does (fhir.ReadRecord) and stores nothing on error.
 func (f *fake) Ingest(ctx context.Context, patient consent.PatientID, r io.Reader) (*consent.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.called("Ingest")
-	b, err := fhir.ReadBundle(r, fhir.Limits{})
+	b, err := fhir.ReadRecord(r, fhir.Limits{})
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ type Backend interface {
 	// are refused with 503.
 	Health() Health
 
-	// Ingest validates a FHIR Bundle (fhir.ReadBundle), encrypts it under a fresh DEK
+	// Ingest validates a FHIR Bundle (fhir.ReadRecord), encrypts it under a fresh DEK
 	// into the block store and registers it on the chain for patient with this
 	// hospital as custodian; it returns the committed record. Invalid FHIR gives a
 	// *fhir.ValidationError (or fhir.ErrTooLarge) and stores nothing.

@@ -295,7 +295,7 @@ func (s *server) getConsent(w http.ResponseWriter, r *http.Request) error {
 }
 
 // searchConsents is GET /fhir/Consent?patient=ID: the patient's consents from chain
-// state, as FHIR Consents.
+// state, as FHIR Consents; a patient with none gets 200 and an empty searchset.
 func (s *server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 	patient, err := patientParam(r)
 	if err != nil {
@@ -305,12 +305,7 @@ func (s *server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(cons) == 0 {
-		if err := s.knownPatient(r.Context(), patient); err != nil {
-			return err
-		}
-	}
-	base := baseURL(r)
+	base := baseURL(r) // none is an empty searchset (total 0), as FHIR search answers
 	b := searchset(base+"/fhir/Consent?patient="+string(patient), len(cons))
 	for _, c := range cons {
 		fc, err := fhirConsentOf(c)

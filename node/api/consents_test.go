@@ -297,7 +297,10 @@ func TestRevokeRefused(t *testing.T) {
 
 func TestSearchConsents(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/Consent?patient=" + alice, role: api.RoleAdmin}), http.StatusNotFound, "not-found")
+	// no consents, no records: an empty searchset, not 404 (issue 10, finding 4)
+	wantEmptySearch(t, e.do(req{method: "GET", path: "/fhir/Consent?patient=" + alice, role: api.RoleAdmin}))
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/Consent?patient=" + alice + "x", role: api.RoleAdmin}), http.StatusBadRequest, "value")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/Consent", role: api.RoleAdmin}), http.StatusBadRequest, "required")
 	e.ingest()
 	res := e.do(req{method: "GET", path: "/fhir/Consent?patient=" + alice, role: api.RoleAdmin})
 	wantResource(t, res, http.StatusOK, "Bundle")

@@ -58,7 +58,8 @@ func bodyOf(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
 }
 
 // searchRecords is GET /fhir/DocumentReference?patient=ID: the patient's records as
-// the chain registers them (metadata only: the chain holds no PHI).
+// the chain registers them (metadata only: the chain holds no PHI); a patient with
+// none gets 200 and an empty searchset, never 404.
 func (s *server) searchRecords(w http.ResponseWriter, r *http.Request) error {
 	patient, err := patientParam(r)
 	if err != nil {
@@ -68,12 +69,7 @@ func (s *server) searchRecords(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(recs) == 0 {
-		if err := s.knownPatient(r.Context(), patient); err != nil {
-			return err
-		}
-	}
-	base := baseURL(r)
+	base := baseURL(r) // none is an empty searchset (total 0), as FHIR search answers
 	b := searchset(base+"/fhir/DocumentReference?patient="+string(patient), len(recs))
 	for _, rec := range recs {
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/fhir/DocumentReference/" + string(rec.ID),

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -236,10 +237,31 @@ func TestSearchRecords(t *testing.T) {
 	}
 
 	bob := strings.Repeat("0b", 32)
-	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=" + bob, role: api.RoleClinician}), http.StatusNotFound, "not-found")
+	// A patient with no records (here: one the chain knows nothing of) is an empty
+	// searchset, as FHIR search answers, not 404 (issue 10, finding 4).
+	wantEmptySearch(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=" + bob, role: api.RoleClinician}))
+	wantEmptySearch(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=Patient/" + bob, role: api.RoleClinician}))
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=" + bob[:10], role: api.RoleClinician}), http.StatusBadRequest, "value")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference", role: api.RoleClinician}), http.StatusBadRequest, "required")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=" + alice + "&patient=" + bob, role: api.RoleClinician}), http.StatusBadRequest, "required")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=Patient/f001", role: api.RoleClinician}), http.StatusBadRequest, "value")
+}
+
+// wantEmptySearch: a search that matches nothing answers 200 with a searchset of
+// total 0 and no entries.
+func wantEmptySearch(t *testing.T, res response) {
+	t.Helper()
+	wantResource(t, res, http.StatusOK, "Bundle")
+	var b struct {
+		Type  string
+		Total *int
+		Link  []struct{ Relation, URL string }
+		Entry []json.RawMessage
+	}
+	decode(t, res.body, &b)
+	if b.Type != "searchset" || b.Total == nil || *b.Total != 0 || len(b.Entry) != 0 || len(b.Link) != 1 || b.Link[0].Relation != "self" {
+		t.Errorf("want an empty searchset with total 0 and a self link, got %s", res.body)
+	}
 }
 
 // The search's fullUrls resolve: one record and one consent by ID.
