@@ -39,11 +39,15 @@ type NameError struct {
 // Detail is the name and its problem, with the suggestion if any, in one line:
 // "Observatoin: not an FHIR R4 resource type; did you mean Observation?".
 func (e *NameError) Detail() string {
-	s := plainName(e.Name) + ": " + e.Problem
-	if e.Suggest != "" {
-		s += "; did you mean " + e.Suggest + "?"
+	return plainName(e.Name) + ": " + e.Problem + e.Hint()
+}
+
+// Hint is "; did you mean NAME?" when there is a suggestion, else "".
+func (e *NameError) Hint() string {
+	if e.Suggest == "" {
+		return ""
 	}
-	return s
+	return "; did you mean " + e.Suggest + "?"
 }
 
 // plainName is name as a log shows it: as it is if it is short printable ASCII

@@ -122,7 +122,7 @@ func (p Provision) validateCriteria() error {
 	}
 	for _, c := range p.Classes {
 		if err := CheckClass(c); err != nil {
-			return fmt.Errorf("data class %s", err.(*NameError).Detail())
+			return fmt.Errorf("data class %q is not a FHIR resource type%s", truncate(string(c), 64), err.(*NameError).Hint())
 		}
 	}
 	for _, r := range p.Records {

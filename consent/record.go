@@ -34,7 +34,7 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 	}
 	for _, c := range r.Classes {
 		if err := CheckClass(c); err != nil {
-			return nil, reject(CodeInvalid, "data class %s", err.(*NameError).Detail())
+			return nil, reject(CodeInvalid, "data class %q is not a FHIR resource type%s", truncate(string(c), 40), err.(*NameError).Hint())
 		}
 	}
 	for _, c := range r.Custodians {
