@@ -366,6 +366,11 @@ func apiRefusals(t *testing.T, hn *hospitaltest.Net, pid consent.PatientID, rec 
 		{"bad purpose", "GET", "/records/" + string(rec) + "?purpose=SHOPPING", tokens["clinician"], "", 400},
 		{"bad signature", "POST", "/fhir/Consent", "", `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":` + consentJSON +
 			`},{"name":"body","valueBase64Binary":"oA=="},{"name":"signature","valueBase64Binary":"` + badSig + `"}]}`, 400},
+		// A Consent with an extension the chain cannot enforce: refused, not enforced without it (issue 10, finding 2).
+		{"consent extension", "POST", "/fhir/Consent/$prepare", "", strings.Replace(consentJSON, `"status":"active"`, `"status":"active","extension":[{"url":"http://example.org/location","valueString":"ward 7"}]`, 1), 400},
+		{"nested modifierExtension", "POST", "/fhir/Consent", "", `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":` +
+			strings.Replace(consentJSON, `"status":"active"`, `"status":"active","provision":{"provision":[{"type":"deny","modifierExtension":[{"url":"http://example.org/x","valueBoolean":true}]}]}`, 1) +
+			`},{"name":"body","valueBase64Binary":"oA=="},{"name":"signature","valueBase64Binary":"` + badSig + `"}]}`, 400},
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), c.method, ada.APIURL()+c.path, strings.NewReader(c.body))
 		if c.token != "" {

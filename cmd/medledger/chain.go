@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -219,10 +218,10 @@ func consentListCmd() *cobra.Command {
 	var patient, patientID string
 	cmd := &cobra.Command{
 		Use:   "list (--patient DIR | --patient-id ID)",
-		Short: "List a patient's consents (the node's API, a staff token)",
+		Short: "List a patient's consents",
 		Args:  cobra.NoArgs,
 	}
-	api := addAPIFlags(cmd)
+	node := addNodeFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if patientID == "" {
 			key, err := loadPatient(patient)
@@ -231,14 +230,11 @@ func consentListCmd() *cobra.Command {
 			}
 			patientID = string(consent.PatientIDOf(key.Public()))
 		}
-		a, err := api.open("consent list", staff)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
-		defer cancel()
 		var list []consent.Consent
-		if err := a.Get(ctx, "/consents", url.Values{"patient": {patientID}}, &list); err != nil {
+		err := onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
+			return c.Query(ctx, "/consents/"+patientID, &list)
+		})
+		if err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -315,23 +311,22 @@ func accessCmd() *cobra.Command {
 		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
 		var res *client.Committed
+		var d *consent.GrantInfo
 		err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
-			res, err = c.Submit(ctx, body, h.Keys.Operator)
+			if res, err = c.Submit(ctx, body, h.Keys.Operator); err != nil {
+				return err
+			}
+			d, err = c.Decision(ctx, consent.GrantID(res.ID))
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		// The decision is in the committed tx's own result.
-		d, err := res.Access()
-		if err != nil {
-			return err
-		}
 		if !d.Granted {
-			return fmt.Errorf("access denied: %s (grant %s, height %d)", d.Reason, d.Grant, res.Height)
+			return fmt.Errorf("access denied: %s (grant %s, height %d)", d.Reason, d.ID, res.Height)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "granted  %s\nconsent  %s\nheight   %d\nexpires  %s\n",
-			d.Grant, d.Consent, res.Height, time.Unix(d.Expires, 0).UTC().Format(time.RFC3339))
+			d.ID, d.Consent, res.Height, time.Unix(d.Expires, 0).UTC().Format(time.RFC3339))
 		return nil
 	}
 	req.Flags().StringVar(&purpose, "purpose", "", "purpose of use (v3 PurposeOfUse code, e.g. TREAT)")

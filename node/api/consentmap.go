@@ -19,22 +19,38 @@ import (
 //
 // FHIR Consent → consent.Policy:
 //
-//   - status must be "active" (only an active consent is enforced); resourceType
-//     Consent; scope any coding; patient "Patient/{patient ID}" (64 lowercase hex: the
-//     patient's Ed25519 public key, which must sign the grant).
+//   - First every element of the Consent, at any depth, is checked against the table
+//     in consentelems.go: it is mapped (below), descriptive (accepted, not kept, never
+//     echoed) or refused as not-supported with its path. Every extension and modifier
+//     extension, anywhere, is refused, as are implicitRules, contained, meta.security,
+//     a narrative of status 'additional', sourceAttachment, sourceReference, policy
+//     (policies by URI), verification, and in a provision securityLabel, code and
+//     dataPeriod (the chain knows when a record was registered, not when its data was
+//     recorded). An element the table does not know is refused too.
+//   - status must be "active" (only an active consent is enforced); scope consentscope
+//     patient-privacy (research, treatment and advance-directive consents say
+//     something else); patient "Patient/{patient ID}" (64 lowercase hex: the patient's
+//     Ed25519 public key, which must sign the grant); each performer, if any, the
+//     patient (the chain verifies the patient's signature, no one else's consent).
 //   - policyRule, in system v3-ActCode: OPTIN → base deny (nothing is shared unless a
 //     provision permits it), OPTOUT → base permit (shared unless a provision denies
-//     it). Anything else (OPTINR, OPTOUTE, other systems, none), and Consent.policy
-//     (policies by URI), cannot be enforced and is rejected.
+//     it). Anything else (OPTINR, OPTOUTE, other systems, none) cannot be enforced and
+//     is rejected.
+//   - A CodeableConcept the mapping reads (scope, policyRule, actor.role, action) may
+//     hold codings only in the system it reads: a translation into another system
+//     cannot be checked to mean the same, so it is refused.
 //   - The root provision (Consent.provision) gives the consent's period
-//     (Policy.Start/End). If it has a type it is itself the one exception to the base
-//     rule (Provisions[0], with its criteria) and its nested provisions are the
-//     exceptions to it (its Except). If it has no type it may name no criteria, and its
-//     nested provisions are the exceptions to the base rule (Provisions). Below that,
-//     every nested provision needs a type, becomes an Except of its parent, and its
-//     type must be the opposite of its parent's (a permit under a deny, a deny under a
-//     permit; the root's parent is the base rule): a provision of the same type as
-//     its parent says nothing the chain can represent.
+//     (Policy.Start/End). If it has no type it may name no criteria, and its nested
+//     provisions are the exceptions to the base rule (Provisions). If its type is the
+//     base rule's own (IHE PCF's "deny everything, except …" under OPTIN), it restates
+//     the base: its nested provisions are the exceptions to the base rule; with
+//     criteria it may hold none (they would be exceptions only within its criteria,
+//     which the chain cannot represent as one rule). If its type is the opposite, it is
+//     itself the one exception to the base rule (Provisions[0], with its criteria) and
+//     its nested provisions are the exceptions to it (its Except). Below that, every
+//     nested provision needs a type, becomes an Except of its parent, and its type must
+//     be the opposite of its parent's: a provision of the same type as its parent says
+//     nothing the chain can represent.
 //   - Criteria: actor[] → Actors, each with reference "Organization/{hospital ID}"
 //     and a recipient role (v3-ParticipationType PRCP or IRCP: the chain's actors are
 //     the hospitals that receive records; an actor in another role, such as CST
@@ -43,13 +59,13 @@ import (
 //     http://hl7.org/fhir/resource-types → Classes. data[] with meaning "instance"
 //     and reference "DocumentReference/{record ID}" → Records (other meanings are
 //     rejected). period → Start/End of a nested provision.
+//   - A deny may not name ETREAT or BTG: emergency (break-glass) access is granted by
+//     the chain's emergency rule, with a coded reason and a review, whatever a consent
+//     says, so a consent cannot deny it. A permit naming them (IHE PCF's break-glass:
+//     deny everything except ETREAT/BTG) states what holds and maps.
 //   - action[] is accepted only when every action is consentaction "access": access
 //     is the one action the chain decides, so a provision about access is enforced
-//     exactly; any other action (correct, disclose, …) is rejected. securityLabel[],
-//     code[], dataPeriod and modifierExtension (anywhere the mapping reads) cannot be
-//     enforced and are rejected. Other elements (identifier, dateTime, performer,
-//     organization, source, verification, extensions, narrative) do not change who
-//     may access what and are ignored.
+//     exactly; any other action (correct, disclose, …) is rejected.
 //   - Times: a dateTime (with its offset) is that instant; a date without a time, or a
 //     partial date (year, year-month), is read in UTC: a start at the first second it
 //     names, an end at the last (period end "2016-01-01" is 2016-01-01T23:59:59Z).
@@ -58,9 +74,14 @@ import (
 //   - Finally the policy must pass consent.Policy.Validate (the chain's own rules:
 //     depth, count, ID shapes).
 //
-// consent.Consent → FHIR Consent (for GET) writes the same shapes back (status
-// inactive once revoked; root provision without a type holding the period and the
-// policy's provisions), so that FHIR → policy → FHIR → policy is the identity.
+// consent.Consent → FHIR Consent (every answer of the API about a consent: the 201 of
+// POST /fhir/Consent, GET, search, $revoke, $prepare's preview) is rendered from the
+// chain's policy alone, never echoed from the input: status (inactive once revoked),
+// scope patient-privacy, category LOINC 59284-0, patient and performer the patient,
+// dateTime the block time of the grant, policyRule from the base, a root provision
+// without a type holding the period and the policy's provisions, each with action
+// access. So policy → FHIR → policy is the identity, and FHIR → policy → FHIR →
+// policy a fixed point.
 
 // FHIR code systems the mapping reads and writes.
 const (
@@ -73,47 +94,41 @@ const (
 	systemLOINC         = "http://loinc.org"
 )
 
-// fhirConsent is the part of a FHIR R4 Consent the mapping reads or writes. Elements
-// that cannot be enforced are kept raw only to detect their presence.
+// fhirConsent is the part of a FHIR R4 Consent the mapping reads or writes. What it
+// does not read has been refused or accepted as descriptive by checkElements first
+// (consentelems.go), so nothing is dropped unseen.
 type fhirConsent struct {
-	ResourceType      string            `json:"resourceType"`
-	ID                string            `json:"id,omitempty"`
-	ModifierExtension json.RawMessage   `json:"modifierExtension,omitempty"`
-	Status            string            `json:"status"`
-	Scope             *codeableConcept  `json:"scope,omitempty"`
-	Category          []codeableConcept `json:"category,omitempty"`
-	Patient           *reference        `json:"patient,omitempty"`
-	DateTime          string            `json:"dateTime,omitempty"`
-	Policy            json.RawMessage   `json:"policy,omitempty"`
-	PolicyRule        *codeableConcept  `json:"policyRule,omitempty"`
-	Provision         *fhirProvision    `json:"provision,omitempty"`
+	ResourceType string            `json:"resourceType"`
+	ID           string            `json:"id,omitempty"`
+	Status       string            `json:"status"`
+	Scope        *codeableConcept  `json:"scope,omitempty"`
+	Category     []codeableConcept `json:"category,omitempty"`
+	Patient      *reference        `json:"patient,omitempty"`
+	DateTime     string            `json:"dateTime,omitempty"`
+	Performer    []reference       `json:"performer,omitempty"`
+	PolicyRule   *codeableConcept  `json:"policyRule,omitempty"`
+	Provision    *fhirProvision    `json:"provision,omitempty"`
 }
 
 type fhirProvision struct {
-	ModifierExtension json.RawMessage   `json:"modifierExtension,omitempty"`
-	Type              string            `json:"type,omitempty"`
-	Period            *period           `json:"period,omitempty"`
-	Actor             []fhirActor       `json:"actor,omitempty"`
-	Action            []codeableConcept `json:"action,omitempty"`
-	SecurityLabel     json.RawMessage   `json:"securityLabel,omitempty"`
-	Purpose           []coding          `json:"purpose,omitempty"`
-	Class             []coding          `json:"class,omitempty"`
-	Code              json.RawMessage   `json:"code,omitempty"`
-	DataPeriod        json.RawMessage   `json:"dataPeriod,omitempty"`
-	Data              []fhirData        `json:"data,omitempty"`
-	Provision         []fhirProvision   `json:"provision,omitempty"`
+	Type      string            `json:"type,omitempty"`
+	Period    *period           `json:"period,omitempty"`
+	Actor     []fhirActor       `json:"actor,omitempty"`
+	Action    []codeableConcept `json:"action,omitempty"`
+	Purpose   []coding          `json:"purpose,omitempty"`
+	Class     []coding          `json:"class,omitempty"`
+	Data      []fhirData        `json:"data,omitempty"`
+	Provision []fhirProvision   `json:"provision,omitempty"`
 }
 
 type fhirActor struct {
-	ModifierExtension json.RawMessage  `json:"modifierExtension,omitempty"`
-	Role              *codeableConcept `json:"role,omitempty"`
-	Reference         *reference       `json:"reference,omitempty"`
+	Role      *codeableConcept `json:"role,omitempty"`
+	Reference *reference       `json:"reference,omitempty"`
 }
 
 type fhirData struct {
-	ModifierExtension json.RawMessage `json:"modifierExtension,omitempty"`
-	Meaning           string          `json:"meaning,omitempty"`
-	Reference         *reference      `json:"reference,omitempty"`
+	Meaning   string     `json:"meaning,omitempty"`
+	Reference *reference `json:"reference,omitempty"`
 }
 
 // mapError is a Consent that cannot be mapped faithfully: where, why, and the
@@ -145,25 +160,32 @@ func grantOf(raw []byte) (consent.Grant, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return consent.Grant{}, &mapError{Path: "Consent", Code: "structure", Msg: "not a Consent: " + err.Error()}
 	}
+	if c.ResourceType != "Consent" {
+		return consent.Grant{}, badValue("resourceType", "resourceType is '%s'; a Consent is required", c.ResourceType)
+	}
+	if err := checkElements(raw); err != nil {
+		return consent.Grant{}, err
+	}
 	return c.grant()
 }
 
 func (c *fhirConsent) grant() (consent.Grant, error) {
-	switch {
-	case c.ResourceType != "Consent":
-		return consent.Grant{}, badValue("resourceType", "resourceType is '%s'; a Consent is required", c.ResourceType)
-	case len(c.ModifierExtension) > 0:
-		return consent.Grant{}, unmappable("Consent.modifierExtension", "modifier extensions change the meaning of a Consent in ways the chain cannot enforce")
-	case c.Status != "active":
+	if c.Status != "active" {
 		return consent.Grant{}, &mapError{Path: "Consent.status", Code: "business-rule",
 			Msg: fmt.Sprintf("status is '%s'; only an active Consent is enforced: set status to active", c.Status)}
+	}
+	if err := privacyScope(c.Scope); err != nil {
+		return consent.Grant{}, err
 	}
 	patient, err := patientRef(c.Patient)
 	if err != nil {
 		return consent.Grant{}, err
 	}
-	if len(c.Policy) > 0 {
-		return consent.Grant{}, unmappable("Consent.policy", "policies referenced by URI cannot be enforced by the chain; express the rules as provisions under a policyRule")
+	for i, p := range c.Performer {
+		if p.Reference != "Patient/"+string(patient) {
+			return consent.Grant{}, unmappable(fmt.Sprintf("Consent.performer[%d]", i),
+				"'%s' is not the patient: the chain holds a consent the patient signed with their own key, so its only performer is the patient (Patient/{patient ID}); a consent given by someone else cannot be represented", truncate(p.Reference, 100))
+		}
 	}
 	pol, err := c.policy()
 	if err != nil {
@@ -187,10 +209,48 @@ func patientRef(r *reference) (consent.PatientID, error) {
 	return consent.PatientID(id), nil
 }
 
+// privacyScope checks scope: a privacy consent (consentscope patient-privacy) is the
+// one kind the chain holds; research, treatment and advance-directive consents say
+// something else.
+func privacyScope(cc *codeableConcept) error {
+	const path = "Consent.scope"
+	codes, err := codesOnlyIn(cc, systemConsentScope, path)
+	if err != nil {
+		return err
+	}
+	if len(codes) == 0 {
+		return &mapError{Path: path, Code: "required", Msg: "scope must be coded " + systemConsentScope + " patient-privacy: the chain holds privacy consents"}
+	}
+	for _, c := range codes {
+		if c != "patient-privacy" {
+			return unmappable(path, "scope '%s' cannot be enforced: the chain holds privacy consents (patient-privacy), which decide who may access records", truncate(c, 40))
+		}
+	}
+	return nil
+}
+
+// codesOnlyIn returns cc's codes, all of which must be in system: a coding in another
+// system claims to mean the same, which the chain cannot check.
+func codesOnlyIn(cc *codeableConcept, system, path string) ([]string, error) {
+	if cc == nil {
+		return nil, nil
+	}
+	for i, cd := range cc.Coding {
+		if cd.System != system {
+			return nil, unmappable(fmt.Sprintf("%s.coding[%d]", path, i),
+				"a coding in system '%s' cannot be checked to mean the same as the %s coding the chain reads: give only codings in %s", truncate(cd.System, 100), system, system)
+		}
+	}
+	return cc.codesIn(system), nil
+}
+
 // baseRule reads policyRule: OPTIN or OPTOUT in v3-ActCode.
 func baseRule(cc *codeableConcept) (consent.Rule, error) {
 	const path = "Consent.policyRule"
-	codes := cc.codesIn(systemActCode)
+	codes, err := codesOnlyIn(cc, systemActCode, path)
+	if err != nil {
+		return 0, err
+	}
 	if len(codes) == 0 {
 		return 0, &mapError{Path: path, Code: "required", Msg: "a policyRule coding in " + systemActCode + " (OPTIN or OPTOUT) is required: it is the consent's base rule"}
 	}
@@ -232,7 +292,13 @@ func (c *fhirConsent) policy() (consent.Policy, error) {
 		pol.Provisions, err = exceptions(root.Provision, base, path)
 		return pol, err
 	}
+	if sameRule(root.Type, base) {
+		return rootOfBase(pol, p, root, path)
+	}
 	if p.Type, err = ruleOf(root.Type, base, path); err != nil {
+		return consent.Policy{}, err
+	}
+	if err := emergencyNotDenied(p, path); err != nil {
 		return consent.Policy{}, err
 	}
 	if p.Except, err = exceptions(root.Provision, p.Type, path); err != nil {
@@ -240,6 +306,51 @@ func (c *fhirConsent) policy() (consent.Policy, error) {
 	}
 	pol.Provisions = []consent.Provision{p}
 	return pol, nil
+}
+
+func sameRule(typ string, r consent.Rule) bool {
+	var t consent.Rule
+	return t.UnmarshalText([]byte(typ)) == nil && t == r
+}
+
+// rootOfBase maps a root provision of the base rule's own type: IHE PCF's "deny
+// everything, except …" under OPTIN (or "permit everything, except …" under OPTOUT).
+// Without criteria it restates the base rule, and its nested provisions are the
+// exceptions to the base. With criteria and no nested provisions it is wholly inside
+// the base rule and changes nothing. With both, its exceptions would apply only within
+// its criteria: the chain has no rule for that, so it is refused.
+func rootOfBase(pol consent.Policy, p consent.Provision, root *fhirProvision, path string) (consent.Policy, error) {
+	named := criteriaNamed(p)
+	if named != "" && len(root.Provision) > 0 {
+		return consent.Policy{}, unmappable(path, "the root %s names %s and holds nested provisions: those would apply only within its %s, which the chain cannot represent as one rule; give the root no criteria and state each nested provision's criteria in full (the base rule, %s, already %ss everything not excepted)",
+			root.Type, named, named, baseCode(pol.Base), root.Type)
+	}
+	var err error
+	pol.Provisions, err = exceptions(root.Provision, pol.Base, path)
+	return pol, err
+}
+
+func baseCode(r consent.Rule) string {
+	if r == consent.Permit {
+		return "OPTOUT"
+	}
+	return "OPTIN"
+}
+
+// emergencyNotDenied refuses a deny naming an emergency purpose: break-glass access
+// (ETREAT, BTG) is granted by the chain's emergency rule, with a coded reason and a
+// review, whatever the patient's consents say, so a consent cannot deny it.
+func emergencyNotDenied(p consent.Provision, path string) error {
+	if p.Type != consent.Deny {
+		return nil
+	}
+	for i, pu := range p.Purposes {
+		if pu == "ETREAT" || pu == "BTG" {
+			return unmappable(fmt.Sprintf("%s.purpose[%d]", path, i),
+				"a consent cannot deny %s: emergency (break-glass) access is granted by the chain's emergency rule, with a coded reason and flagged for review, whatever the consent says; remove the purpose", pu)
+		}
+	}
+	return nil
 }
 
 // exceptions maps nested provisions, each an exception to parent.
@@ -255,6 +366,9 @@ func exceptions(ps []fhirProvision, parent consent.Rule, path string) ([]consent
 			return nil, &mapError{Path: ppath + ".type", Code: "required", Msg: "a nested provision needs a type: permit or deny"}
 		}
 		if p.Type, err = ruleOf(ps[i].Type, parent, ppath); err != nil {
+			return nil, err
+		}
+		if err := emergencyNotDenied(p, ppath); err != nil {
 			return nil, err
 		}
 		if p.Except, err = exceptions(ps[i].Provision, p.Type, ppath); err != nil {
@@ -331,26 +445,21 @@ func criteria(fp *fhirProvision, path string) (consent.Provision, error) {
 	return p, nil
 }
 
-// enforceable rejects the elements of a provision the chain cannot enforce.
+// enforceable rejects the actions of a provision the chain cannot enforce (what else a
+// provision holds that the chain cannot enforce, checkElements refused).
 func enforceable(fp *fhirProvision, path string) error {
-	switch {
-	case len(fp.ModifierExtension) > 0:
-		return unmappable(path+".modifierExtension", "modifier extensions change the meaning of a provision in ways the chain cannot enforce")
-	case len(fp.SecurityLabel) > 0:
-		return unmappable(path+".securityLabel", "security labels cannot be enforced: the chain knows records by ID and FHIR resource type (use class or data)")
-	case len(fp.Code) > 0:
-		return unmappable(path+".code", "content codes cannot be enforced: the chain knows records by ID and FHIR resource type (use class or data)")
-	case len(fp.DataPeriod) > 0:
-		return unmappable(path+".dataPeriod", "dataPeriod cannot be enforced: the chain does not know when the data in a record was recorded")
-	}
 	for i, a := range fp.Action {
-		codes := a.codesIn(systemConsentAction)
+		apath := fmt.Sprintf("%s.action[%d]", path, i)
+		codes, err := codesOnlyIn(&a, systemConsentAction, apath)
+		if err != nil {
+			return err
+		}
 		if len(codes) == 0 {
-			return unmappable(fmt.Sprintf("%s.action[%d]", path, i), "an action must be coded in %s; only 'access' can be enforced", systemConsentAction)
+			return unmappable(apath, "an action must be coded in %s; only 'access' can be enforced", systemConsentAction)
 		}
 		for _, code := range codes {
 			if code != "access" {
-				return unmappable(fmt.Sprintf("%s.action[%d]", path, i),
+				return unmappable(apath,
 					"action '%s' cannot be enforced: the chain decides access to records only; remove it, or state the provision for action 'access'", code)
 			}
 		}
@@ -359,10 +468,10 @@ func enforceable(fp *fhirProvision, path string) error {
 }
 
 func actor(a fhirActor, path string) (consent.HospitalID, error) {
-	if len(a.ModifierExtension) > 0 {
-		return "", unmappable(path+".modifierExtension", "modifier extensions cannot be enforced")
+	roles, err := codesOnlyIn(a.Role, systemParticipation, path+".role")
+	if err != nil {
+		return "", err
 	}
-	roles := a.Role.codesIn(systemParticipation)
 	if len(roles) == 0 {
 		return "", unmappable(path+".role", "the actor's role must be coded in %s as PRCP or IRCP (a recipient): the chain's actors are the hospitals that receive records", systemParticipation)
 	}
@@ -383,9 +492,6 @@ func actor(a fhirActor, path string) (consent.HospitalID, error) {
 }
 
 func data(d fhirData, path string) (consent.RecordID, error) {
-	if len(d.ModifierExtension) > 0 {
-		return "", unmappable(path+".modifierExtension", "modifier extensions cannot be enforced")
-	}
 	if d.Meaning != "instance" {
 		return "", unmappable(path+".meaning", "meaning '%s' cannot be enforced: the chain knows records, not what they relate to; use meaning 'instance' with DocumentReference/{record ID}", d.Meaning)
 	}
@@ -489,6 +595,7 @@ func fhirConsentOf(c consent.Consent) (*fhirConsent, error) {
 		Scope:        &codeableConcept{Coding: []coding{{System: systemConsentScope, Code: "patient-privacy"}}},
 		Category:     []codeableConcept{concept(systemLOINC, "59284-0")}, // Patient Consent
 		Patient:      &reference{Reference: "Patient/" + string(c.Patient)},
+		Performer:    []reference{{Reference: "Patient/" + string(c.Patient)}}, // the chain checked the patient's signature
 	}
 	if c.Revoked != 0 {
 		out.Status = "inactive"
@@ -521,7 +628,7 @@ func fhirConsentOf(c consent.Consent) (*fhirConsent, error) {
 func fhirProvisions(ps []consent.Provision) ([]fhirProvision, error) {
 	var out []fhirProvision
 	for _, p := range ps {
-		fp := fhirProvision{Type: p.Type.String()}
+		fp := fhirProvision{Type: p.Type.String(), Action: []codeableConcept{concept(systemConsentAction, "access")}}
 		var err error
 		if fp.Period, err = periodOf(p.Start, p.End); err != nil {
 			return nil, err

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/medledger/medledger/consent"
@@ -31,7 +30,8 @@ import (
 func (s *server) resourceLimit() int64 { return min(s.maxBody, maxResource) }
 
 // prepareGrant is POST /fhir/Consent/$prepare with a FHIR Consent: the grant tx body
-// to sign, the patient who must sign it, and the policy as the chain will hold it.
+// to sign, the patient who must sign it, and the policy as the chain will hold it, in
+// the chain's form (policy) and rendered as a FHIR Consent (consent).
 func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := s.rate.client(r); err != nil {
 		return err
@@ -53,7 +53,16 @@ func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.writePrepared(w, body, g.Patient, parameter{Name: "policy", ValueString: string(policy)})
+	rendered, err := fhirConsentOf(consent.Consent{Patient: g.Patient, Policy: g.Policy})
+	if err != nil {
+		return err
+	}
+	held, err := json.Marshal(rendered)
+	if err != nil {
+		return err
+	}
+	return s.writePrepared(w, body, g.Patient, parameter{Name: "policy", ValueString: string(policy)},
+		parameter{Name: "consent", Resource: held})
 }
 
 // writePrepared answers a $prepare: body (the bytes to sign), signer, and extras.
@@ -75,7 +84,8 @@ func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer 
 
 // grant is POST /fhir/Consent with Parameters {resource: the Consent, body: from
 // $prepare, signature: the patient's Ed25519 signature over body}: 201 with the
-// Consent, its id the consent ID (the committed tx's ID).
+// Consent as the chain holds it (rendered from its policy, not echoed), its id the
+// consent ID (the committed tx's ID).
 func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
 	if err := s.rate.client(r); err != nil {
 		return err
@@ -108,17 +118,28 @@ func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
 	if err := s.rate.patient(g.Patient); err != nil {
 		return err
 	}
-	c, err := s.b.SubmitTx(r.Context(), tx)
+	committed, err := s.b.SubmitTx(r.Context(), tx)
 	if err != nil {
 		return err
 	}
-	out, err := withID(res, string(c.ID))
+	out, err := fhirConsentOf(s.committedConsent(r.Context(), committed, g))
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/fhir/Consent/"+string(c.ID))
-	writeFHIR(w, http.StatusCreated, out)
-	return nil
+	w.Header().Set("Location", "/fhir/Consent/"+string(committed.ID))
+	return writeResource(w, http.StatusCreated, out)
+}
+
+// committedConsent is a just-committed grant as the chain holds it, to be rendered in
+// the answer: never the Consent as sent, whose elements the chain did not keep. It is
+// read back from the chain; should that read fail, the grant is rendered from the
+// committed tx itself (the chain stores its policy as signed), without a time.
+func (s *server) committedConsent(ctx context.Context, committed *Committed, g consent.Grant) consent.Consent {
+	id := consent.ConsentID(committed.ID)
+	if c, err := s.b.Consent(ctx, id); err == nil && c.Patient == g.Patient {
+		return *c
+	}
+	return consent.Consent{ID: id, Patient: g.Patient, Policy: g.Policy, Height: consent.Height(committed.Height)}
 }
 
 // assemble builds the tx from the body and signature parameters, signed by patient.
@@ -155,39 +176,6 @@ func sameGrant(a, b consent.Grant) bool {
 	ea, errA := consent.EncodeBody(consent.Body{Kind: consent.KindGrant, Grant: &a})
 	eb, errB := consent.EncodeBody(consent.Body{Kind: consent.KindGrant, Grant: &b})
 	return errA == nil && errB == nil && bytes.Equal(ea, eb)
-}
-
-// withID returns the resource JSON with its id set: resourceType and id first, then
-// the other members as given, in name order.
-func withID(raw json.RawMessage, id string) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	buf.WriteString(`{"resourceType":`)
-	buf.Write(m["resourceType"])
-	buf.WriteString(`,"id":`)
-	idJSON, _ := json.Marshal(id)
-	buf.Write(idJSON)
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if k != "resourceType" && k != "id" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		kJSON, _ := json.Marshal(k)
-		buf.WriteByte(',')
-		buf.Write(kJSON)
-		buf.WriteByte(':')
-		if err := json.Compact(&buf, m[k]); err != nil {
-			return nil, err
-		}
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
 }
 
 // prepareRevoke is POST /fhir/Consent/{id}/$revoke-prepare?patient=ID: the revoke tx

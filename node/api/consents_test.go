@@ -247,7 +247,7 @@ func TestConsentPrepareRefused(t *testing.T) {
 	}{
 		{"not FHIR", "/fhir/Consent/$prepare", `{"resourceType":"Consent",`, http.StatusBadRequest, "structure"},
 		{"a Patient", "/fhir/Consent/$prepare", `{"resourceType":"Patient","id":"x"}`, http.StatusBadRequest, "invalid"},
-		{"HL7 example", "/fhir/Consent/$prepare", string(must(os.ReadFile("../../testdata/fhir/consent/Consent-consent-example-basic.json"))), http.StatusBadRequest, "value"},
+		{"HL7 example (its signed form, sourceAttachment, is not enforced)", "/fhir/Consent/$prepare", string(must(os.ReadFile("../../testdata/fhir/consent/Consent-consent-example-basic.json"))), http.StatusBadRequest, "not-supported"},
 		{"revoke: bad consent ID", "/fhir/Consent/xyz/$revoke-prepare?patient=" + alice, "", http.StatusBadRequest, "value"},
 		{"revoke: no patient", "/fhir/Consent/" + strings.Repeat("ab", 16) + "/$revoke-prepare", "", http.StatusBadRequest, "required"},
 		{"revoke: unknown consent", "/fhir/Consent/" + strings.Repeat("ab", 16) + "/$revoke-prepare?patient=" + alice, "", http.StatusNotFound, "not-found"},
