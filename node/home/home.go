@@ -203,7 +203,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: chain.rpc_listen %q: use tcp://host:port", c.Chain.RPCListen)
 	}
 	if c.Chain.RPCListen != "" && !loopback(strings.TrimPrefix(c.Chain.RPCListen, "tcp://")) {
-		return fmt.Errorf("config: chain.rpc_listen %q: the RPC answers every query of the chain without "+
+		return fmt.Errorf("config: chain.rpc_listen %q: the RPC serves every block and tx of the chain (its whole content) without "+
 			"authentication; bind it to 127.0.0.1 or [::1] (an authenticating proxy may front it)", c.Chain.RPCListen)
 	}
 	if c.Chain.EmptyBlockInterval == "" {
