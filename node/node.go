@@ -141,6 +141,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Genesis:            gen,
 		P2PListen:          h.Config.Chain.P2PListen,
 		RPCListen:          h.Config.Chain.RPCListen,
+		PublicQuery:        consent.PublicQuery, // the rest only through the API, which checks roles
 		PersistentPeers:    h.Config.Chain.PersistentPeers,
 		Machine:            machine,
 		EmptyBlockInterval: h.Config.EmptyBlockInterval(),

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/audit"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/replay"
@@ -52,22 +54,37 @@ func kindList() string {
 	return strings.Join(ks, ", ")
 }
 
-func (f *filterFlags) filter() (consent.AuditFilter, error) {
-	out := consent.AuditFilter{Patient: consent.PatientID(f.patient), Hospital: consent.HospitalID(f.hospital), Kind: consent.AuditKind(f.kind)}
-	if f.kind != "" && !slices.Contains(consent.AuditKinds, out.Kind) {
-		return out, fmt.Errorf("--kind %q: use one of %s", f.kind, kindList())
+// query is the filter as the API's /audit/events parameters, checked here first so
+// that a bad flag gets the CLI's own one-line error.
+func (f *filterFlags) query() (url.Values, error) {
+	q, err := f.streamQuery()
+	if err != nil {
+		return nil, err
 	}
-	var err error
-	if out.From, err = parseWhen("--from", f.from); err != nil {
-		return out, err
+	for _, p := range []struct{ flag, name, v string }{{"--from", "from", f.from}, {"--to", "to", f.to}} {
+		if p.v == "" {
+			continue
+		}
+		if _, err := parseWhen(p.flag, p.v); err != nil {
+			return nil, err
+		}
+		q.Set(p.name, p.v)
 	}
-	if out.To, err = parseWhen("--to", f.to); err != nil {
-		return out, err
+	return q, nil
+}
+
+// streamQuery is the filter as the API's /audit/stream parameters (no time range).
+func (f *filterFlags) streamQuery() (url.Values, error) {
+	if f.kind != "" && !slices.Contains(consent.AuditKinds, consent.AuditKind(f.kind)) {
+		return nil, fmt.Errorf("--kind %q: use one of %s", f.kind, kindList())
 	}
-	if len(f.to) == len(time.DateOnly) {
-		out.To += 24*60*60 - 1 // a date: to its end
+	q := url.Values{}
+	for name, v := range map[string]string{"patient": f.patient, "hospital": f.hospital, "kind": f.kind} {
+		if v != "" {
+			q.Set(name, v)
+		}
 	}
-	return out, nil
+	return q, nil
 }
 
 func auditEventsCmd() *cobra.Command {
@@ -79,21 +96,27 @@ func auditEventsCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "events [--patient ID] [--hospital ID] [--kind KIND] [--from DATE] [--to DATE]",
-		Short: "Query the access log, newest first, a page at a time",
+		Short: "Query the access log, newest first, a page at a time (the node's API, a privacy officer's token)",
 		Args:  cobra.NoArgs,
 	}
-	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		filter, err := f.filter()
+		q, err := f.query()
 		if err != nil {
 			return err
 		}
-		filter.Before, filter.Limit = before, limit
-		data, _ := json.Marshal(filter)
+		if before != 0 {
+			q.Set("before", strconv.FormatUint(before, 10))
+		}
+		q.Set("limit", strconv.Itoa(limit))
+		a, err := api.open("audit events", privacyOfficer)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+		defer cancel()
 		var page consent.AuditPage
-		if err := onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
-			return c.QueryData(ctx, "/audit/events", data, &page)
-		}); err != nil {
+		if err := a.Get(ctx, "/audit/events", q, &page); err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -137,68 +160,79 @@ func auditFollowCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "follow --patient ID [--from-event INDEX]",
-		Short: "Print access-log events as they are committed (within a block), until interrupted",
+		Short: "Print access-log events as they are committed (within a block), until interrupted (the node's API, a staff token)",
 		Args:  cobra.NoArgs,
 	}
-	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		filter, err := f.filter()
+		if f.from != "" || f.to != "" {
+			return errors.New("--from and --to do not apply to follow: it prints events as they are committed (see --from-event)")
+		}
+		q, err := f.streamQuery()
+		if err != nil {
+			return err
+		}
+		a, err := api.open("audit follow", staff)
 		if err != nil {
 			return err
 		}
 		ctx := cmd.Context()
-		c, err := dial(ctx, *node)
-		if err != nil {
-			return err
-		}
-		var head consent.LogRoot
-		if err := c.Query(ctx, "/audit/head", &head); err != nil {
-			return err
-		}
-		next := head.Size
-		if cmd.Flags().Changed("from-event") {
-			next = fromEvent
-		}
 		out := cmd.OutOrStdout()
+		enc := json.NewEncoder(out)
+		print := func(e consent.AuditEvent) error {
+			if asJSON {
+				return enc.Encode(e)
+			}
+			writeEvent(out, e)
+			return nil
+		}
 		if !asJSON {
-			fmt.Fprintf(out, "following the access log from event %d (Ctrl-C stops)\n", next)
+			what := "new events"
+			if cmd.Flags().Changed("from-event") {
+				what = fmt.Sprintf("event %d", fromEvent)
+			}
+			fmt.Fprintf(out, "following the access log from %s (Ctrl-C stops)\n", what)
 			writeEventHeader(out)
 		}
-		height := int64(-1)
-		enc := json.NewEncoder(out)
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(50 * time.Millisecond):
+		var after *uint64
+		if cmd.Flags().Changed("from-event") {
+			if after, err = resumeFrom(ctx, a, q, fromEvent, print); err != nil {
+				return err
 			}
-			h, err := c.Height(ctx)
-			if err != nil || h == height {
-				continue
-			}
-			height = h
-			var now consent.LogRoot
-			if err := c.Query(ctx, "/audit/head", &now); err != nil {
-				continue
-			}
-			events, err := consent.EventsSince(next, now.Size, filter, pages(ctx, c))
-			if err != nil {
-				continue
-			}
-			for _, e := range events {
-				if asJSON {
-					enc.Encode(e)
-				} else {
-					writeEvent(out, e)
-				}
-			}
-			next = now.Size
 		}
+		return a.Follow(ctx, q, after, print)
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each event as a line of JSON")
 	cmd.Flags().Uint64Var(&fromEvent, "from-event", 0, "start at this log index (e.g. to resume); default: new events only")
 	return cmd
+}
+
+// resumeFrom is where a stream resumes to start at log index from: after from-1 (the
+// stream's Last-Event-ID). Event 0 has no index before it: it is read (if it matches
+// the stream's filter) and printed here, and the stream resumes after it.
+func resumeFrom(ctx context.Context, a *client.API, q url.Values, from uint64, print func(consent.AuditEvent) error) (*uint64, error) {
+	after := from - 1
+	if from > 0 {
+		return &after, nil
+	}
+	first := url.Values{}
+	for k, v := range q {
+		first[k] = v
+	}
+	first.Set("before", "1")
+	first.Set("limit", "1")
+	var page consent.AuditPage
+	if err := a.Get(ctx, "/audit/events", first, &page); err != nil {
+		return nil, err
+	}
+	for _, e := range page.Events {
+		if err := print(e); err != nil {
+			return nil, err
+		}
+	}
+	after = 0
+	return &after, nil
 }
 
 // loadGenesis reads the trusted genesis: --genesis, else the home's genesis.json.
@@ -221,9 +255,13 @@ func auditProofCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "proof INDEX [--since HEIGHT] [--genesis FILE]",
 		Short: "Prove an access-log event against headers signed by ≥ 2/3 of the validators' power (trusting the node for nothing)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Prove an access-log event against headers signed by ≥ 2/3 of the validators' power, trusting the node for nothing.\n" +
+			"The event comes from the node's API (a privacy officer's token); the signed headers, hash parts and\n" +
+			"proofs, which are public, from its RPC (--node).",
+		Args: cobra.ExactArgs(1),
 	}
 	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		var index uint64
 		if _, err := fmt.Sscan(args[0], &index); err != nil {
@@ -233,12 +271,16 @@ func auditProofCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		a, err := api.open("audit proof", privacyOfficer)
+		if err != nil {
+			return err
+		}
 		return onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
 			v, err := client.NewVerifier(c, gen)
 			if err != nil {
 				return err
 			}
-			p, err := v.VerifyEvent(ctx, index)
+			p, err := v.VerifyEvent(ctx, index, a)
 			if err != nil {
 				return err
 			}
@@ -268,22 +310,35 @@ func auditVerifyCmd() *cobra.Command {
 		to      int64
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--to HEIGHT] [--genesis FILE]",
+		Use:   "verify [--to HEIGHT] [--genesis FILE] [--api URL --token-file FILE]",
 		Short: "Replay the chain from genesis: signed blocks, re-executed app hashes, and the node's access log; exit 1 at the first inconsistency",
-		Args:  cobra.NoArgs,
+		Long: "Replay the chain from genesis over the node's RPC (--node): every block must be the one the validators\n" +
+			"signed, re-executing it must give the app hash they signed, and the node's access-log root must be the\n" +
+			"replay's. With a privacy officer's token (--token-file or $MEDLEDGER_TOKEN) and the node's API, every\n" +
+			"event the node serves is compared with the replay's too. Exit 1 at the first inconsistency.",
+		Args: cobra.NoArgs,
 	}
 	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		gen, err := loadGenesis(cmd, genesis)
 		if err != nil {
 			return err
+		}
+		cfg := replay.Config{To: to, Progress: cmd.ErrOrStderr()}
+		if api.given() {
+			a, err := api.open("audit verify", privacyOfficer)
+			if err != nil {
+				return err
+			}
+			cfg.Entries = a
 		}
 		ctx := cmd.Context()
 		c, err := dial(ctx, *node)
 		if err != nil {
 			return err
 		}
-		rep, err := replay.Run(ctx, c, gen, replay.Config{To: to, Progress: cmd.ErrOrStderr()})
+		rep, err := replay.Run(ctx, c, gen, cfg)
 		var p *replay.Problem
 		if errors.As(err, &p) {
 			return fmt.Errorf("INCONSISTENT: %s", strings.TrimPrefix(p.Error(), "replay: "))
@@ -291,8 +346,14 @@ func auditVerifyCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "consistent: %d heights, %d txs re-executed; every block signed by the validators and every app hash matched;\n"+
-			"the node serves the access log the chain built (%d events, root %x)\n", rep.Heights, rep.Txs, rep.Events, []byte(rep.Log.Root))
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "consistent: %d heights, %d txs re-executed; every block signed by the validators and every app hash matched;\n", rep.Heights, rep.Txs)
+		if cfg.Entries == nil {
+			fmt.Fprintf(out, "the node's access-log root is the chain's (%d events, root %x); its events were not compared (that needs the API and a privacy officer's token)\n",
+				rep.Log.Size, []byte(rep.Log.Root))
+			return nil
+		}
+		fmt.Fprintf(out, "the node serves the access log the chain built (%d events, root %x)\n", rep.Events, []byte(rep.Log.Root))
 		return nil
 	}
 	cmd.Flags().StringVar(&genesis, "genesis", "", "the trusted genesis.json (default: the home's)")
@@ -303,27 +364,32 @@ func auditVerifyCmd() *cobra.Command {
 func auditEmergenciesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emergencies",
-		Short: "The emergency-access review queue: unreviewed first",
+		Short: "The emergency-access review queue: unreviewed first (the node's API, a privacy officer's token)",
 		Args:  cobra.NoArgs,
 	}
-	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		var list []struct {
-			Decision consent.Decision `json:"decision"`
-			Review   *struct {
-				Outcome  string             `json:"outcome"`
-				Reviewer consent.HospitalID `json:"reviewer"`
-				Time     int64              `json:"time"`
-			} `json:"review"`
+		a, err := api.open("audit emergencies", privacyOfficer)
+		if err != nil {
+			return err
 		}
-		if err := onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
-			return c.Query(ctx, "/emergency-queue", &list)
-		}); err != nil {
+		ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+		defer cancel()
+		var queue struct {
+			Emergencies []struct {
+				Decision consent.Decision `json:"decision"`
+				Review   *struct {
+					Outcome  string             `json:"outcome"`
+					Reviewer consent.HospitalID `json:"reviewer"`
+				} `json:"review"`
+			} `json:"emergencies"`
+		}
+		if err := a.Get(ctx, "/audit/emergencies", nil, &queue); err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "%-32s  %-20s  %-9s  %-26s  %s\n", "GRANT", "TIME (UTC)", "BY", "REASON", "REVIEW")
-		for _, e := range list {
+		for _, e := range queue.Emergencies {
 			review := "UNREVIEWED"
 			if e.Review != nil {
 				review = e.Review.Outcome + " by " + string(e.Review.Reviewer)
@@ -372,10 +438,10 @@ func auditAccountingCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "accounting --patient ID [--format csv|json]",
-		Short: "A patient's HIPAA accounting of disclosures (45 CFR 164.528): six years of key releases to other hospitals",
+		Short: "A patient's HIPAA accounting of disclosures (45 CFR 164.528): six years of key releases to other hospitals (the node's API, a privacy officer's token)",
 		Args:  cobra.NoArgs,
 	}
-	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if format != "csv" && format != "json" {
 			return fmt.Errorf("--format %q: use csv or json", format)
@@ -383,47 +449,26 @@ func auditAccountingCmd() *cobra.Command {
 		if patient == "" {
 			return errors.New("--patient is required")
 		}
-		now := time.Now().UTC()
-		var rows []audit.Disclosure
-		err := onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
-			var head consent.LogRoot
-			if err := c.Query(ctx, "/audit/head", &head); err != nil {
-				return err
-			}
-			f := consent.AuditFilter{Patient: consent.PatientID(patient), From: audit.FetchFrom(now).Unix()}
-			events, err := consent.EventsSince(0, head.Size, f, pages(ctx, c))
-			if err != nil {
-				return err
-			}
-			records := map[consent.RecordID]consent.Record{}
-			for _, e := range events {
-				if _, ok := records[e.Record]; e.Record == "" || ok {
-					continue
-				}
-				var r consent.Record
-				if err := c.Query(ctx, "/record/"+string(e.Record), &r); err != nil {
-					return err
-				}
-				records[e.Record] = r
-			}
-			var hs []consent.Hospital
-			if err := c.Query(ctx, "/hospitals", &hs); err != nil {
-				return err
-			}
-			names := map[consent.HospitalID]string{}
-			for _, h := range hs {
-				names[h.ID] = h.Name
-			}
-			rows = audit.Accounting(consent.PatientID(patient), events, records, names, now)
-			return nil
-		})
+		a, err := api.open("audit accounting", privacyOfficer)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+		defer cancel()
+		b, err := a.GetBytes(ctx, "/audit/accounting", url.Values{"patient": {patient}, "format": {format}})
 		if err != nil {
 			return err
 		}
 		if format == "json" {
-			return writeJSON(cmd, audit.NewReport(consent.PatientID(patient), rows, now))
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, b, "", "  "); err != nil {
+				return fmt.Errorf("audit accounting: %w", err)
+			}
+			buf.WriteByte('\n')
+			b = buf.Bytes()
 		}
-		return audit.WriteCSV(cmd.OutOrStdout(), rows)
+		_, err = cmd.OutOrStdout().Write(b)
+		return err
 	}
 	cmd.Flags().StringVar(&patient, "patient", "", "the patient ID")
 	cmd.Flags().StringVar(&format, "format", "csv", "csv or json")
@@ -435,16 +480,4 @@ func dial(ctx context.Context, addr string) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return client.Dial(ctx, addr)
-}
-
-// pages reads pages of the access log from c (for consent.EventsSince).
-func pages(ctx context.Context, c *client.Client) func(consent.AuditFilter) (*consent.AuditPage, error) {
-	return func(f consent.AuditFilter) (*consent.AuditPage, error) {
-		data, err := json.Marshal(f)
-		if err != nil {
-			return nil, err
-		}
-		var p consent.AuditPage
-		return &p, c.QueryData(ctx, "/audit/events", data, &p)
-	}
 }

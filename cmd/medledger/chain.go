@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -218,10 +219,10 @@ func consentListCmd() *cobra.Command {
 	var patient, patientID string
 	cmd := &cobra.Command{
 		Use:   "list (--patient DIR | --patient-id ID)",
-		Short: "List a patient's consents",
+		Short: "List a patient's consents (the node's API, a staff token)",
 		Args:  cobra.NoArgs,
 	}
-	node := addNodeFlag(cmd)
+	api := addAPIFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if patientID == "" {
 			key, err := loadPatient(patient)
@@ -230,11 +231,14 @@ func consentListCmd() *cobra.Command {
 			}
 			patientID = string(consent.PatientIDOf(key.Public()))
 		}
-		var list []consent.Consent
-		err := onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
-			return c.Query(ctx, "/consents/"+patientID, &list)
-		})
+		a, err := api.open("consent list", staff)
 		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+		defer cancel()
+		var list []consent.Consent
+		if err := a.Get(ctx, "/consents", url.Values{"patient": {patientID}}, &list); err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -311,22 +315,23 @@ func accessCmd() *cobra.Command {
 		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
 		var res *client.Committed
-		var d *consent.GrantInfo
 		err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
-			if res, err = c.Submit(ctx, body, h.Keys.Operator); err != nil {
-				return err
-			}
-			d, err = c.Decision(ctx, consent.GrantID(res.ID))
+			res, err = c.Submit(ctx, body, h.Keys.Operator)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		// The decision is in the committed tx's own result.
+		d, err := res.Access()
+		if err != nil {
+			return err
+		}
 		if !d.Granted {
-			return fmt.Errorf("access denied: %s (grant %s, height %d)", d.Reason, d.ID, res.Height)
+			return fmt.Errorf("access denied: %s (grant %s, height %d)", d.Reason, d.Grant, res.Height)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "granted  %s\nconsent  %s\nheight   %d\nexpires  %s\n",
-			d.ID, d.Consent, res.Height, time.Unix(d.Expires, 0).UTC().Format(time.RFC3339))
+			d.Grant, d.Consent, res.Height, time.Unix(d.Expires, 0).UTC().Format(time.RFC3339))
 		return nil
 	}
 	req.Flags().StringVar(&purpose, "purpose", "", "purpose of use (v3 PurposeOfUse code, e.g. TREAT)")

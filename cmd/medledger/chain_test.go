@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,46 +11,36 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/nodetest"
+	"github.com/medledger/medledger/node/hospitaltest"
 )
 
-// TestChainScripts runs the CLI scripts in testdata/chain against a real 4-validator
-// consent chain on 127.0.0.1 whose genesis registers three hospitals with homes. Each
-// script starts with a patient key in ./alice and a record of alice's registered by
-// ada: $REC; $PATIENT is alice's ID. $ADA, $BAYSIDE, $CITY are the hospitals' homes;
-// $MEDLEDGER_NODE a node; $GENESIS the chain's genesis.json.
+// TestChainScripts runs the CLI scripts in testdata/chain against four real hospital
+// nodes on 127.0.0.1 (hospitaltest: CometBFT validators, libp2p hosts, stores, the
+// API). Each script starts with a patient key in ./alice and a record of alice's
+// registered by ada: $REC; $PATIENT is alice's ID. $ADA, $BAYSIDE, $CITY are the
+// hospitals' homes; $MEDLEDGER_NODE is bayside's RPC, $MEDLEDGER_API its API and
+// $MEDLEDGER_TOKEN its privacy officer's token ($CLINICIAN_TOKEN its clinician's,
+// $TOKENS its keys/api-tokens.json);
+// $GENESIS the chain's genesis.json.
 func TestChainScripts(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a 4-validator chain")
+		t.Skip("starts four hospital nodes")
 	}
+	net := hospitaltest.Start(t, 4)
 	homes := map[string]*home.Home{}
-	var g consent.Genesis
-	for _, id := range []string{"ada", "bayside", "city"} {
-		h, err := home.Init(filepath.Join(t.TempDir(), id), home.Config{Name: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		homes[id] = h
-		g.Hospitals = append(g.Hospitals, consent.Hospital{ID: consent.HospitalID(id), Name: id, Power: 1,
-			Operator: h.Keys.Operator.Public(), Node: h.Keys.Node.Public(), Wrap: h.Keys.Wrap.Public()})
+	for _, h := range net.Homes {
+		homes[h.Config.ID] = h
 	}
-	appState, _ := json.Marshal(g)
-	net := nodetest.New(t, 4, func(int) chain.StateMachine { return node.NewConsentMachine() },
-		nodetest.WithAppState(appState), nodetest.WithRPC())
-	net.Start()
+	const via = 1 // bayside
+	rpc := net.RPC(via)
+	tokens, err := node.ReadTokens(net.Homes[via])
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if err := net.WaitHeight(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	rpc := "http://" + strings.TrimPrefix(net.Configs[1].RPCListen, "tcp://")
-	genesis := filepath.Join(t.TempDir(), "genesis.json")
-	if err := net.Genesis.SaveAs(genesis); err != nil {
-		t.Fatal(err)
-	}
 	cl, err := client.Dial(ctx, rpc)
 	if err != nil {
 		t.Fatal(err)
@@ -80,11 +68,15 @@ func TestChainScripts(t *testing.T) {
 			}
 			env.Setenv("REC", id.String())
 			env.Setenv("PATIENT", string(consent.PatientIDOf(patient.Public())))
-			env.Setenv("GENESIS", genesis)
+			env.Setenv("GENESIS", net.Homes[via].Path(home.GenesisFile))
 			env.Setenv("ADA", homes["ada"].Dir)
 			env.Setenv("BAYSIDE", homes["bayside"].Dir)
 			env.Setenv("CITY", homes["city"].Dir)
 			env.Setenv("MEDLEDGER_NODE", rpc)
+			env.Setenv("MEDLEDGER_API", net.Nodes[via].APIURL())
+			env.Setenv("MEDLEDGER_TOKEN", tokens["privacy-officer"])
+			env.Setenv("TOKENS", net.Homes[via].Path(home.TokensFile))
+			env.Setenv("CLINICIAN_TOKEN", tokens["clinician"])
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

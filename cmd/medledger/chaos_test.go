@@ -22,8 +22,11 @@ import (
 	"testing"
 	"time"
 
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 )
@@ -76,8 +79,11 @@ func TestChaosSoak(t *testing.T) {
 	n.heal(t)
 
 	n.checkConverged(t)
-	n.checkCommitted(t)
+	// These read each node's state from its store, the node stopped (CometBFT's RPC
+	// does not answer role-scoped queries): node 0 first, while the others serve
+	// blocks over the RPC.
 	n.checkReleases(t)
+	n.checkCommitted(t)
 	n.report(t)
 }
 
@@ -945,25 +951,57 @@ func (n *chaosNet) checkSameBlock(t *testing.T, h int64) {
 	}
 }
 
-// chainClients dials every node's RPC for chain queries.
-func (n *chaosNet) chainClients(t *testing.T) []*client.Client {
+// nodeState is a node's committed state, read from its app store with the node
+// stopped: CometBFT's RPC answers only the chain's public queries (consent.PublicQuery),
+// and these checks read records, consents, decisions and receipts.
+type nodeState struct{ app *chain.App }
+
+// stateOf stops node i (if it runs) and opens its app store.
+func (n *chaosNet) stateOf(t *testing.T, i int) *nodeState {
 	t.Helper()
-	var cs []*client.Client
-	for i := range n.homes {
-		c, err := client.Dial(t.Context(), n.rpc[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs = append(cs, c)
+	if err := n.proc(i).stop(t); err != nil {
+		t.Fatalf("stop %s for the checks: %v", hospitalIDs[i], err)
 	}
-	return cs
+	app, err := chain.NewApp(filepath.Join(n.homes[i].Path(home.ChainDir), "data", "app.db"), node.NewConsentMachine(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return &nodeState{app: app}
+}
+
+// Query reads path into v (client.ErrNotFound if the state has no such item).
+func (s *nodeState) Query(ctx context.Context, path string, v any) error {
+	res, err := s.app.Query(ctx, &abcitypes.RequestQuery{Path: path})
+	if err != nil {
+		return err
+	}
+	switch consent.Code(res.Code) {
+	case consent.OK:
+		return json.Unmarshal(res.Value, v)
+	case consent.CodeNotFound:
+		return fmt.Errorf("%w: %s", client.ErrNotFound, res.Log)
+	}
+	return fmt.Errorf("query %s: %s", path, res.Log)
+}
+
+// Decision is a grant with its receipts.
+func (s *nodeState) Decision(ctx context.Context, id consent.GrantID) (*consent.GrantInfo, error) {
+	var g consent.GrantInfo
+	if err := s.Query(ctx, "/grant/"+string(id), &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
 }
 
 // checkCommitted is (b): every record, consent, revocation and decision the load saw
 // committed is on every node.
 func (n *chaosNet) checkCommitted(t *testing.T) {
 	t.Helper()
-	cs := n.chainClients(t)
+	var cs []*nodeState
+	for i := range n.homes {
+		cs = append(cs, n.stateOf(t, i))
+	}
 	checked := 0
 	has := func(path string, v any) {
 		t.Helper()
@@ -998,7 +1036,11 @@ func (n *chaosNet) checkCommitted(t *testing.T) {
 // checkReleases is (c) and (d), from the chain's decisions and receipts.
 func (n *chaosNet) checkReleases(t *testing.T) {
 	t.Helper()
-	c := n.chainClients(t)[0]
+	c := n.stateOf(t, 0)
+	blocks, err := client.Dial(t.Context(), n.rpc[1]) // blocks are public: node 1's RPC
+	if err != nil {
+		t.Fatal(err)
+	}
 	revoked := map[consent.ConsentID]consent.Height{}
 	for _, p := range n.patients {
 		var cons []consent.Consent
@@ -1032,7 +1074,7 @@ func (n *chaosNet) checkReleases(t *testing.T) {
 			}
 			underRevoked++
 			for _, r := range g.Receipts {
-				if r.Height > hr || r.Height == hr && !receiptFirst(t, c, hr, d.ID, d.Consent) {
+				if r.Height > hr || r.Height == hr && !receiptFirst(t, blocks, hr, d.ID, d.Consent) {
 					t.Errorf("RELEASE AFTER REVOKE: grant %s under consent %s (revoked at %d) has a receipt by %s at %d", d.ID, d.Consent, hr, r.Custodian, r.Height)
 				}
 				if r.Height == hr {

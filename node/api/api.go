@@ -167,5 +167,7 @@ func (s *server) routes(cfg Config) {
 	// patient, filtered to their own ID.
 	s.routeWithin("GET /audit/stream", anyStaff, 0, s.stream(cfg.Heartbeat)) // no deadline: a stream lasts
 	s.route("GET /audit/emergencies", auditors, s.emergencies)
+	s.route("GET /consents", anyStaff, s.consentList)       // chainreads.go
+	s.route("GET /audit/log/{index}", auditors, s.logEntry) // chainreads.go
 	s.route("POST /audit/emergencies/{grant}/$review", []Role{RolePrivacyOfficer}, s.reviewEmergency)
 }

@@ -67,6 +67,11 @@ type App struct {
 	// faults learns of every store failure and every error of a consensus call
 	// (which halts consensus); nil for an App outside a Node.
 	faults *faultLatch
+
+	// gate, set by a Node, decides which query paths a caller other than the node
+	// itself (CometBFT's RPC) may ask (publicquery.go); nil for an App outside a Node,
+	// which answers every query.
+	gate func(path string) bool
 }
 
 type pendingBlock struct {
@@ -319,8 +324,13 @@ func (a *App) committed() (r KVReader, v *dbView) {
 	return v, v
 }
 
-// Query implements abcitypes.Application, against the latest committed state.
-func (a *App) Query(_ context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
+// Query implements abcitypes.Application, against the latest committed state. In a
+// Node, a path that is not public is refused unless ctx marks the read as the node's
+// own (see publicquery.go).
+func (a *App) Query(ctx context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
+	if refusal := a.refuseQuery(ctx, req.Path); refusal != nil {
+		return refusal, nil
+	}
 	defer a.readLock()()
 	if a.closed {
 		return nil, ErrClosed

@@ -37,7 +37,12 @@ type Config struct {
 	// not supported (peers need to know the port): see FreePort.
 	P2PListen string
 	// RPCListen is CometBFT's RPC address, e.g. "tcp://127.0.0.1:26657"; "" disables it.
-	RPCListen       string
+	RPCListen string
+	// PublicQuery decides which of the Machine's query paths CometBFT's RPC
+	// (abci_query) answers: those any client may read. The others are answered only
+	// for the node's own reads (Node.Query). nil: none (HashPartsPath is always public).
+	// It does not apply to a raw App.
+	PublicQuery     func(path string) bool
 	PersistentPeers []string // "nodeid@host:port" (see Node.P2PAddr)
 	// Machine is the state machine the node replicates, run by an App over its own store
 	// in data/app.db. Exactly one of Machine and App is set.
@@ -192,6 +197,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 			return nil, err
 		}
 		app.faults = faults
+		app.gate = rpcGate(cfg.PublicQuery)
 		abciApp = app
 	}
 	dbs := new(openDBs)
@@ -344,8 +350,9 @@ func execResult(r *abcitypes.ExecTxResult) Result {
 // Query asks the state machine through the node's ABCI query connection, against the
 // latest committed state; it returns the height the answer is from.
 func (n *Node) Query(path string, data []byte) (Result, int64, error) {
-	// The local ABCI client ignores the context.
-	r, err := n.cmt.ProxyApp().Query().Query(context.Background(), &abcitypes.RequestQuery{Path: path, Data: data})
+	// The local ABCI client passes the context to App.Query: it marks the read as the
+	// node's own (see publicquery.go).
+	r, err := n.cmt.ProxyApp().Query().Query(ownRead(context.Background()), &abcitypes.RequestQuery{Path: path, Data: data})
 	if err != nil {
 		return Result{}, 0, fmt.Errorf("chain: query %s: %w", path, err)
 	}

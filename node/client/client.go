@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
@@ -231,11 +232,46 @@ func (c *Client) WaitHeight(ctx context.Context, h int64) error {
 	}
 }
 
-// Decision returns the access decision of a committed request or emergency tx.
-func (c *Client) Decision(ctx context.Context, id consent.GrantID) (*consent.GrantInfo, error) {
-	var g consent.GrantInfo
-	if err := c.Query(ctx, "/grant/"+string(id), &g); err != nil {
-		return nil, err
+// Access is the decision an access or emergency tx's result carries (its "access"
+// event): the requester learns it from its own committed tx, without reading role-
+// scoped chain state (CometBFT's RPC does not serve /grant/: consent.PublicQuery).
+type Access struct {
+	Grant     consent.GrantID
+	Granted   bool
+	Reason    string            // why denied
+	Emergency string            // a break-glass access's reason code
+	Consent   consent.ConsentID // the consent that permitted
+	Expires   int64             // block time after which no key is released (Unix seconds)
+}
+
+// Access returns the decision of a committed request or emergency tx, or an error if
+// its result carries none.
+func (c *Committed) Access() (*Access, error) {
+	for _, e := range c.Events {
+		if e.Type != "access" {
+			continue
+		}
+		a := &Access{}
+		for _, at := range e.Attrs {
+			switch at.Key {
+			case "grant":
+				a.Grant = consent.GrantID(at.Value)
+			case "decision":
+				a.Granted = at.Value == "granted"
+			case "reason":
+				a.Reason = at.Value
+			case "emergency":
+				a.Emergency = at.Value
+			case "consent":
+				a.Consent = consent.ConsentID(at.Value)
+			case "expires":
+				a.Expires, _ = strconv.ParseInt(at.Value, 10, 64)
+			}
+		}
+		if a.Grant == "" {
+			break
+		}
+		return a, nil
 	}
-	return &g, nil
+	return nil, fmt.Errorf("client: tx %s carries no access decision", c.ID)
 }

@@ -113,10 +113,19 @@ type EventProof struct {
 	Proof  [][]byte              // the inclusion proof's hashes
 }
 
-// VerifyEvent fetches the log's event at index and checks it: its leaf must be
-// included, by the node's inclusion proof, in the log root that the validators' signed
-// app hash binds at the latest verifiable height.
-func (v *Verifier) VerifyEvent(ctx context.Context, index uint64) (*EventProof, error) {
+// Entries serves the access log's entries with their leaf bytes. Events are role-
+// scoped: a node's API serves them to privacy officers (API.LogEntry), not its RPC.
+type Entries interface {
+	LogEntry(ctx context.Context, index uint64) (*consent.LogEntry, error)
+}
+
+var _ Entries = (*API)(nil)
+
+// VerifyEvent fetches the log's event at index from entries and checks it: its leaf
+// must be included, by the node's inclusion proof (public, over the RPC), in the log
+// root that the validators' signed app hash binds at the latest verifiable height.
+// Neither the entry's source nor the node is trusted.
+func (v *Verifier) VerifyEvent(ctx context.Context, index uint64, entries Entries) (*EventProof, error) {
 	h, err := v.LatestVerifiable(ctx)
 	if err != nil {
 		return nil, err
@@ -128,8 +137,8 @@ func (v *Verifier) VerifyEvent(ctx context.Context, index uint64) (*EventProof, 
 	if index >= log.Size {
 		return nil, fmt.Errorf("%w: event %d is not in the log of %d events at height %d", ErrNotFound, index, log.Size, h)
 	}
-	var entry consent.LogEntry
-	if err := v.c.Query(ctx, fmt.Sprintf("/audit/event/%d", index), &entry); err != nil {
+	entry, err := entries.LogEntry(ctx, index)
+	if err != nil {
 		return nil, err
 	}
 	var proof consent.InclusionProof

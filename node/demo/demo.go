@@ -492,7 +492,7 @@ func (s *story) proveAndReview() error {
 	if err != nil {
 		return err
 	}
-	p, err := v.VerifyEvent(ctx, e.Index)
+	p, err := v.VerifyEvent(ctx, e.Index, s.bayside) // the event from bayside (its API serves the same to a privacy officer)
 	if err != nil {
 		return err
 	}

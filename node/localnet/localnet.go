@@ -49,6 +49,9 @@ type Config struct {
 	External []int
 	// RPC gives every node an RPC listener on a free loopback port.
 	RPC bool
+	// PublicQuery is chain.Config.PublicQuery: the Machine's query paths the RPC
+	// answers (nil: none but the adapter's hash parts).
+	PublicQuery func(path string) bool
 	// EmptyBlockInterval is chain.Config.EmptyBlockInterval (default 0: a block right
 	// after the previous one).
 	EmptyBlockInterval time.Duration
@@ -180,6 +183,7 @@ func (n *Net) prepare() error {
 			}
 		}
 		c.EmptyBlockInterval = n.cfg.EmptyBlockInterval
+		c.PublicQuery = n.cfg.PublicQuery
 		c.Logger = n.cfg.Logger
 		pub := c.ValidatorKey.Public().(ed25519.PublicKey)
 		gen.Validators = append(gen.Validators, chain.ValidatorFromKey(pub, n.cfg.Powers[i], c.Moniker))

@@ -66,6 +66,10 @@ func TestHelperValidator(t *testing.T) {
 		Genesis: &gen, P2PListen: hc.P2PListen, RPCListen: hc.RPCListen,
 		PersistentPeers: hc.PersistentPeers, Machine: node.NewConsentMachine(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		// The parent reads the child's consents and decisions over the RPC: this
+		// test validator has no API, so its RPC answers every query path (a hospital
+		// node's answers only consent.PublicQuery's).
+		PublicQuery: func(string) bool { return true },
 	})
 	if err != nil {
 		t.Fatal(err)

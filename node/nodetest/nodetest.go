@@ -36,6 +36,12 @@ func WithRPC() Option {
 	return func(c *localnet.Config) { c.RPC = true }
 }
 
+// WithPublicQuery lets the nodes' RPC answer the query paths public accepts
+// (chain.Config.PublicQuery; default none).
+func WithPublicQuery(public func(path string) bool) Option {
+	return func(c *localnet.Config) { c.PublicQuery = public }
+}
+
 // WithLogger sends the nodes' logs to l (default: discarded).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *localnet.Config) { c.Logger = l }

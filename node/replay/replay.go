@@ -1,7 +1,9 @@
 // Package replay checks a node's chain from genesis without trusting the node: every
 // block must be the one the validators signed, re-executing every block's txs in a
 // fresh consent machine must give the app hash the validators signed for it, and the
-// access log the node serves must be, event for event, the one the replay built.
+// access log the node serves must be the one the replay built: its root (public, over
+// the RPC) and, given a source of its events (role-scoped: the node's API with a privacy
+// officer's token), event for event.
 package replay
 
 import (
@@ -27,7 +29,7 @@ type Report struct {
 	Heights int64                 `json:"heights"` // blocks replayed (1..Heights)
 	Txs     int                   `json:"txs"`
 	Log     consent.LogCommitment `json:"log"`    // the access log after the last height
-	Events  uint64                `json:"events"` // served events compared with the replay's
+	Events  uint64                `json:"events"` // served events compared with the replay's (0 without Config.Entries)
 }
 
 // Problem is the first inconsistency a replay found.
@@ -47,6 +49,9 @@ func (p *Problem) Error() string {
 type Config struct {
 	To       int64     // the last height to replay (default: the latest the node can prove)
 	Progress io.Writer // optional: a line every 100 heights
+	// Entries, if set, serves the node's access-log events (client.API.LogEntry), each
+	// compared with the replay's; without it only the log's size and root are.
+	Entries client.Entries
 }
 
 // Run replays the chain the node behind c serves, from gen, trusting only gen's
@@ -148,12 +153,19 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 		return nil, &Problem{to, "the node's access log root differs from the replay's"}
 	}
 	for i := range log.Size {
-		var mine, theirs consent.LogEntry
+		if cfg.Entries == nil {
+			break
+		}
+		var mine consent.LogEntry
 		if err := queryApp(ctx, app, fmt.Sprintf("/audit/event/%d", i), &mine); err != nil {
 			return nil, err
 		}
-		if err := c.Query(ctx, fmt.Sprintf("/audit/event/%d", i), &theirs); err != nil {
+		theirs, err := cfg.Entries.LogEntry(ctx, i)
+		if errors.Is(err, client.ErrNotFound) {
 			return nil, &Problem{0, fmt.Sprintf("access log event %d: %v", i, err)}
+		}
+		if err != nil { // not an answer about the log (no access, no connection)
+			return nil, err
 		}
 		if !bytes.Equal(mine.Leaf, theirs.Leaf) {
 			return nil, &Problem{0, fmt.Sprintf("access log event %d served by the node differs from the chain's (tampered store?)", i)}

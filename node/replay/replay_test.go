@@ -12,6 +12,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/hospitaltest"
@@ -59,6 +60,9 @@ func TestVerifyAndTamper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Events come from the node's API (a privacy officer's token), the rest from its
+	// RPC: neither is trusted.
+	var api *client.API
 	dial := func(i int) (*client.Client, *client.Verifier) {
 		c, err := client.Dial(hospitaltest.Ctx(t), net.RPC(i))
 		if err != nil {
@@ -66,6 +70,13 @@ func TestVerifyAndTamper(t *testing.T) {
 		}
 		v, err := client.NewVerifier(c, gen)
 		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, err := node.ReadTokens(net.Homes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if api, err = client.NewAPI(net.Nodes[i].APIURL(), tokens["privacy-officer"]); err != nil {
 			t.Fatal(err)
 		}
 		return c, v
@@ -84,7 +95,7 @@ func TestVerifyAndTamper(t *testing.T) {
 	}
 	kinds := map[consent.AuditKind]int{}
 	for i := range log.Size {
-		p, err := v.VerifyEvent(hospitaltest.Ctx(t), i)
+		p, err := v.VerifyEvent(hospitaltest.Ctx(t), i, api)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
@@ -99,11 +110,11 @@ func TestVerifyAndTamper(t *testing.T) {
 	if _, _, err := v.VerifyConsistency(hospitaltest.Ctx(t), h1, latest); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), log.Size+5); err == nil {
+	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), log.Size+5, api); err == nil {
 		t.Fatal("an event beyond the log verified")
 	}
 
-	rep, err := replay.Run(hospitaltest.Ctx(t), c, gen, replay.Config{To: latest})
+	rep, err := replay.Run(hospitaltest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,20 +154,20 @@ func TestVerifyAndTamper(t *testing.T) {
 		}
 	})
 	c, v = dial(0)
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim); !errors.Is(err, client.ErrUnverified) {
+	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim, api); !errors.Is(err, client.ErrUnverified) {
 		t.Fatalf("the tampered event: %v, want it unverified", err)
 	}
 	// The node hashes a leaf from its stored bytes, so the proof of the victim's sibling
 	// (which holds the victim's hash) fails there too; every other event verifies.
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim^1); !errors.Is(err, client.ErrUnverified) {
+	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim^1, api); !errors.Is(err, client.ErrUnverified) {
 		t.Fatalf("the tampered event's sibling on the same node: %v, want it unverified", err)
 	}
 	for _, i := range []uint64{0, victim + 2} {
-		if _, err := v.VerifyEvent(hospitaltest.Ctx(t), i); err != nil {
+		if _, err := v.VerifyEvent(hospitaltest.Ctx(t), i, api); err != nil {
 			t.Fatalf("untampered event %d on the same node: %v", i, err)
 		}
 	}
-	_, err = replay.Run(hospitaltest.Ctx(t), c, gen, replay.Config{To: latest})
+	_, err = replay.Run(hospitaltest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
 	var p *replay.Problem
 	if !errors.As(err, &p) {
 		t.Fatalf("replay of the tampered node: %v, want a problem", err)
@@ -164,7 +175,7 @@ func TestVerifyAndTamper(t *testing.T) {
 	t.Logf("replay found: %v", p)
 
 	_, v = dial(1)
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim); err != nil {
+	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim, api); err != nil {
 		t.Fatalf("an honest node's event: %v", err)
 	}
 }
