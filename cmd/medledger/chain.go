@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -110,6 +112,9 @@ func consentGrantCmd() *cobra.Command {
 		}
 		body := consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consent.PatientIDOf(key.Public()), Policy: pol}}
 		return onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
+			if err := f.checkHospitals(ctx, c); err != nil {
+				return err
+			}
 			res, err := c.Submit(ctx, body, key)
 			if err != nil {
 				return err
@@ -147,14 +152,23 @@ func (f grantFlags) policy(now time.Time) (consent.Policy, error) {
 		p.Purposes = append(p.Purposes, consent.Purpose(pu))
 	}
 	for _, c := range f.classes {
+		if err := flagName("--classes", consent.CheckClass(consent.DataClass(c))); err != nil {
+			return consent.Policy{}, err
+		}
 		p.Classes = append(p.Classes, consent.DataClass(c))
 	}
 	for _, r := range f.records {
+		if !recordIDPattern.MatchString(r) {
+			return consent.Policy{}, fmt.Errorf("--records %q: not a record ID (32 lowercase hex digits)", r)
+		}
 		p.Records = append(p.Records, consent.RecordID(r))
 	}
 	if len(f.denyClasses) > 0 {
 		d := consent.Provision{Type: consent.Deny}
 		for _, c := range f.denyClasses {
+			if err := flagName("--deny-class", consent.CheckClass(consent.DataClass(c))); err != nil {
+				return consent.Policy{}, err
+			}
 			d.Classes = append(d.Classes, consent.DataClass(c))
 		}
 		p.Except = []consent.Provision{d}
@@ -174,6 +188,40 @@ func (f grantFlags) policy(now time.Time) (consent.Policy, error) {
 		return pol, fmt.Errorf("consent: %w", err)
 	}
 	return pol, nil
+}
+
+var recordIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`) // consent.RecordID
+
+// checkHospitals refuses a --to hospital that is not in the chain's registry (a public
+// query), naming the registered one it probably is a typo of. The chain refuses it
+// too; this says so before anything is signed or submitted. (Whether --records are
+// registered and the patient's own only the chain checks: records are not public.)
+func (f grantFlags) checkHospitals(ctx context.Context, c *client.Client) error {
+	var hs []consent.Hospital
+	if err := c.Query(ctx, "/hospitals", &hs); err != nil {
+		return fmt.Errorf("reading the chain's hospital registry: %w", err)
+	}
+	ids := make([]consent.HospitalID, len(hs))
+	for i, h := range hs {
+		ids[i] = h.ID
+	}
+	slices.Sort(ids)
+	for _, h := range f.to {
+		if err := flagName("--to", consent.CheckHospital(consent.HospitalID(h), ids)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flagName turns a *consent.NameError into the flag's one-line refusal, e.g.
+// "--deny-class Observatoin: not an FHIR R4 resource type; did you mean Observation?".
+func flagName(flag string, err error) error {
+	var ne *consent.NameError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s %s", flag, ne.Detail())
+	}
+	return err
 }
 
 func parseWhen(flag, s string) (int64, error) {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,6 +68,7 @@ func newFake() *fake {
 		calls:    map[string]int{},
 		reject:   map[consent.RecordID]error{},
 		hospitals: []consent.Hospital{
+			{ID: "acme-labs", Name: "Acme Labs"}, // testdata/consent/optout-deny.json names it
 			{ID: "ada", Name: "St Ada Infirmary"}, {ID: "bayside", Name: "Bayside General"}, {ID: "city", Name: "City Hospital"},
 		},
 		feed: make(chan consent.AuditEvent, 64),
@@ -151,7 +153,8 @@ func (f *fake) Consent(ctx context.Context, id consent.ConsentID) (*consent.Cons
 	return nil, fmt.Errorf("%w: no consent %s", api.ErrNotFound, id)
 }
 
-// Read decides as the chain does: the first active consent that permits wins.
+// Read decides as the chain does (consent.Decide): the first consent in force that
+// permits wins, else the most telling reason.
 func (f *fake) Read(ctx context.Context, id consent.RecordID, purpose consent.Purpose) (*api.Access, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -164,20 +167,9 @@ func (f *fake) Read(ctx context.Context, id consent.RecordID, purpose consent.Pu
 		return nil, api.ErrNotFound
 	}
 	d := consent.Decision{ID: consent.GrantID(randomHex(16)), Record: id, Patient: s.rec.Patient,
-		Requester: f.id.Hospital, Purpose: purpose, Reason: consent.ReasonNoConsent}
-	for _, c := range f.consentsOf(s.rec.Patient) {
-		if c.Revoked != 0 {
-			d.Reason = consent.ReasonRevoked
-			continue
-		}
-		ok, why := c.Policy.Evaluate(consent.Access{Actor: f.id.Hospital, Purpose: purpose, Record: id,
-			Classes: s.rec.Classes, Time: f.now.Unix()})
-		if ok {
-			d.Granted, d.Consent, d.Reason = true, c.ID, ""
-			break
-		}
-		d.Reason = why
-	}
+		Requester: f.id.Hospital, Purpose: purpose}
+	d.Granted, d.Consent, d.Reason = consent.Decide(f.consentsOf(s.rec.Patient), consent.Access{
+		Actor: f.id.Hospital, Purpose: purpose, Record: id, Classes: s.rec.Classes, Time: f.now.Unix()})
 	if !d.Granted {
 		return nil, &api.Denied{Record: id, Grant: d.ID, Reason: d.Reason}
 	}
@@ -251,6 +243,12 @@ func (f *fake) SubmitTx(ctx context.Context, b []byte) (*api.Committed, error) {
 		if err := body.Grant.Policy.Validate(); err != nil {
 			return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: err.Error()}
 		}
+		var ne *consent.NameError
+		if err := consent.CheckNames(body.Grant.Patient, body.Grant.Policy, fakeRegistry{f}); errors.As(err, &ne) {
+			return nil, &consent.Rejection{Code: ne.Code, Log: ne.Error()}
+		} else if err != nil {
+			return nil, err
+		}
 		f.consents[consent.ConsentID(id)] = &consent.Consent{ID: consent.ConsentID(id), Patient: body.Grant.Patient,
 			Policy: body.Grant.Policy, Height: consent.Height(f.height + 1), Time: f.now.Unix()}
 	case consent.KindRevoke:
@@ -270,6 +268,26 @@ func (f *fake) SubmitTx(ctx context.Context, b []byte) (*api.Committed, error) {
 	f.nonces[nonce] = true
 	f.height++
 	return &api.Committed{ID: id, Height: f.height}, nil
+}
+
+// fakeRegistry is the fake's registry for consent.CheckNames (its lock held).
+type fakeRegistry struct{ f *fake }
+
+func (r fakeRegistry) HospitalIDs() ([]consent.HospitalID, error) {
+	var ids []consent.HospitalID
+	for _, h := range r.f.hospitals {
+		ids = append(ids, h.ID)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (r fakeRegistry) RecordPatient(id consent.RecordID) (consent.PatientID, bool, error) {
+	s, ok := r.f.records[id]
+	if !ok {
+		return "", false, nil
+	}
+	return s.rec.Patient, true, nil
 }
 
 func (f *fake) Hospitals(ctx context.Context) ([]consent.Hospital, error) {

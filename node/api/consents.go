@@ -40,7 +40,7 @@ func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	g, err := grantOf(res.Raw)
+	g, err := s.grantNamed(r.Context(), res.Raw)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
 	if len(res) == 0 {
 		return badRequest("required", "Parameters.parameter", "parameter 'resource' (the Consent) is required")
 	}
-	g, err := grantOf(res)
+	g, err := s.grantNamed(r.Context(), res)
 	if err != nil {
 		var me *mapError
 		if errors.As(err, &me) { // point into the Parameters
