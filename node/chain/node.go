@@ -61,6 +61,13 @@ type Config struct {
 	// CometLogLevel is the least level of CometBFT's own records passed to Logger;
 	// default slog.LevelError.
 	CometLogLevel slog.Leveler
+	// PeerSilence is how long a peer that sends the liveness heartbeat may send
+	// nothing before this node drops its connection (see liveness.go), so that a peer
+	// whose host died silently is not held, and its restarted process refused as a
+	// duplicate, for CometBFT's ping/pong 105 s or longer. 0 means DefaultPeerSilence
+	// (8 s); at least MinPeerSilence; NoPeerLiveness turns the heartbeat off (the
+	// node still keeps dialling its persistent peers).
+	PeerSilence time.Duration
 }
 
 // NoEmptyBlocks as Config.EmptyBlockInterval makes blocks only when there are txs.
@@ -85,6 +92,13 @@ func (c *Config) Validate() error {
 		return errors.New("chain: config: P2PListen needs a fixed port (see FreePort)")
 	case c.EmptyBlockInterval < 0 && c.EmptyBlockInterval != NoEmptyBlocks:
 		return errors.New("chain: config: EmptyBlockInterval is negative (NoEmptyBlocks is the only negative value)")
+	case c.PeerSilence < 0 && c.PeerSilence != NoPeerLiveness:
+		return errors.New("chain: config: PeerSilence is negative (NoPeerLiveness is the only negative value)")
+	case c.PeerSilence > 0 && c.PeerSilence < MinPeerSilence:
+		return fmt.Errorf("chain: config: PeerSilence %v is below the minimum %v", c.PeerSilence, MinPeerSilence)
+	}
+	if c.PeerSilence == 0 {
+		c.PeerSilence = DefaultPeerSilence
 	}
 	if c.Moniker == "" {
 		c.Moniker = "medledger"
@@ -120,8 +134,10 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	// persistent_peers_max_dial_period only paces PEX (off here); v0.40 ignores
 	// handshake_timeout and dial_timeout (its transport uses 3 s and 1 s) and has no
 	// setting for a connection's ping (60 s) and pong timeout (45 s), so a peer whose
-	// host vanished without closing its connections is held up to 105 s, and its
-	// restarted process is refused as a duplicate meanwhile.
+	// host vanished without closing its connections would be held up to 105 s, and its
+	// restarted process refused as a duplicate meanwhile: the liveness reactor
+	// (liveness.go) drops a silent peer after PeerSilence and keeps dialling
+	// persistent peers every 3 s.
 	cc.RPC.ListenAddress = c.RPCListen
 
 	cc.Consensus.TimeoutPropose = time.Second
@@ -221,6 +237,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		dbs.provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
 		logger,
+		cmtnode.CustomReactors(livenessReactors(cfg.PeerSilence, cfg.PersistentPeers, logger)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("chain: start CometBFT: %w", err)
