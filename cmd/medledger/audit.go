@@ -280,7 +280,7 @@ func auditProofCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := v.VerifyEvent(ctx, index, a)
+			p, err := verifyEvent(ctx, c, v, index, a)
 			if err != nil {
 				return err
 			}
@@ -302,6 +302,32 @@ func auditProofCmd() *cobra.Command {
 	cmd.Flags().StringVar(&genesis, "genesis", "", "the trusted genesis.json (default: the home's)")
 	cmd.Flags().Int64Var(&since, "since", 0, "also prove the log only grew since this height")
 	return cmd
+}
+
+// signedWait bounds how long audit proof waits for the validators to sign a header that
+// binds a log holding a committed event (the header after the next block: about two
+// blocks, or the proof block an idle chain makes after a tx).
+const signedWait = 10 * time.Second
+
+// verifyEvent is v.VerifyEvent, waiting up to signedWait while the event is in the
+// node's log (its head, public) but not yet in a log a signed header binds.
+func verifyEvent(ctx context.Context, c *client.Client, v *client.Verifier, index uint64, entries client.Entries) (*client.EventProof, error) {
+	deadline := time.Now().Add(signedWait)
+	for {
+		p, err := v.VerifyEvent(ctx, index, entries)
+		if !errors.Is(err, client.ErrNotFound) || time.Now().After(deadline) {
+			return p, err
+		}
+		var head consent.LogRoot
+		if herr := c.Query(ctx, "/audit/head", &head); herr != nil || index >= head.Size {
+			return p, err // not in the log at all
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func auditVerifyCmd() *cobra.Command {

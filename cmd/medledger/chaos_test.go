@@ -147,6 +147,8 @@ type chaosNet struct {
 	consents map[consent.ConsentID]*chaosConsent
 	reads    []chaosRead
 	stats    chaosStats
+
+	states map[int]*nodeState // stopped nodes' stores, opened for the checks
 }
 
 type chaosPatient struct {
@@ -956,9 +958,12 @@ func (n *chaosNet) checkSameBlock(t *testing.T, h int64) {
 // and these checks read records, consents, decisions and receipts.
 type nodeState struct{ app *chain.App }
 
-// stateOf stops node i (if it runs) and opens its app store.
+// stateOf stops node i (if it runs) and opens its app store, once.
 func (n *chaosNet) stateOf(t *testing.T, i int) *nodeState {
 	t.Helper()
+	if s := n.states[i]; s != nil {
+		return s
+	}
 	if err := n.proc(i).stop(t); err != nil {
 		t.Fatalf("stop %s for the checks: %v", hospitalIDs[i], err)
 	}
@@ -967,7 +972,11 @@ func (n *chaosNet) stateOf(t *testing.T, i int) *nodeState {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { app.Close() })
-	return &nodeState{app: app}
+	if n.states == nil {
+		n.states = map[int]*nodeState{}
+	}
+	n.states[i] = &nodeState{app: app}
+	return n.states[i]
 }
 
 // Query reads path into v (client.ErrNotFound if the state has no such item).
