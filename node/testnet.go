@@ -25,8 +25,8 @@ type TestnetConfig struct {
 	Hospitals int    // how many (1-64)
 	ChainID   string // default "medledger-testnet"
 	// EmptyBlockInterval is each node's chain.empty_block_interval (default "0s": a
-	// block right after another, for tests and demos; `medledger testnet` gives "off",
-	// the production default: no empty blocks).
+	// block right after another, for tests and demos; `medledger testnet` gives the
+	// production default, a heartbeat: home.DefaultEmptyBlockInterval).
 	EmptyBlockInterval string
 }
 

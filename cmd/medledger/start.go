@@ -74,8 +74,8 @@ func testnetCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.Dir, "out", "", "directory for the homes (must be empty or absent)")
 	cmd.Flags().IntVar(&cfg.Hospitals, "hospitals", 4, "how many hospitals")
 	cmd.Flags().StringVar(&cfg.ChainID, "chain-id", "medledger-testnet", "the chain ID")
-	cmd.Flags().StringVar(&cfg.EmptyBlockInterval, "empty-blocks", home.EmptyBlocksOff,
-		"chain.empty_block_interval of every home: off (no blocks while idle), a heartbeat such as 5m, or 0s (continuous, for demos)")
+	cmd.Flags().StringVar(&cfg.EmptyBlockInterval, "empty-blocks", home.DefaultEmptyBlockInterval,
+		"chain.empty_block_interval of every home: a heartbeat such as 30s, off (no blocks while idle), or 0s (continuous, for demos)")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }

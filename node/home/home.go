@@ -90,12 +90,14 @@ type ChainConfig struct {
 	P2PListen       string   `toml:"p2p_listen" comment:"CometBFT p2p address, tcp://host:port (a fixed port: peers dial it)"`
 	RPCListen       string   `toml:"rpc_listen" comment:"CometBFT RPC address for the CLI, tcp://host:port; empty disables it"`
 	PersistentPeers []string `toml:"persistent_peers" comment:"the other validators, nodeid@host:port"`
-	// EmptyBlockInterval is how often an idle chain makes an empty block: "off" (the
-	// default) never, so an idle chain makes no blocks and costs next to nothing; a
-	// duration such as "5m" a heartbeat; "0s" one right after another (≈ 7 blocks/s:
-	// steady heights for tests and demos, ≈ 250 MB of chain data per node per hour).
-	// Blocks with txs are made as soon as txs arrive whichever is set.
-	EmptyBlockInterval string `toml:"empty_block_interval" comment:"how often an idle chain makes an empty block: off (default: never), a Go duration such as 5m (a heartbeat), or 0s (continuously: tests and demos)"`
+	// EmptyBlockInterval is how often an idle chain makes an empty block: a duration
+	// such as "30s" (the default) is a heartbeat; "off" never; "0s" one right after
+	// another (≈ 7 blocks/s: steady heights for tests and demos, ≈ 250 MB of chain data
+	// per node per hour). Blocks with txs are made as soon as txs arrive whichever is
+	// set. The heartbeat bounds a stall that "off" can leave for good: CometBFT drops
+	// txs gossiped to a peer that is still block-syncing, and a restarted proposer
+	// waiting for txs it never received then never proposes.
+	EmptyBlockInterval string `toml:"empty_block_interval" comment:"how often an idle chain makes an empty block: a Go duration such as 30s (default: a heartbeat), off (never; a restarted proposer can then stall the chain until the next tx reaches it), or 0s (continuously: tests and demos)"`
 }
 
 // APIConfig is the [api] section: the node's HTTP API.
@@ -207,7 +209,7 @@ func (c *Config) Validate() error {
 			"authentication; bind it to 127.0.0.1 or [::1] (an authenticating proxy may front it)", c.Chain.RPCListen)
 	}
 	if c.Chain.EmptyBlockInterval == "" {
-		c.Chain.EmptyBlockInterval = EmptyBlocksOff
+		c.Chain.EmptyBlockInterval = DefaultEmptyBlockInterval
 	}
 	if c.Chain.EmptyBlockInterval != EmptyBlocksOff {
 		if d, err := time.ParseDuration(c.Chain.EmptyBlockInterval); err != nil || d < 0 {
@@ -239,16 +241,26 @@ func (c *Config) Validate() error {
 // Roles are the API's bearer-token roles.
 var Roles = []string{"admin", "clinician", "privacy-officer"}
 
-// EmptyBlocksOff is chain.empty_block_interval's value (and default) for no empty blocks.
+// EmptyBlocksOff is chain.empty_block_interval's value for no empty blocks.
 const EmptyBlocksOff = "off"
 
+// DefaultEmptyBlockInterval is chain.empty_block_interval's default: one empty block
+// per 30 s while idle (≈ 2 small blocks a minute), which also bounds how long a
+// proposer that missed a pending tx can hold the chain (see ChainConfig).
+const DefaultEmptyBlockInterval = "30s"
+
 // EmptyBlockInterval is the parsed chain.empty_block_interval, as
-// chain.Config.EmptyBlockInterval takes it (chain.NoEmptyBlocks for "off" or unset).
+// chain.Config.EmptyBlockInterval takes it (chain.NoEmptyBlocks for "off"; the default
+// when unset).
 func (c *Config) EmptyBlockInterval() time.Duration {
-	if c.Chain.EmptyBlockInterval == "" || c.Chain.EmptyBlockInterval == EmptyBlocksOff {
+	v := c.Chain.EmptyBlockInterval
+	switch v {
+	case EmptyBlocksOff:
 		return chain.NoEmptyBlocks
+	case "":
+		v = DefaultEmptyBlockInterval
 	}
-	d, _ := time.ParseDuration(c.Chain.EmptyBlockInterval)
+	d, _ := time.ParseDuration(v)
 	return d
 }
 
