@@ -102,6 +102,14 @@ func validateProvisions(ps []Provision, want Rule, depth int, n *int) error {
 		if err := p.validateCriteria(); err != nil {
 			return err
 		}
+		if p.Type == Deny {
+			for _, pu := range p.Purposes {
+				if pu == "ETREAT" || pu == "BTG" {
+					return fmt.Errorf("a deny of purpose %s cannot be enforced: emergency access is not decided by consents "+
+						"(any member hospital may break the glass with a coded reason, flagged for review)", pu)
+				}
+			}
+		}
 		if err := validateProvisions(p.Except, oppositeOf(want), depth+1, n); err != nil {
 			return err
 		}
