@@ -28,7 +28,7 @@ func defaultNode() string {
 }
 
 func addNodeFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("node", defaultNode(), "a node's RPC address (or $MEDLEDGER_NODE)")
+	return cmd.Flags().String("node", defaultNode(), "a node's CometBFT RPC (default: $MEDLEDGER_NODE, else the --home's chain.rpc_listen)")
 }
 
 // onChain dials the node at addr and runs f with a client, within a deadline.
@@ -69,7 +69,23 @@ func patientCmd() *cobra.Command {
 	}
 	keygen.Flags().StringVar(&dir, "dir", "", "directory for the key (created)")
 	keygen.MarkFlagRequired("dir")
-	cmd.AddCommand(keygen)
+	var showDir string
+	show := &cobra.Command{
+		Use:   "show --dir DIR",
+		Short: "Print the patient ID of the key in DIR (nothing secret)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := crypto.LoadPatientKey(showDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "patient  %s\nkey      %s\n", consent.PatientIDOf(k.Public()), showDir)
+			return nil
+		},
+	}
+	show.Flags().StringVar(&showDir, "dir", "", "the key's directory (made by patient keygen)")
+	show.MarkFlagRequired("dir")
+	cmd.AddCommand(keygen, show)
 	return cmd
 }
 
@@ -96,12 +112,20 @@ type grantFlags struct {
 func consentGrantCmd() *cobra.Command {
 	var f grantFlags
 	cmd := &cobra.Command{
-		Use:   "grant --patient DIR --to HOSPITAL[,...]",
+		Use:   "grant --patient DIR (--to HOSPITAL[,...] | --fhir CONSENT.json)",
 		Short: "Grant a consent: the named hospitals may obtain the patient's records",
 		Args:  cobra.NoArgs,
 	}
 	node := addNodeFlag(cmd)
+	var fhirFile, apiURL string
+	var dryRun bool
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if fhirFile != "" {
+			return f.grantFHIR(cmd, fhirFile, apiURL, dryRun)
+		}
+		if dryRun {
+			return fmt.Errorf("--dry-run goes with --fhir FILE")
+		}
 		pol, err := f.policy(time.Now())
 		if err != nil {
 			return err
@@ -131,7 +155,31 @@ func consentGrantCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&f.records, "records", nil, "only these record IDs (default: any)")
 	cmd.Flags().StringVar(&f.from, "from", "", "consent starts (YYYY-MM-DD or RFC 3339; default now)")
 	cmd.Flags().StringVar(&f.until, "until", "", "consent ends (YYYY-MM-DD or RFC 3339; default open)")
+	cmd.Flags().StringVar(&fhirFile, "fhir", "", "grant this FHIR R4 Consent (JSON) through the node's API instead of --to …: the node prepares the tx, this shows what the chain will enforce and signs it")
+	cmd.Flags().StringVar(&apiURL, "api", os.Getenv("MEDLEDGER_API"), "with --fhir: the node's HTTP API, http://host:port (default: $MEDLEDGER_API, else the --home's api.listen)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "with --fhir: show what the chain would enforce and stop; nothing is sent")
 	return cmd
+}
+
+// grantFHIR grants the FHIR Consent in file through the API (see consentfhir.go). The
+// policy flags do not go with it: the Consent says what is permitted.
+func (f grantFlags) grantFHIR(cmd *cobra.Command, file, apiURL string, dryRun bool) error {
+	for _, name := range []string{"to", "purpose", "classes", "deny-class", "records", "from", "until"} {
+		if cmd.Flags().Changed(name) {
+			return fmt.Errorf("--%s does not go with --fhir: the Consent says what is permitted", name)
+		}
+	}
+	key, err := loadPatient(f.patient)
+	if err != nil {
+		return err
+	}
+	api, err := newFHIRAPI(apiURL)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 90*time.Second)
+	defer cancel()
+	return grantFHIR(ctx, cmd.OutOrStdout(), api, key, file, dryRun)
 }
 
 // policy turns the flags into a chain policy: opt-in (deny by default) with one
@@ -244,10 +292,21 @@ func consentRevokeCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	node := addNodeFlag(cmd)
+	var viaAPI bool
+	var apiURL string
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		key, err := loadPatient(patient)
 		if err != nil {
 			return err
+		}
+		if viaAPI {
+			api, err := newFHIRAPI(apiURL)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 90*time.Second)
+			defer cancel()
+			return revokeFHIR(ctx, cmd.OutOrStdout(), api, key, args[0])
 		}
 		body := consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(args[0])}}
 		return onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
@@ -260,6 +319,8 @@ func consentRevokeCmd() *cobra.Command {
 		})
 	}
 	cmd.Flags().StringVar(&patient, "patient", "", "the patient's key directory")
+	cmd.Flags().BoolVar(&viaAPI, "via-api", false, "revoke through the node's FHIR API ($revoke-prepare, $revoke) instead of its RPC")
+	cmd.Flags().StringVar(&apiURL, "api", os.Getenv("MEDLEDGER_API"), "with --via-api: the node's HTTP API (default: $MEDLEDGER_API, else the --home's api.listen)")
 	return cmd
 }
 

@@ -36,6 +36,9 @@ func rootCmd() *cobra.Command {
 		Short:         "Hospitals share encrypted FHIR records under patients' consent",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return nodeDefaultsFromHome(cmd)
+		},
 	}
 	root.PersistentFlags().String("home", defaultHome(), "the node's home directory (or $MEDLEDGER_HOME)")
 	root.AddCommand(initCmd(), startCmd(), testnetCmd(), recordCmd(), patientCmd(), consentCmd(), accessCmd(), auditCmd(), txCmd(), demoCmd(), benchCmd())
