@@ -401,7 +401,14 @@ func join[T ~string](s []T) string {
 }
 
 func accessCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "access", Short: "Request access to a record; the chain decides"}
+	cmd := &cobra.Command{Use: "access", Short: "Request access to a record; the chain decides",
+		Long: `Request access to a record; the chain decides by the patient's consents.
+
+Emergency (break-glass) access is a clinician's API call, granted whatever the consents
+say and flagged on the chain for a privacy officer's review:
+  POST /records/{id}/$emergency-access?reason=CODE
+with CODE one of: ` + strings.Join(consent.EmergencyReasons, ", ") + `.
+A review's outcome (medledger audit review --outcome) is one of: ` + strings.Join(consent.ReviewOutcomes, ", ") + `.`}
 	var purpose, as string
 	req := &cobra.Command{
 		Use:   "request RECORD-ID --purpose CODE",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -68,6 +69,9 @@ func testnetCmd() *cobra.Command {
 					h.Config.Chain.RPCListen, h.Path(home.TokensFile))
 			}
 			fmt.Fprintf(out, "start each: %s start --home %s\n", filepath.Base(self), filepath.Join(cfg.Dir, homes[0].Config.ID))
+			first := homes[0].Config
+			fmt.Fprintf(out, "export MEDLEDGER_NODE=http://%s MEDLEDGER_API=http://%s   # %s's node for the CLI\n",
+				strings.TrimPrefix(first.Chain.RPCListen, "tcp://"), first.API.Listen, first.ID)
 			return nil
 		},
 	}
