@@ -215,7 +215,7 @@ func TestConsentExamples(t *testing.T) {
 	bayside := []consent.HospitalID{"bayside"}
 	treat := []consent.Purpose{"TREAT"}
 	want := map[string]consent.Policy{
-		"optin-treat-bayside.json": {Base: consent.Deny, Start: unix("2026-01-15T00:00:00Z"), End: unix("2027-01-14T23:59:59Z"),
+		"optin-treat-bayside.json": {Base: consent.Deny, Start: unix("2026-01-15T00:00:00Z"), End: unix("2031-01-14T23:59:59Z"),
 			Provisions: []consent.Provision{{Type: consent.Permit, Actors: bayside, Purposes: treat}}},
 		"pcf-deny-with-permits.json": {Base: consent.Deny, Provisions: []consent.Provision{
 			{Type: consent.Permit, Actors: []consent.HospitalID{"bayside", "ada"}, Purposes: []consent.Purpose{"TREAT", "CAREMGT"}},
