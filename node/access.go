@@ -35,7 +35,7 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 	if !patientPattern.MatchString(string(patient)) {
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
 	}
-	in, err := Ingest(ctx, n.home, n.store, bundle, nil, nil)
+	in, err := n.ingest.Ingest(ctx, n.home, n.store, bundle, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -91,9 +91,8 @@ func TestIngestSyncsDEK(t *testing.T) {
 	g := node.NewIngestGate(home.IngestConfig{})
 	log := &syncLog{}
 	g.SetSync(log.sync)
-	node.SetIngestGate(h, g)
 
-	in, err := node.Ingest(t.Context(), h, store, bytes.NewReader(hospitaltest.Sample(t)), nil, nil)
+	in, err := g.Ingest(t.Context(), h, store, bytes.NewReader(hospitaltest.Sample(t)), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +107,7 @@ func TestIngestSyncsDEK(t *testing.T) {
 
 	before := blocks(t, store)
 	log.fail = errors.New("disk gone")
-	if _, err := node.Ingest(t.Context(), h, store, bytes.NewReader(bigBundle(t, 1)), nil, nil); !errors.Is(err, log.fail) {
+	if _, err := g.Ingest(t.Context(), h, store, bytes.NewReader(bigBundle(t, 1)), nil, nil); !errors.Is(err, log.fail) {
 		t.Fatalf("got %v, want the sync's error", err)
 	}
 	if got := dekFiles(t, h); len(got) != 1 || got[0] != filepath.Base(node.CustodyKeyPath(h, in.ID)) {
@@ -129,12 +128,15 @@ func TestIngestDEKDurableBeforeRegister(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	net := hospitaltest.Start(t, 4)
-	ada, bayside := net.Nodes[0], net.Nodes[1]
 	g := node.NewIngestGate(home.IngestConfig{MaxConcurrent: 1, MaxWait: "100ms"})
 	log := &syncLog{}
 	g.SetSync(log.sync)
-	node.SetIngestGate(ada.Home(), g)
+	net := hospitaltest.StartConfigured(t, 4, func(i int, c *node.Config) {
+		if i == 0 {
+			c.IngestGate = g
+		}
+	})
+	ada, bayside := net.Nodes[0], net.Nodes[1]
 
 	// marker commits a tx submitted through another node after the DEK's sync: a
 	// register tx already submitted by then would commit no later than it.

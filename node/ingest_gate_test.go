@@ -43,11 +43,10 @@ func wantBusy(t *testing.T, err error, retry time.Duration) {
 func TestIngestGate(t *testing.T) {
 	h, store := ingestHome(t, home.IngestConfig{})
 	g := node.NewIngestGate(home.IngestConfig{MaxConcurrent: 2, MaxBytes: 1000, MaxWait: "50ms"})
-	node.SetIngestGate(h, g)
 	sample := bigBundle(t, 1) // one copy of the seed's entries, about 1.5 MB
 	try := func(size int64) (*countingReader, error) {
 		r := &countingReader{r: bytes.NewReader(sample), size: size}
-		_, err := node.Ingest(t.Context(), h, store, r, nil, nil)
+		_, err := g.Ingest(t.Context(), h, store, r, nil, nil)
 		return r, err
 	}
 
@@ -65,7 +64,7 @@ func TestIngestGate(t *testing.T) {
 		t.Errorf("an ingest of 200 bytes with 200 free: %v", err)
 	}
 	// An unannounced size counts as the largest Bundle, capped at the gate's bytes.
-	if _, err := node.Ingest(t.Context(), h, store, io.MultiReader(bytes.NewReader(sample)), nil, nil); !errors.Is(err, node.ErrIngestBusy) {
+	if _, err := g.Ingest(t.Context(), h, store, io.MultiReader(bytes.NewReader(sample)), nil, nil); !errors.Is(err, node.ErrIngestBusy) {
 		t.Errorf("an ingest of unannounced size with 200 of 1000 bytes free: got %v, want ErrIngestBusy", err)
 	}
 
@@ -87,7 +86,7 @@ func TestIngestGate(t *testing.T) {
 	defer release()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := node.Ingest(ctx, h, store, bytes.NewReader(sample), nil, nil); !errors.Is(err, context.Canceled) || errors.Is(err, node.ErrIngestBusy) {
+	if _, err := g.Ingest(ctx, h, store, bytes.NewReader(sample), nil, nil); !errors.Is(err, context.Canceled) || errors.Is(err, node.ErrIngestBusy) {
 		t.Errorf("cancelled while waiting: got %v, want context.Canceled", err)
 	}
 

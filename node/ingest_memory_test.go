@@ -87,8 +87,8 @@ type upload struct {
 
 func (u upload) Size() int64 { return u.size }
 
-// ingestHome is a fresh home with an on-disk block store, its ingests through
-// a gate of the given config.
+// ingestHome is a fresh home with an on-disk block store and the given [ingest]
+// config.
 func ingestHome(t *testing.T, cfg home.IngestConfig) (*home.Home, *storage.Store) {
 	t.Helper()
 	h, err := home.Init(filepath.Join(t.TempDir(), "ada"), home.Config{Name: "Ada", Ingest: cfg})
@@ -129,6 +129,7 @@ func TestIngestMemoryBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, store := ingestHome(t, home.IngestConfig{MaxConcurrent: allowed, MaxWait: "5m"})
+	g := node.NewIngestGate(h.Config.Ingest) // one gate for all, as a node has
 
 	for _, n := range []int{1, inFlight} {
 		s := startHeapSampler()
@@ -141,7 +142,7 @@ func TestIngestMemoryBounded(t *testing.T) {
 					return
 				}
 				defer f.Close()
-				if _, err := node.Ingest(t.Context(), h, store, upload{f, int64(size)}, nil, nil); err != nil {
+				if _, err := g.Ingest(t.Context(), h, store, upload{f, int64(size)}, nil, nil); err != nil {
 					t.Error(err)
 				}
 			})

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"sync"
 	"time"
-	"weak"
 
 	"golang.org/x/sync/semaphore"
 
@@ -105,22 +102,4 @@ func (g *IngestGate) refusal(ctx context.Context) error {
 	}
 	return fmt.Errorf("%w: %w", ErrIngestBusy, &api.Unavailable{Reason: "ingest-busy",
 		Detail: fmt.Sprintf("the node is ingesting as much as it is configured to; none finished within %s", g.wait), RetryAfter: g.wait})
-}
-
-// gates holds each Home's IngestGate, made from its config on first use, so that
-// every ingest into one home (Node.Ingest, `record put`) passes one gate. An entry
-// goes when its Home is collected.
-var gates sync.Map // weak.Pointer[home.Home] → *IngestGate
-
-// gateFor is h's IngestGate.
-func gateFor(h *home.Home) *IngestGate {
-	k := weak.Make(h)
-	if g, ok := gates.Load(k); ok {
-		return g.(*IngestGate)
-	}
-	g, loaded := gates.LoadOrStore(k, NewIngestGate(h.Config.Ingest))
-	if !loaded {
-		runtime.AddCleanup(h, func(k weak.Pointer[home.Home]) { gates.Delete(k) }, k)
-	}
-	return g.(*IngestGate)
 }

@@ -41,6 +41,9 @@ type Config struct {
 	// WrapMachine, if set, wraps the consent state machine the chain runs: fault tests
 	// stall or fail it. Nil runs it as it is.
 	WrapMachine func(chain.StateMachine) chain.StateMachine
+	// IngestGate, if set, is the gate the node's ingests pass (tests inject a small cap
+	// or a sync hook); nil makes one from the home's [ingest] config.
+	IngestGate *IngestGate
 }
 
 // Node is a hospital's node: the consent chain's validator, the libp2p host with
@@ -67,6 +70,7 @@ type Node struct {
 	wg          sync.WaitGroup
 
 	unlock func() error // releases the home (home.Lock)
+	ingest *IngestGate  // every ingest of this node passes it
 
 	mu       sync.RWMutex
 	registry registry // the committed hospital registry, as last read
@@ -107,7 +111,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 
-	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics()}
+	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics(),
+		ingest: cfg.IngestGate}
+	if n.ingest == nil {
+		n.ingest = NewIngestGate(h.Config.Ingest)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.streams, n.stopStreams = context.WithCancel(n.ctx)
 	// Every failure below returns nil, err, which clears the named result: close

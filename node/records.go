@@ -35,15 +35,15 @@ const maxBundleBytes = 64 << 20
 
 // Ingest validates a FHIR Bundle, seals it under a fresh DEK into the home's block
 // store (pinned), and wraps the DEK for the recipient (this hospital if nil). Invalid
-// input is rejected before anything is written. It runs through the home's
-// IngestGate (from its [ingest] config), so it may wait for room and then fail with
-// ErrIngestBusy, having read nothing.
+// input is rejected before anything is written. It runs through a gate of its own made
+// from the home's [ingest] config (one ingest: the CLI's `record put`); a node's
+// ingests share the node's IngestGate, so that its caps hold across them.
 //
 // When it returns, the custodian's own copy of the DEK is durable on disk (synced
 // with its directory), so the record may be registered on the chain; on any error
 // nothing is kept: no key file, no pin.
 func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress) (*Ingested, error) {
-	return gateFor(h).Ingest(ctx, h, store, bundle, to, progress)
+	return NewIngestGate(h.Config.Ingest).Ingest(ctx, h, store, bundle, to, progress)
 }
 
 // ingest is Ingest once the gate has let it in; the gate's sync makes the DEK file
