@@ -3,7 +3,8 @@ package consent
 // CheckRelease decides, against committed state r at block time now (Unix seconds),
 // whether a custodian may release a record's key to requester for grant: the grant
 // must be committed and granted, name this requester, not have expired, its consent
-// must not have been revoked since, and the record must not be erased. It returns the
+// must not have been revoked since and must still permit the access at now (its
+// period may have ended), and the record must not be erased. It returns the
 // decision and the record, or a *Rejection saying which check failed. Custodians call
 // it before every key release (DESIGN invariant 3).
 func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*Decision, *Record, error) {
@@ -19,6 +20,13 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 	case now > d.Expires:
 		return nil, nil, reject(CodeExpired, "grant %s expired at %d", d.ID, d.Expires)
 	}
+	rec, err := getRecord(r, d.Record)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec.Erased != 0 {
+		return nil, nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
+	}
 	if d.Consent != "" {
 		c, err := getConsent(r, d.Consent)
 		if err != nil {
@@ -27,13 +35,13 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 		if c.Revoked != 0 {
 			return nil, nil, reject(CodeNotGranted, "consent %s was revoked at height %d", c.ID, c.Revoked)
 		}
-	}
-	rec, err := getRecord(r, d.Record)
-	if err != nil {
-		return nil, nil, err
-	}
-	if rec.Erased != 0 {
-		return nil, nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
+		// The consent must still permit this access now: its period (or the permitting
+		// provision's) may have ended since the grant. Only time differs from when the
+		// grant was decided, so a refusal here is an expiry.
+		if ok, why := c.Policy.Evaluate(Access{Actor: d.Requester, Purpose: d.Purpose, Record: rec.ID,
+			Classes: rec.Classes, Time: now}); !ok {
+			return nil, nil, reject(CodeExpired, "consent %s no longer permits this access (%s)", c.ID, why)
+		}
 	}
 	return d, rec, nil
 }
