@@ -30,7 +30,8 @@ var patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // Ingest validates a FHIR Bundle, seals it into the block store (pinned) under a fresh
 // DEK kept wrapped to this hospital, and registers it on the chain for patient with
 // this hospital as custodian. If anything fails — invalid FHIR, the chain's refusal —
-// nothing is kept.
+// nothing is kept; if the register tx's outcome is unknown (it may still commit), the
+// key and ciphertext are kept so that the record stays readable if it does.
 func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
 	if !patientPattern.MatchString(string(patient)) {
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
@@ -47,7 +48,15 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
 		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
 	if _, _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
-		n.forget(in.ID, in.CID)
+		// Forget the record only when the chain refused it. If the outcome is unknown
+		// (no quorum, the request's deadline) the register tx may still commit, and a
+		// record whose key was deleted could never be read: keep key and pin.
+		var rej *consent.Rejection
+		if errors.As(err, &rej) {
+			n.forget(in.ID, in.CID)
+		} else {
+			n.log.Warn("register tx outcome unknown; the record's key and ciphertext are kept", "record", in.ID.String(), "err", err)
+		}
 		return nil, err
 	}
 	n.metrics.ingested.Inc()

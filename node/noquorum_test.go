@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/hospitaltest"
 )
@@ -43,6 +47,12 @@ func TestNoQuorumIsSaid(t *testing.T) {
 	if st := txStatus(t, ada.APIURL(), hash); st.State != "pending" {
 		t.Fatalf("tx status without quorum: %+v, want pending", st)
 	}
+	// An ingest whose register tx may still commit keeps the record's key and
+	// ciphertext, so the record is readable if it does.
+	_, err = ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	if !errors.As(err, &u) || u.Reason != "no-progress" {
+		t.Fatalf("ingest without quorum: %v, want a no-progress unavailable", err)
+	}
 
 	hn.StartNode(2)
 	hn.StartNode(3)
@@ -53,12 +63,30 @@ func TestNoQuorumIsSaid(t *testing.T) {
 			if st.Code != 0 || st.Height == 0 {
 				t.Fatalf("committed with %+v, want code 0 at a height", st)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("tx status after quorum returned: %+v, want committed", st)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	// The register tx committed too, and its custodian still holds the key.
+	var recs []consent.Record
+	for recs == nil && time.Now().Before(deadline) {
+		if recs, err = hn.Nodes[0].Records(hospitaltest.Ctx(t), pid); err != nil || len(recs) == 0 {
+			recs = nil
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if len(recs) != 1 {
+		t.Fatalf("records of the patient after quorum returned: %v", recs)
+	}
+	id, err := crypto.ParseRecordID(string(recs[0].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.CustodyDEK(hn.Nodes[0].Home(), id); err != nil {
+		t.Fatalf("the registered record's key is gone: %v", err)
 	}
 }
 
