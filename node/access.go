@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"slices"
@@ -393,9 +394,11 @@ func (n *Node) checkRelease(requester consent.HospitalID, grant consent.GrantID)
 		return nil, nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
 	}
 	dek, err := CustodyDEK(n.home, recID)
-	if err != nil {
-		n.log.Warn("custody key unavailable", "record", rel.Record.ID, "err", err)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
+	case err != nil: // a read or unwrap failure here is this node's, not the chain's word
+		return nil, nil, fmt.Errorf("node: custody key of record %s: %w", rel.Record.ID, err)
 	}
 	return &rel, dek, nil
 }

@@ -356,8 +356,8 @@ func TestPatientRateLimit(t *testing.T) {
 	wantThrottled(t, write(key, treat))
 }
 
-// TestClientRateLimit: one client's anonymous consent operations beyond its burst get
-// 429 before anything is read or asked of the backend.
+// TestClientRateLimit: one client's anonymous consent operations and tx lookups beyond
+// its burst get 429 before anything is read or asked of the backend.
 func TestClientRateLimit(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
 	e := newEnv(t, api.Config{Now: clk.Now, Limits: api.Limits{ClientRate: 60, ClientBurst: 4}})
@@ -371,6 +371,8 @@ func TestClientRateLimit(t *testing.T) {
 		"/fhir/Consent/" + strings.Repeat("ab", 16) + "/$revoke?patient=" + alice} {
 		wantThrottled(t, e.do(req{method: "POST", path: path, body: bytes.NewReader(treat)}))
 	}
+	// A tx lookup is anonymous and scans the mempool: the same client's rate.
+	wantThrottled(t, e.do(req{method: "GET", path: "/tx/" + strings.Repeat("ab", 32)}))
 	if e.f.calls["NewBody"] != bodies || e.f.mutations() != 0 {
 		t.Errorf("a throttled request reached the backend")
 	}

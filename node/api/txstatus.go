@@ -31,8 +31,13 @@ var errNoTxStatus = errors.New("api: this node cannot look txs up")
 
 // txStatus answers GET /tx/{hash}, for anyone: whoever submitted a tx (a patient's
 // consent, anonymously) may learn whether it committed. It reveals no more than the
-// chain's blocks do.
+// chain's blocks do. It is rate-limited per client address.
 func (s *server) txStatus(w http.ResponseWriter, r *http.Request) error {
+	// Anonymous, and a lookup scans the node's mempool: it counts against the client's
+	// rate like the anonymous consent operations.
+	if err := s.rate.client(r); err != nil {
+		return err
+	}
 	raw := r.PathValue("hash")
 	hash, err := hex.DecodeString(raw)
 	if err != nil || len(hash) != 32 {
