@@ -336,21 +336,14 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	if n.chain.CatchingUp() {
 		return refusal(consent.CodeNotCurrent, "this custodian is catching up with the chain; try again")
 	}
-	rel, dek, err := n.checkRelease(requester, grant)
+	record, wrapped, err := n.prepareRelease(requester, grant)
 	if err != nil {
 		var rej *consent.Rejection
 		if errors.As(err, &rej) {
 			return refusal(rej.Code, "%s", rej.Log)
 		}
 		n.log.Error("release check failed", "grant", grant, "err", err)
-		return refusal(consent.CodeNotCurrent, "the custodian could not read its chain state; try again")
-	}
-	h, _ := n.hospital(requester)
-	recID, _ := crypto.ParseRecordID(string(rel.Record.ID))
-	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
-	if err != nil {
-		n.log.Error("wrap failed", "grant", grant, "err", err)
-		return refusal(consent.CodeInvalid, "the custodian could not wrap the key")
+		return refusal(consent.CodeNotCurrent, "the custodian could not read its chain state or key; try again")
 	}
 	rctx, cancel := context.WithTimeout(ctx, receiptWait)
 	defer cancel()
@@ -366,39 +359,46 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	if err := n.Serving(); err != nil { // it failed while the receipt committed
 		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
 	}
-	n.log.Info("key released", "grant", grant, "requester", requester, "record", rel.Record.ID, "receipt_height", committed.Height)
-	return p2p.ReleaseResponse{Record: string(rel.Record.ID), Wrapped: wrapped}
+	n.log.Info("key released", "grant", grant, "requester", requester, "record", record, "receipt_height", committed.Height)
+	return p2p.ReleaseResponse{Record: string(record), Wrapped: wrapped}
 }
 
-// checkRelease is the custodian's own check before it commits a receipt: the chain's
-// release check on this node's committed state (with the wall clock: the receipt's
-// block time decides in the end), this hospital a custodian holding the key, the
-// requester registered. A refusal is a *consent.Rejection.
-func (n *Node) checkRelease(requester consent.HospitalID, grant consent.GrantID) (*consent.Release, *crypto.DEK, error) {
+// prepareRelease is the custodian's own check before it commits a receipt, and the
+// key it would answer: the chain's release check on this node's committed state (with
+// the wall clock: the receipt's block time decides in the end), this hospital a
+// custodian holding the key, the requester registered; then the DEK HPKE-wrapped to the
+// requester's registered key, bound to chain, record and grant. A refusal is a
+// *consent.Rejection; any other error is this node's own failure.
+func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (consent.RecordID, []byte, error) {
 	var rel consent.Release
 	_, err := n.query("/release/"+string(grant)+"/"+string(requester), []byte(strconv.FormatInt(time.Now().Unix(), 10)), &rel)
 	switch {
 	case errors.Is(err, api.ErrNotFound):
-		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such grant"}
+		return "", nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such grant"}
 	case err != nil:
-		return nil, nil, err
+		return "", nil, err
 	}
 	if !slices.Contains(rel.Record.Custodians, n.id) {
-		return nil, nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
+		return "", nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
 	}
-	if _, ok := n.hospital(requester); !ok {
-		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
+	h, ok := n.hospital(requester)
+	if !ok {
+		return "", nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
 	}
 	recID, err := crypto.ParseRecordID(string(rel.Record.ID))
 	if err != nil {
-		return nil, nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
+		return "", nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
 	}
 	dek, err := CustodyDEK(n.home, recID)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
+		return "", nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
 	case err != nil: // a read or unwrap failure here is this node's, not the chain's word
-		return nil, nil, fmt.Errorf("node: custody key of record %s: %w", rel.Record.ID, err)
+		return "", nil, fmt.Errorf("node: custody key of record %s: %w", rel.Record.ID, err)
 	}
-	return &rel, dek, nil
+	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
+	if err != nil {
+		return "", nil, fmt.Errorf("node: wrap the key of record %s: %w", rel.Record.ID, err)
+	}
+	return rel.Record.ID, wrapped, nil
 }
