@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/medledger/medledger/node/demo"
+	"github.com/medledger/medledger/internal/demo"
 )
 
 func demoCmd() *cobra.Command {
