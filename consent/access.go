@@ -25,7 +25,7 @@ func (a *action) request(r Request) ([]Event, error) {
 		return nil, err
 	}
 	if !slices.Contains(Purposes, r.Purpose) {
-		return nil, reject(CodeInvalid, "purpose %q is not a known v3 PurposeOfUse code", truncate(string(r.Purpose), 20))
+		return nil, reject(CodeInvalid, "purpose %q is not a known v3 PurposeOfUse code", Truncate(string(r.Purpose), 20))
 	}
 	if r.Purpose == "ETREAT" || r.Purpose == "BTG" {
 		return nil, reject(CodeInvalid, "emergency access goes through an emergency tx, with a coded reason")
@@ -76,7 +76,7 @@ func (a *action) emergency(e Emergency) ([]Event, error) {
 		return nil, err
 	}
 	if !slices.Contains(EmergencyReasons, e.Reason) {
-		return nil, reject(CodeInvalid, "emergency reason %q is not one of %v", truncate(e.Reason, 40), EmergencyReasons)
+		return nil, reject(CodeInvalid, "emergency reason %q is not one of %v", Truncate(e.Reason, 40), EmergencyReasons)
 	}
 	rec, err := getRecord(a.st, e.Record)
 	if err != nil {
@@ -151,7 +151,7 @@ func GetDecision(r Reader, id GrantID) (*Decision, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, reject(CodeUnknownGrant, "no access grant %q", truncate(string(id), 40))
+		return nil, reject(CodeUnknownGrant, "no access grant %q", Truncate(string(id), 40))
 	}
 	return &d, nil
 }

@@ -41,12 +41,12 @@ const (
 
 func (f *AuditFilter) validate() error {
 	switch {
-	case f.Patient != "" && !patientPattern.MatchString(string(f.Patient)):
+	case f.Patient != "" && !f.Patient.Valid():
 		return reject(CodeInvalid, "patient must be 64 lowercase hex digits")
-	case f.Hospital != "" && !hospitalPattern.MatchString(string(f.Hospital)):
-		return reject(CodeInvalid, "hospital %q is not a hospital ID", truncate(string(f.Hospital), 40))
+	case f.Hospital != "" && !f.Hospital.Valid():
+		return reject(CodeInvalid, "hospital %q is not a hospital ID", Truncate(string(f.Hospital), 40))
 	case f.Kind != "" && !slices.Contains(AuditKinds, f.Kind):
-		return reject(CodeInvalid, "kind %q is not one of %v", truncate(string(f.Kind), 40), AuditKinds)
+		return reject(CodeInvalid, "kind %q is not one of %v", Truncate(string(f.Kind), 40), AuditKinds)
 	case f.Limit < 0 || f.Limit > MaxAuditLimit:
 		return reject(CodeInvalid, "limit must be 1-%d (0: %d)", MaxAuditLimit, DefaultAuditLimit)
 	case f.From < 0 || f.To < 0 || (f.To != 0 && f.From > f.To):
@@ -250,12 +250,12 @@ func auditQuery(r Reader, arg string, data []byte) (any, error) {
 			dec := json.NewDecoder(bytes.NewReader(data))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&f); err != nil {
-				return nil, reject(CodeInvalid, "audit filter (JSON in the query data): %s", truncate(err.Error(), 120))
+				return nil, reject(CodeInvalid, "audit filter (JSON in the query data): %s", Truncate(err.Error(), 120))
 			}
 		}
 		return AuditEvents(r, f)
 	}
-	return nil, reject(CodeUnknownQuery, "unknown query path /audit/%s", truncate(arg, 80))
+	return nil, reject(CodeUnknownQuery, "unknown query path /audit/%s", Truncate(arg, 80))
 }
 
 // parseUints parses "a/b/…" as decimal numbers ("" is none).
@@ -267,7 +267,7 @@ func parseUints(s string) ([]uint64, error) {
 	for _, p := range strings.Split(s, "/") {
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil {
-			return nil, reject(CodeInvalid, "%q is not a decimal number", truncate(p, 24))
+			return nil, reject(CodeInvalid, "%q is not a decimal number", Truncate(p, 24))
 		}
 		out = append(out, n)
 	}

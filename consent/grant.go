@@ -11,7 +11,7 @@ import (
 // still being voted on is refused; the patient grants again once it is registered),
 // an FHIR R4 resource type, a record registered for this patient.
 func (a *action) grant(g Grant) ([]Event, error) {
-	if !patientPattern.MatchString(string(g.Patient)) {
+	if !g.Patient.Valid() {
 		return nil, reject(CodeInvalid, "patient ID must be 64 lowercase hex digits")
 	}
 	if err := a.signerIsPatient(g.Patient); err != nil {
@@ -88,7 +88,7 @@ func getConsent(r Reader, id ConsentID) (*Consent, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, reject(CodeUnknownConsent, "no consent %q", truncate(string(id), 40))
+		return nil, reject(CodeUnknownConsent, "no consent %q", Truncate(string(id), 40))
 	}
 	return &c, nil
 }

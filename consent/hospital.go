@@ -9,8 +9,8 @@ import (
 
 func (h Hospital) validate() error {
 	switch {
-	case !hospitalPattern.MatchString(string(h.ID)):
-		return fmt.Errorf("hospital ID %q: use 1-32 lowercase letters, digits and dashes", truncate(string(h.ID), 40))
+	case !h.ID.Valid():
+		return fmt.Errorf("hospital ID %q: use 1-32 lowercase letters, digits and dashes", Truncate(string(h.ID), 40))
 	case strings.TrimSpace(h.Name) == "" || len(h.Name) > 128:
 		return fmt.Errorf("hospital %s: name must be 1-128 characters", h.ID)
 	case len(h.Operator) != 32 || len(h.Node) != 32 || len(h.Wrap) != 32:
@@ -37,7 +37,7 @@ func getHospital(r Reader, id HospitalID) (*Hospital, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, reject(CodeUnknownHospital, "no registered hospital %q", truncate(string(id), 40))
+		return nil, reject(CodeUnknownHospital, "no registered hospital %q", Truncate(string(id), 40))
 	}
 	return &h, nil
 }

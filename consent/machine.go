@@ -316,7 +316,7 @@ func (a *action) run(body *Body) ([]Event, error) {
 // common checks chain ID, expiry and replay.
 func (a *action) common(body *Body) error {
 	if body.ChainID != a.params.ChainID {
-		return reject(CodeChainID, "tx is for chain %q", truncate(body.ChainID, 64))
+		return reject(CodeChainID, "tx is for chain %q", Truncate(body.ChainID, 64))
 	}
 	if body.Expiry < a.block.Height {
 		return reject(CodeExpired, "tx expired at height %d (now %d)", body.Expiry, a.block.Height)
@@ -371,13 +371,6 @@ func (a *action) signerIsPatient(p PatientID) error {
 		return reject(CodeUnauthorized, "only the patient may do this, with their own key")
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func sortedUnique[T ~string](s []T) []T {

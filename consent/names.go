@@ -55,7 +55,7 @@ func (e *NameError) Hint() string {
 func plainName(name string) string {
 	for i := 0; i < len(name); i++ {
 		if name[i] <= ' ' || name[i] > '~' || name[i] == '"' || i >= maxSuggestNameLength {
-			return strconv.Quote(truncate(name, maxSuggestNameLength))
+			return strconv.Quote(Truncate(name, maxSuggestNameLength))
 		}
 	}
 	if name == "" {

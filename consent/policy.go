@@ -2,7 +2,6 @@ package consent
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 )
 
@@ -61,11 +60,6 @@ const (
 	maxProvisions     = 64
 )
 
-var (
-	hospitalPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-	recordPattern   = regexp.MustCompile(`^[0-9a-f]{32}$`)
-)
-
 // Validate rejects a policy that cannot be evaluated faithfully.
 func (p Policy) Validate() error {
 	if p.Base != Deny && p.Base != Permit {
@@ -119,7 +113,7 @@ func validateProvisions(ps []Provision, want Rule, depth int, n *int) error {
 
 func (p Provision) validateCriteria() error {
 	for _, a := range p.Actors {
-		if !hospitalPattern.MatchString(string(a)) {
+		if !a.Valid() {
 			return fmt.Errorf("actor %q is not a hospital ID", a)
 		}
 	}
@@ -130,11 +124,11 @@ func (p Provision) validateCriteria() error {
 	}
 	for _, c := range p.Classes {
 		if err := CheckClass(c); err != nil {
-			return fmt.Errorf("data class %q is not a FHIR resource type%s", truncate(string(c), 64), err.(*NameError).Hint())
+			return fmt.Errorf("data class %q is not a FHIR resource type%s", Truncate(string(c), 64), err.(*NameError).Hint())
 		}
 	}
 	for _, r := range p.Records {
-		if !recordPattern.MatchString(string(r)) {
+		if !r.Valid() {
 			return fmt.Errorf("record %q is not a record ID", r)
 		}
 	}
@@ -300,7 +294,7 @@ func (r *Rule) UnmarshalText(b []byte) error {
 	case "permit":
 		*r = Permit
 	default:
-		return fmt.Errorf("rule %q: want deny or permit", truncate(string(b), 20))
+		return fmt.Errorf("rule %q: want deny or permit", Truncate(string(b), 20))
 	}
 	return nil
 }

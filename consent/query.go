@@ -103,7 +103,7 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 		h, t, err = meta(r)
 		v = map[string]int64{"height": int64(h), "time": t}
 	default:
-		return Result{Code: CodeUnknownQuery, Log: "unknown query path " + truncate(path, 80)}, nil
+		return Result{Code: CodeUnknownQuery, Log: "unknown query path " + Truncate(path, 80)}, nil
 	}
 	var rej *Rejection
 	if errors.As(err, &rej) {

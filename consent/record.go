@@ -1,13 +1,7 @@
 package consent
 
 import (
-	"regexp"
 	"slices"
-)
-
-var (
-	patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	cidPattern     = regexp.MustCompile(`^b[a-z2-7]{20,120}$`) // CIDv1, base32
 )
 
 const maxClasses = 64
@@ -19,11 +13,11 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 		return nil, err
 	}
 	switch {
-	case !recordPattern.MatchString(string(r.Record)):
+	case !r.Record.Valid():
 		return nil, reject(CodeInvalid, "record ID must be 32 lowercase hex digits")
-	case !cidPattern.MatchString(r.CID):
+	case !ValidCID(r.CID):
 		return nil, reject(CodeInvalid, "CID must be a base32 CIDv1")
-	case !patientPattern.MatchString(string(r.Patient)):
+	case !r.Patient.Valid():
 		return nil, reject(CodeInvalid, "patient ID must be 64 lowercase hex digits (the patient's public key)")
 	case len(r.Classes) == 0 || len(r.Classes) > maxClasses:
 		return nil, reject(CodeInvalid, "a record names 1-%d data classes", maxClasses)
@@ -34,7 +28,7 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 	}
 	for _, c := range r.Classes {
 		if err := CheckClass(c); err != nil {
-			return nil, reject(CodeInvalid, "data class %q is not a FHIR resource type%s", truncate(string(c), 40), err.(*NameError).Hint())
+			return nil, reject(CodeInvalid, "data class %q is not a FHIR resource type%s", Truncate(string(c), 40), err.(*NameError).Hint())
 		}
 	}
 	for _, c := range r.Custodians {
@@ -74,7 +68,7 @@ func getRecord(r Reader, id RecordID) (*Record, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, reject(CodeUnknownRecord, "no record %q", truncate(string(id), 40))
+		return nil, reject(CodeUnknownRecord, "no record %q", Truncate(string(id), 40))
 	}
 	return &rec, nil
 }

@@ -16,7 +16,7 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 	case !d.Granted:
 		return nil, nil, reject(CodeNotGranted, "grant %s was denied (%s)", d.ID, d.Reason)
 	case d.Requester != requester:
-		return nil, nil, reject(CodeUnauthorized, "grant %s is not for %s", d.ID, truncate(string(requester), 40))
+		return nil, nil, reject(CodeUnauthorized, "grant %s is not for %s", d.ID, Truncate(string(requester), 40))
 	case now > d.Expires:
 		return nil, nil, reject(CodeExpired, "grant %s expired at %d", d.ID, d.Expires)
 	}

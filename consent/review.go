@@ -27,7 +27,7 @@ func (a *action) review(rv Review) ([]Event, error) {
 		return nil, err
 	}
 	if !slices.Contains(ReviewOutcomes, rv.Outcome) {
-		return nil, reject(CodeInvalid, "review outcome %q is not one of %v", truncate(rv.Outcome, 40), ReviewOutcomes)
+		return nil, reject(CodeInvalid, "review outcome %q is not one of %v", Truncate(rv.Outcome, 40), ReviewOutcomes)
 	}
 	d, err := GetDecision(a.st, rv.Grant)
 	if err != nil {
