@@ -58,7 +58,15 @@
 // tree of any one resource (or entry). Streaming never changes a verdict: a
 // test and a fuzz target hold it to the whole-tree parse.
 //
-// The package does not convert resources into Go structs: callers read the
-// few fields they need (Bundle.Entries, PatientID, ResourceTypes) and build
+// The package does not convert input resources into Go structs: callers read
+// the few fields they need (Bundle.Entries, PatientID, ResourceTypes) and build
 // their own small domain types.
+//
+// # Shapes
+//
+// For what medledger writes, the package has small Go shapes holding only the
+// elements medledger uses: the R4 datatypes (Coding, CodeableConcept, Reference,
+// Identifier, Period, Meta), the code systems (System constants), and the
+// AuditEvent (after IHE Basic Audit Log Patterns). Callers convert their own types
+// into these at their edge; the shapes know nothing of the consent chain.
 package fhir

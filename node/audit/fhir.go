@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/fhir"
 )
 
 // The export of access-log events as FHIR R4 AuditEvents, after IHE Basic Audit Log
@@ -43,7 +44,7 @@ import (
 // and a deny is outcome 4 "Minor failure" (R4: "often equivalent to an HTTP 400-class
 // response"; the API answers 403) where BALP's deny example shows 8.
 
-// Code systems the export uses, and medledger's own.
+// medledger's own code systems (the standard ones are fhir's System constants).
 const (
 	// KindSystem names the chain's audit event kinds (consent.AuditKind): every
 	// exported AuditEvent has its kind as a meta.tag in this system.
@@ -54,59 +55,38 @@ const (
 	// GrantID.
 	TxSystem    = "urn:medledger:tx"
 	GrantSystem = "urn:medledger:grant"
-
-	systemDCM           = "http://dicom.nema.org/resources/ontology/DCM"
-	systemEventType     = "http://terminology.hl7.org/CodeSystem/audit-event-type"
-	systemRestful       = "http://hl7.org/fhir/restful-interaction"
-	systemLifecycle     = "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle"
-	systemAuthZ         = "https://profiles.ihe.net/ITI/BALP/CodeSystem/AuthZsubType"
-	systemActReason     = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-	systemParticipation = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-	systemRoleClass     = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
-	systemSecurityRole  = "http://terminology.hl7.org/CodeSystem/extra-security-role-type"
-	systemSCT           = "http://snomed.info/sct"
-	systemEntityType    = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-	systemObjectRole    = "http://terminology.hl7.org/CodeSystem/object-role"
-	systemResourceType  = "http://hl7.org/fhir/resource-types"
-	systemSourceType    = "http://terminology.hl7.org/CodeSystem/security-source-type"
 )
 
 var (
-	typeSecurityAlert = coding{systemDCM, "110113", "Security Alert"}
-	typeExport        = coding{systemDCM, "110106", "Export"}
-	typeRest          = coding{systemEventType, "rest", "Restful Operation"}
+	typeSecurityAlert = fhir.Coding{System: fhir.SystemDCM, Code: "110113", Display: "Security Alert"}
+	typeExport        = fhir.Coding{System: fhir.SystemDCM, Code: "110106", Display: "Export"}
+	typeRest          = fhir.Coding{System: fhir.SystemAuditEventType, Code: "rest", Display: "Restful Operation"}
 
-	subAuthZConsent     = coding{systemAuthZ, "AuthZ-Consent", "Authorization Decision using Roles and Consent"}
-	subEmergencyStarted = coding{systemDCM, "110127", "Emergency Override Started"}
-	subDisclose         = coding{systemLifecycle, "disclose", "Disclose Record Lifecycle Event"}
-	subCreate           = coding{systemRestful, "create", "create"}
-	subUpdate           = coding{systemRestful, "update", "update"}
-	subDelete           = coding{systemRestful, "delete", "delete"}
-	subReviewed         = coding{KindSystem, string(consent.AuditEmergencyReviewed), "Emergency access reviewed"}
+	subAuthZConsent     = fhir.Coding{System: fhir.SystemBALPAuthZ, Code: "AuthZ-Consent", Display: "Authorization Decision using Roles and Consent"}
+	subEmergencyStarted = fhir.Coding{System: fhir.SystemDCM, Code: "110127", Display: "Emergency Override Started"}
+	subDisclose         = fhir.Coding{System: fhir.SystemLifecycle, Code: "disclose", Display: "Disclose Record Lifecycle Event"}
+	subCreate           = fhir.Coding{System: fhir.SystemRestfulInteraction, Code: "create", Display: "create"}
+	subUpdate           = fhir.Coding{System: fhir.SystemRestfulInteraction, Code: "update", Display: "update"}
+	subDelete           = fhir.Coding{System: fhir.SystemRestfulInteraction, Code: "delete", Display: "delete"}
+	subReviewed         = fhir.Coding{System: KindSystem, Code: string(consent.AuditEmergencyReviewed), Display: "Emergency access reviewed"}
 
-	agentRecipient   = coding{systemParticipation, "IRCP", "information recipient"}
-	agentCustodian   = coding{systemParticipation, "CST", "custodian"}
-	agentVerifier    = coding{systemParticipation, "VRF", "verifier"}
-	agentPatient     = coding{systemRoleClass, "PAT", "patient"}
-	agentAuthServer  = coding{systemSecurityRole, "authserver", "authorization server"}
-	agentSource      = coding{systemDCM, "110153", "Source Role ID"}
-	agentDestination = coding{systemDCM, "110152", "Destination Role ID"}
-	agentAdvocate    = coding{systemSCT, "429577009", "Patient Advocate"}
+	agentRecipient   = fhir.Coding{System: fhir.SystemParticipationType, Code: "IRCP", Display: "information recipient"}
+	agentCustodian   = fhir.Coding{System: fhir.SystemParticipationType, Code: "CST", Display: "custodian"}
+	agentVerifier    = fhir.Coding{System: fhir.SystemParticipationType, Code: "VRF", Display: "verifier"}
+	agentPatient     = fhir.Coding{System: fhir.SystemRoleClass, Code: "PAT", Display: "patient"}
+	agentAuthServer  = fhir.Coding{System: fhir.SystemSecurityRoleType, Code: "authserver", Display: "authorization server"}
+	agentSource      = fhir.Coding{System: fhir.SystemDCM, Code: "110153", Display: "Source Role ID"}
+	agentDestination = fhir.Coding{System: fhir.SystemDCM, Code: "110152", Display: "Destination Role ID"}
+	agentAdvocate    = fhir.Coding{System: fhir.SystemSNOMED, Code: "429577009", Display: "Patient Advocate"}
 
-	entityPerson       = coding{systemEntityType, "1", "Person"}
-	entitySystemObject = coding{systemEntityType, "2", "System Object"}
-	entityConsent      = coding{systemResourceType, "Consent", "Consent"}
-	rolePatient        = coding{systemObjectRole, "1", "Patient"}
-	roleReport         = coding{systemObjectRole, "3", "Report"}
-	roleDomainResource = coding{systemObjectRole, "4", "Domain Resource"}
+	entityPerson       = fhir.Coding{System: fhir.SystemAuditEntityType, Code: "1", Display: "Person"}
+	entitySystemObject = fhir.Coding{System: fhir.SystemAuditEntityType, Code: "2", Display: "System Object"}
+	entityConsent      = fhir.Coding{System: fhir.SystemResourceTypes, Code: "Consent", Display: "Consent"}
+	rolePatient        = fhir.Coding{System: fhir.SystemObjectRole, Code: "1", Display: "Patient"}
+	roleReport         = fhir.Coding{System: fhir.SystemObjectRole, Code: "3", Display: "Report"}
+	roleDomainResource = fhir.Coding{System: fhir.SystemObjectRole, Code: "4", Display: "Domain Resource"}
 
-	sourceSecurityServer = coding{systemSourceType, "6", "Security Server"}
-)
-
-// Outcomes (R4 audit-event-outcome).
-const (
-	outcomeSuccess      = "0"
-	outcomeMinorFailure = "4"
+	sourceSecurityServer = fhir.Coding{System: fhir.SystemSecuritySourceType, Code: "6", Display: "Security Server"}
 )
 
 // Chain is what an export knows beyond the events: the chain's ID and the registered
@@ -144,86 +124,21 @@ func ToFHIR(e consent.AuditEvent, c Chain) ([]byte, error) {
 	return b, nil
 }
 
-// The R4 AuditEvent shapes the export writes (only the elements it uses).
-type (
-	resource struct {
-		ResourceType   string    `json:"resourceType"`
-		ID             string    `json:"id"`
-		Meta           meta      `json:"meta"`
-		Type           coding    `json:"type"`
-		Subtype        []coding  `json:"subtype,omitempty"`
-		Action         string    `json:"action,omitempty"`
-		Recorded       string    `json:"recorded"`
-		Outcome        string    `json:"outcome,omitempty"`
-		OutcomeDesc    string    `json:"outcomeDesc,omitempty"`
-		PurposeOfEvent []concept `json:"purposeOfEvent,omitempty"`
-		Agent          []agent   `json:"agent"`
-		Source         source    `json:"source"`
-		Entity         []entity  `json:"entity,omitempty"`
-	}
-	meta struct {
-		Tag []coding `json:"tag"`
-	}
-	coding struct {
-		System  string `json:"system"`
-		Code    string `json:"code"`
-		Display string `json:"display,omitempty"`
-	}
-	concept struct {
-		Coding []coding `json:"coding,omitempty"`
-		Text   string   `json:"text,omitempty"`
-	}
-	identifier struct {
-		System string `json:"system"`
-		Value  string `json:"value"`
-	}
-	reference struct {
-		Reference  string      `json:"reference,omitempty"`
-		Identifier *identifier `json:"identifier,omitempty"`
-		Display    string      `json:"display,omitempty"`
-	}
-	agent struct {
-		Type         *concept  `json:"type,omitempty"`
-		Who          reference `json:"who"`
-		Requestor    bool      `json:"requestor"` // required in R4, even when false
-		PurposeOfUse []concept `json:"purposeOfUse,omitempty"`
-	}
-	source struct {
-		Site     string    `json:"site,omitempty"`
-		Observer reference `json:"observer"`
-		Type     []coding  `json:"type"`
-	}
-	entity struct {
-		What        reference `json:"what"`
-		Type        *coding   `json:"type,omitempty"`
-		Role        *coding   `json:"role,omitempty"`
-		Description string    `json:"description,omitempty"`
-		Detail      []detail  `json:"detail,omitempty"`
-	}
-	detail struct {
-		Type        string `json:"type"`
-		ValueString string `json:"valueString"`
-	}
-)
-
 // builder assembles one event's resource.
 type builder struct {
 	c Chain
 	e consent.AuditEvent
-	r *resource
+	r *fhir.AuditEvent
 }
 
-func (c Chain) resource(e consent.AuditEvent) (*resource, error) {
+func (c Chain) resource(e consent.AuditEvent) (*fhir.AuditEvent, error) {
 	if err := c.check(&e); err != nil {
 		return nil, fmt.Errorf("%w: event %d: %s", ErrUnmappable, e.Index, err)
 	}
-	b := &builder{c: c, e: e, r: &resource{
-		ResourceType: "AuditEvent",
-		ID:           strconv.FormatUint(e.Index, 10),
-		Meta:         meta{Tag: []coding{{System: KindSystem, Code: string(e.Kind)}}},
-		Recorded:     time.Unix(e.Time, 0).UTC().Format(time.RFC3339),
-		Source:       source{Site: c.ID, Observer: c.chainRef(), Type: []coding{sourceSecurityServer}},
-	}}
+	r := fhir.NewAuditEvent(strconv.FormatUint(e.Index, 10), time.Unix(e.Time, 0).UTC().Format(time.RFC3339))
+	r.Meta = &fhir.Meta{Tag: []fhir.Coding{{System: KindSystem, Code: string(e.Kind)}}}
+	r.Source = fhir.AuditSource{Site: c.ID, Observer: c.chainRef(), Type: []fhir.Coding{sourceSecurityServer}}
+	b := &builder{c: c, e: e, r: r}
 	switch e.Kind {
 	case consent.AuditAccessGranted, consent.AuditAccessDenied:
 		b.decision()
@@ -246,14 +161,14 @@ func (c Chain) resource(e consent.AuditEvent) (*resource, error) {
 // decision is an access decision: BALP AuthZconsent.
 func (b *builder) decision() {
 	e := b.e
-	b.r.Type, b.r.Subtype, b.r.Action = typeSecurityAlert, []coding{subAuthZConsent}, "E"
+	b.r.Type, b.r.Subtype, b.r.Action = typeSecurityAlert, []fhir.Coding{subAuthZConsent}, "E"
 	if e.Kind == consent.AuditAccessGranted {
-		b.r.Outcome, b.r.OutcomeDesc = outcomeSuccess, "permitted"
+		b.r.Outcome, b.r.OutcomeDesc = fhir.AuditOutcomeSuccess, "permitted"
 		if e.Consent != "" {
 			b.r.OutcomeDesc = "permitted by consent " + string(e.Consent)
 		}
 	} else {
-		b.r.Outcome, b.r.OutcomeDesc = outcomeMinorFailure, "denied"
+		b.r.Outcome, b.r.OutcomeDesc = fhir.AuditOutcomeMinorFailure, "denied"
 		if e.Reason != "" {
 			b.r.OutcomeDesc = "denied: " + e.Reason
 		}
@@ -272,8 +187,8 @@ func (b *builder) decision() {
 // emergency is break-glass access: Security Alert, Emergency Override Started, ETREAT.
 func (b *builder) emergency() {
 	e := b.e
-	b.r.Type, b.r.Subtype, b.r.Action = typeSecurityAlert, []coding{subEmergencyStarted}, "E"
-	b.r.Outcome = outcomeSuccess
+	b.r.Type, b.r.Subtype, b.r.Action = typeSecurityAlert, []fhir.Coding{subEmergencyStarted}, "E"
+	b.r.Outcome = fhir.AuditOutcomeSuccess
 	b.r.OutcomeDesc = "break-glass access granted and flagged for review"
 	if e.Reason != "" {
 		b.r.OutcomeDesc += "; reason " + e.Reason
@@ -287,9 +202,9 @@ func (b *builder) emergency() {
 	b.chainAgent(agentAuthServer)
 	b.patientEntity()
 	b.recordEntity(roleDomainResource)
-	var ds []detail
+	var ds []fhir.AuditDetail
 	if e.Reason != "" {
-		ds = append(ds, detail{Type: "emergency-reason", ValueString: e.Reason})
+		ds = append(ds, fhir.AuditDetail{Type: "emergency-reason", ValueString: e.Reason})
 	}
 	b.grantEntity(ds)
 	b.txEntity()
@@ -298,14 +213,14 @@ func (b *builder) emergency() {
 // release is a custodian releasing a record's key: BALP PrivacyDisclosure.Source.
 func (b *builder) release() {
 	e := b.e
-	b.r.Type, b.r.Subtype, b.r.Action = typeExport, []coding{subDisclose}, "R"
-	b.r.Outcome = outcomeSuccess
+	b.r.Type, b.r.Subtype, b.r.Action = typeExport, []fhir.Coding{subDisclose}, "R"
+	b.r.Outcome = fhir.AuditOutcomeSuccess
 	b.r.OutcomeDesc = "record key released to " + string(e.Recipient)
 	b.purpose()
 	b.hospital(e.Hospital, agentSource, false, false)
 	b.hospital(e.Recipient, agentDestination, true, true)
 	if e.Consent != "" { // the patient authorised the disclosure by that consent
-		b.agent(agentAdvocate, reference{Reference: "Patient/" + string(e.Patient)}, false, false)
+		b.agent(agentAdvocate, fhir.Reference{Reference: "Patient/" + string(e.Patient)}, false, false)
 	}
 	b.chainAgent(agentAuthServer)
 	b.patientEntity()
@@ -321,9 +236,9 @@ func (b *builder) consentChange() {
 	if b.e.Kind == consent.AuditConsentRevoked {
 		sub, action, desc = subUpdate, "U", "consent revoked"
 	}
-	b.r.Type, b.r.Subtype, b.r.Action = typeRest, []coding{sub}, action
-	b.r.Outcome, b.r.OutcomeDesc = outcomeSuccess, desc
-	b.agent(agentPatient, reference{Reference: "Patient/" + string(b.e.Patient)}, true, false)
+	b.r.Type, b.r.Subtype, b.r.Action = typeRest, []fhir.Coding{sub}, action
+	b.r.Outcome, b.r.OutcomeDesc = fhir.AuditOutcomeSuccess, desc
+	b.agent(agentPatient, fhir.Reference{Reference: "Patient/" + string(b.e.Patient)}, true, false)
 	b.chainAgent(agentDestination)
 	b.patientEntity()
 	b.consentEntity(entitySystemObject, &roleDomainResource)
@@ -334,14 +249,14 @@ func (b *builder) consentChange() {
 // (delete).
 func (b *builder) recordChange() {
 	e := b.e
-	b.r.Type, b.r.Outcome = typeRest, outcomeSuccess
+	b.r.Type, b.r.Outcome = typeRest, fhir.AuditOutcomeSuccess
 	if e.Kind == consent.AuditRecordRegistered {
-		b.r.Subtype, b.r.Action, b.r.OutcomeDesc = []coding{subCreate}, "C", "record registered"
+		b.r.Subtype, b.r.Action, b.r.OutcomeDesc = []fhir.Coding{subCreate}, "C", "record registered"
 		b.hospital(e.Hospital, agentCustodian, true, false)
 		b.custodians(e.Hospital)
 	} else {
-		b.r.Subtype, b.r.Action, b.r.OutcomeDesc = []coding{subDelete}, "D", "record erased: its custodians destroy its key"
-		b.agent(agentPatient, reference{Reference: "Patient/" + string(e.Patient)}, true, false)
+		b.r.Subtype, b.r.Action, b.r.OutcomeDesc = []fhir.Coding{subDelete}, "D", "record erased: its custodians destroy its key"
+		b.agent(agentPatient, fhir.Reference{Reference: "Patient/" + string(e.Patient)}, true, false)
 		b.custodians("")
 	}
 	b.chainAgent(agentDestination)
@@ -353,13 +268,13 @@ func (b *builder) recordChange() {
 // review is a privacy officer's review of an emergency access.
 func (b *builder) review() {
 	e := b.e
-	b.r.Type, b.r.Subtype, b.r.Action = typeSecurityAlert, []coding{subReviewed}, "E"
-	b.r.Outcome = outcomeSuccess
+	b.r.Type, b.r.Subtype, b.r.Action = typeSecurityAlert, []fhir.Coding{subReviewed}, "E"
+	b.r.Outcome = fhir.AuditOutcomeSuccess
 	b.r.OutcomeDesc = "emergency access " + string(e.Grant) + " reviewed"
-	var ds []detail
+	var ds []fhir.AuditDetail
 	if e.Reason != "" {
 		b.r.OutcomeDesc += ": " + e.Reason
-		ds = append(ds, detail{Type: "review-outcome", ValueString: e.Reason})
+		ds = append(ds, fhir.AuditDetail{Type: "review-outcome", ValueString: e.Reason})
 	}
 	b.hospital(e.Hospital, agentVerifier, true, false)
 	b.custodians(e.Hospital)
@@ -373,12 +288,12 @@ func (b *builder) review() {
 // other is a kind this package does not know yet: exported with what it has.
 func (b *builder) other() {
 	e := b.e
-	b.r.Type = coding{System: KindSystem, Code: string(e.Kind)}
+	b.r.Type = fhir.Coding{System: KindSystem, Code: string(e.Kind)}
 	b.purpose()
-	b.hospital(e.Hospital, coding{}, true, true)
+	b.hospital(e.Hospital, fhir.Coding{}, true, true)
 	b.hospital(e.Recipient, agentDestination, false, false)
 	b.custodians(e.Hospital)
-	b.chainAgent(coding{})
+	b.chainAgent(fhir.Coding{})
 	b.patientEntity()
 	b.recordEntity(roleDomainResource)
 	b.consentEntity(entityConsent, nil)
@@ -388,28 +303,28 @@ func (b *builder) other() {
 
 func (b *builder) purpose() {
 	if b.e.Purpose != "" {
-		b.r.PurposeOfEvent = []concept{purposeConcept(b.e.Purpose)}
+		b.r.PurposeOfEvent = []fhir.CodeableConcept{purposeConcept(b.e.Purpose)}
 	}
 }
 
-func purposeConcept(p consent.Purpose) concept {
-	return concept{Coding: []coding{{System: systemActReason, Code: string(p)}}, Text: PurposeStatement(p)}
+func purposeConcept(p consent.Purpose) fhir.CodeableConcept {
+	return fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.SystemActReason, Code: string(p)}}, Text: PurposeStatement(p)}
 }
 
 // agent adds an agent of type typ (none if typ is zero).
-func (b *builder) agent(typ coding, who reference, requestor, purpose bool) {
-	a := agent{Who: who, Requestor: requestor}
-	if typ != (coding{}) {
-		a.Type = &concept{Coding: []coding{typ}}
+func (b *builder) agent(typ fhir.Coding, who fhir.Reference, requestor, purpose bool) {
+	a := fhir.AuditAgent{Who: who, Requestor: requestor}
+	if typ != (fhir.Coding{}) {
+		a.Type = &fhir.CodeableConcept{Coding: []fhir.Coding{typ}}
 	}
 	if purpose && b.e.Purpose != "" {
-		a.PurposeOfUse = []concept{purposeConcept(b.e.Purpose)}
+		a.PurposeOfUse = []fhir.CodeableConcept{purposeConcept(b.e.Purpose)}
 	}
 	b.r.Agent = append(b.r.Agent, a)
 }
 
 // hospital adds hospital h (if set) as an agent.
-func (b *builder) hospital(h consent.HospitalID, typ coding, requestor, purpose bool) {
+func (b *builder) hospital(h consent.HospitalID, typ fhir.Coding, requestor, purpose bool) {
 	if h != "" {
 		b.agent(typ, b.c.orgRef(h), requestor, purpose)
 	}
@@ -424,30 +339,30 @@ func (b *builder) custodians(skip consent.HospitalID) {
 	}
 }
 
-func (b *builder) chainAgent(typ coding) { b.agent(typ, b.c.chainRef(), false, false) }
+func (b *builder) chainAgent(typ fhir.Coding) { b.agent(typ, b.c.chainRef(), false, false) }
 
 func (b *builder) patientEntity() {
-	b.r.Entity = append(b.r.Entity, entity{What: reference{Reference: "Patient/" + string(b.e.Patient)},
+	b.r.Entity = append(b.r.Entity, fhir.AuditEntity{What: fhir.Reference{Reference: "Patient/" + string(b.e.Patient)},
 		Type: &entityPerson, Role: &rolePatient})
 }
 
-func (b *builder) recordEntity(role coding) {
+func (b *builder) recordEntity(role fhir.Coding) {
 	if b.e.Record != "" {
-		b.r.Entity = append(b.r.Entity, entity{What: reference{Reference: "DocumentReference/" + string(b.e.Record)},
+		b.r.Entity = append(b.r.Entity, fhir.AuditEntity{What: fhir.Reference{Reference: "DocumentReference/" + string(b.e.Record)},
 			Type: &entitySystemObject, Role: &role, Description: "encrypted FHIR record"})
 	}
 }
 
-func (b *builder) consentEntity(typ coding, role *coding) {
+func (b *builder) consentEntity(typ fhir.Coding, role *fhir.Coding) {
 	if b.e.Consent != "" {
-		b.r.Entity = append(b.r.Entity, entity{What: reference{Reference: "Consent/" + string(b.e.Consent)},
+		b.r.Entity = append(b.r.Entity, fhir.AuditEntity{What: fhir.Reference{Reference: "Consent/" + string(b.e.Consent)},
 			Type: &typ, Role: role})
 	}
 }
 
-func (b *builder) grantEntity(ds []detail) {
+func (b *builder) grantEntity(ds []fhir.AuditDetail) {
 	if b.e.Grant != "" {
-		b.r.Entity = append(b.r.Entity, entity{What: reference{Identifier: &identifier{System: GrantSystem, Value: string(b.e.Grant)}},
+		b.r.Entity = append(b.r.Entity, fhir.AuditEntity{What: fhir.Reference{Identifier: &fhir.Identifier{System: GrantSystem, Value: string(b.e.Grant)}},
 			Type: &entitySystemObject, Description: "access decision on the consent chain", Detail: ds})
 	}
 }
@@ -455,24 +370,24 @@ func (b *builder) grantEntity(ds []detail) {
 // txEntity names the tx that caused the event, with its height and the event's log
 // index: what a verifier needs to find it on the chain and prove its inclusion.
 func (b *builder) txEntity() {
-	ds := []detail{
+	ds := []fhir.AuditDetail{
 		{Type: "height", ValueString: strconv.FormatInt(int64(b.e.Height), 10)},
 		{Type: "log-index", ValueString: strconv.FormatUint(b.e.Index, 10)},
 	}
-	what := reference{Display: "consent chain tx"}
+	what := fhir.Reference{Display: "consent chain tx"}
 	if b.e.Tx != "" {
-		what = reference{Identifier: &identifier{System: TxSystem, Value: string(b.e.Tx)}}
+		what = fhir.Reference{Identifier: &fhir.Identifier{System: TxSystem, Value: string(b.e.Tx)}}
 	}
-	b.r.Entity = append(b.r.Entity, entity{What: what, Type: &entitySystemObject,
+	b.r.Entity = append(b.r.Entity, fhir.AuditEntity{What: what, Type: &entitySystemObject,
 		Description: "consent chain transaction", Detail: ds})
 }
 
-func (c Chain) chainRef() reference {
-	return reference{Identifier: &identifier{System: ChainSystem, Value: c.ID}, Display: "medledger consent chain " + c.ID}
+func (c Chain) chainRef() fhir.Reference {
+	return fhir.Reference{Identifier: &fhir.Identifier{System: ChainSystem, Value: c.ID}, Display: "medledger consent chain " + c.ID}
 }
 
-func (c Chain) orgRef(h consent.HospitalID) reference {
-	return reference{Reference: "Organization/" + string(h), Display: cleanText(c.Names[h])}
+func (c Chain) orgRef(h consent.HospitalID) fhir.Reference {
+	return fhir.Reference{Reference: "Organization/" + string(h), Display: cleanText(c.Names[h])}
 }
 
 var (

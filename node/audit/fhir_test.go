@@ -83,26 +83,7 @@ func oneOfEach() []consent.AuditEvent {
 	}
 }
 
-// auditEvent is what the tests read back of an export.
-type auditEvent struct {
-	ResourceType string `json:"resourceType"`
-	ID           string `json:"id"`
-	Meta         struct {
-		Tag []coding `json:"tag"`
-	} `json:"meta"`
-	Type           coding    `json:"type"`
-	Subtype        []coding  `json:"subtype"`
-	Action         string    `json:"action"`
-	Recorded       string    `json:"recorded"`
-	Outcome        string    `json:"outcome"`
-	OutcomeDesc    string    `json:"outcomeDesc"`
-	PurposeOfEvent []concept `json:"purposeOfEvent"`
-	Agent          []agent   `json:"agent"`
-	Source         source    `json:"source"`
-	Entity         []entity  `json:"entity"`
-}
-
-func export(t *testing.T, e consent.AuditEvent) ([]byte, auditEvent) {
+func export(t *testing.T, e consent.AuditEvent) ([]byte, fhir.AuditEvent) {
 	t.Helper()
 	b, err := ToFHIR(e, testChain)
 	if err != nil {
@@ -115,7 +96,7 @@ func export(t *testing.T, e consent.AuditEvent) ([]byte, auditEvent) {
 	if res.Type != "AuditEvent" {
 		t.Fatalf("resourceType %s, want AuditEvent", res.Type)
 	}
-	var ae auditEvent
+	var ae fhir.AuditEvent
 	if err := json.Unmarshal(b, &ae); err != nil {
 		t.Fatal(err)
 	}
@@ -144,14 +125,14 @@ func TestToFHIRValidR4(t *testing.T) {
 					t.Errorf("agent[%d] has no requestor (required in R4, which the schema does not check)", i)
 				}
 			}
-			if want := (coding{KindSystem, string(e.Kind), ""}); len(ae.Meta.Tag) != 1 || ae.Meta.Tag[0] != want {
+			if want := (fhir.Coding{System: KindSystem, Code: string(e.Kind)}); len(ae.Meta.Tag) != 1 || ae.Meta.Tag[0] != want {
 				t.Errorf("meta.tag %+v, want [%+v]", ae.Meta.Tag, want)
 			}
 			if ae.ID != itoa(e.Index) || ae.Recorded != "2026-03-01T09:30:00Z" {
 				t.Errorf("id %s recorded %s, want %d and 2026-03-01T09:30:00Z", ae.ID, ae.Recorded, e.Index)
 			}
 			obs := ae.Source.Observer
-			if obs.Identifier == nil || *obs.Identifier != (identifier{ChainSystem, "medledger-test"}) {
+			if obs.Identifier == nil || *obs.Identifier != (fhir.Identifier{System: ChainSystem, Value: "medledger-test"}) {
 				t.Errorf("source.observer %+v, want the chain", obs)
 			}
 			if ae.Entity[0].What.Reference != "Patient/"+string(alice) || *ae.Entity[0].Role != rolePatient {
@@ -159,7 +140,7 @@ func TestToFHIRValidR4(t *testing.T) {
 			}
 			last := ae.Entity[len(ae.Entity)-1]
 			if last.What.Identifier == nil || last.What.Identifier.Value != string(e.Tx) ||
-				!slices.Contains(last.Detail, detail{"log-index", itoa(e.Index)}) || !slices.Contains(last.Detail, detail{"height", "42"}) {
+				!slices.Contains(last.Detail, fhir.AuditDetail{Type: "log-index", ValueString: itoa(e.Index)}) || !slices.Contains(last.Detail, fhir.AuditDetail{Type: "height", ValueString: "42"}) {
 				t.Errorf("last entity %+v, want the tx with height and log index", last)
 			}
 		})
@@ -172,8 +153,8 @@ func itoa(i uint64) string { b, _ := json.Marshal(i); return string(b) }
 func TestToFHIRPatterns(t *testing.T) {
 	tests := []struct {
 		kind    consent.AuditKind
-		typ     coding
-		subtype coding
+		typ     fhir.Coding
+		subtype fhir.Coding
 		action  string
 		outcome string
 		purpose string
@@ -197,7 +178,7 @@ func TestToFHIRPatterns(t *testing.T) {
 			[]string{"PAT@Patient/" + string(alice) + "*", "110152@chain"}},
 		{consent.AuditRecordErased, typeRest, subDelete, "D", "0", "",
 			[]string{"PAT@Patient/" + string(alice) + "*", "CST@Organization/ada", "110152@chain"}},
-		{"future-kind", coding{KindSystem, "future-kind", ""}, coding{}, "", "", "HRESCH",
+		{"future-kind", fhir.Coding{System: KindSystem, Code: "future-kind"}, fhir.Coding{}, "", "", "HRESCH",
 			[]string{"@Organization/bayside*", "@chain"}},
 	}
 	events := map[consent.AuditKind]consent.AuditEvent{}
@@ -211,9 +192,9 @@ func TestToFHIRPatterns(t *testing.T) {
 				t.Errorf("type %+v, want %+v", ae.Type, tt.typ)
 			}
 			switch {
-			case tt.subtype == coding{} && len(ae.Subtype) != 0:
+			case tt.subtype == fhir.Coding{} && len(ae.Subtype) != 0:
 				t.Errorf("subtype %+v, want none", ae.Subtype)
-			case tt.subtype != coding{} && (len(ae.Subtype) != 1 || ae.Subtype[0] != tt.subtype):
+			case tt.subtype != fhir.Coding{} && (len(ae.Subtype) != 1 || ae.Subtype[0] != tt.subtype):
 				t.Errorf("subtype %+v, want [%+v]", ae.Subtype, tt.subtype)
 			}
 			if ae.Action != tt.action || ae.Outcome != tt.outcome {
@@ -221,7 +202,7 @@ func TestToFHIRPatterns(t *testing.T) {
 			}
 			var purposes []string
 			for _, p := range ae.PurposeOfEvent {
-				if p.Coding[0].System != systemActReason {
+				if p.Coding[0].System != fhir.SystemActReason {
 					t.Errorf("purposeOfEvent system %s, want v3-ActReason", p.Coding[0].System)
 				}
 				purposes = append(purposes, p.Coding[0].Code)
@@ -236,7 +217,7 @@ func TestToFHIRPatterns(t *testing.T) {
 	}
 }
 
-func agentsOf(ae auditEvent) []string {
+func agentsOf(ae fhir.AuditEvent) []string {
 	var out []string
 	for _, a := range ae.Agent {
 		s := ""
@@ -271,11 +252,11 @@ func TestToFHIRDetails(t *testing.T) {
 		t.Errorf("requester display %q, want the registry name", granted.Agent[0].Who.Display)
 	}
 	_, em := export(t, events[5])
-	if g := grantEntityOf(em); g == nil || !slices.Contains(g.Detail, detail{"emergency-reason", "life-threatening"}) {
+	if g := grantEntityOf(em); g == nil || !slices.Contains(g.Detail, fhir.AuditDetail{Type: "emergency-reason", ValueString: "life-threatening"}) {
 		t.Errorf("emergency grant entity %+v, want its reason", g)
 	}
 	_, rv := export(t, events[6])
-	if g := grantEntityOf(rv); g == nil || g.What.Identifier.Value != id32('6') || !slices.Contains(g.Detail, detail{"review-outcome", "justified"}) {
+	if g := grantEntityOf(rv); g == nil || g.What.Identifier.Value != id32('6') || !slices.Contains(g.Detail, fhir.AuditDetail{Type: "review-outcome", ValueString: "justified"}) {
 		t.Errorf("review grant entity %+v, want the emergency's grant and the outcome", g)
 	}
 	if ap := granted.Agent[0].PurposeOfUse; len(ap) != 1 || ap[0].Coding[0].Code != "TREAT" || ap[0].Text != "treatment" {
@@ -283,11 +264,11 @@ func TestToFHIRDetails(t *testing.T) {
 	}
 }
 
-func hasEntity(ae auditEvent, ref string) bool {
-	return slices.ContainsFunc(ae.Entity, func(e entity) bool { return e.What.Reference == ref })
+func hasEntity(ae fhir.AuditEvent, ref string) bool {
+	return slices.ContainsFunc(ae.Entity, func(e fhir.AuditEntity) bool { return e.What.Reference == ref })
 }
 
-func grantEntityOf(ae auditEvent) *entity {
+func grantEntityOf(ae fhir.AuditEvent) *fhir.AuditEntity {
 	for i, e := range ae.Entity {
 		if e.What.Identifier != nil && e.What.Identifier.System == GrantSystem {
 			return &ae.Entity[i]
@@ -347,7 +328,7 @@ func TestToFHIRNames(t *testing.T) {
 	if _, err := fhir.Parse(b, fhir.Limits{}); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
-	var ae auditEvent
+	var ae fhir.AuditEvent
 	json.Unmarshal(b, &ae)
 	if ae.Agent[0].Who.Display != "St Ada" || ae.Agent[1].Who.Display != "" {
 		t.Errorf("displays %q, %q; want \"St Ada\" and none", ae.Agent[0].Who.Display, ae.Agent[1].Who.Display)
