@@ -1,81 +1,27 @@
 package node
 
+// The requester's flow: ask the chain for access, obtain the record's key from a
+// custodian over the key-release protocol, fetch the ciphertext over bitswap, and
+// decrypt it.
+
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"regexp"
-	"slices"
-	"strconv"
+	"path/filepath"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
-	"github.com/medledger/medledger/node/record"
 )
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
-var patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-// Ingest validates a FHIR Bundle, seals it into the block store (pinned) under a fresh
-// DEK kept wrapped to this hospital, and registers it on the chain for patient with
-// this hospital as custodian. If anything fails — invalid FHIR, the chain's refusal —
-// nothing is kept; if the register tx's outcome is unknown (it may still commit), the
-// key and ciphertext are kept so that the record stays readable if it does.
-func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
-	if !patientPattern.MatchString(string(patient)) {
-		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
-	}
-	in, err := n.ingest.Ingest(ctx, n.home, n.store, bundle, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	classes := make([]consent.DataClass, len(in.Classes))
-	for i, c := range in.Classes {
-		classes[i] = consent.DataClass(c)
-	}
-	slices.Sort(classes)
-	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
-		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
-	if _, _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
-		// Forget the record only when the chain refused it. If the outcome is unknown
-		// (no quorum, the request's deadline) the register tx may still commit, and a
-		// record whose key was deleted could never be read: keep key and pin.
-		var rej *consent.Rejection
-		if errors.As(err, &rej) {
-			n.forget(in.ID, in.CID)
-		} else {
-			n.log.Warn("register tx outcome unknown; the record's key and ciphertext are kept", "record", in.ID.String(), "err", err)
-		}
-		return nil, err
-	}
-	n.metrics.ingested.Inc()
-	var rec consent.Record
-	if _, err := n.query("/record/"+string(reg.Record), nil, &rec); err != nil {
-		return nil, err
-	}
-	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size)
-	return &rec, nil
-}
-
-// forget drops a record this node sealed but could not register: its DEK and pin.
-func (n *Node) forget(id crypto.RecordID, c cid.Cid) {
-	os.Remove(CustodyKeyPath(n.home, id))
-	if err := n.store.Unpin(context.Background(), c); err != nil {
-		n.log.Warn("unpin failed", "record", id.String(), "err", err)
-	}
-}
 
 // Read asks the chain for access to a record for purpose and, if granted, obtains
 // its key from a custodian and its ciphertext over bitswap, and decrypts it.
@@ -160,7 +106,7 @@ func (n *Node) fetch(ctx context.Context, d consent.Decision) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := record.Open(ciphertext, dek, n.home.ChainID(), recID)
+	plain, err := decrypt(ciphertext, dek, n.home.ChainID(), recID)
 	if err != nil {
 		return nil, err
 	}
@@ -253,152 +199,46 @@ func (n *Node) askCustodian(ctx context.Context, c consent.HospitalID, d consent
 	return resp, err
 }
 
-// Release answers a key-release request from a peer (p2p.Custodian): the peer must be
-// a registered hospital's node, the grant must pass the chain's release check against
-// committed state (granted, for that hospital, unexpired, consent not revoked, record
-// not erased) and this hospital must be a custodian holding the key. The DEK goes
-// out only HPKE-wrapped to the requester's registered key, bound to chain, record and
-// grant; a receipt tx follows.
-func (n *Node) Release(ctx context.Context, from peer.ID, req p2p.ReleaseRequest) p2p.ReleaseResponse {
-	n.mu.RLock()
-	requester, ok := n.registry.byPeer[from]
-	n.mu.RUnlock()
-	if !ok {
-		// The registry may have changed since the last refresh.
-		if err := n.refreshRegistry(); err == nil {
-			n.mu.RLock()
-			requester, ok = n.registry.byPeer[from]
-			n.mu.RUnlock()
-		}
+// ErrKeyMismatch means a key file is for another record or chain than asked.
+var ErrKeyMismatch = errors.New("node: key file is for another record")
+
+// OpenRecord opens the ciphertext of record c with the key file's DEK, which must be
+// wrapped for this hospital. The plaintext is authentic only once the returned reader
+// has reached io.EOF without error (see WriteFileAtomically).
+func OpenRecord(h *home.Home, c cid.Cid, kf *KeyFile, ciphertext io.Reader) (io.Reader, error) {
+	if kf.CID != c.String() {
+		return nil, fmt.Errorf("%w: it names CID %s", ErrKeyMismatch, kf.CID)
 	}
-	if !ok {
-		n.metrics.releases.WithLabelValues(consent.CodeUnauthorized.String()).Inc()
-		return refusal(consent.CodeUnauthorized, "peer is not a registered hospital's node")
+	if kf.Chain != h.ChainID() {
+		return nil, fmt.Errorf("%w: it is for chain %q, this node is on %q", ErrKeyMismatch, kf.Chain, h.ChainID())
 	}
-	return n.release(ctx, requester, consent.GrantID(req.Grant), req.Height)
+	dek, id, err := kf.Unwrap(h.Keys.Wrap)
+	if err != nil {
+		return nil, err
+	}
+	return decrypt(ciphertext, dek, h.ChainID(), id)
 }
 
-// maxHeightWait bounds how long a custodian waits for its chain to reach the height
-// a requester names (one or two blocks on a healthy network).
-const maxHeightWait = 2 * time.Second
-
-// receiptWait bounds how long a custodian waits for its release receipt to commit
-// before it refuses as not current.
-const receiptWait = 5 * time.Second
-
-// waitHeight waits until this node has committed height h, ctx ends, or
-// maxHeightWait passes; it reports whether the node reached h.
-func (n *Node) waitHeight(ctx context.Context, h int64) bool {
-	if n.chain.Height() >= h {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(ctx, maxHeightWait)
-	defer cancel()
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for n.chain.Height() < h {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+// decrypt returns a reader of the plaintext of the record id sealed in r. The plaintext
+// is authentic only once the reader has returned io.EOF without error.
+func decrypt(r io.Reader, dek *crypto.DEK, chain crypto.ChainID, id crypto.RecordID) (io.Reader, error) {
+	return dek.Decrypt(r, crypto.Binding{Chain: chain, Record: id})
 }
 
-func refusal(code consent.Code, format string, args ...any) p2p.ReleaseResponse {
-	return p2p.ReleaseResponse{Code: uint32(code), Reason: fmt.Sprintf(format, args...)}
-}
-
-// release decides a key release for requester and grant, receipt first: after its
-// own checks against committed state, the custodian commits a receipt tx, which the
-// chain accepts only while the grant still holds at that block (see consent's
-// receipt), and answers the key only once this node has itself committed that block.
-// So the key cannot leave ahead of the chain — a revocation committed before the
-// receipt wins however stale this node was — and every release is in the access log
-// before the key leaves. A node that cannot get its receipt committed in time (behind,
-// stalled, no quorum) refuses as not current.
-func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant consent.GrantID, height int64) (resp p2p.ReleaseResponse) {
-	defer func() {
-		outcome := "released"
-		if resp.Code != 0 {
-			outcome = consent.Code(resp.Code).String()
-			n.log.Info("key release refused", "grant", grant, "requester", requester, "code", outcome)
-		}
-		n.metrics.releases.WithLabelValues(outcome).Inc()
-	}()
-	if err := n.Serving(); err != nil {
-		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
-	}
-	if !n.waitHeight(ctx, height) {
-		return refusal(consent.CodeNotCurrent, "this custodian's chain is at height %d, behind the grant's %d; try again", n.chain.Height(), height)
-	}
-	if n.chain.CatchingUp() {
-		return refusal(consent.CodeNotCurrent, "this custodian is catching up with the chain; try again")
-	}
-	record, wrapped, err := n.prepareRelease(requester, grant)
+// WriteFileAtomically copies r into a temporary file beside path and renames it into
+// place only if r ends cleanly; on failure nothing is left behind.
+func WriteFileAtomically(path string, r io.Reader) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".medledger-*")
 	if err != nil {
-		var rej *consent.Rejection
-		if errors.As(err, &rej) {
-			return refusal(rej.Code, "%s", rej.Log)
-		}
-		n.log.Error("release check failed", "grant", grant, "err", err)
-		return refusal(consent.CodeNotCurrent, "the custodian could not read its chain state or key; try again")
+		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, receiptWait)
-	defer cancel()
-	committed, _, err := n.submit(rctx, consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{Custodian: n.id, Grant: grant}})
-	if err != nil {
-		var rej *consent.Rejection
-		if errors.As(err, &rej) && rej.Code != consent.CodeReplay {
-			return refusal(rej.Code, "%s", rej.Log)
-		}
-		n.log.Warn("key-release receipt not committed; nothing released", "grant", grant, "err", err)
-		return refusal(consent.CodeNotCurrent, "the release could not be recorded on the chain in time; nothing was released; try again")
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
 	}
-	if err := n.Serving(); err != nil { // it failed while the receipt committed
-		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
+	if err := f.Close(); err != nil {
+		return err
 	}
-	n.log.Info("key released", "grant", grant, "requester", requester, "record", record, "receipt_height", committed.Height)
-	return p2p.ReleaseResponse{Record: string(record), Wrapped: wrapped}
-}
-
-// prepareRelease is the custodian's own check before it commits a receipt, and the
-// key it would answer: the chain's release check on this node's committed state (with
-// the wall clock: the receipt's block time decides in the end), this hospital a
-// custodian holding the key, the requester registered; then the DEK HPKE-wrapped to the
-// requester's registered key, bound to chain, record and grant. A refusal is a
-// *consent.Rejection; any other error is this node's own failure.
-func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (consent.RecordID, []byte, error) {
-	var rel consent.Release
-	_, err := n.query("/release/"+string(grant)+"/"+string(requester), []byte(strconv.FormatInt(time.Now().Unix(), 10)), &rel)
-	switch {
-	case errors.Is(err, api.ErrNotFound):
-		return "", nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such grant"}
-	case err != nil:
-		return "", nil, err
-	}
-	if !slices.Contains(rel.Record.Custodians, n.id) {
-		return "", nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
-	}
-	h, ok := n.hospital(requester)
-	if !ok {
-		return "", nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
-	}
-	recID, err := crypto.ParseRecordID(string(rel.Record.ID))
-	if err != nil {
-		return "", nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
-	}
-	dek, err := CustodyDEK(n.home, recID)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
-	case err != nil: // a read or unwrap failure here is this node's, not the chain's word
-		return "", nil, fmt.Errorf("node: custody key of record %s: %w", rel.Record.ID, err)
-	}
-	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
-	if err != nil {
-		return "", nil, fmt.Errorf("node: wrap the key of record %s: %w", rel.Record.ID, err)
-	}
-	return rel.Record.ID, wrapped, nil
+	return os.Rename(f.Name(), path)
 }

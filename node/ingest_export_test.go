@@ -2,13 +2,11 @@ package node
 
 import (
 	"context"
-
-	"github.com/medledger/medledger/node/record"
 )
 
 // SetSync replaces how g's ingests make a DEK file durable; set it before any
 // ingest through g.
-func (g *IngestGate) SetSync(s record.Syncer) { g.sync = s }
+func (g *IngestGate) SetSync(s Syncer) { g.sync = s }
 
 // Hold takes room in g as an ingest of weight bytes does, until release.
 func (g *IngestGate) Hold(ctx context.Context, weight int64) (release func(), err error) {

@@ -13,7 +13,7 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/record"
+
 	"github.com/medledger/medledger/storage"
 )
 
@@ -41,7 +41,7 @@ type IngestGate struct {
 	bytes    *semaphore.Weighted
 	maxBytes int64
 	wait     time.Duration
-	sync     record.Syncer // makes a DEK file durable: (*os.File).Sync
+	sync     Syncer // makes a DEK file durable: (*os.File).Sync
 }
 
 // NewIngestGate makes a gate from the [ingest] config (zero values: defaults).

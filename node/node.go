@@ -415,163 +415,6 @@ func (n *Node) hospital(id consent.HospitalID) (consent.Hospital, bool) {
 	return h, ok
 }
 
-// query reads committed chain state at path into v (JSON). A not-found answer is
-// api.ErrNotFound; another refusal a *consent.Rejection. It returns the height read.
-func (n *Node) query(path string, data []byte, v any) (int64, error) {
-	res, height, err := n.chain.Query(path, data)
-	if err != nil {
-		return 0, err
-	}
-	switch consent.Code(res.Code) {
-	case consent.OK:
-	case consent.CodeNotFound:
-		return height, fmt.Errorf("%w: %s", api.ErrNotFound, res.Log)
-	default:
-		return height, &consent.Rejection{Code: consent.Code(res.Code), Log: res.Log}
-	}
-	if v == nil {
-		return height, nil
-	}
-	if err := jsonUnmarshal(res.Value, v); err != nil {
-		return height, fmt.Errorf("node: query %s: %w", path, err)
-	}
-	return height, nil
-}
-
-// txTTL is how many blocks a tx this node signs stays valid.
-const txTTL = 100
-
-// NewBody is a body for this chain with a fresh nonce, valid for txTTL blocks.
-func (n *Node) NewBody(context.Context) (consent.Body, error) {
-	return consent.NewBody(n.home.Config.ChainID, consent.Height(n.chain.Height()+txTTL))
-}
-
-// submit signs body (Kind and payload set) with this hospital's operator key and
-// waits for the commit.
-func (n *Node) submit(ctx context.Context, body consent.Body) (*api.Committed, []chain.Event, error) {
-	b, err := n.NewBody(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	body.ChainID, body.Nonce, body.Expiry = b.ChainID, b.Nonce, b.Expiry
-	tx, err := consent.Sign(body, n.home.Keys.Operator)
-	if err != nil {
-		return nil, nil, err
-	}
-	return n.submitTx(ctx, tx)
-}
-
-// SubmitTx submits signed tx bytes and waits for the commit; a refusal is a
-// *consent.Rejection.
-func (n *Node) SubmitTx(ctx context.Context, tx []byte) (*api.Committed, error) {
-	c, _, err := n.submitTx(ctx, tx)
-	return c, err
-}
-
-func (n *Node) submitTx(ctx context.Context, tx []byte) (*api.Committed, []chain.Event, error) {
-	check, height, deliver, err := n.chain.SubmitTx(ctx, tx)
-	// A tx naming what another node committed a moment ago (a record, a consent) may
-	// reach this node a block before that commit does: CheckTx, against this node's
-	// committed state, does not know it yet. Give the node a block or two to catch up.
-	for retry := 0; retry < 2 && err == nil && laggingRefusal(consent.Code(check.Code)); retry++ {
-		if werr := n.waitNextHeight(ctx); werr != nil {
-			break
-		}
-		check, height, deliver, err = n.chain.SubmitTx(ctx, tx)
-	}
-	var stalled *chain.NoProgress
-	switch {
-	case err != nil && strings.Contains(err.Error(), "tx already exists in cache"):
-		return nil, nil, &consent.Rejection{Code: consent.CodeReplay, Log: "this exact tx was already submitted"}
-	case errors.As(err, &stalled):
-		return nil, nil, &api.Unavailable{Reason: "no-progress", RetryAfter: 10 * time.Second,
-			Detail: fmt.Sprintf("%v; GET /tx/%X tells whether it did", stalled, stalled.Hash)}
-	case err != nil:
-		return nil, nil, err
-	case check.Code != 0:
-		return nil, nil, &consent.Rejection{Code: consent.Code(check.Code), Log: check.Log}
-	case deliver.Code != 0:
-		return nil, nil, &consent.Rejection{Code: consent.Code(deliver.Code), Log: deliver.Log}
-	}
-	return &api.Committed{ID: consent.IDOf(tx), Height: height}, deliver.Events, nil
-}
-
-// laggingRefusal reports whether CheckTx refused a tx for naming something this node
-// may not have committed yet.
-func laggingRefusal(c consent.Code) bool {
-	return c == consent.CodeUnknownRecord || c == consent.CodeUnknownConsent || c == consent.CodeUnknownGrant
-}
-
-// maxLagWait bounds waitNextHeight: on an idle chain no next height may come.
-const maxLagWait = 3 * time.Second
-
-// waitNextHeight waits until this node commits a height above the current one, within
-// maxLagWait.
-func (n *Node) waitNextHeight(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, maxLagWait)
-	defer cancel()
-	h := n.chain.Height()
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for n.chain.Height() <= h {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
-// Identity names this node's hospital and chain.
-func (n *Node) Identity() api.Identity {
-	return api.Identity{Hospital: n.id, Name: n.home.Config.Name, ChainID: n.home.Config.ChainID, Version: Version}
-}
-
-// Records lists a patient's records from committed state.
-func (n *Node) Records(_ context.Context, patient consent.PatientID) ([]consent.Record, error) {
-	var recs []consent.Record
-	if _, err := n.query("/records/"+string(patient), nil, &recs); err != nil && !errors.Is(err, api.ErrNotFound) {
-		return nil, err
-	}
-	return recs, nil
-}
-
-// Record is one record from committed state.
-func (n *Node) Record(_ context.Context, id consent.RecordID) (*consent.Record, error) {
-	var rec consent.Record
-	if _, err := n.query("/record/"+string(id), nil, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
-}
-
-// Consent is one consent from committed state.
-func (n *Node) Consent(_ context.Context, id consent.ConsentID) (*consent.Consent, error) {
-	var c consent.Consent
-	if _, err := n.query("/consent/"+string(id), nil, &c); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
-// Consents lists a patient's consents from committed state.
-func (n *Node) Consents(_ context.Context, patient consent.PatientID) ([]consent.Consent, error) {
-	var cs []consent.Consent
-	if _, err := n.query("/consents/"+string(patient), nil, &cs); err != nil && !errors.Is(err, api.ErrNotFound) {
-		return nil, err
-	}
-	return cs, nil
-}
-
-// VoteHospital casts this hospital's vote to register h as a member; h is registered
-// once members holding ≥ 2/3 of the power have voted for the same h. Every node's
-// allowlist then admits h's node.
-func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*api.Committed, error) {
-	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
-	return c, err
-}
-
 // Members are the hospital IDs of the chain's registry, sorted.
 func (n *Node) Members() []consent.HospitalID {
 	n.mu.RLock()
@@ -582,4 +425,27 @@ func (n *Node) Members() []consent.HospitalID {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Hospitals is the chain's hospital registry, sorted by ID.
+func (n *Node) Hospitals(context.Context) ([]consent.Hospital, error) {
+	var hs []consent.Hospital
+	if _, err := n.query("/hospitals", nil, &hs); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(hs, func(a, b consent.Hospital) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return hs, nil
+}
+
+// VoteHospital casts this hospital's vote to register h as a member; h is registered
+// once members holding ≥ 2/3 of the power have voted for the same h. Every node's
+// allowlist then admits h's node.
+func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*api.Committed, error) {
+	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
+	return c, err
+}
+
+// Identity names this node's hospital and chain.
+func (n *Node) Identity() api.Identity {
+	return api.Identity{Hospital: n.id, Name: n.home.Config.Name, ChainID: n.home.Config.ChainID, Version: Version}
 }

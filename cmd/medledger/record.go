@@ -13,7 +13,6 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/record"
 	"github.com/medledger/medledger/storage"
 )
 
@@ -97,7 +96,7 @@ func recordGetCmd() *cobra.Command {
 			if keyFile == "" {
 				return errors.New("--key FILE is required (the key file `record put` wrote)")
 			}
-			kf, err := record.ReadKeyFile(keyFile)
+			kf, err := node.ReadKeyFile(keyFile)
 			if err != nil {
 				return err
 			}
@@ -123,7 +122,7 @@ func recordGetCmd() *cobra.Command {
 
 // get decrypts record c into out, or to stdout through a temporary file, so that
 // nothing unauthenticated is ever written where the user asked.
-func get(cmd *cobra.Command, h *home.Home, c cid.Cid, kf *record.KeyFile, out string, bar *progressBar) error {
+func get(cmd *cobra.Command, h *home.Home, c cid.Cid, kf *node.KeyFile, out string, bar *progressBar) error {
 	defer bar.done()
 	store, err := storage.Open(cmd.Context(), h.Path(home.BlocksDir))
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/p2p"
-	"github.com/medledger/medledger/node/record"
 )
 
 // BenchmarkFetch compares a bitswap fetch + decrypt of a sealed record with a bitswap
@@ -40,11 +39,8 @@ func benchFetch(b *testing.B, data []byte, encrypted bool) {
 	var dek *crypto.DEK
 	var id crypto.RecordID
 	if encrypted {
-		sealed, d, err := record.Seal(b.Context(), src.store, chain, bytes.NewReader(data))
-		if err != nil {
-			b.Fatal(err)
-		}
-		root, dek, id = sealed.CID, d, sealed.ID
+		s := seal(b, src.store, data)
+		root, dek, id = s.cid, s.dek, s.id
 	} else {
 		c, _, err := src.store.Import(b.Context(), bytes.NewReader(data))
 		if err != nil {
@@ -69,7 +65,7 @@ func benchFetch(b *testing.B, data []byte, encrypted bool) {
 		}
 		var out io.Reader = r
 		if encrypted {
-			if out, err = record.Open(r, dek, chain, id); err != nil {
+			if out, err = dek.Decrypt(r, crypto.Binding{Chain: chain, Record: id}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/p2p"
-	"github.com/medledger/medledger/node/record"
 	"github.com/medledger/medledger/storage"
 )
 
@@ -106,12 +105,10 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, dek, err := record.Seal(t.Context(), a.store, chain, bytes.NewReader(plain))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := seal(t, a.store, plain)
 	// A hands B the DEK wrapped for B (on the chain's say-so, in later issues).
-	kf, err := record.NewKeyFile(sealed, dek, chain, "grant-for-b", b.keys.Wrap.Public())
+	wctx := crypto.WrapContext{Chain: chain, Record: sealed.id, Grant: "grant-for-b"}
+	wrapped, err := crypto.Wrap(sealed.dek, b.keys.Wrap.Public(), wctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,15 +118,15 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 	if err := b.host.Connect(ctx, only(t, a.host.AddrInfo(), "quic-v1")); err != nil {
 		t.Fatal(err)
 	}
-	r, err := b.host.Fetch(ctx, sealed.CID)
+	r, err := b.host.Fetch(ctx, sealed.cid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bDEK, id, err := kf.Unwrap(b.keys.Wrap)
+	bDEK, err := b.keys.Wrap.Unwrap(wrapped, wctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := record.Open(r, bDEK, chain, id)
+	pr, err := bDEK.Decrypt(r, crypto.Binding{Chain: chain, Record: sealed.id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +138,7 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 		t.Fatalf("B decrypted %d bytes that differ from the %d-byte bundle", len(got), len(plain))
 	}
 	// The wrapped key is useless to anyone else.
-	if _, _, err := kf.Unwrap(a.keys.Wrap); !errors.Is(err, crypto.ErrUnwrap) {
+	if _, err := a.keys.Wrap.Unwrap(wrapped, wctx); !errors.Is(err, crypto.ErrUnwrap) {
 		t.Fatalf("A unwrapped B's key: %v", err)
 	}
 
@@ -149,13 +146,13 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 		if err := d.host.Connect(ctx, only(t, a.host.AddrInfo(), "tcp")); err != nil {
 			t.Fatal(err)
 		}
-		r, err := d.host.Fetch(ctx, sealed.CID)
+		r, err := d.host.Fetch(ctx, sealed.cid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ct, _ := io.ReadAll(r)
-		if int64(len(ct)) != sealed.Size {
-			t.Fatalf("fetched %d ciphertext bytes, want %d", len(ct), sealed.Size)
+		if int64(len(ct)) != sealed.size {
+			t.Fatalf("fetched %d ciphertext bytes, want %d", len(ct), sealed.size)
 		}
 	})
 
@@ -202,7 +199,7 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 		}
 		short, cancel2 := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel2()
-		if _, err := outsider.host.Fetch(short, sealed.CID); err == nil {
+		if _, err := outsider.host.Fetch(short, sealed.cid); err == nil {
 			t.Fatal("a non-member fetched the record")
 		}
 	})
@@ -214,16 +211,13 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 		c := newHospital(t, cMembers)
 		a2 := newHospital(t, members, c.host.ID())
 		cMembers.Set([]peer.ID{a2.host.ID()})
-		s2, _, err := record.Seal(t.Context(), a2.store, chain, bytes.NewReader(plain))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s2 := seal(t, a2.store, plain)
 		if err := c.host.Connect(ctx, a2.host.AddrInfo()); err != nil {
 			t.Fatalf("bootstrap peer could not connect: %v", err)
 		}
 		short, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		defer cancel()
-		if _, err := c.host.Fetch(short, s2.CID); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := c.host.Fetch(short, s2.cid); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("non-member fetch: got %v, want a deadline with nothing served", err)
 		}
 		if n := len(allBlocks(t, c.store)); n != 0 {
@@ -236,6 +230,43 @@ func TestMembersFetchAndDecryptNonMembersGetNothing(t *testing.T) {
 }
 
 // only keeps the addresses of one transport ("tcp" or "quic-v1").
+// sealed is a record encrypted under a fresh DEK into a store, as a custodian's
+// ingest seals it (crypto and storage only, below the node).
+type sealed struct {
+	id   crypto.RecordID
+	cid  cid.Cid
+	dek  *crypto.DEK
+	size int64 // ciphertext bytes
+}
+
+func seal(tb testing.TB, s *storage.Store, plain []byte) sealed {
+	tb.Helper()
+	id, err := crypto.NewRecordID()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dek, err := crypto.NewDEK()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ct bytes.Buffer
+	w, err := dek.Encrypt(&ct, crypto.Binding{Chain: chain, Record: id})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	c, n, err := s.Import(tb.Context(), &ct)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sealed{id: id, cid: c, dek: dek, size: n}
+}
+
 func only(t testing.TB, pi peer.AddrInfo, transport string) peer.AddrInfo {
 	t.Helper()
 	var out peer.AddrInfo

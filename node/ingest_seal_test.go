@@ -1,4 +1,4 @@
-package record
+package node
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 func TestSealOpen(t *testing.T) {
 	s := openTestStore(t)
 	plain := benchPayload(3*storage.ChunkSize + 123)
-	sealed, dek, err := Seal(t.Context(), s, "chain-a", bytes.NewReader(plain))
+	sealed, dek, err := seal(t.Context(), s, "chain-a", bytes.NewReader(plain))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestSealOpen(t *testing.T) {
 		t.Fatalf("other record ID: got %v, want ErrDecrypt", err)
 	}
 	// Two seals of the same bytes share nothing: fresh key, fresh record ID, new CID.
-	again, _, err := Seal(t.Context(), s, "chain-a", bytes.NewReader(plain))
+	again, _, err := seal(t.Context(), s, "chain-a", bytes.NewReader(plain))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func readRecord(t *testing.T, s *storage.Store, sealed Sealed, dek *crypto.DEK, 
 		t.Fatal(err)
 	}
 	defer r.Close()
-	p, err := Open(r, dek, chain, id)
+	p, err := decrypt(r, dek, chain, id)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // where it was.
 func TestSealFailureLeavesNothingPinned(t *testing.T) {
 	s := openTestStore(t)
-	if _, _, err := Seal(t.Context(), s, "c", &failingReader{n: 2*storage.ChunkSize + 5}); err == nil {
+	if _, _, err := seal(t.Context(), s, "c", &failingReader{n: 2*storage.ChunkSize + 5}); err == nil {
 		t.Fatal("Seal of a failing reader: no error")
 	}
 	if _, err := s.GC(t.Context()); err != nil {
@@ -90,7 +90,7 @@ func TestSealFailureLeavesNothingPinned(t *testing.T) {
 
 func TestKeyFile(t *testing.T) {
 	s := openTestStore(t)
-	sealed, dek, err := Seal(t.Context(), s, "chain-a", bytes.NewReader([]byte(`{"resourceType":"Bundle"}`)))
+	sealed, dek, err := seal(t.Context(), s, "chain-a", bytes.NewReader([]byte(`{"resourceType":"Bundle"}`)))
 	if err != nil {
 		t.Fatal(err)
 	}

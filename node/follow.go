@@ -1,32 +1,17 @@
 package node
 
+// The audit feed: the access log read from committed state (pages, head, entries),
+// followed live, and the emergency-review queue.
+
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/api"
 )
-
-// Hospitals is the chain's hospital registry, sorted by ID.
-func (n *Node) Hospitals(context.Context) ([]consent.Hospital, error) {
-	var hs []consent.Hospital
-	if _, err := n.query("/hospitals", nil, &hs); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(hs, func(a, b consent.Hospital) int { return strings.Compare(string(a.ID), string(b.ID)) })
-	return hs, nil
-}
 
 // AuditEvents reads one page of the access log from committed state, newest first.
 func (n *Node) AuditEvents(_ context.Context, f consent.AuditFilter) (*consent.AuditPage, error) {
@@ -46,6 +31,19 @@ func (n *Node) LogHead() (consent.LogRoot, error) {
 	var head consent.LogRoot
 	_, err := n.query("/audit/head", nil, &head)
 	return head, err
+}
+
+var _ api.LogEntries = (*Node)(nil)
+
+// LogEntry is the access log's event at index with its leaf bytes, from committed state
+// (api.ErrNotFound beyond the log). The API serves it to auditors; CometBFT's RPC does
+// not (consent.PublicQuery).
+func (n *Node) LogEntry(_ context.Context, index uint64) (*consent.LogEntry, error) {
+	var e consent.LogEntry
+	if _, err := n.query(fmt.Sprintf("/audit/event/%d", index), nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // Follow delivers the events matching f committed from the next block on, in log
@@ -133,39 +131,4 @@ func (n *Node) Emergencies(context.Context) ([]api.Emergency, error) {
 func (n *Node) ReviewEmergency(ctx context.Context, grant consent.GrantID, outcome string) (*api.Committed, error) {
 	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindReview, Review: &consent.Review{Grant: grant, Outcome: outcome}})
 	return c, err
-}
-
-// shredErased destroys this custodian's copy of the key of every record erased since
-// the log index from (crypto-shredding: the ciphertext becomes unreadable everywhere)
-// and unpins its ciphertext (a block-store GC then reclaims it; GC is not run here,
-// where it could race an ingest between its import and its pin). It returns the log
-// size it read to.
-func (n *Node) shredErased(ctx context.Context, from uint64) (uint64, error) {
-	events, size, err := n.eventsSince(from, consent.AuditFilter{Hospital: n.id, Kind: consent.AuditRecordErased})
-	if err != nil {
-		return from, err
-	}
-	for _, e := range events {
-		if !slices.Contains(e.Custodians, n.id) {
-			continue
-		}
-		var rec consent.Record
-		if _, err := n.query("/record/"+string(e.Record), nil, &rec); err != nil {
-			return from, err
-		}
-		id, err := crypto.ParseRecordID(string(rec.ID))
-		if err != nil {
-			return from, err
-		}
-		if err := os.Remove(CustodyKeyPath(n.home, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return from, fmt.Errorf("node: destroy the key of erased record %s: %w", rec.ID, err)
-		}
-		if c, err := cid.Decode(rec.CID); err == nil {
-			if err := n.store.Unpin(ctx, c); err != nil {
-				n.log.Warn("unpin of an erased record failed", "record", rec.ID, "err", err)
-			}
-		}
-		n.log.Info("erased record's key destroyed", "record", rec.ID, "height", e.Height)
-	}
-	return size, nil
 }

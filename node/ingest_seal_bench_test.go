@@ -1,4 +1,4 @@
-package record
+package node
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func BenchmarkImport(b *testing.B) {
 			s := openTestStore(b)
 			b.SetBytes(int64(n))
 			for b.Loop() {
-				if _, _, err := Seal(b.Context(), s, "bench", bytes.NewReader(data)); err != nil {
+				if _, _, err := seal(b.Context(), s, "bench", bytes.NewReader(data)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -52,7 +52,7 @@ func BenchmarkImport(b *testing.B) {
 func BenchmarkOpen(b *testing.B) {
 	data := benchPayload(64 << 20)
 	s := openTestStore(b)
-	sealed, dek, err := Seal(b.Context(), s, "bench", bytes.NewReader(data))
+	sealed, dek, err := seal(b.Context(), s, "bench", bytes.NewReader(data))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func BenchmarkOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := Open(r, dek, crypto.ChainID("bench"), sealed.ID)
+		p, err := decrypt(r, dek, crypto.ChainID("bench"), sealed.ID)
 		if err != nil {
 			b.Fatal(err)
 		}

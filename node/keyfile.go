@@ -1,68 +1,17 @@
-// Package record is the ciphertext pipeline between crypto and storage: it seals a
-// record under a fresh DEK straight into the block store, and opens a stored record
-// with its DEK. Plaintext never touches the block store; the DEK leaves only wrapped.
-package record
+package node
+
+// The key file: a DEK wrapped for one hospital, the format of a custodian's own
+// copy of a record's key and of the file `record put` writes and `record get --key`
+// reads.
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/medledger/medledger/crypto"
-	"github.com/medledger/medledger/storage"
 )
-
-// Sealed describes a record sealed into a block store.
-type Sealed struct {
-	ID   crypto.RecordID // chosen before encryption, bound into the ciphertext
-	CID  cid.Cid         // root of the ciphertext's UnixFS DAG
-	Size int64           // ciphertext bytes
-}
-
-// Seal encrypts plaintext under a fresh DEK, bound to chain and a fresh record ID, and
-// imports the ciphertext into store as it is produced (memory stays flat). The caller
-// keeps the DEK only wrapped.
-func Seal(ctx context.Context, store *storage.Store, chain crypto.ChainID, plaintext io.Reader) (Sealed, *crypto.DEK, error) {
-	id, err := crypto.NewRecordID()
-	if err != nil {
-		return Sealed{}, nil, err
-	}
-	dek, err := crypto.NewDEK()
-	if err != nil {
-		return Sealed{}, nil, err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		w, err := dek.Encrypt(pw, crypto.Binding{Chain: chain, Record: id})
-		if err != nil {
-			pw.CloseWithError(err)
-			return
-		}
-		if _, err := io.Copy(w, plaintext); err != nil {
-			pw.CloseWithError(err)
-			return
-		}
-		pw.CloseWithError(w.Close())
-	}()
-	c, n, err := store.Import(ctx, pr)
-	pr.CloseWithError(errors.New("record: import ended")) // unblocks the encryptor on failure
-	if err != nil {
-		return Sealed{}, nil, fmt.Errorf("record: seal: %w", err)
-	}
-	return Sealed{ID: id, CID: c, Size: n}, dek, nil
-}
-
-// Open returns a reader of the plaintext of the record id sealed in r. The plaintext
-// is authentic only once the reader has returned io.EOF without error.
-func Open(r io.Reader, dek *crypto.DEK, chain crypto.ChainID, id crypto.RecordID) (io.Reader, error) {
-	return dek.Decrypt(r, crypto.Binding{Chain: chain, Record: id})
-}
 
 // KeyFile is a DEK wrapped for one hospital, with everything needed to use it: the
 // JSON file `medledger record put` writes and `medledger record get --key` reads.

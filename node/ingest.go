@@ -1,0 +1,209 @@
+package node
+
+// The ingest flow: a FHIR Bundle is validated, sealed under a fresh DEK into the
+// block store (pinned), its DEK kept wrapped to this hospital, and the record
+// registered on the chain. The CLI's `record put` runs the same pipeline (Ingest)
+// without the chain.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/fhir"
+	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/storage"
+)
+
+var patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Ingest validates a FHIR Bundle, seals it into the block store (pinned) under a fresh
+// DEK kept wrapped to this hospital, and registers it on the chain for patient with
+// this hospital as custodian. If anything fails — invalid FHIR, the chain's refusal —
+// nothing is kept; if the register tx's outcome is unknown (it may still commit), the
+// key and ciphertext are kept so that the record stays readable if it does.
+func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
+	if !patientPattern.MatchString(string(patient)) {
+		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
+	}
+	in, err := n.ingest.Ingest(ctx, n.home, n.store, bundle, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	classes := make([]consent.DataClass, len(in.Classes))
+	for i, c := range in.Classes {
+		classes[i] = consent.DataClass(c)
+	}
+	slices.Sort(classes)
+	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
+		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
+	if _, _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
+		// Forget the record only when the chain refused it. If the outcome is unknown
+		// (no quorum, the request's deadline) the register tx may still commit, and a
+		// record whose key was deleted could never be read: keep key and pin.
+		var rej *consent.Rejection
+		if errors.As(err, &rej) {
+			n.forget(in.ID, in.CID)
+		} else {
+			n.log.Warn("register tx outcome unknown; the record's key and ciphertext are kept", "record", in.ID.String(), "err", err)
+		}
+		return nil, err
+	}
+	n.metrics.ingested.Inc()
+	var rec consent.Record
+	if _, err := n.query("/record/"+string(reg.Record), nil, &rec); err != nil {
+		return nil, err
+	}
+	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size)
+	return &rec, nil
+}
+
+// forget drops a record this node sealed but could not register: its DEK and pin.
+func (n *Node) forget(id crypto.RecordID, c cid.Cid) {
+	os.Remove(CustodyKeyPath(n.home, id))
+	if err := n.store.Unpin(context.Background(), c); err != nil {
+		n.log.Warn("unpin failed", "record", id.String(), "err", err)
+	}
+}
+
+// Progress is told how many bytes of how many have passed; total is 0 when unknown.
+type Progress func(done, total int64)
+
+// Ingested is the outcome of ingesting a FHIR Bundle.
+type Ingested struct {
+	Sealed
+	Key     *KeyFile
+	Patient string   // the Bundle's Patient resource id (pseudonymous), if it has one
+	Classes []string // resource types in the Bundle (data classes)
+}
+
+// maxBundleBytes is the largest Bundle an ingest takes (fhir.Limits.MaxBytes), and
+// what an ingest whose size is not announced counts against IngestGate's bytes.
+const maxBundleBytes = 64 << 20
+
+// Ingest validates a FHIR Bundle, seals it under a fresh DEK into the home's block
+// store (pinned), and wraps the DEK for the recipient (this hospital if nil). Invalid
+// input is rejected before anything is written. It runs through a gate of its own made
+// from the home's [ingest] config (one ingest: the CLI's `record put`); a node's
+// ingests share the node's IngestGate, so that its caps hold across them.
+//
+// When it returns, the custodian's own copy of the DEK is durable on disk (synced
+// with its directory), so the record may be registered on the chain; on any error
+// nothing is kept: no key file, no pin.
+func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress) (*Ingested, error) {
+	return NewIngestGate(h.Config.Ingest).Ingest(ctx, h, store, bundle, to, progress)
+}
+
+// ingest is Ingest once the gate has let it in; the gate's sync makes the DEK file
+// durable.
+func ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress, sync Syncer) (*Ingested, error) {
+	b, err := fhir.ReadRecord(bundle, fhir.Limits{MaxBytes: maxBundleBytes}) // valid R4, and a Bundle type a record may be
+	if err != nil {
+		return nil, err
+	}
+	src := NewProgressReader(bytes.NewReader(b.Raw), int64(len(b.Raw)), progress)
+	sealed, dek, err := seal(ctx, store, h.ChainID(), src)
+	if err != nil {
+		return nil, err
+	}
+	patient, _ := b.PatientID()
+	in := &Ingested{Sealed: sealed, Patient: patient, Classes: b.ResourceTypes()}
+	if in.Key, err = custody(h, sealed, dek, to, sync); err != nil {
+		if uerr := store.Unpin(context.WithoutCancel(ctx), sealed.CID); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, err
+	}
+	return in, nil
+}
+
+// custody writes the custodian's own copy of dek, wrapped to itself (custody grant
+// ""), durably; and returns the key file for to (that copy when to is nil). On error
+// no key file is left.
+func custody(h *home.Home, sealed Sealed, dek *crypto.DEK, to crypto.WrapPublicKey, sync Syncer) (*KeyFile, error) {
+	own, err := NewKeyFile(sealed, dek, h.ChainID(), "", h.Keys.Wrap.Public())
+	if err != nil {
+		return nil, err
+	}
+	kf := own
+	if to != nil {
+		if kf, err = NewKeyFile(sealed, dek, h.ChainID(), "", to); err != nil {
+			return nil, err
+		}
+	}
+	if err := own.WriteSynced(CustodyKeyPath(h, sealed.ID), sync); err != nil {
+		return nil, err
+	}
+	return kf, nil
+}
+
+// Sealed describes a record sealed into a block store.
+type Sealed struct {
+	ID   crypto.RecordID // chosen before encryption, bound into the ciphertext
+	CID  cid.Cid         // root of the ciphertext's UnixFS DAG
+	Size int64           // ciphertext bytes
+}
+
+// seal encrypts plaintext under a fresh DEK, bound to chain and a fresh record ID, and
+// imports the ciphertext into store as it is produced (memory stays flat). The caller
+// keeps the DEK only wrapped.
+func seal(ctx context.Context, store *storage.Store, chain crypto.ChainID, plaintext io.Reader) (Sealed, *crypto.DEK, error) {
+	id, err := crypto.NewRecordID()
+	if err != nil {
+		return Sealed{}, nil, err
+	}
+	dek, err := crypto.NewDEK()
+	if err != nil {
+		return Sealed{}, nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		w, err := dek.Encrypt(pw, crypto.Binding{Chain: chain, Record: id})
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		if _, err := io.Copy(w, plaintext); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		pw.CloseWithError(w.Close())
+	}()
+	c, n, err := store.Import(ctx, pr)
+	pr.CloseWithError(errors.New("record: import ended")) // unblocks the encryptor on failure
+	if err != nil {
+		return Sealed{}, nil, fmt.Errorf("record: seal: %w", err)
+	}
+	return Sealed{ID: id, CID: c, Size: n}, dek, nil
+}
+
+// NewProgressReader reports each read of r to report.
+func NewProgressReader(r io.Reader, total int64, report Progress) io.Reader {
+	if report == nil {
+		return r
+	}
+	return &progressReader{r: r, total: total, report: report}
+}
+
+type progressReader struct {
+	r      io.Reader
+	done   int64
+	total  int64
+	report Progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	p.report(p.done, p.total)
+	return n, err
+}
