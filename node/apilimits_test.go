@@ -25,7 +25,7 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // slowClientsEnv makes TestSlowClientsHelper the attacker: "ADDR COUNT SECONDS".
@@ -67,8 +67,8 @@ func TestSlowClientsLeaveConsensusRunning(t *testing.T) {
 
 	// While the slots are full: consensus commits a tx on the attacked node, and
 	// /healthz answers within the time the read timeout takes to drain the queue.
-	patient, patientID := hospitaltest.NewPatient(t)
-	c := hospitaltest.AsPatient(t, bayside, patient, hospitaltest.Permit(patientID, "ada"))
+	patient, patientID := nodetest.NewPatient(t)
+	c := nodetest.AsPatient(t, bayside, patient, nodetest.Permit(patientID, "ada"))
 	if bayside.Chain().Height() < c.Height || c.Height <= h0 {
 		t.Errorf("under attack: tx committed at %d, node at %d (was %d)", c.Height, bayside.Chain().Height(), h0)
 	}
@@ -82,7 +82,7 @@ func TestSlowClientsLeaveConsensusRunning(t *testing.T) {
 
 	// A patient's consent write through the attacked API, once slots free.
 	writeStart := time.Now()
-	key, pid := hospitaltest.NewPatient(t)
+	key, pid := nodetest.NewPatient(t)
 	if status, body := writeConsent(t, bayside.APIURL(), key); status != http.StatusCreated {
 		t.Fatalf("consent write after the attack: %d %s", status, body)
 	}
@@ -110,20 +110,20 @@ func TestSlowClientsLeaveConsensusRunning(t *testing.T) {
 		t.Fatalf("third write within the minute: %d %s; want 429 throttled", status, body)
 	}
 	time.Sleep(time.Second) // a block or more: what was submitted has committed everywhere
-	cons, err := nodes[0].Consents(hospitaltest.Ctx(t), pid)
+	cons, err := nodes[0].Consents(nodetest.Ctx(t), pid)
 	if err != nil || len(cons) != 2 {
 		t.Errorf("the chain holds %d consents of the patient (%v), want 2: the throttled write must not reach it", len(cons), err)
 	}
 }
 
 // startLimitedNet starts a 4-hospital network whose [api] sections configure sets.
-func startLimitedNet(t *testing.T, configure func(i int, a *home.APIConfig)) ([]*node.Node, *hospitaltest.SyncBuffer) {
+func startLimitedNet(t *testing.T, configure func(i int, a *home.APIConfig)) ([]*node.Node, *nodetest.SyncBuffer) {
 	t.Helper()
 	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &hospitaltest.SyncBuffer{}
+	logs := &nodetest.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	nodes := make([]*node.Node, len(homes))
 	for i, h := range homes {

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // Through four real hospital nodes (issue 10, findings 1 and 5): a Consent whose deny
@@ -21,10 +21,10 @@ import (
 // client bypasses the check. After a revoke of the consent that would have permitted,
 // the denial says revoked, though another consent names city.
 func TestConsentNamesThroughTheStack(t *testing.T) {
-	hn := hospitaltest.Start(t, 4)
+	hn := nodetest.StartConsortium(t, 4)
 	ada, bayside := hn.Nodes[0], hn.Nodes[1]
-	patient, pid := hospitaltest.NewPatient(t)
-	rec, err := ada.Ingest(ctxT(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	patient, pid := nodetest.NewPatient(t)
+	rec, err := ada.Ingest(ctxT(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestConsentNamesThroughTheStack(t *testing.T) {
 			consent.CodeUnknownRecord, "no record of this patient"},
 	} {
 		g := consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{Base: consent.Deny, Provisions: []consent.Provision{tt.p}}}}
-		_, err := bayside.SubmitTx(ctxT(t), hospitaltest.Signed(t, bayside, g, patient))
+		_, err := bayside.SubmitTx(ctxT(t), nodetest.Signed(t, bayside, g, patient))
 		var rej *consent.Rejection
 		if !errors.As(err, &rej) || rej.Code != tt.code || !strings.Contains(rej.Log, tt.hint) {
 			t.Errorf("submitting %+v: %v, want %s with %q", tt.p, err, tt.code, tt.hint)
@@ -78,12 +78,12 @@ func TestConsentNamesThroughTheStack(t *testing.T) {
 	wantDenied(t, err, consent.ReasonNoConsent)
 
 	// The reason after a revoke (finding 5).
-	permitBayside := hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "bayside"))
-	hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "city"))
+	permitBayside := nodetest.AsPatient(t, ada, patient, nodetest.Permit(pid, "bayside"))
+	nodetest.AsPatient(t, ada, patient, nodetest.Permit(pid, "city"))
 	if _, err := bayside.Read(ctxT(t), rec.ID, "TREAT"); err != nil {
 		t.Fatalf("read under the consent: %v", err)
 	}
-	hospitaltest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(permitBayside.ID)}})
+	nodetest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(permitBayside.ID)}})
 	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
 	wantDenied(t, err, consent.ReasonRevoked)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestErasureShredsKey: when the patient erases a record, its custodian destroys its
@@ -23,15 +23,15 @@ func TestErasureShredsKey(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	net := hospitaltest.Start(t, 4)
+	net := nodetest.StartConsortium(t, 4)
 	ada, bayside := net.Nodes[0], net.Nodes[1]
-	patient, pid := hospitaltest.NewPatient(t)
-	rec, err := ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	patient, pid := nodetest.NewPatient(t)
+	rec, err := ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "bayside"))
-	acc, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT")
+	nodetest.AsPatient(t, ada, patient, nodetest.Permit(pid, "bayside"))
+	acc, err := bayside.Read(nodetest.Ctx(t), rec.ID, "TREAT")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,10 +42,10 @@ func TestErasureShredsKey(t *testing.T) {
 	}
 
 	// Only the patient may erase.
-	if _, err := bayside.SubmitTx(hospitaltest.Ctx(t), hospitaltest.Signed(t, bayside, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}}, patient2(t))); err == nil {
+	if _, err := bayside.SubmitTx(nodetest.Ctx(t), nodetest.Signed(t, bayside, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}}, patient2(t))); err == nil {
 		t.Fatal("someone other than the patient erased the record")
 	}
-	hospitaltest.AsPatient(t, bayside, patient, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}})
+	nodetest.AsPatient(t, bayside, patient, consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec.ID}})
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -59,22 +59,22 @@ func TestErasureShredsKey(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	root, _ := cid.Decode(rec.CID)
-	if pinned, err := ada.Store().IsPinned(hospitaltest.Ctx(t), root); err != nil || pinned {
+	if pinned, err := ada.Store().IsPinned(nodetest.Ctx(t), root); err != nil || pinned {
 		t.Fatalf("the erased record's ciphertext is still pinned (%v)", err)
 	}
-	if _, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err == nil {
+	if _, err := bayside.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil {
 		t.Fatal("an erased record was read")
 	}
-	if _, err := bayside.Fetch(hospitaltest.Ctx(t), acc.Decision.ID); err == nil {
+	if _, err := bayside.Fetch(nodetest.Ctx(t), acc.Decision.ID); err == nil {
 		t.Fatal("a grant made before the erasure still released a key")
 	}
-	page, err := ada.AuditEvents(hospitaltest.Ctx(t), consent.AuditFilter{Patient: pid, Kind: consent.AuditRecordErased})
+	page, err := ada.AuditEvents(nodetest.Ctx(t), consent.AuditFilter{Patient: pid, Kind: consent.AuditRecordErased})
 	if err != nil || len(page.Events) != 1 {
 		t.Fatalf("erasure events: %v %v", page, err)
 	}
 }
 
 func patient2(t *testing.T) *crypto.SigningKey {
-	k, _ := hospitaltest.NewPatient(t)
+	k, _ := nodetest.NewPatient(t)
 	return k
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestFollowWithinOneBlock: a patient following their accesses at one hospital sees
@@ -23,15 +23,15 @@ func TestFollowWithinOneBlock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	net := hospitaltest.Start(t, 4)
+	net := nodetest.StartConsortium(t, 4)
 	ada, bayside, city := net.Nodes[0], net.Nodes[1], net.Nodes[2]
-	patient, pid := hospitaltest.NewPatient(t)
-	_, other := hospitaltest.NewPatient(t)
-	rec, err := ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	patient, pid := nodetest.NewPatient(t)
+	_, other := nodetest.NewPatient(t)
+	rec, err := ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherRec, err := ada.Ingest(hospitaltest.Ctx(t), other, bytes.NewReader(hospitaltest.Sample(t)))
+	otherRec, err := ada.Ingest(nodetest.Ctx(t), other, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,16 +65,16 @@ func TestFollowWithinOneBlock(t *testing.T) {
 		return consent.AuditEvent{}
 	}
 
-	if _, err := city.Read(hospitaltest.Ctx(t), otherRec.ID, "TREAT"); err == nil {
+	if _, err := city.Read(nodetest.Ctx(t), otherRec.ID, "TREAT"); err == nil {
 		t.Fatal("read without consent")
 	}
-	if _, err := city.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err == nil {
+	if _, err := city.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil {
 		t.Fatal("read without consent")
 	}
 	expect(consent.AuditAccessDenied) // the patient's, not the other patient's
-	hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "city"))
+	nodetest.AsPatient(t, ada, patient, nodetest.Permit(pid, "city"))
 	expect(consent.AuditConsentGranted)
-	if _, err := city.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err != nil {
+	if _, err := city.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err != nil {
 		t.Fatal(err)
 	}
 	granted := expect(consent.AuditAccessGranted)

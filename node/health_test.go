@@ -17,7 +17,7 @@ import (
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 	"github.com/medledger/medledger/node/p2p"
 )
 
@@ -83,7 +83,7 @@ func TestStorageFailureFailStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	hn := hospitaltest.Start(t, 4)
+	hn := nodetest.StartConsortium(t, 4)
 	ada, bayside, city := hn.Nodes[0], hn.Nodes[1], hn.Nodes[2]
 	for _, n := range hn.Nodes {
 		waitHealthy(t, n, time.Minute)
@@ -91,13 +91,13 @@ func TestStorageFailureFailStops(t *testing.T) {
 	if err := ada.Serving(); err != nil {
 		t.Fatalf("a healthy node: Serving = %v", err)
 	}
-	patient, pid := hospitaltest.NewPatient(t)
-	rec, err := ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	patient, pid := nodetest.NewPatient(t)
+	rec, err := ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hospitaltest.AsPatient(t, bayside, patient, hospitaltest.Permit(pid, "bayside"))
-	acc, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT")
+	nodetest.AsPatient(t, bayside, patient, nodetest.Permit(pid, "bayside"))
+	acc, err := bayside.Read(nodetest.Ctx(t), rec.ID, "TREAT")
 	if err != nil {
 		t.Fatalf("read before the fault: %v", err)
 	}
@@ -132,7 +132,7 @@ func TestStorageFailureFailStops(t *testing.T) {
 
 	// The grant holds on the chain, but the failed custodian releases nothing.
 	asked := time.Now()
-	resp, err := bayside.Host().RequestKey(hospitaltest.Ctx(t), ada.Host().ID(), p2p.ReleaseRequest{Grant: string(acc.Decision.ID), Height: int64(acc.Decision.Height)})
+	resp, err := bayside.Host().RequestKey(nodetest.Ctx(t), ada.Host().ID(), p2p.ReleaseRequest{Grant: string(acc.Decision.ID), Height: int64(acc.Decision.Height)})
 	if err != nil {
 		t.Fatalf("key request: %v", err)
 	}
@@ -140,13 +140,13 @@ func TestStorageFailureFailStops(t *testing.T) {
 		t.Fatalf("the failed custodian answered %+v; want a refusal", resp)
 	}
 	t.Logf("the failed custodian refused in %s: %s (%s)", time.Since(asked).Round(time.Millisecond), consent.Code(resp.Code), resp.Reason)
-	if _, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err == nil {
+	if _, err := bayside.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil {
 		t.Fatal("a read got the key of a record whose only custodian has failed")
 	}
 
 	// The other three go on without it.
 	stuck := ada.Chain().Height()
-	hospitaltest.AsPatient(t, city, patient, hospitaltest.Permit(pid, "city"))
+	nodetest.AsPatient(t, city, patient, nodetest.Permit(pid, "city"))
 	for _, n := range hn.Nodes[1:] {
 		if got := n.Chain().Height(); got <= stuck {
 			t.Errorf("%s at height %d, not past the failed node's %d", n.ID(), got, stuck)
@@ -180,7 +180,7 @@ func TestRestartCatchesUpUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	hn := hospitaltest.Start(t, 4)
+	hn := nodetest.StartConsortium(t, 4)
 	for _, n := range hn.Nodes {
 		waitHealthy(t, n, time.Minute)
 	}

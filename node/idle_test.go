@@ -10,7 +10,7 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // startIdleNet starts n hospitals whose homes have the production default
@@ -63,7 +63,7 @@ func settle(t *testing.T, nodes []*node.Node, quiet time.Duration) int64 {
 func decide(t *testing.T, nd *node.Node, h *home.Home, rec consent.RecordID) consent.GrantInfo {
 	t.Helper()
 	body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{Requester: consent.HospitalID(h.Config.ID), Record: rec, Purpose: "TREAT"}}
-	c, err := nd.SubmitTx(hospitaltest.Ctx(t), hospitaltest.Signed(t, nd, body, h.Keys.Operator))
+	c, err := nd.SubmitTx(nodetest.Ctx(t), nodetest.Signed(t, nd, body, h.Keys.Operator))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestIdleChainMakesNoBlocks(t *testing.T) {
 		t.Fatalf("an idle chain went on from height %d to %d", idleAt, h)
 	}
 
-	patient, pid := hospitaltest.NewPatient(t)
+	patient, pid := nodetest.NewPatient(t)
 	rid, err := crypto.NewRecordID()
 	if err != nil {
 		t.Fatal(err)
@@ -100,13 +100,13 @@ func TestIdleChainMakesNoBlocks(t *testing.T) {
 	reg := consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
 		Record: rec, CID: "bafybeigdyrztktx5b5m2y4sogf2hf5uq3k5knv5c5k2pvx7aw5fgi7whtm", Patient: pid,
 		Classes: []consent.DataClass{"Observation"}, Custodians: []consent.HospitalID{"ada"}}}
-	if _, err := ada.SubmitTx(hospitaltest.Ctx(t), hospitaltest.Signed(t, ada, reg, homes[0].Keys.Operator)); err != nil {
+	if _, err := ada.SubmitTx(nodetest.Ctx(t), nodetest.Signed(t, ada, reg, homes[0].Keys.Operator)); err != nil {
 		t.Fatal(err)
 	}
-	grant := hospitaltest.Permit(pid, "bayside")
+	grant := nodetest.Permit(pid, "bayside")
 	end := time.Now().Add(4 * time.Second).Unix()
 	grant.Grant.Policy.End = end
-	hospitaltest.AsPatient(t, bayside, patient, grant)
+	nodetest.AsPatient(t, bayside, patient, grant)
 	if g := decide(t, bayside, homes[1], rec); !g.Granted {
 		t.Fatalf("a request within the consent's period was denied: %s", g.Reason)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 	"github.com/medledger/medledger/storage"
 )
 
@@ -92,7 +92,7 @@ func TestIngestSyncsDEK(t *testing.T) {
 	log := &syncLog{}
 	g.SetSync(log.sync)
 
-	in, err := g.Ingest(t.Context(), h, store, bytes.NewReader(hospitaltest.Sample(t)), nil, nil)
+	in, err := g.Ingest(t.Context(), h, store, bytes.NewReader(nodetest.Sample(t)), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestIngestDEKDurableBeforeRegister(t *testing.T) {
 	g := node.NewIngestGate(home.IngestConfig{MaxConcurrent: 1, MaxWait: "100ms"})
 	log := &syncLog{}
 	g.SetSync(log.sync)
-	net := hospitaltest.StartConfigured(t, 4, func(i int, c *node.Config) {
+	net := nodetest.StartConsortiumWith(t, 4, func(i int, c *node.Config) {
 		if i == 0 {
 			c.IngestGate = g
 		}
@@ -141,19 +141,19 @@ func TestIngestDEKDurableBeforeRegister(t *testing.T) {
 	// marker commits a tx submitted through another node after the DEK's sync: a
 	// register tx already submitted by then would commit no later than it.
 	marker := func() {
-		other, opid := hospitaltest.NewPatient(t)
-		hospitaltest.AsPatient(t, bayside, other, hospitaltest.Permit(opid, "ada"))
+		other, opid := nodetest.NewPatient(t)
+		nodetest.AsPatient(t, bayside, other, nodetest.Permit(opid, "ada"))
 		log.record("marker committed")
 	}
 
-	_, pid := hospitaltest.NewPatient(t)
+	_, pid := nodetest.NewPatient(t)
 	log.onDir = func() {
 		marker()
 		if recs, err := bayside.Records(t.Context(), pid); err != nil || len(recs) != 0 {
 			t.Errorf("at the DEK's directory sync the chain already has %d records of the patient (%v): registered before the key was durable", len(recs), err)
 		}
 	}
-	rec, err := ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	rec, err := ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +171,8 @@ func TestIngestDEKDurableBeforeRegister(t *testing.T) {
 	log.onDir, log.fail = nil, errors.New("disk gone")
 	keys := dekFiles(t, ada.Home())
 	before := blocks(t, ada.Store())
-	_, pid2 := hospitaltest.NewPatient(t)
-	if _, err := ada.Ingest(hospitaltest.Ctx(t), pid2, bytes.NewReader(bigBundle(t, 1))); !errors.Is(err, log.fail) {
+	_, pid2 := nodetest.NewPatient(t)
+	if _, err := ada.Ingest(nodetest.Ctx(t), pid2, bytes.NewReader(bigBundle(t, 1))); !errors.Is(err, log.fail) {
 		t.Fatalf("got %v, want the sync's error", err)
 	}
 	marker()
@@ -199,7 +199,7 @@ func TestIngestDEKDurableBeforeRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample := hospitaltest.Sample(t)
+	sample := nodetest.Sample(t)
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", ada.APIURL()+"/fhir/Bundle?patient="+string(pid), bytes.NewReader(sample))
 	req.Header.Set("Authorization", "Bearer "+tokens["clinician"])
 	req.Header.Set("Content-Type", "application/fhir+json")

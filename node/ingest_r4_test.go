@@ -12,7 +12,7 @@ import (
 
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestIngestRefusesWhatR4Forbids is issue 10's findings 3 and 4 through a real
@@ -26,13 +26,13 @@ func TestIngestRefusesWhatR4Forbids(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a hospital node")
 	}
-	hn := hospitaltest.Start(t, 1)
+	hn := nodetest.StartConsortium(t, 1)
 	ada := hn.Nodes[0]
 	tokens, err := node.ReadTokens(hn.Homes[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, pid := hospitaltest.NewPatient(t)
+	_, pid := nodetest.NewPatient(t)
 	call := func(method, path, token, body string) (int, []byte) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(t.Context(), method, ada.APIURL()+path, strings.NewReader(body))

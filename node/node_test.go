@@ -27,12 +27,12 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 	"github.com/medledger/medledger/node/p2p"
 	"github.com/medledger/medledger/storage"
 )
 
-func ctxT(t *testing.T) context.Context { return hospitaltest.Ctx(t) }
+func ctxT(t *testing.T) context.Context { return nodetest.Ctx(t) }
 
 func wantDenied(t *testing.T, err error, reason string) *api.Denied {
 	t.Helper()
@@ -51,9 +51,9 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	hn := hospitaltest.Start(t, 4)
+	hn := nodetest.StartConsortium(t, 4)
 	ada, bayside, city := hn.Nodes[0], hn.Nodes[1], hn.Nodes[2]
-	bundle := hospitaltest.Sample(t)
+	bundle := nodetest.Sample(t)
 	patient, err := crypto.NewSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
 	wantDenied(t, err, consent.ReasonNoConsent)
 
-	grant := hospitaltest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+	grant := nodetest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
 		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}, Purposes: []consent.Purpose{"TREAT"}}}}}})
 
 	acc, err := bayside.Read(ctxT(t), rec.ID, "TREAT")
@@ -123,7 +123,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	})
 
 	// A revocation committed before the request wins, and the old grant gets no key.
-	hospitaltest.AsPatient(t, city, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(grant.ID)}})
+	nodetest.AsPatient(t, city, patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(grant.ID)}})
 	_, err = bayside.Read(ctxT(t), rec.ID, "TREAT")
 	wantDenied(t, err, consent.ReasonRevoked)
 	_, err = bayside.Fetch(ctxT(t), baysideGrant)
@@ -189,7 +189,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 
 	// A non-custodian validator stops: reads still work; it restarts and catches up.
 	hn.StopNode(3)
-	hospitaltest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
+	nodetest.AsPatient(t, ada, patient, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: pid, Policy: consent.Policy{
 		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}}}}}})
 	if acc, err = bayside.Read(ctxT(t), rec.ID, "TREAT"); err != nil || !bytes.Equal(acc.Bundle, bundle) {
 		t.Fatalf("read with a validator down: %v", err)
@@ -335,7 +335,7 @@ func scanChainStores(t *testing.T, dir string, terms []string) {
 
 // apiRefusals sends the real API malformed and unauthorised requests: each gets an
 // OperationOutcome with its status, and the chain state stays as it was.
-func apiRefusals(t *testing.T, hn *hospitaltest.Net, pid consent.PatientID, rec consent.RecordID) {
+func apiRefusals(t *testing.T, hn *nodetest.Consortium, pid consent.PatientID, rec consent.RecordID) {
 	ada := hn.Nodes[0]
 	tokens, err := node.ReadTokens(hn.Homes[0])
 	if err != nil {

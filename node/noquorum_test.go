@@ -14,7 +14,7 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestNoQuorumIsSaid: with two of four validators down, a consent submitted through
@@ -26,17 +26,17 @@ func TestNoQuorumIsSaid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	hn := hospitaltest.Start(t, 4)
+	hn := nodetest.StartConsortium(t, 4)
 	ada := hn.Nodes[0]
-	key, pid := hospitaltest.NewPatient(t)
-	tx := hospitaltest.Signed(t, ada, hospitaltest.Permit(pid, "bayside"), key)
+	key, pid := nodetest.NewPatient(t)
+	tx := nodetest.Signed(t, ada, nodetest.Permit(pid, "bayside"), key)
 	sum := sha256.Sum256(tx)
 	hash := hex.EncodeToString(sum[:])
 
 	hn.StopNode(2)
 	hn.StopNode(3)
 	start := time.Now()
-	_, err := ada.SubmitTx(hospitaltest.Ctx(t), tx)
+	_, err := ada.SubmitTx(nodetest.Ctx(t), tx)
 	var u *api.Unavailable
 	if !errors.As(err, &u) || u.Reason != "no-progress" {
 		t.Fatalf("submit without quorum: %v, want a no-progress unavailable", err)
@@ -49,7 +49,7 @@ func TestNoQuorumIsSaid(t *testing.T) {
 	}
 	// An ingest whose register tx may still commit keeps the record's key and
 	// ciphertext, so the record is readable if it does.
-	_, err = ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	_, err = ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if !errors.As(err, &u) || u.Reason != "no-progress" {
 		t.Fatalf("ingest without quorum: %v, want a no-progress unavailable", err)
 	}
@@ -73,7 +73,7 @@ func TestNoQuorumIsSaid(t *testing.T) {
 	// The register tx committed too, and its custodian still holds the key.
 	var recs []consent.Record
 	for recs == nil && time.Now().Before(deadline) {
-		if recs, err = hn.Nodes[0].Records(hospitaltest.Ctx(t), pid); err != nil || len(recs) == 0 {
+		if recs, err = hn.Nodes[0].Records(nodetest.Ctx(t), pid); err != nil || len(recs) == 0 {
 			recs = nil
 			time.Sleep(250 * time.Millisecond)
 		}

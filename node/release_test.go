@@ -15,7 +15,7 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 	"github.com/medledger/medledger/node/p2p"
 )
 
@@ -33,7 +33,7 @@ func TestStaleCustodianReleasesNothing(t *testing.T) {
 		t.Skip("starts a 4-hospital network")
 	}
 	stall := &stallMachine{}
-	hn := hospitaltest.StartConfigured(t, 4, func(i int, c *node.Config) {
+	hn := nodetest.StartConsortiumWith(t, 4, func(i int, c *node.Config) {
 		if i == 0 {
 			c.WrapMachine = stall.wrap
 		}
@@ -108,22 +108,22 @@ type round struct {
 
 // setupRounds makes k rounds concurrently: each a new patient, a record ingested at
 // ada, a consent for Bayside, and one read by Bayside (one key release, receipted).
-func setupRounds(t *testing.T, hn *hospitaltest.Net, k int) []round {
+func setupRounds(t *testing.T, hn *nodetest.Consortium, k int) []round {
 	t.Helper()
 	ada, bayside := hn.Nodes[0], hn.Nodes[1]
-	bundle := hospitaltest.Sample(t)
+	bundle := nodetest.Sample(t)
 	rounds := make([]round, k)
 	errs := make([]error, k)
 	var wg sync.WaitGroup
 	for i := range rounds {
 		wg.Go(func() {
 			errs[i] = func() error {
-				key, pid := hospitaltest.NewPatient(t)
+				key, pid := nodetest.NewPatient(t)
 				rec, err := ada.Ingest(ctxT(t), pid, bytes.NewReader(bundle))
 				if err != nil {
 					return err
 				}
-				c, err := ada.SubmitTx(ctxT(t), hospitaltest.Signed(t, ada, hospitaltest.Permit(pid, "bayside"), key))
+				c, err := ada.SubmitTx(ctxT(t), nodetest.Signed(t, ada, nodetest.Permit(pid, "bayside"), key))
 				if err != nil {
 					return err
 				}
@@ -150,12 +150,12 @@ func setupRounds(t *testing.T, hn *hospitaltest.Net, k int) []round {
 
 // revokeAll revokes every round's consent through city and returns the highest height
 // a revocation committed at.
-func revokeAll(t *testing.T, hn *hospitaltest.Net, rounds []round) int64 {
+func revokeAll(t *testing.T, hn *nodetest.Consortium, rounds []round) int64 {
 	t.Helper()
 	city := hn.Nodes[2]
 	var hr int64
 	for _, r := range rounds {
-		c := hospitaltest.AsPatient(t, city, r.patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: r.consent}})
+		c := nodetest.AsPatient(t, city, r.patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: r.consent}})
 		hr = max(hr, c.Height)
 	}
 	return hr
@@ -164,7 +164,7 @@ func revokeAll(t *testing.T, hn *hospitaltest.Net, rounds []round) int64 {
 // hammer asks ada, as Bayside, for every round's key every 20 ms until at least least
 // has passed and done reports true (within a minute). It returns the releases and the
 // answers (releases or refusals) it got.
-func hammer(t *testing.T, hn *hospitaltest.Net, rounds []round, least time.Duration, done func() bool) (released, answered int64) {
+func hammer(t *testing.T, hn *nodetest.Consortium, rounds []round, least time.Duration, done func() bool) (released, answered int64) {
 	t.Helper()
 	bayside, adaPeer := hn.Nodes[1], hn.Nodes[0].Host().ID()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -202,7 +202,7 @@ func hammer(t *testing.T, hn *hospitaltest.Net, rounds []round, least time.Durat
 // checkNoRelease asserts that nothing was released, that the custodian did answer,
 // and that each grant has exactly the one receipt of Bayside's read before the
 // revocation.
-func checkNoRelease(t *testing.T, hn *hospitaltest.Net, rounds []round, released, answered int64) {
+func checkNoRelease(t *testing.T, hn *nodetest.Consortium, rounds []round, released, answered int64) {
 	t.Helper()
 	if released != 0 {
 		t.Fatalf("a custodian behind the chain released %d keys after the revocation", released)

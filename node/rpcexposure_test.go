@@ -15,7 +15,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestNoSideDoorThroughRPC: an anonymous client of a hospital node's CometBFT RPC
@@ -28,15 +28,15 @@ func TestNoSideDoorThroughRPC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 2-hospital network")
 	}
-	net := hospitaltest.Start(t, 2)
+	net := nodetest.StartConsortium(t, 2)
 	ada, bayside := net.Nodes[0], net.Nodes[1]
-	ctx := hospitaltest.Ctx(t)
-	patient, pid := hospitaltest.NewPatient(t)
-	rec, err := ada.Ingest(ctx, pid, bytes.NewReader(hospitaltest.Sample(t)))
+	ctx := nodetest.Ctx(t)
+	patient, pid := nodetest.NewPatient(t)
+	rec, err := ada.Ingest(ctx, pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	granted := hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "bayside"))
+	granted := nodetest.AsPatient(t, ada, patient, nodetest.Permit(pid, "bayside"))
 	access, err := bayside.Read(ctx, rec.ID, "TREAT")
 	if err != nil {
 		t.Fatal(err)

@@ -13,11 +13,11 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestChainScripts runs the CLI scripts in testdata/chain against four real hospital
-// nodes on 127.0.0.1 (hospitaltest: CometBFT validators, libp2p hosts, stores, the
+// nodes on 127.0.0.1 (nodetest.Consortium: CometBFT validators, libp2p hosts, stores, the
 // API). Each script starts with a patient key in ./alice and a record of alice's
 // registered by ada: $REC; $PATIENT is alice's ID. $ADA, $BAYSIDE, $CITY are the
 // hospitals' homes; $MEDLEDGER_NODE is bayside's RPC, $MEDLEDGER_API its API and
@@ -28,7 +28,7 @@ func TestChainScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four hospital nodes")
 	}
-	net := hospitaltest.Start(t, 4)
+	net := nodetest.StartConsortium(t, 4)
 	homes := map[string]*home.Home{}
 	for _, h := range net.Homes {
 		homes[h.Config.ID] = h

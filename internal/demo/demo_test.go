@@ -6,7 +6,7 @@ import (
 
 	"github.com/medledger/medledger"
 	"github.com/medledger/medledger/fhir"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestDemo runs the whole demo through the real stack and checks that every step
@@ -15,7 +15,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	var out, logs hospitaltest.SyncBuffer
+	var out, logs nodetest.SyncBuffer
 	if err := Run(t.Context(), &out, Config{Dir: t.TempDir(), Logs: &logs}); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}

@@ -24,7 +24,6 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/localnet"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -106,7 +105,7 @@ func TestSilentPeerRejoin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), rejoinBound+time.Minute)
 	defer cancel()
 
-	net, err := localnet.New(localnet.Config{
+	net, err := nodetest.NewValidators(nodetest.ValidatorsConfig{
 		Validators: 4, Dir: t.TempDir(), External: []int{0, 1, 2, 3},
 		NewMachine: func(int) chain.StateMachine { return new(nodetest.KV) },
 	})
@@ -254,7 +253,7 @@ type helperProcess struct {
 // startHelper runs node i of net in a child process (TestLivenessHelperValidator). The
 // child is killed when the test ends, and by the kernel if this process dies (it may
 // be stopped, when it could not notice its stdin closing).
-func startHelper(t *testing.T, net *localnet.Net, i int, silence time.Duration) *helperProcess {
+func startHelper(t *testing.T, net *nodetest.Validators, i int, silence time.Duration) *helperProcess {
 	t.Helper()
 	c := net.Configs[i]
 	gen, err := cmtjson.Marshal(net.Genesis)

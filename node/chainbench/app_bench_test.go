@@ -8,7 +8,7 @@ import (
 
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/localnet"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // BenchmarkAppBlock is one validator's share of the chain benchmark's work, without
@@ -18,7 +18,7 @@ import (
 func BenchmarkAppBlock(b *testing.B) {
 	const perBlock = 1000
 	w := newConsentLoad()
-	var cfg localnet.Config
+	var cfg nodetest.ValidatorsConfig
 	if err := w.config(&cfg); err != nil {
 		b.Fatal(err)
 	}

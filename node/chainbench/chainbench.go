@@ -26,7 +26,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/medledger/medledger/node/localnet"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // The product's goals for the consent chain.
@@ -194,7 +194,7 @@ func runApp(ctx context.Context, cfg Config, w workload) (AppResult, error) {
 		concurrency, rate = knee.Concurrency, knee.TxPerSec
 		out.WithinGoal = withinGoal(out.Search)
 	}
-	err := onFreshNet(ctx, cfg, w, func(net *localnet.Net) (err error) {
+	err := onFreshNet(ctx, cfg, w, func(net *nodetest.Validators) (err error) {
 		if out.Unloaded, err = unloaded(ctx, net, w, cfg.Unloaded); err != nil {
 			return fmt.Errorf("chainbench: %s: unloaded: %w", w.name(), err)
 		}
@@ -207,17 +207,17 @@ func runApp(ctx context.Context, cfg Config, w workload) (AppResult, error) {
 }
 
 // onFreshNet launches a network for w, sets it up, runs fn on it, and removes it.
-func onFreshNet(ctx context.Context, cfg Config, w workload, fn func(*localnet.Net) error) error {
+func onFreshNet(ctx context.Context, cfg Config, w workload, fn func(*nodetest.Validators) error) error {
 	dir, err := os.MkdirTemp(cfg.Dir, w.name()+"-")
 	if err != nil {
 		return fmt.Errorf("chainbench: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	lc := localnet.Config{Validators: cfg.Validators, Dir: dir, Logger: cfg.Logger}
+	lc := nodetest.ValidatorsConfig{Validators: cfg.Validators, Dir: dir, Logger: cfg.Logger}
 	if err := w.config(&lc); err != nil {
 		return err
 	}
-	net, err := localnet.Launch(lc)
+	net, err := nodetest.LaunchValidators(lc)
 	if err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func search(ctx context.Context, cfg Config, w workload) ([]Step, error) {
 	best, flat := 0.0, 0
 	for c := searchStart; c <= cfg.MaxConcurrency && flat < 2; c *= 2 {
 		var s Step
-		err := onFreshNet(ctx, cfg, w, func(net *localnet.Net) (err error) {
+		err := onFreshNet(ctx, cfg, w, func(net *nodetest.Validators) (err error) {
 			s, err = measure(ctx, cfg, net, w, c, stepWarmup, cfg.StepDuration, 2*best)
 			return err
 		})
@@ -283,7 +283,7 @@ func search(ctx context.Context, cfg Config, w workload) ([]Step, error) {
 
 // measure prepares the txs of one closed-loop measurement (expecting about rate tx/s)
 // and runs it.
-func measure(ctx context.Context, cfg Config, net *localnet.Net, w workload, concurrency int, warmup, window time.Duration, rate float64) (Step, error) {
+func measure(ctx context.Context, cfg Config, net *nodetest.Validators, w workload, concurrency int, warmup, window time.Duration, rate float64) (Step, error) {
 	rate = max(rate*1.25, 3000)
 	p := newPool(w, net.Nodes[0].Height(), int(rate*(warmup+window).Seconds())+concurrency)
 	s, err := closedLoop(ctx, net, p, concurrency, warmup, window)

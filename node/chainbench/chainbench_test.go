@@ -10,7 +10,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
-	"github.com/medledger/medledger/node/localnet"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestConsentLoad applies the consent workload's txs to a consent machine in memory:
@@ -18,7 +18,7 @@ import (
 // ways.
 func TestConsentLoad(t *testing.T) {
 	w := newConsentLoad()
-	var cfg localnet.Config
+	var cfg nodetest.ValidatorsConfig
 	if err := w.config(&cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/medledger/medledger/node/localnet"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // submitTimeout bounds one tx's wait for its commit.
@@ -59,7 +59,7 @@ func (p *pool) meanBytes() int {
 // closedLoop runs concurrency submitters, spread over the network's nodes, each
 // submitting a tx and waiting for its commit before the next, for warmup and then the
 // measured window.
-func closedLoop(ctx context.Context, net *localnet.Net, p *pool, concurrency int, warmup, window time.Duration) (Step, error) {
+func closedLoop(ctx context.Context, net *nodetest.Validators, p *pool, concurrency int, warmup, window time.Duration) (Step, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	begin := time.Now()
@@ -146,7 +146,7 @@ func sleepUntil(ctx context.Context, t time.Time) {
 
 // unloaded commits n txs one at a time, through each node in turn, and returns their
 // latencies.
-func unloaded(ctx context.Context, net *localnet.Net, w workload, n int) (Latency, error) {
+func unloaded(ctx context.Context, net *nodetest.Validators, w workload, n int) (Latency, error) {
 	lat := make([]time.Duration, 0, n)
 	for i := range n {
 		tx := w.tx(net.Nodes[0].Height())

@@ -21,7 +21,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/localnet"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // workload is what one application of the benchmark runs: its network and its txs.
@@ -29,9 +29,9 @@ type workload interface {
 	// name is the application's name in the results.
 	name() string
 	// config sets the application (NewMachine or NewApp, AppState) of cfg.
-	config(cfg *localnet.Config) error
+	config(cfg *nodetest.ValidatorsConfig) error
 	// setup runs before the measurements, once the network makes blocks.
-	setup(ctx context.Context, net *localnet.Net) error
+	setup(ctx context.Context, net *nodetest.Validators) error
 	// tx returns a fresh, valid tx; height is a recently committed height. It is safe
 	// for concurrent use.
 	tx(height int64) []byte
@@ -91,7 +91,7 @@ func newConsentLoad() *consentLoad {
 
 func (w *consentLoad) name() string { return "consent" }
 
-func (w *consentLoad) config(cfg *localnet.Config) error {
+func (w *consentLoad) config(cfg *nodetest.ValidatorsConfig) error {
 	g := consent.Genesis{Params: consent.Params{MaxTxTTL: maxTxTTL}}
 	for i, k := range w.hospitals {
 		g.Hospitals = append(g.Hospitals, consent.Hospital{
@@ -109,7 +109,7 @@ func (w *consentLoad) config(cfg *localnet.Config) error {
 }
 
 // setup registers every patient's record, many at a time.
-func (w *consentLoad) setup(ctx context.Context, net *localnet.Net) error {
+func (w *consentLoad) setup(ctx context.Context, net *nodetest.Validators) error {
 	w.chainID = net.ChainID
 	h := net.Nodes[0].Height()
 	txs := make([][]byte, patients)
@@ -166,7 +166,7 @@ type kvLoad struct {
 
 func (w *kvLoad) name() string { return "kvstore" }
 
-func (w *kvLoad) config(cfg *localnet.Config) error {
+func (w *kvLoad) config(cfg *nodetest.ValidatorsConfig) error {
 	cfg.NewApp = func(_ int, home string) (abcitypes.Application, error) {
 		db, err := dbm.NewGoLevelDB("kvstore", filepath.Join(home, "data"))
 		if err != nil {
@@ -177,7 +177,7 @@ func (w *kvLoad) config(cfg *localnet.Config) error {
 	return nil
 }
 
-func (w *kvLoad) setup(context.Context, *localnet.Net) error { return nil }
+func (w *kvLoad) setup(context.Context, *nodetest.Validators) error { return nil }
 
 func (w *kvLoad) tx(int64) []byte {
 	tx := fmt.Appendf(nil, "k%016x=", w.seq.Add(1))
@@ -189,7 +189,7 @@ func (w *kvLoad) tx(int64) []byte {
 
 // submitAll commits txs through the network's nodes, at most inFlight at a time; any
 // rejection is an error.
-func submitAll(ctx context.Context, net *localnet.Net, txs [][]byte, inFlight int) error {
+func submitAll(ctx context.Context, net *nodetest.Validators, txs [][]byte, inFlight int) error {
 	var (
 		wg    sync.WaitGroup
 		next  atomic.Int64

@@ -16,7 +16,6 @@ import (
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/localnet"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -55,7 +54,7 @@ func TestNoQuorum(t *testing.T) {
 	// A heartbeat, as homes have by default: with none, a restarted proposer that
 	// missed the pending tx (CometBFT drops txs gossiped to a peer still block-syncing)
 	// can hold the chain until another tx reaches it; this test saw that under load.
-	heartbeat := func(c *localnet.Config) { c.EmptyBlockInterval = 5 * time.Second }
+	heartbeat := func(c *nodetest.ValidatorsConfig) { c.EmptyBlockInterval = 5 * time.Second }
 	net := nodetest.New(t, 4, func(int) chain.StateMachine { return node.NewConsentMachine() },
 		nodetest.WithAppState(appState), nodetest.WithRPC(), heartbeat)
 	net.Start()
@@ -80,7 +79,7 @@ func TestNoQuorum(t *testing.T) {
 	grant := consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consent.PatientIDOf(patient.Public()),
 		Policy: consent.Policy{Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"ada"}}}}}}
 	// (Not asserted: how many validators node 0 counts as reachable. In-process nodes
-	// stopped by localnet were seen to stay in node 0's peer list for seconds.)
+	// stopped by nodetest.Validators were seen to stay in node 0's peer list for seconds.)
 	start := time.Now()
 	submitCtx, cancelSubmit := context.WithTimeout(ctx, time.Minute)
 	_, err = c.Submit(submitCtx, grant, patient)

@@ -130,7 +130,7 @@ func (c *Client) Reachable(ctx context.Context) (Reach, error) {
 
 // reach matches node IDs to validator addresses, as a hospital's node key is its
 // validator key. A node whose node key is not its validator key (a bare chain, e.g.
-// localnet) is counted as one validator per node, each of the same power.
+// nodetest.Validators) is counted as one validator per node, each of the same power.
 func reach(vals []*cmttypes.Validator, self string, up map[string]bool) Reach {
 	r := Reach{Total: len(vals)}
 	var total int64

@@ -1,6 +1,8 @@
-// Package nodetest runs consent-chain test networks: n CometBFT validators in this
-// process (a localnet.Net that fails the test instead of returning errors and stops
-// with it). It also holds KV, a small state machine for tests of the chain itself.
+// Package nodetest is the one way to build test networks in this process: validator
+// networks of CometBFT nodes over any chain.StateMachine (Validators, and Net, which
+// fails the test instead of returning errors and stops with it), and consortia of real
+// hospital nodes (Consortium). It also holds KV, a small state machine for tests of
+// the chain itself.
 package nodetest
 
 import (
@@ -8,48 +10,47 @@ import (
 	"testing"
 
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/localnet"
 )
 
 // Option configures New.
-type Option func(*localnet.Config)
+type Option func(*ValidatorsConfig)
 
 // WithAppState sets the genesis app_state (JSON).
 func WithAppState(appState []byte) Option {
-	return func(c *localnet.Config) { c.AppState = appState }
+	return func(c *ValidatorsConfig) { c.AppState = appState }
 }
 
 // WithPowers sets the validators' voting powers (default 10 each).
 func WithPowers(powers ...int64) Option {
-	return func(c *localnet.Config) { c.Powers = powers }
+	return func(c *ValidatorsConfig) { c.Powers = powers }
 }
 
 // WithExternal prepares node i (keys, home, ports, genesis: Net.Configs[i]) but does not
 // create it in this process: the test runs it elsewhere, e.g. in a child process.
 // External nodes get an RPC listener.
 func WithExternal(i ...int) Option {
-	return func(c *localnet.Config) { c.External = append(c.External, i...) }
+	return func(c *ValidatorsConfig) { c.External = append(c.External, i...) }
 }
 
 // WithRPC gives every node an RPC listener on a free loopback port.
 func WithRPC() Option {
-	return func(c *localnet.Config) { c.RPC = true }
+	return func(c *ValidatorsConfig) { c.RPC = true }
 }
 
 // WithPublicQuery lets the nodes' RPC answer the query paths public accepts
 // (chain.Config.PublicQuery; default none).
 func WithPublicQuery(public func(path string) bool) Option {
-	return func(c *localnet.Config) { c.PublicQuery = public }
+	return func(c *ValidatorsConfig) { c.PublicQuery = public }
 }
 
 // WithLogger sends the nodes' logs to l (default: discarded).
 func WithLogger(l *slog.Logger) Option {
-	return func(c *localnet.Config) { c.Logger = l }
+	return func(c *ValidatorsConfig) { c.Logger = l }
 }
 
-// Net is an in-process test network: a localnet.Net whose methods fail the test.
+// Net is an in-process test network: a Validators whose methods fail the test.
 type Net struct {
-	*localnet.Net
+	*Validators
 	t testing.TB
 }
 
@@ -58,15 +59,15 @@ type Net struct {
 // homes are in t.TempDir(); it registers t.Cleanup(Stop).
 func New(t testing.TB, n int, newMachine func(i int) chain.StateMachine, opts ...Option) *Net {
 	t.Helper()
-	cfg := localnet.Config{Validators: n, Dir: t.TempDir(), NewMachine: newMachine}
+	cfg := ValidatorsConfig{Validators: n, Dir: t.TempDir(), NewMachine: newMachine}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	ln, err := localnet.New(cfg)
+	ln, err := NewValidators(cfg)
 	if err != nil {
 		t.Fatalf("nodetest: %v", err)
 	}
-	net := &Net{Net: ln, t: t}
+	net := &Net{Validators: ln, t: t}
 	t.Cleanup(net.Stop)
 	return net
 }
@@ -74,7 +75,7 @@ func New(t testing.TB, n int, newMachine func(i int) chain.StateMachine, opts ..
 // Start starts every in-process node.
 func (n *Net) Start() {
 	n.t.Helper()
-	if err := n.Net.Start(); err != nil {
+	if err := n.Validators.Start(); err != nil {
 		n.t.Fatalf("nodetest: %v", err)
 	}
 }
@@ -82,7 +83,7 @@ func (n *Net) Start() {
 // StopNode stops node i (its home, keys and ports stay for RestartNode).
 func (n *Net) StopNode(i int) {
 	n.t.Helper()
-	if err := n.Net.StopNode(i); err != nil {
+	if err := n.Validators.StopNode(i); err != nil {
 		n.t.Fatalf("nodetest: %v", err)
 	}
 }
@@ -91,14 +92,14 @@ func (n *Net) StopNode(i int) {
 // keys, with a fresh state machine from newMachine(i).
 func (n *Net) RestartNode(i int) {
 	n.t.Helper()
-	if err := n.Net.RestartNode(i); err != nil {
+	if err := n.Validators.RestartNode(i); err != nil {
 		n.t.Fatalf("nodetest: %v", err)
 	}
 }
 
 // Stop stops every in-process node, in parallel. New registers it with t.Cleanup.
 func (n *Net) Stop() {
-	if err := n.Net.Stop(); err != nil {
+	if err := n.Validators.Stop(); err != nil {
 		n.t.Errorf("nodetest: %v", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/hospitaltest"
+	"github.com/medledger/medledger/node/nodetest"
 	"github.com/medledger/medledger/node/replay"
 )
 
@@ -27,22 +27,22 @@ func TestVerifyAndTamper(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
-	net := hospitaltest.Start(t, 4)
+	net := nodetest.StartConsortium(t, 4)
 	ada, bayside, city := net.Nodes[0], net.Nodes[1], net.Nodes[2]
-	patient, pid := hospitaltest.NewPatient(t)
-	rec, err := ada.Ingest(hospitaltest.Ctx(t), pid, bytes.NewReader(hospitaltest.Sample(t)))
+	patient, pid := nodetest.NewPatient(t)
+	rec, err := ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h1 := ada.Chain().Height()
-	if _, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err == nil {
+	if _, err := bayside.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil {
 		t.Fatal("read without consent")
 	}
-	hospitaltest.AsPatient(t, ada, patient, hospitaltest.Permit(pid, "bayside"))
-	if _, err := bayside.Read(hospitaltest.Ctx(t), rec.ID, "TREAT"); err != nil {
+	nodetest.AsPatient(t, ada, patient, nodetest.Permit(pid, "bayside"))
+	if _, err := bayside.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := city.Emergency(hospitaltest.Ctx(t), rec.ID, "life-threatening"); err != nil {
+	if _, err := city.Emergency(nodetest.Ctx(t), rec.ID, "life-threatening"); err != nil {
 		t.Fatal(err)
 	}
 	// registered, denied, consent, granted, released, emergency, released: the
@@ -64,7 +64,7 @@ func TestVerifyAndTamper(t *testing.T) {
 	// RPC: neither is trusted.
 	var api *client.API
 	dial := func(i int) (*client.Client, *client.Verifier) {
-		c, err := client.Dial(hospitaltest.Ctx(t), net.RPC(i))
+		c, err := client.Dial(nodetest.Ctx(t), net.RPC(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,11 +82,11 @@ func TestVerifyAndTamper(t *testing.T) {
 		return c, v
 	}
 	c, v := dial(0)
-	latest, err := v.LatestVerifiable(hospitaltest.Ctx(t))
+	latest, err := v.LatestVerifiable(nodetest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := v.LogAt(hospitaltest.Ctx(t), latest)
+	log, err := v.LogAt(nodetest.Ctx(t), latest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestVerifyAndTamper(t *testing.T) {
 	}
 	kinds := map[consent.AuditKind]int{}
 	for i := range log.Size {
-		p, err := v.VerifyEvent(hospitaltest.Ctx(t), i, api)
+		p, err := v.VerifyEvent(nodetest.Ctx(t), i, api)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
@@ -107,14 +107,14 @@ func TestVerifyAndTamper(t *testing.T) {
 			t.Errorf("no %s event in the log: %v", k, kinds)
 		}
 	}
-	if _, _, err := v.VerifyConsistency(hospitaltest.Ctx(t), h1, latest); err != nil {
+	if _, _, err := v.VerifyConsistency(nodetest.Ctx(t), h1, latest); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), log.Size+5, api); err == nil {
+	if _, err := v.VerifyEvent(nodetest.Ctx(t), log.Size+5, api); err == nil {
 		t.Fatal("an event beyond the log verified")
 	}
 
-	rep, err := replay.Run(hospitaltest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
+	rep, err := replay.Run(nodetest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestVerifyAndTamper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, other := hospitaltest.NewPatient(t)
+	_, other := nodetest.NewPatient(t)
 	forged := bytes.Replace(leaf, []byte(pid), []byte(other), 1)
 	if bytes.Equal(forged, leaf) {
 		t.Fatal("the victim event does not name the patient")
@@ -154,20 +154,20 @@ func TestVerifyAndTamper(t *testing.T) {
 		}
 	})
 	c, v = dial(0)
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim, api); !errors.Is(err, client.ErrUnverified) {
+	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim, api); !errors.Is(err, client.ErrUnverified) {
 		t.Fatalf("the tampered event: %v, want it unverified", err)
 	}
 	// The node hashes a leaf from its stored bytes, so the proof of the victim's sibling
 	// (which holds the victim's hash) fails there too; every other event verifies.
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim^1, api); !errors.Is(err, client.ErrUnverified) {
+	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim^1, api); !errors.Is(err, client.ErrUnverified) {
 		t.Fatalf("the tampered event's sibling on the same node: %v, want it unverified", err)
 	}
 	for _, i := range []uint64{0, victim + 2} {
-		if _, err := v.VerifyEvent(hospitaltest.Ctx(t), i, api); err != nil {
+		if _, err := v.VerifyEvent(nodetest.Ctx(t), i, api); err != nil {
 			t.Fatalf("untampered event %d on the same node: %v", i, err)
 		}
 	}
-	_, err = replay.Run(hospitaltest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
+	_, err = replay.Run(nodetest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
 	var p *replay.Problem
 	if !errors.As(err, &p) {
 		t.Fatalf("replay of the tampered node: %v, want a problem", err)
@@ -175,7 +175,7 @@ func TestVerifyAndTamper(t *testing.T) {
 	t.Logf("replay found: %v", p)
 
 	_, v = dial(1)
-	if _, err := v.VerifyEvent(hospitaltest.Ctx(t), victim, api); err != nil {
+	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim, api); err != nil {
 		t.Fatalf("an honest node's event: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package localnet_test
+package nodetest_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/localnet"
+	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestKVStore runs CometBFT's own kvstore app, over a leveldb in each node's home, as a
@@ -20,7 +20,7 @@ import (
 func TestKVStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	net, err := localnet.Launch(localnet.Config{
+	net, err := nodetest.LaunchValidators(nodetest.ValidatorsConfig{
 		NewApp: func(_ int, home string) (abcitypes.Application, error) {
 			db, err := dbm.NewGoLevelDB("kvstore", home)
 			if err != nil {
@@ -82,13 +82,13 @@ func TestKVStore(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for name, cfg := range map[string]localnet.Config{
+	for name, cfg := range map[string]nodetest.ValidatorsConfig{
 		"no app":       {},
 		"two apps":     {NewMachine: func(int) chain.StateMachine { return nil }, NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }},
 		"powers":       {NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }, Powers: []int64{1}},
 		"external out": {NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }, External: []int{4}},
 	} {
-		if _, err := localnet.New(cfg); err == nil {
+		if _, err := nodetest.NewValidators(cfg); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}

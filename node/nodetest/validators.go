@@ -1,8 +1,4 @@
-// Package localnet runs a network of CometBFT validators in this process: each with its
-// own home directory, keys and loopback ports, one genesis, and every node a persistent
-// peer of every other. Tests (through node/nodetest), the chain benchmark and the demo
-// start their networks here; it does not import the testing package.
-package localnet
+package nodetest
 
 import (
 	"context"
@@ -24,14 +20,14 @@ import (
 	"github.com/medledger/medledger/node/chain"
 )
 
-// Config configures a network.
-type Config struct {
+// ValidatorsConfig configures a network of validators.
+type ValidatorsConfig struct {
 	// Validators is the number of validators (default 4).
 	Validators int
-	// Dir holds the nodes' homes (Dir/node0, Dir/node1, …). If empty, New creates a
+	// Dir holds the nodes' homes (Dir/node0, Dir/node1, …). If empty, NewValidators creates a
 	// temporary directory and Stop removes it; a Dir given is left in place.
 	Dir string
-	// ChainID defaults to "localnet-" and 8 random hex digits.
+	// ChainID defaults to "validators-" and 8 random hex digits.
 	ChainID string
 	// NewMachine makes node i's state machine, afresh on every (re)start. Exactly one
 	// of NewMachine and NewApp is set.
@@ -43,7 +39,7 @@ type Config struct {
 	AppState []byte
 	// Powers are the validators' voting powers (default 10 each).
 	Powers []int64
-	// External nodes are prepared (keys, home, ports, genesis: Net.Configs[i]) but not
+	// External nodes are prepared (keys, home, ports, genesis: Validators.Configs[i]) but not
 	// created in this process: the caller runs them elsewhere, e.g. in a child process.
 	// External nodes get an RPC listener.
 	External []int
@@ -60,21 +56,21 @@ type Config struct {
 }
 
 // Validate fills defaults and rejects what cannot work.
-func (c *Config) Validate() error {
+func (c *ValidatorsConfig) Validate() error {
 	if c.Validators == 0 {
 		c.Validators = 4
 	}
 	switch {
 	case c.Validators < 1:
-		return fmt.Errorf("localnet: %d validators", c.Validators)
+		return fmt.Errorf("nodetest: %d validators", c.Validators)
 	case (c.NewMachine == nil) == (c.NewApp == nil):
-		return errors.New("localnet: set exactly one of NewMachine and NewApp")
+		return errors.New("nodetest: set exactly one of NewMachine and NewApp")
 	case c.Powers != nil && len(c.Powers) != c.Validators:
-		return fmt.Errorf("localnet: %d powers for %d validators", len(c.Powers), c.Validators)
+		return fmt.Errorf("nodetest: %d powers for %d validators", len(c.Powers), c.Validators)
 	}
 	for _, i := range c.External {
 		if i < 0 || i >= c.Validators {
-			return fmt.Errorf("localnet: external node %d of %d", i, c.Validators)
+			return fmt.Errorf("nodetest: external node %d of %d", i, c.Validators)
 		}
 	}
 	if c.Powers == nil {
@@ -83,13 +79,15 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Net is a network of validators in this process.
-type Net struct {
+// Validators is a network of CometBFT validators in this process: each with its own
+// home directory, keys and loopback ports, one genesis, and every node a persistent
+// peer of every other. Its methods return errors (Net wraps it for tests).
+type Validators struct {
 	// Nodes are the in-process nodes; nil for an external node. StopNode and
 	// RestartNode replace entries, so read them after those calls.
 	Nodes []*chain.Node
 	// Configs are what each node is built from (the same home, keys and ports on a
-	// restart). Their Machine and App are nil: Config.NewMachine or Config.NewApp
+	// restart). Their Machine and App are nil: ValidatorsConfig.NewMachine or NewApp
 	// gives a fresh one per start.
 	Configs []chain.Config
 	ChainID string
@@ -97,17 +95,17 @@ type Net struct {
 	// Dir holds the nodes' homes.
 	Dir string
 
-	cfg    Config
-	tmpDir bool // Dir was created by New: Stop removes it
+	cfg    ValidatorsConfig
+	tmpDir bool // Dir was created by NewValidators: Stop removes it
 
 	mu      sync.Mutex
 	running []bool
 	stopped bool
 }
 
-// Launch creates a network (see New) and starts it.
-func Launch(cfg Config) (*Net, error) {
-	n, err := New(cfg)
+// LaunchValidators creates a network (see NewValidators) and starts it.
+func LaunchValidators(cfg ValidatorsConfig) (*Validators, error) {
+	n, err := NewValidators(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -117,17 +115,17 @@ func Launch(cfg Config) (*Net, error) {
 	return n, nil
 }
 
-// New prepares a network (homes, keys, free ports, genesis) and creates its
+// NewValidators prepares a network (homes, keys, free ports, genesis) and creates its
 // in-process nodes (their ABCI handshake runs here); Start starts them. On an error,
-// what New created is removed.
-func New(cfg Config) (_ *Net, err error) {
+// what NewValidators created is removed.
+func NewValidators(cfg ValidatorsConfig) (_ *Validators, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Net{cfg: cfg, Dir: cfg.Dir, ChainID: cfg.ChainID}
+	n := &Validators{cfg: cfg, Dir: cfg.Dir, ChainID: cfg.ChainID}
 	if n.Dir == "" {
-		if n.Dir, err = os.MkdirTemp("", "localnet-"); err != nil {
-			return nil, fmt.Errorf("localnet: %w", err)
+		if n.Dir, err = os.MkdirTemp("", "validators-"); err != nil {
+			return nil, fmt.Errorf("nodetest: %w", err)
 		}
 		n.tmpDir = true
 	}
@@ -139,7 +137,7 @@ func New(cfg Config) (_ *Net, err error) {
 	if n.ChainID == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b) // never fails (crypto/rand)
-		n.ChainID = "localnet-" + hex.EncodeToString(b)
+		n.ChainID = "validators-" + hex.EncodeToString(b)
 	}
 	if err := n.prepare(); err != nil {
 		return nil, err
@@ -156,7 +154,7 @@ func New(cfg Config) (_ *Net, err error) {
 }
 
 // prepare fills Configs and Genesis.
-func (n *Net) prepare() error {
+func (n *Validators) prepare() error {
 	count := n.cfg.Validators
 	n.Nodes = make([]*chain.Node, count)
 	n.Configs = make([]chain.Config, count)
@@ -189,7 +187,7 @@ func (n *Net) prepare() error {
 		gen.Validators = append(gen.Validators, chain.ValidatorFromKey(pub, n.cfg.Powers[i], c.Moniker))
 	}
 	if err := gen.ValidateAndComplete(); err != nil {
-		return fmt.Errorf("localnet: genesis: %w", err)
+		return fmt.Errorf("nodetest: genesis: %w", err)
 	}
 	n.Genesis = gen
 	for i := range n.Configs {
@@ -204,37 +202,37 @@ func (n *Net) prepare() error {
 	return nil
 }
 
-func (n *Net) newNode(i int) (*chain.Node, error) {
+func (n *Validators) newNode(i int) (*chain.Node, error) {
 	c := n.Configs[i]
 	if n.cfg.NewMachine != nil {
 		c.Machine = n.cfg.NewMachine(i)
 	} else {
 		app, err := n.cfg.NewApp(i, c.Home)
 		if err != nil {
-			return nil, fmt.Errorf("localnet: node %d: app: %w", i, err)
+			return nil, fmt.Errorf("nodetest: node %d: app: %w", i, err)
 		}
 		c.App = app
 	}
 	node, err := chain.NewNode(c)
 	if err != nil {
-		return nil, fmt.Errorf("localnet: node %d: %w", i, err)
+		return nil, fmt.Errorf("nodetest: node %d: %w", i, err)
 	}
 	return node, nil
 }
 
 // Start starts every in-process node that is not running.
-func (n *Net) Start() error {
+func (n *Validators) Start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped {
-		return errors.New("localnet: network stopped")
+		return errors.New("nodetest: network stopped")
 	}
 	for i, node := range n.Nodes {
 		if node == nil || n.running[i] {
 			continue
 		}
 		if err := node.Start(); err != nil {
-			return fmt.Errorf("localnet: start node %d: %w", i, err)
+			return fmt.Errorf("nodetest: start node %d: %w", i, err)
 		}
 		n.running[i] = true
 	}
@@ -242,18 +240,18 @@ func (n *Net) Start() error {
 }
 
 // Running reports whether node i runs in this process.
-func (n *Net) Running(i int) bool {
+func (n *Validators) Running(i int) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.running[i]
 }
 
-// External reports whether node i runs outside this process (Config.External).
-func (n *Net) External(i int) bool { return slices.Contains(n.cfg.External, i) }
+// External reports whether node i runs outside this process (ValidatorsConfig.External).
+func (n *Validators) External(i int) bool { return slices.Contains(n.cfg.External, i) }
 
 // WaitHeight waits until every running in-process node has committed height h and
 // takes part in consensus (a node still catching up by block sync refuses txs).
-func (n *Net) WaitHeight(ctx context.Context, h int64) error {
+func (n *Validators) WaitHeight(ctx context.Context, h int64) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -277,42 +275,42 @@ func (n *Net) WaitHeight(ctx context.Context, h int64) error {
 		select {
 		case <-ctx.Done():
 			if low < 0 {
-				return fmt.Errorf("localnet: node %d still catching up at height %d: %w", syncing, h, ctx.Err())
+				return fmt.Errorf("nodetest: node %d still catching up at height %d: %w", syncing, h, ctx.Err())
 			}
-			return fmt.Errorf("localnet: node %d at height %d, waiting for %d: %w", low, lowest, h, ctx.Err())
+			return fmt.Errorf("nodetest: node %d at height %d, waiting for %d: %w", low, lowest, h, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
 // StopNode stops node i (its home, keys and ports stay for RestartNode).
-func (n *Net) StopNode(i int) error {
+func (n *Validators) StopNode(i int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.stopLocked(i)
 }
 
-func (n *Net) stopLocked(i int) error {
+func (n *Validators) stopLocked(i int) error {
 	if n.Nodes[i] == nil || !n.running[i] {
 		return nil
 	}
 	n.running[i] = false
 	if err := n.Nodes[i].Stop(); err != nil {
-		return fmt.Errorf("localnet: stop node %d: %w", i, err)
+		return fmt.Errorf("nodetest: stop node %d: %w", i, err)
 	}
 	return nil
 }
 
 // RestartNode stops node i if it runs, then starts a new node from the same home and
 // keys, with a fresh state machine or app.
-func (n *Net) RestartNode(i int) error {
+func (n *Validators) RestartNode(i int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
 	case n.stopped:
-		return errors.New("localnet: network stopped")
+		return errors.New("nodetest: network stopped")
 	case n.External(i):
-		return fmt.Errorf("localnet: node %d is external", i)
+		return fmt.Errorf("nodetest: node %d is external", i)
 	}
 	if err := n.stopLocked(i); err != nil {
 		return err
@@ -323,15 +321,15 @@ func (n *Net) RestartNode(i int) error {
 	}
 	n.Nodes[i] = node
 	if err := node.Start(); err != nil {
-		return fmt.Errorf("localnet: restart node %d: %w", i, err)
+		return fmt.Errorf("nodetest: restart node %d: %w", i, err)
 	}
 	n.running[i] = true
 	return nil
 }
 
-// Stop stops every in-process node, in parallel, and removes Dir if New created it.
+// Stop stops every in-process node, in parallel, and removes Dir if NewValidators created it.
 // It may be called more than once.
-func (n *Net) Stop() error {
+func (n *Validators) Stop() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped {
@@ -345,7 +343,7 @@ func (n *Net) Stop() error {
 			// A node never started: Stop closes its stores.
 			wg.Go(func() {
 				if err := node.Stop(); err != nil {
-					errs[i] = fmt.Errorf("localnet: stop node %d: %w", i, err)
+					errs[i] = fmt.Errorf("nodetest: stop node %d: %w", i, err)
 				}
 			})
 		}
@@ -354,7 +352,7 @@ func (n *Net) Stop() error {
 	clear(n.running)
 	if n.tmpDir {
 		if err := os.RemoveAll(n.Dir); err != nil {
-			errs[len(n.Nodes)] = fmt.Errorf("localnet: %w", err)
+			errs[len(n.Nodes)] = fmt.Errorf("nodetest: %w", err)
 		}
 	}
 	return errors.Join(errs...)
@@ -368,7 +366,7 @@ func newKey() ed25519.PrivateKey {
 func freeAddr() (string, error) {
 	p, err := chain.FreePort()
 	if err != nil {
-		return "", fmt.Errorf("localnet: %w", err)
+		return "", fmt.Errorf("nodetest: %w", err)
 	}
 	return fmt.Sprintf("tcp://127.0.0.1:%d", p), nil
 }

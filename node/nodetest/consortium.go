@@ -1,7 +1,4 @@
-// Package hospitaltest runs consortia of real hospital nodes (node.Node: CometBFT
-// validators, libp2p hosts on 127.0.0.1, LevelDB stores, Tink keys, the API) in a
-// test's process, from node.Testnet homes in the test's temporary directory.
-package hospitaltest
+package nodetest
 
 import (
 	"bytes"
@@ -23,8 +20,10 @@ import (
 	"github.com/medledger/medledger/node/home"
 )
 
-// Net is a running consortium.
-type Net struct {
+// Consortium is a running consortium of real hospital nodes (node.Node: CometBFT
+// validators, libp2p hosts on 127.0.0.1, LevelDB stores, Tink keys, the API) in a
+// test's process, from node.Testnet homes in the test's temporary directory.
+type Consortium struct {
 	t     testing.TB
 	Homes []*home.Home
 	Nodes []*node.Node // nil while stopped
@@ -34,21 +33,21 @@ type Net struct {
 	Configure func(i int, c *node.Config)
 }
 
-// Start creates n hospitals' homes and starts them; they stop with the test.
-func Start(t testing.TB, n int) *Net {
+// StartConsortium creates n hospitals' homes and starts them; they stop with the test.
+func StartConsortium(t testing.TB, n int) *Consortium {
 	t.Helper()
-	return StartConfigured(t, n, nil)
+	return StartConsortiumWith(t, n, nil)
 }
 
-// StartConfigured is Start with configure adjusting hospital i's node.Config before
-// each of its starts (see Net.Configure).
-func StartConfigured(t testing.TB, n int, configure func(i int, c *node.Config)) *Net {
+// StartConsortiumWith is StartConsortium with configure adjusting hospital i's
+// node.Config before each of its starts (see Consortium.Configure).
+func StartConsortiumWith(t testing.TB, n int, configure func(i int, c *node.Config)) *Consortium {
 	t.Helper()
 	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: n})
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := &Net{t: t, Homes: homes, Nodes: make([]*node.Node, n), Logs: &SyncBuffer{}, Configure: configure}
+	net := &Consortium{t: t, Homes: homes, Nodes: make([]*node.Node, n), Logs: &SyncBuffer{}, Configure: configure}
 	t.Cleanup(net.Stop)
 	for i := range homes {
 		net.StartNode(i)
@@ -58,7 +57,7 @@ func StartConfigured(t testing.TB, n int, configure func(i int, c *node.Config))
 }
 
 // StartNode (re)starts hospital i, its API on a free loopback port.
-func (n *Net) StartNode(i int) {
+func (n *Consortium) StartNode(i int) {
 	n.t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,7 +76,7 @@ func (n *Net) StartNode(i int) {
 }
 
 // StopNode stops hospital i (its home stays for StartNode).
-func (n *Net) StopNode(i int) {
+func (n *Consortium) StopNode(i int) {
 	if n.Nodes[i] != nil {
 		if err := n.Nodes[i].Close(); err != nil {
 			n.t.Errorf("close %d: %v", i, err)
@@ -87,7 +86,7 @@ func (n *Net) StopNode(i int) {
 }
 
 // Stop stops every node.
-func (n *Net) Stop() {
+func (n *Consortium) Stop() {
 	for i := range n.Nodes {
 		n.StopNode(i)
 	}
@@ -95,7 +94,7 @@ func (n *Net) Stop() {
 
 // WaitHeight waits until every running node has committed height h and takes part in
 // consensus (a node still catching up by block sync refuses txs).
-func (n *Net) WaitHeight(h int64) {
+func (n *Consortium) WaitHeight(h int64) {
 	n.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for _, nd := range n.Nodes {
@@ -169,7 +168,7 @@ func NewPatient(t testing.TB) (*crypto.SigningKey, consent.PatientID) {
 }
 
 // RPC is hospital i's CometBFT RPC address (http://host:port).
-func (n *Net) RPC(i int) string {
+func (n *Consortium) RPC(i int) string {
 	return "http://" + strings.TrimPrefix(n.Homes[i].Config.Chain.RPCListen, "tcp://")
 }
 
