@@ -27,6 +27,8 @@ require (
 	pgregory.net/rapid v1.2.0
 )
 
+require github.com/samber/lo v1.53.0 // indirect
+
 require (
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect
 	filippo.io/keygen v1.0.0 // indirect

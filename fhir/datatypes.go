@@ -1,5 +1,7 @@
 package fhir
 
+import "github.com/samber/lo"
+
 // The FHIR R4 datatypes medledger writes and reads as Go structs: small JSON shapes
 // holding only the elements medledger uses. They carry no validation of their own:
 // input is validated by Parse first, and output is built by code that fills the
@@ -30,13 +32,7 @@ func (c *CodeableConcept) CodesIn(system string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for _, cd := range c.Coding {
-		if cd.System == system {
-			out = append(out, cd.Code)
-		}
-	}
-	return out
+	return lo.FilterMap(c.Coding, func(cd Coding, _ int) (string, bool) { return cd.Code, cd.System == system })
 }
 
 // Identifier is an R4 Identifier.

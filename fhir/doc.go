@@ -66,7 +66,8 @@
 //
 // For what medledger writes, the package has small Go shapes holding only the
 // elements medledger uses: the R4 datatypes (Coding, CodeableConcept, Reference,
-// Identifier, Period, Meta), the code systems (System constants), and the
-// AuditEvent (after IHE Basic Audit Log Patterns). Callers convert their own types
+// Identifier, Period, Meta), the code systems (System constants), the
+// AuditEvent (after IHE Basic Audit Log Patterns), DocumentReference,
+// CapabilityStatement, searchset Bundle (SearchSet) and Parameters. Callers convert their own types
 // into these at their edge; the shapes know nothing of the consent chain.
 package fhir

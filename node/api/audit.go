@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/audit"
 )
 
@@ -53,35 +54,23 @@ func (s *server) searchAuditEvents(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	base := baseURL(r)
-	b := &auditBundle{ResourceType: "Bundle", Type: "searchset",
-		Link: []bundleLink{{Relation: "self", URL: base + "/fhir/AuditEvent?" + q.Encode()}}}
+	b := fhir.NewSearchSet(base + "/fhir/AuditEvent?" + q.Encode())
 	if f.Before == 0 && page.Next == 0 {
-		n := len(page.Events) // the whole result: the total is known
-		b.Total = &n
+		b.SetTotal(len(page.Events)) // the whole result: the total is known
 	}
 	for _, e := range page.Events {
 		res, err := audit.ToFHIR(e, chain)
 		if err != nil {
 			return err
 		}
-		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/fhir/AuditEvent/" + strconv.FormatUint(e.Index, 10),
-			Resource: json.RawMessage(res), Search: &entrySearch{Mode: "match"}})
+		b.AddMatch(base+"/fhir/AuditEvent/"+strconv.FormatUint(e.Index, 10), json.RawMessage(res))
 	}
 	if page.Next != 0 {
 		next := cloneValues(q)
 		next.Set("_cursor", strconv.FormatUint(page.Next, 10))
-		b.Link = append(b.Link, bundleLink{Relation: "next", URL: base + "/fhir/AuditEvent?" + next.Encode()})
+		b.AddLink("next", base+"/fhir/AuditEvent?"+next.Encode())
 	}
 	return writeResource(w, http.StatusOK, b)
-}
-
-// auditBundle is a searchset Bundle whose total is known only on a single page.
-type auditBundle struct {
-	ResourceType string        `json:"resourceType"`
-	Type         string        `json:"type"`
-	Total        *int          `json:"total,omitempty"`
-	Link         []bundleLink  `json:"link"`
-	Entry        []bundleEntry `json:"entry,omitempty"`
 }
 
 // auditFilter reads the filters the audit endpoints share: patient, hospital (under

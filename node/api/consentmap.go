@@ -83,52 +83,41 @@ import (
 // access. So policy → FHIR → policy is the identity, and FHIR → policy → FHIR →
 // policy a fixed point.
 
-// FHIR code systems the mapping reads and writes.
-const (
-	systemActCode       = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-	systemActReason     = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-	systemParticipation = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-	systemConsentAction = "http://terminology.hl7.org/CodeSystem/consentaction"
-	systemConsentScope  = "http://terminology.hl7.org/CodeSystem/consentscope"
-	systemResourceTypes = "http://hl7.org/fhir/resource-types"
-	systemLOINC         = "http://loinc.org"
-)
-
 // fhirConsent is the part of a FHIR R4 Consent the mapping reads or writes. What it
 // does not read has been refused or accepted as descriptive by checkElements first
 // (consentelems.go), so nothing is dropped unseen.
 type fhirConsent struct {
-	ResourceType string            `json:"resourceType"`
-	ID           string            `json:"id,omitempty"`
-	Status       string            `json:"status"`
-	Scope        *codeableConcept  `json:"scope,omitempty"`
-	Category     []codeableConcept `json:"category,omitempty"`
-	Patient      *reference        `json:"patient,omitempty"`
-	DateTime     string            `json:"dateTime,omitempty"`
-	Performer    []reference       `json:"performer,omitempty"`
-	PolicyRule   *codeableConcept  `json:"policyRule,omitempty"`
-	Provision    *fhirProvision    `json:"provision,omitempty"`
+	ResourceType string                 `json:"resourceType"`
+	ID           string                 `json:"id,omitempty"`
+	Status       string                 `json:"status"`
+	Scope        *fhir.CodeableConcept  `json:"scope,omitempty"`
+	Category     []fhir.CodeableConcept `json:"category,omitempty"`
+	Patient      *fhir.Reference        `json:"patient,omitempty"`
+	DateTime     string                 `json:"dateTime,omitempty"`
+	Performer    []fhir.Reference       `json:"performer,omitempty"`
+	PolicyRule   *fhir.CodeableConcept  `json:"policyRule,omitempty"`
+	Provision    *fhirProvision         `json:"provision,omitempty"`
 }
 
 type fhirProvision struct {
-	Type      string            `json:"type,omitempty"`
-	Period    *period           `json:"period,omitempty"`
-	Actor     []fhirActor       `json:"actor,omitempty"`
-	Action    []codeableConcept `json:"action,omitempty"`
-	Purpose   []coding          `json:"purpose,omitempty"`
-	Class     []coding          `json:"class,omitempty"`
-	Data      []fhirData        `json:"data,omitempty"`
-	Provision []fhirProvision   `json:"provision,omitempty"`
+	Type      string                 `json:"type,omitempty"`
+	Period    *fhir.Period           `json:"period,omitempty"`
+	Actor     []fhirActor            `json:"actor,omitempty"`
+	Action    []fhir.CodeableConcept `json:"action,omitempty"`
+	Purpose   []fhir.Coding          `json:"purpose,omitempty"`
+	Class     []fhir.Coding          `json:"class,omitempty"`
+	Data      []fhirData             `json:"data,omitempty"`
+	Provision []fhirProvision        `json:"provision,omitempty"`
 }
 
 type fhirActor struct {
-	Role      *codeableConcept `json:"role,omitempty"`
-	Reference *reference       `json:"reference,omitempty"`
+	Role      *fhir.CodeableConcept `json:"role,omitempty"`
+	Reference *fhir.Reference       `json:"reference,omitempty"`
 }
 
 type fhirData struct {
-	Meaning   string     `json:"meaning,omitempty"`
-	Reference *reference `json:"reference,omitempty"`
+	Meaning   string          `json:"meaning,omitempty"`
+	Reference *fhir.Reference `json:"reference,omitempty"`
 }
 
 // mapError is a Consent that cannot be mapped faithfully: where, why, and the
@@ -197,7 +186,7 @@ func (c *fhirConsent) grant() (consent.Grant, error) {
 	return consent.Grant{Patient: patient, Policy: pol}, nil
 }
 
-func patientRef(r *reference) (consent.PatientID, error) {
+func patientRef(r *fhir.Reference) (consent.PatientID, error) {
 	const path = "Consent.patient"
 	if r == nil || r.Reference == "" {
 		return "", &mapError{Path: path, Code: "required", Msg: "a Consent names its patient: Patient/{patient ID}, the hex of the patient's Ed25519 public key"}
@@ -212,14 +201,14 @@ func patientRef(r *reference) (consent.PatientID, error) {
 // privacyScope checks scope: a privacy consent (consentscope patient-privacy) is the
 // one kind the chain holds; research, treatment and advance-directive consents say
 // something else.
-func privacyScope(cc *codeableConcept) error {
+func privacyScope(cc *fhir.CodeableConcept) error {
 	const path = "Consent.scope"
-	codes, err := codesOnlyIn(cc, systemConsentScope, path)
+	codes, err := codesOnlyIn(cc, fhir.SystemConsentScope, path)
 	if err != nil {
 		return err
 	}
 	if len(codes) == 0 {
-		return &mapError{Path: path, Code: "required", Msg: "scope must be coded " + systemConsentScope + " patient-privacy: the chain holds privacy consents"}
+		return &mapError{Path: path, Code: "required", Msg: "scope must be coded " + fhir.SystemConsentScope + " patient-privacy: the chain holds privacy consents"}
 	}
 	for _, c := range codes {
 		if c != "patient-privacy" {
@@ -231,7 +220,7 @@ func privacyScope(cc *codeableConcept) error {
 
 // codesOnlyIn returns cc's codes, all of which must be in system: a coding in another
 // system claims to mean the same, which the chain cannot check.
-func codesOnlyIn(cc *codeableConcept, system, path string) ([]string, error) {
+func codesOnlyIn(cc *fhir.CodeableConcept, system, path string) ([]string, error) {
 	if cc == nil {
 		return nil, nil
 	}
@@ -241,18 +230,18 @@ func codesOnlyIn(cc *codeableConcept, system, path string) ([]string, error) {
 				"a coding in system '%s' cannot be checked to mean the same as the %s coding the chain reads: give only codings in %s", truncate(cd.System, 100), system, system)
 		}
 	}
-	return cc.codesIn(system), nil
+	return cc.CodesIn(system), nil
 }
 
 // baseRule reads policyRule: OPTIN or OPTOUT in v3-ActCode.
-func baseRule(cc *codeableConcept) (consent.Rule, error) {
+func baseRule(cc *fhir.CodeableConcept) (consent.Rule, error) {
 	const path = "Consent.policyRule"
-	codes, err := codesOnlyIn(cc, systemActCode, path)
+	codes, err := codesOnlyIn(cc, fhir.SystemActCode, path)
 	if err != nil {
 		return 0, err
 	}
 	if len(codes) == 0 {
-		return 0, &mapError{Path: path, Code: "required", Msg: "a policyRule coding in " + systemActCode + " (OPTIN or OPTOUT) is required: it is the consent's base rule"}
+		return 0, &mapError{Path: path, Code: "required", Msg: "a policyRule coding in " + fhir.SystemActCode + " (OPTIN or OPTOUT) is required: it is the consent's base rule"}
 	}
 	slices.Sort(codes)
 	if codes = slices.Compact(codes); len(codes) > 1 {
@@ -413,8 +402,8 @@ func criteria(fp *fhirProvision, path string) (consent.Provision, error) {
 	}
 	for i, cd := range fp.Purpose {
 		ipath := fmt.Sprintf("%s.purpose[%d]", path, i)
-		if cd.System != systemActReason {
-			return consent.Provision{}, badValue(ipath, "purpose system '%s' is not %s (v3 PurposeOfUse)", cd.System, systemActReason)
+		if cd.System != fhir.SystemActReason {
+			return consent.Provision{}, badValue(ipath, "purpose system '%s' is not %s (v3 PurposeOfUse)", cd.System, fhir.SystemActReason)
 		}
 		if !slices.Contains(consent.Purposes, consent.Purpose(cd.Code)) {
 			return consent.Provision{}, badValue(ipath, "purpose '%s' is not one the chain knows: %s", cd.Code, joinPurposes())
@@ -422,9 +411,9 @@ func criteria(fp *fhirProvision, path string) (consent.Provision, error) {
 		p.Purposes = append(p.Purposes, consent.Purpose(cd.Code))
 	}
 	for i, cd := range fp.Class {
-		if cd.System != systemResourceTypes {
+		if cd.System != fhir.SystemResourceTypes {
 			return consent.Provision{}, unmappable(fmt.Sprintf("%s.class[%d]", path, i),
-				"class system '%s' cannot be enforced: the chain knows a record's FHIR resource types (%s)", cd.System, systemResourceTypes)
+				"class system '%s' cannot be enforced: the chain knows a record's FHIR resource types (%s)", cd.System, fhir.SystemResourceTypes)
 		}
 		p.Classes = append(p.Classes, consent.DataClass(cd.Code))
 	}
@@ -450,12 +439,12 @@ func criteria(fp *fhirProvision, path string) (consent.Provision, error) {
 func enforceable(fp *fhirProvision, path string) error {
 	for i, a := range fp.Action {
 		apath := fmt.Sprintf("%s.action[%d]", path, i)
-		codes, err := codesOnlyIn(&a, systemConsentAction, apath)
+		codes, err := codesOnlyIn(&a, fhir.SystemConsentAction, apath)
 		if err != nil {
 			return err
 		}
 		if len(codes) == 0 {
-			return unmappable(apath, "an action must be coded in %s; only 'access' can be enforced", systemConsentAction)
+			return unmappable(apath, "an action must be coded in %s; only 'access' can be enforced", fhir.SystemConsentAction)
 		}
 		for _, code := range codes {
 			if code != "access" {
@@ -468,12 +457,12 @@ func enforceable(fp *fhirProvision, path string) error {
 }
 
 func actor(a fhirActor, path string) (consent.HospitalID, error) {
-	roles, err := codesOnlyIn(a.Role, systemParticipation, path+".role")
+	roles, err := codesOnlyIn(a.Role, fhir.SystemParticipationType, path+".role")
 	if err != nil {
 		return "", err
 	}
 	if len(roles) == 0 {
-		return "", unmappable(path+".role", "the actor's role must be coded in %s as PRCP or IRCP (a recipient): the chain's actors are the hospitals that receive records", systemParticipation)
+		return "", unmappable(path+".role", "the actor's role must be coded in %s as PRCP or IRCP (a recipient): the chain's actors are the hospitals that receive records", fhir.SystemParticipationType)
 	}
 	for _, r := range roles {
 		if r != "PRCP" && r != "IRCP" {
@@ -529,7 +518,7 @@ func joinPurposes() string {
 }
 
 // bounds reads a FHIR period as Unix seconds (0: open).
-func bounds(p *period, path string) (start, end int64, err error) {
+func bounds(p *fhir.Period, path string) (start, end int64, err error) {
 	if p.Start != "" {
 		t, err := instant(p.Start, false)
 		if err != nil {
@@ -592,10 +581,10 @@ func fhirConsentOf(c consent.Consent) (*fhirConsent, error) {
 		ResourceType: "Consent",
 		ID:           string(c.ID),
 		Status:       "active",
-		Scope:        &codeableConcept{Coding: []coding{{System: systemConsentScope, Code: "patient-privacy"}}},
-		Category:     []codeableConcept{concept(systemLOINC, "59284-0")}, // Patient Consent
-		Patient:      &reference{Reference: "Patient/" + string(c.Patient)},
-		Performer:    []reference{{Reference: "Patient/" + string(c.Patient)}}, // the chain checked the patient's signature
+		Scope:        &fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.SystemConsentScope, Code: "patient-privacy"}}},
+		Category:     []fhir.CodeableConcept{fhir.Concept(fhir.SystemLOINC, "59284-0")}, // Patient Consent
+		Patient:      &fhir.Reference{Reference: "Patient/" + string(c.Patient)},
+		Performer:    []fhir.Reference{{Reference: "Patient/" + string(c.Patient)}}, // the chain checked the patient's signature
 	}
 	if c.Revoked != 0 {
 		out.Status = "inactive"
@@ -610,7 +599,7 @@ func fhirConsentOf(c consent.Consent) (*fhirConsent, error) {
 	if c.Policy.Base == consent.Permit {
 		rule = "OPTOUT"
 	}
-	out.PolicyRule = &codeableConcept{Coding: []coding{{System: systemActCode, Code: rule}}}
+	out.PolicyRule = &fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.SystemActCode, Code: rule}}}
 	if c.Policy.Start == 0 && c.Policy.End == 0 && len(c.Policy.Provisions) == 0 {
 		return out, nil
 	}
@@ -628,25 +617,25 @@ func fhirConsentOf(c consent.Consent) (*fhirConsent, error) {
 func fhirProvisions(ps []consent.Provision) ([]fhirProvision, error) {
 	var out []fhirProvision
 	for _, p := range ps {
-		fp := fhirProvision{Type: p.Type.String(), Action: []codeableConcept{concept(systemConsentAction, "access")}}
+		fp := fhirProvision{Type: p.Type.String(), Action: []fhir.CodeableConcept{fhir.Concept(fhir.SystemConsentAction, "access")}}
 		var err error
 		if fp.Period, err = periodOf(p.Start, p.End); err != nil {
 			return nil, err
 		}
 		for _, a := range p.Actors {
 			fp.Actor = append(fp.Actor, fhirActor{
-				Role:      &codeableConcept{Coding: []coding{{System: systemParticipation, Code: "PRCP"}}},
-				Reference: &reference{Reference: "Organization/" + string(a)},
+				Role:      &fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.SystemParticipationType, Code: "PRCP"}}},
+				Reference: &fhir.Reference{Reference: "Organization/" + string(a)},
 			})
 		}
 		for _, pu := range p.Purposes {
-			fp.Purpose = append(fp.Purpose, coding{System: systemActReason, Code: string(pu)})
+			fp.Purpose = append(fp.Purpose, fhir.Coding{System: fhir.SystemActReason, Code: string(pu)})
 		}
 		for _, c := range p.Classes {
-			fp.Class = append(fp.Class, coding{System: systemResourceTypes, Code: string(c)})
+			fp.Class = append(fp.Class, fhir.Coding{System: fhir.SystemResourceTypes, Code: string(c)})
 		}
 		for _, r := range p.Records {
-			fp.Data = append(fp.Data, fhirData{Meaning: "instance", Reference: &reference{Reference: "DocumentReference/" + string(r)}})
+			fp.Data = append(fp.Data, fhirData{Meaning: "instance", Reference: &fhir.Reference{Reference: "DocumentReference/" + string(r)}})
 		}
 		if fp.Provision, err = fhirProvisions(p.Except); err != nil {
 			return nil, err
@@ -656,11 +645,11 @@ func fhirProvisions(ps []consent.Provision) ([]fhirProvision, error) {
 	return out, nil
 }
 
-func periodOf(start, end int64) (*period, error) {
+func periodOf(start, end int64) (*fhir.Period, error) {
 	if start == 0 && end == 0 {
 		return nil, nil
 	}
-	var p period
+	var p fhir.Period
 	var err error
 	if start != 0 {
 		if p.Start, err = dateTime(start); err != nil {

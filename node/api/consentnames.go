@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/fhir"
 )
 
 // A Consent names only what the chain knows (consent.CheckNames): each class an FHIR
@@ -23,11 +24,11 @@ import (
 // checked the rest).
 type namedProvision struct {
 	Actor []struct {
-		Reference *reference `json:"reference"`
+		Reference *fhir.Reference `json:"reference"`
 	} `json:"actor"`
-	Class []coding `json:"class"`
+	Class []fhir.Coding `json:"class"`
 	Data  []struct {
-		Reference *reference `json:"reference"`
+		Reference *fhir.Reference `json:"reference"`
 	} `json:"data"`
 	Provision []namedProvision `json:"provision"`
 }
@@ -79,7 +80,7 @@ func (p *namedProvision) walk(path string, f func(p *namedProvision, path string
 func checkClassNames(root *namedProvision, path string) error {
 	return root.walk(path, func(p *namedProvision, path string) error {
 		for i, cd := range p.Class {
-			if cd.System != systemResourceTypes {
+			if cd.System != fhir.SystemResourceTypes {
 				continue
 			}
 			if err := consent.CheckClass(consent.DataClass(cd.Code)); err != nil {
@@ -141,7 +142,7 @@ func (s *server) checkRegistered(ctx context.Context, root *namedProvision, pati
 	})
 }
 
-func refOf(r *reference) string {
+func refOf(r *fhir.Reference) string {
 	if r == nil {
 		return ""
 	}

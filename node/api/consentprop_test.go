@@ -117,10 +117,10 @@ func drawConsent(t *rapid.T) genConsent {
 	m := map[string]any{
 		"resourceType": "Consent",
 		"status":       "active",
-		"scope":        concept(systemConsentScope, "patient-privacy"),
-		"category":     []any{concept(systemLOINC, "59284-0")},
-		"patient":      reference{Reference: "Patient/" + alice},
-		"policyRule":   concept(systemActCode, map[bool]string{true: "OPTIN", false: "OPTOUT"}[gc.optin]),
+		"scope":        fhir.Concept(fhir.SystemConsentScope, "patient-privacy"),
+		"category":     []any{fhir.Concept(fhir.SystemLOINC, "59284-0")},
+		"patient":      fhir.Reference{Reference: "Patient/" + alice},
+		"policyRule":   fhir.Concept(fhir.SystemActCode, map[bool]string{true: "OPTIN", false: "OPTOUT"}[gc.optin]),
 	}
 	if gc.root != nil {
 		if root := gc.root.json(t, true); len(root) > 0 {
@@ -160,7 +160,7 @@ func plant(t *rapid.T, m map[string]any) string {
 	inner := map[string]any{
 		"extension": ext, "modifierExtension": ext,
 		"securityLabel": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}},
-		"code":          []any{concept(systemLOINC, "34133-9")},
+		"code":          []any{fhir.Concept(fhir.SystemLOINC, "34133-9")},
 		"dataPeriod":    map[string]any{"start": "2020-01-01"},
 	}
 	names := func(m map[string]any) []string {
@@ -258,17 +258,17 @@ func (p *genProvision) json(t *rapid.T, root bool) map[string]any {
 	var actors, purposes, classes, data, kids []any
 	for _, a := range p.actors {
 		actors = append(actors, map[string]any{
-			"role":      concept(systemParticipation, rapid.SampledFrom([]string{"PRCP", "IRCP"}).Draw(t, "role")),
+			"role":      fhir.Concept(fhir.SystemParticipationType, rapid.SampledFrom([]string{"PRCP", "IRCP"}).Draw(t, "role")),
 			"reference": map[string]any{"reference": "Organization/" + string(a), "display": "a hospital"}})
 	}
 	for _, pu := range p.purposes {
-		purposes = append(purposes, map[string]any{"system": systemActReason, "code": string(pu), "display": "a purpose"})
+		purposes = append(purposes, map[string]any{"system": fhir.SystemActReason, "code": string(pu), "display": "a purpose"})
 	}
 	for _, c := range p.classes {
-		classes = append(classes, coding{System: systemResourceTypes, Code: string(c)})
+		classes = append(classes, fhir.Coding{System: fhir.SystemResourceTypes, Code: string(c)})
 	}
 	for _, r := range p.records {
-		data = append(data, fhirData{Meaning: "instance", Reference: &reference{Reference: "DocumentReference/" + string(r)}})
+		data = append(data, fhirData{Meaning: "instance", Reference: &fhir.Reference{Reference: "DocumentReference/" + string(r)}})
 	}
 	for _, k := range p.kids {
 		kids = append(kids, k.json(t, false))
@@ -279,7 +279,7 @@ func (p *genProvision) json(t *rapid.T, root bool) map[string]any {
 		}
 	}
 	if p.typ != "" && rapid.Bool().Draw(t, "action") {
-		m["action"] = []any{concept(systemConsentAction, "access")}
+		m["action"] = []any{fhir.Concept(fhir.SystemConsentAction, "access")}
 	}
 	if !root && rapid.Bool().Draw(t, "element id") {
 		m["id"] = "p"

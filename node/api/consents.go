@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/fhir"
 )
 
 // Consent endpoints. A patient grants and revokes with their own Ed25519 key, on their
@@ -61,12 +62,12 @@ func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.writePrepared(w, body, g.Patient, parameter{Name: "policy", ValueString: string(policy)},
-		parameter{Name: "consent", Resource: held})
+	return s.writePrepared(w, body, g.Patient, fhir.Parameter{Name: "policy", ValueString: string(policy)},
+		fhir.Parameter{Name: "consent", Resource: held})
 }
 
 // writePrepared answers a $prepare: body (the bytes to sign), signer, and extras.
-func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer consent.PatientID, extra ...parameter) error {
+func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer consent.PatientID, extra ...fhir.Parameter) error {
 	enc, err := consent.EncodeBody(body)
 	if err != nil {
 		return err
@@ -75,7 +76,7 @@ func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer 
 		return &problem{status: http.StatusRequestEntityTooLarge, issue: issue("too-costly", "",
 			"the consent is too large for one tx; split it into several consents")}
 	}
-	out := parameters{ResourceType: "Parameters", Parameter: append([]parameter{
+	out := fhir.Parameters{ResourceType: "Parameters", Parameter: append([]fhir.Parameter{
 		{Name: "body", ValueBase64Binary: base64.StdEncoding.EncodeToString(enc)},
 		{Name: "signer", ValueString: string(signer)},
 	}, extra...)}
@@ -144,7 +145,7 @@ func (s *server) committedConsent(ctx context.Context, committed *Committed, g c
 
 // assemble builds the tx from the body and signature parameters, signed by patient.
 // It checks the signature (consent.Assemble) and the chain, and changes nothing.
-func (s *server) assemble(ps map[string]parameter, patient consent.PatientID) ([]byte, *consent.Body, error) {
+func (s *server) assemble(ps map[string]fhir.Parameter, patient consent.PatientID) ([]byte, *consent.Body, error) {
 	body, err := base64Param(ps, "body")
 	if err != nil {
 		return nil, nil, err
@@ -300,8 +301,7 @@ func (s *server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/fhir/Consent/" + string(c.ID),
-			Resource: fc, Search: &entrySearch{Mode: "match"}})
+		b.AddMatch(base+"/fhir/Consent/"+string(c.ID), fc)
 	}
 	return writeResource(w, http.StatusOK, b)
 }

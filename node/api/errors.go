@@ -165,9 +165,9 @@ func (p *problem) outcome() []byte {
 	if err := json.Unmarshal(b, &oo); err != nil || len(oo.Issue) == 0 {
 		return b
 	}
-	cc := codeableConcept{Text: strings.ToValidUTF8(p.details, "?")}
+	cc := fhir.CodeableConcept{Text: strings.ToValidUTF8(p.details, "?")}
 	if codePattern.MatchString(p.details) {
-		cc.Coding = []coding{{System: detailsSystem, Code: p.details}}
+		cc.Coding = []fhir.Coding{{System: detailsSystem, Code: p.details}}
 	}
 	details, err := json.Marshal(cc)
 	if err != nil {

@@ -3,62 +3,14 @@ package api
 import (
 	"net/http"
 	"time"
+
+	"github.com/medledger/medledger/fhir"
 )
 
-// capabilityStatement is the FHIR R4 CapabilityStatement of GET /fhir/metadata.
-type capabilityStatement struct {
-	ResourceType   string          `json:"resourceType"`
-	Status         string          `json:"status"`
-	Date           string          `json:"date"`
-	Kind           string          `json:"kind"`
-	Software       capSoftware     `json:"software"`
-	Implementation capImplementing `json:"implementation"`
-	FHIRVersion    string          `json:"fhirVersion"`
-	Format         []string        `json:"format"`
-	Rest           []capRest       `json:"rest"`
-}
-
-type capSoftware struct {
-	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
-}
-
-type capImplementing struct {
-	Description string `json:"description"`
-}
-
-type capRest struct {
-	Mode          string        `json:"mode"`
-	Documentation string        `json:"documentation,omitempty"`
-	Security      *capSecurity  `json:"security,omitempty"`
-	Resource      []capResource `json:"resource"`
-}
-
-type capSecurity struct {
-	Description string `json:"description"`
-}
-
-type capResource struct {
-	Type          string           `json:"type"`
-	Documentation string           `json:"documentation,omitempty"`
-	Interaction   []capInteraction `json:"interaction"`
-	SearchParam   []capSearchParam `json:"searchParam,omitempty"`
-}
-
-type capInteraction struct {
-	Code string `json:"code"`
-}
-
-type capSearchParam struct {
-	Name          string `json:"name"`
-	Type          string `json:"type"`
-	Documentation string `json:"documentation,omitempty"`
-}
-
-var patientSearch = capSearchParam{Name: "patient", Type: "reference",
+var patientSearch = fhir.CapabilitySearchParam{Name: "patient", Type: "reference",
 	Documentation: "the patient ID (64 lowercase hex digits: the patient's Ed25519 public key), or Patient/{patient ID}"}
 
-var auditEventSearch = []capSearchParam{
+var auditEventSearch = []fhir.CapabilitySearchParam{
 	{Name: "patient", Type: "reference", Documentation: "the patient the event is about: a patient ID or Patient/{patient ID}"},
 	{Name: "agent", Type: "reference", Documentation: "a hospital involved (the one that acted, a custodian, or a key's " +
 		"recipient): a hospital ID or Organization/{hospital ID}"},
@@ -70,41 +22,41 @@ var auditEventSearch = []capSearchParam{
 
 // metadata is GET /fhir/metadata: what this node serves, and how.
 func (s *server) metadata(w http.ResponseWriter, r *http.Request) error {
-	cs := capabilityStatement{
+	cs := fhir.CapabilityStatement{
 		ResourceType: "CapabilityStatement",
 		Status:       "active",
 		Date:         s.started.Format(time.RFC3339),
 		Kind:         "instance",
-		Software:     capSoftware{Name: "medledger", Version: s.id.Version},
-		Implementation: capImplementing{Description: "medledger node of " + s.id.Name +
+		Software:     fhir.CapabilitySoftware{Name: "medledger", Version: s.id.Version},
+		Implementation: fhir.CapabilityImplementation{Description: "medledger node of " + s.id.Name +
 			" (hospital " + string(s.id.Hospital) + ", chain " + s.id.ChainID + ")"},
 		FHIRVersion: "4.0.1",
 		Format:      []string{"json"},
-		Rest: []capRest{{
+		Rest: []fhir.CapabilityRest{{
 			Mode: "server",
 			Documentation: "Records are FHIR R4 Bundles, encrypted in the consortium's IPFS store; the consent chain " +
 				"decides every access. Errors are OperationOutcomes.",
-			Security: &capSecurity{Description: "Authorization: Bearer TOKEN, by role: clinician (ingest, read, " +
+			Security: &fhir.CapabilitySecurity{Description: "Authorization: Bearer TOKEN, by role: clinician (ingest, read, " +
 				"emergency access, search, the live audit stream), privacy-officer (search, the access log, " +
 				"accountings of disclosures, emergency reviews), admin (ingest, search, the access log, accountings). " +
 				"The Consent operations need no token: the patient's Ed25519 signature over the prepared tx body is " +
 				"the authority."},
-			Resource: []capResource{
-				{Type: "Bundle", Interaction: []capInteraction{{Code: "create"}},
+			Resource: []fhir.CapabilityResource{
+				{Type: "Bundle", Interaction: fhir.Interactions("create"),
 					Documentation: "POST /fhir/Bundle?patient={patient ID}: validate, encrypt and register a record " +
 						"(201, Location /records/{record ID}, body its DocumentReference)."},
-				{Type: "DocumentReference", Interaction: []capInteraction{{Code: "search-type"}},
-					SearchParam: []capSearchParam{patientSearch},
+				{Type: "DocumentReference", Interaction: fhir.Interactions("search-type"),
+					SearchParam: []fhir.CapabilitySearchParam{patientSearch},
 					Documentation: "A record's metadata from the chain (no PHI). The record itself: GET /records/{record ID}" +
 						"?purpose={v3 PurposeOfUse}, decided on the chain; break-glass: POST /records/{record ID}" +
 						"/$emergency-access with a Parameters reason (valueCode)."},
-				{Type: "Consent", Interaction: []capInteraction{{Code: "create"}, {Code: "search-type"}},
-					SearchParam: []capSearchParam{patientSearch},
+				{Type: "Consent", Interaction: fhir.Interactions("create", "search-type"),
+					SearchParam: []fhir.CapabilitySearchParam{patientSearch},
 					Documentation: "Grant: POST /fhir/Consent/$prepare with a Consent returns a Parameters {body, signer, " +
 						"policy}; the patient signs body with Ed25519; POST /fhir/Consent with a Parameters {resource, body, " +
 						"signature}. Revoke: POST /fhir/Consent/{id}/$revoke-prepare?patient={patient ID}, then " +
 						"POST /fhir/Consent/{id}/$revoke?patient={patient ID} with a Parameters {body, signature}."},
-				{Type: "AuditEvent", Interaction: []capInteraction{{Code: "read"}, {Code: "search-type"}},
+				{Type: "AuditEvent", Interaction: fhir.Interactions("read", "search-type"),
 					SearchParam: auditEventSearch,
 					Documentation: "The consent chain's access log (every access decision, emergency access, key release, " +
 						"consent change, record registration and erasure, emergency review), shaped after IHE Basic Audit " +

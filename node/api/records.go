@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/fhir"
+	"github.com/samber/lo"
 )
 
 // ingest is POST /fhir/Bundle?patient=ID: validate, encrypt, store and register a
@@ -72,8 +74,7 @@ func (s *server) searchRecords(w http.ResponseWriter, r *http.Request) error {
 	base := baseURL(r) // none is an empty searchset (total 0), as FHIR search answers
 	b := searchset(base+"/fhir/DocumentReference?patient="+string(patient), len(recs))
 	for _, rec := range recs {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/fhir/DocumentReference/" + string(rec.ID),
-			Resource: documentReferenceOf(rec), Search: &entrySearch{Mode: "match"}})
+		b.AddMatch(base+"/fhir/DocumentReference/"+string(rec.ID), documentReferenceOf(rec))
 	}
 	return writeResource(w, http.StatusOK, b)
 }
@@ -235,60 +236,36 @@ func (s *server) writeRecord(w http.ResponseWriter, id consent.RecordID, acc *Ac
 	return nil
 }
 
-// documentReference is a record's metadata from the chain as a FHIR R4
+// documentReferenceOf is a record's metadata from the chain as a FHIR R4
 // DocumentReference (no PHI: the chain has none).
-type documentReference struct {
-	ResourceType string            `json:"resourceType"`
-	ID           string            `json:"id"`
-	Identifier   []docIdentifier   `json:"identifier"`
-	Status       string            `json:"status"`
-	Category     []codeableConcept `json:"category,omitempty"`
-	Subject      *reference        `json:"subject"`
-	Custodian    *reference        `json:"custodian,omitempty"`
-	Content      []docContent      `json:"content"`
-}
-
-type docIdentifier struct {
-	Type   *codeableConcept `json:"type,omitempty"`
-	System string           `json:"system"`
-	Value  string           `json:"value"`
-}
-
-type docContent struct {
-	Attachment attachment `json:"attachment"`
-}
-
-type attachment struct {
-	ContentType string `json:"contentType"`
-	URL         string `json:"url"`
-}
-
-func documentReferenceOf(rec consent.Record) documentReference {
-	d := documentReference{
+func documentReferenceOf(rec consent.Record) fhir.DocumentReference {
+	d := fhir.DocumentReference{
 		ResourceType: "DocumentReference",
 		ID:           string(rec.ID),
 		// The CID names the ciphertext (never the plaintext) in the consortium's IPFS store.
-		Identifier: []docIdentifier{{Type: &codeableConcept{Text: "IPFS CID of the encrypted record"},
-			System: "urn:ietf:rfc:3986", Value: "ipfs://" + rec.CID}},
+		Identifier: []fhir.Identifier{{Type: &fhir.CodeableConcept{Text: "IPFS CID of the encrypted record"},
+			System: fhir.SystemURI, Value: "ipfs://" + rec.CID}},
 		Status:  "current",
-		Subject: &reference{Reference: "Patient/" + string(rec.Patient)},
-		Content: []docContent{{Attachment: attachment{ContentType: "application/fhir+json", URL: "/records/" + string(rec.ID)}}},
+		Subject: &fhir.Reference{Reference: "Patient/" + string(rec.Patient)},
+		Content: []fhir.DocumentContent{{Attachment: fhir.Attachment{ContentType: "application/fhir+json", URL: "/records/" + string(rec.ID)}}},
 	}
 	if rec.Erased != 0 {
 		d.Status = "entered-in-error"
 	}
 	if len(rec.Custodians) > 0 {
-		d.Custodian = &reference{Reference: "Organization/" + string(rec.Custodians[0])}
+		d.Custodian = &fhir.Reference{Reference: "Organization/" + string(rec.Custodians[0])}
 	}
-	for _, c := range rec.Classes {
-		d.Category = append(d.Category, concept(systemResourceTypes, string(c)))
-	}
+	d.Category = lo.Map(rec.Classes, func(c consent.DataClass, _ int) fhir.CodeableConcept {
+		return fhir.Concept(fhir.SystemResourceTypes, string(c))
+	})
 	return d
 }
 
-func searchset(self string, total int) *bundle {
-	return &bundle{ResourceType: "Bundle", Type: "searchset", Total: total,
-		Link: []bundleLink{{Relation: "self", URL: self}}}
+// searchset is a searchset of a whole result of total matches.
+func searchset(self string, total int) *fhir.SearchSet {
+	b := fhir.NewSearchSet(self)
+	b.SetTotal(total)
+	return b
 }
 
 // baseURL is the server's base as the client addressed it, for absolute fullUrls.

@@ -93,16 +93,16 @@ func readResource(w http.ResponseWriter, r *http.Request, want string, limit int
 
 // readParameters reads a FHIR Parameters body and returns its parameters by name;
 // each must be one of names, at most once.
-func readParameters(w http.ResponseWriter, r *http.Request, limit int64, names ...string) (map[string]parameter, error) {
+func readParameters(w http.ResponseWriter, r *http.Request, limit int64, names ...string) (map[string]fhir.Parameter, error) {
 	res, err := readResource(w, r, "Parameters", limit)
 	if err != nil {
 		return nil, err
 	}
-	var ps parameters
+	var ps fhir.Parameters
 	if err := json.Unmarshal(res.Raw, &ps); err != nil {
 		return nil, badRequest("structure", "Parameters", "not a Parameters resource")
 	}
-	out := map[string]parameter{}
+	out := map[string]fhir.Parameter{}
 	for i, p := range ps.Parameter {
 		path := "Parameters.parameter[" + strconv.Itoa(i) + "]"
 		if !slices.Contains(names, p.Name) {
@@ -117,7 +117,7 @@ func readParameters(w http.ResponseWriter, r *http.Request, limit int64, names .
 }
 
 // base64Param returns a valueBase64Binary parameter's bytes.
-func base64Param(ps map[string]parameter, name string) ([]byte, error) {
+func base64Param(ps map[string]fhir.Parameter, name string) ([]byte, error) {
 	p, ok := ps[name]
 	if !ok || p.ValueBase64Binary == "" {
 		return nil, badRequest("required", "Parameters.parameter", "parameter '%s' (valueBase64Binary) is required", name)
