@@ -27,7 +27,10 @@ require (
 	pgregory.net/rapid v1.2.0
 )
 
-require github.com/samber/lo v1.53.0 // indirect
+require (
+	github.com/samber/lo v1.53.0 // indirect
+	golang.org/x/vuln v1.8.0 // indirect
+)
 
 require (
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect
@@ -187,4 +190,7 @@ require (
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
 
-tool honnef.co/go/tools/cmd/staticcheck
+tool (
+	golang.org/x/vuln/cmd/govulncheck
+	honnef.co/go/tools/cmd/staticcheck
+)
