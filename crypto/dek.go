@@ -2,12 +2,20 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 
+	"github.com/cloudflare/circl/group"
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
+	"github.com/tink-crypto/tink-go/v2/insecuresecretdataaccess"
+	"github.com/tink-crypto/tink-go/v2/key"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/secretdata"
 	"github.com/tink-crypto/tink-go/v2/streamingaead"
+	"github.com/tink-crypto/tink-go/v2/streamingaead/aesgcmhkdf"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
@@ -16,15 +24,65 @@ import (
 type DEK struct {
 	handle *keyset.Handle
 	saead  tink.StreamingAEAD
+	// secret is the Ristretto255 scalar the key was derived from (NewDEK, Combine),
+	// which Split shares; nil for a DEK read from a wrapped keyset.
+	secret group.Scalar
 }
 
-// NewDEK returns a fresh random DEK.
+// dekLabel is the HKDF info that derives a DEK's key material from its secret.
+const dekLabel = "medledger/dek-from-secret/v1"
+
+// NewDEK returns a fresh random DEK, derived from a random secret that Split can share.
 func NewDEK() (*DEK, error) {
-	h, err := keyset.NewHandle(streamingaead.AES256GCMHKDF1MBKeyTemplate())
+	return dekFromSecret(custodyGroup.RandomScalar(rand.Reader))
+}
+
+// dekFromSecret derives the DEK's 32 bytes of AES256_GCM_HKDF_1MB key material from
+// secret with HKDF-SHA256, so the same secret always gives the same key.
+func dekFromSecret(secret group.Scalar) (*DEK, error) {
+	s, err := secret.MarshalBinary()
 	if err != nil {
-		return nil, fmt.Errorf("crypto: new DEK: %w", err)
+		return nil, fmt.Errorf("crypto: DEK secret: %w", err)
 	}
-	return dekFromHandle(h)
+	defer zero(s)
+	ikm, err := hkdf.Key(sha256.New, s, nil, dekLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("crypto: DEK key material: %w", err)
+	}
+	defer zero(ikm)
+	params, err := aesgcmhkdf.NewParameters(aesgcmhkdf.ParametersOpts{
+		KeySizeInBytes: 32, DerivedKeySizeInBytes: 32, HKDFHashType: aesgcmhkdf.SHA256, SegmentSizeInBytes: 1 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crypto: DEK parameters: %w", err)
+	}
+	key, err := aesgcmhkdf.NewKey(params, secretdata.NewBytesFromData(ikm, insecuresecretdataaccess.Token{}))
+	if err != nil {
+		return nil, fmt.Errorf("crypto: DEK key: %w", err)
+	}
+	h, err := handleOf(key)
+	if err != nil {
+		return nil, fmt.Errorf("crypto: DEK keyset: %w", err)
+	}
+	d, err := dekFromHandle(h)
+	if err != nil {
+		return nil, err
+	}
+	d.secret = secret.Copy()
+	return d, nil
+}
+
+// handleOf is a keyset holding k alone, as its primary key.
+func handleOf(k key.Key) (*keyset.Handle, error) {
+	km := keyset.NewManager()
+	id, err := km.AddKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := km.SetPrimary(id); err != nil {
+		return nil, err
+	}
+	return km.Handle()
 }
 
 func dekFromHandle(h *keyset.Handle) (*DEK, error) {

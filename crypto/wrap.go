@@ -101,15 +101,7 @@ func hybridEncrypt(to WrapPublicKey) (tink.HybridEncrypt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("crypto: wrap: recipient key: %w", err)
 	}
-	km := keyset.NewManager()
-	id, err := km.AddKey(pk)
-	if err != nil {
-		return nil, fmt.Errorf("crypto: wrap: %w", err)
-	}
-	if err := km.SetPrimary(id); err != nil {
-		return nil, fmt.Errorf("crypto: wrap: %w", err)
-	}
-	h, err := km.Handle()
+	h, err := handleOf(pk)
 	if err != nil {
 		return nil, fmt.Errorf("crypto: wrap: %w", err)
 	}
