@@ -24,7 +24,7 @@ func (a *action) request(r Request) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(Purposes, r.Purpose) {
+	if !IsPurpose(r.Purpose) {
 		return nil, reject(CodeInvalid, "purpose %q is not a known v3 PurposeOfUse code", Truncate(string(r.Purpose), 20))
 	}
 	if r.Purpose == "ETREAT" || r.Purpose == "BTG" {
@@ -75,8 +75,8 @@ func (a *action) emergency(e Emergency) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(EmergencyReasons, e.Reason) {
-		return nil, reject(CodeInvalid, "emergency reason %q is not one of %v", Truncate(e.Reason, 40), EmergencyReasons)
+	if !IsEmergencyReason(e.Reason) {
+		return nil, reject(CodeInvalid, "emergency reason %q is not one of %v", Truncate(e.Reason, 40), emergencyReasons)
 	}
 	rec, err := getRecord(a.st, e.Record)
 	if err != nil {

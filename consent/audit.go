@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -26,12 +27,19 @@ const (
 	AuditEmergencyReviewed AuditKind = "emergency-reviewed"
 )
 
-// AuditKinds lists every audit event kind.
-var AuditKinds = []AuditKind{
+// auditKinds lists every audit event kind. Never modified: the chain checks queries
+// with it, so it is read through AuditKinds and IsAuditKind.
+var auditKinds = []AuditKind{
 	AuditConsentGranted, AuditConsentRevoked, AuditAccessGranted, AuditAccessDenied,
 	AuditEmergency, AuditKeyReleased, AuditRecordRegistered, AuditRecordErased,
 	AuditEmergencyReviewed,
 }
+
+// AuditKinds returns every audit event kind (a copy).
+func AuditKinds() []AuditKind { return slices.Clone(auditKinds) }
+
+// IsAuditKind reports whether k is an audit event kind.
+func IsAuditKind(k AuditKind) bool { return slices.Contains(auditKinds, k) }
 
 // AuditEvent is one entry of the access log: an RFC 6962 Merkle log whose leaves are
 // the canonical CBOR of the events, in the order their txs were applied. It holds

@@ -259,7 +259,7 @@ func TestAuditEventsMatchNaiveFilter(t *testing.T) {
 			f.Hospital = consent.HospitalID(rapid.SampledFrom(consenttest.WorldHospitals).Draw(rt, "hospital"))
 		}
 		if rapid.Bool().Draw(rt, "by kind") {
-			f.Kind = rapid.SampledFrom(consent.AuditKinds).Draw(rt, "kind")
+			f.Kind = rapid.SampledFrom(consent.AuditKinds()).Draw(rt, "kind")
 		}
 		if rapid.Bool().Draw(rt, "by time") && c.height > 0 {
 			a := c.blockTime(consent.Height(rapid.Int64Range(1, int64(c.height)).Draw(rt, "from"))).Unix() + rapid.Int64Range(-3, 3).Draw(rt, "from jitter")

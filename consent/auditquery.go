@@ -45,8 +45,8 @@ func (f *AuditFilter) validate() error {
 		return reject(CodeInvalid, "patient must be 64 lowercase hex digits")
 	case f.Hospital != "" && !f.Hospital.Valid():
 		return reject(CodeInvalid, "hospital %q is not a hospital ID", Truncate(string(f.Hospital), 40))
-	case f.Kind != "" && !slices.Contains(AuditKinds, f.Kind):
-		return reject(CodeInvalid, "kind %q is not one of %v", Truncate(string(f.Kind), 40), AuditKinds)
+	case f.Kind != "" && !IsAuditKind(f.Kind):
+		return reject(CodeInvalid, "kind %q is not one of %v", Truncate(string(f.Kind), 40), auditKinds)
 	case f.Limit < 0 || f.Limit > MaxAuditLimit:
 		return reject(CodeInvalid, "limit must be 1-%d (0: %d)", MaxAuditLimit, DefaultAuditLimit)
 	case f.From < 0 || f.To < 0 || (f.To != 0 && f.From > f.To):

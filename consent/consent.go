@@ -145,7 +145,7 @@ type Request struct {
 type Emergency struct {
 	Requester HospitalID `cbor:"1,keyasint"`
 	Record    RecordID   `cbor:"2,keyasint"`
-	Reason    string     `cbor:"3,keyasint"` // one of EmergencyReasons
+	Reason    string     `cbor:"3,keyasint"` // one of EmergencyReasons()
 }
 
 // Receipt records that a custodian released a record's key for a grant.
@@ -164,11 +164,5 @@ type Erase struct {
 // a custodian of the record. An emergency is reviewed once.
 type Review struct {
 	Grant   GrantID `cbor:"1,keyasint"`
-	Outcome string  `cbor:"2,keyasint"` // one of ReviewOutcomes
+	Outcome string  `cbor:"2,keyasint"` // one of ReviewOutcomes()
 }
-
-// EmergencyReasons are the accepted break-glass reason codes.
-var EmergencyReasons = []string{"unconscious-patient", "life-threatening", "patient-unable-to-consent", "public-health-emergency"}
-
-// ReviewOutcomes are the accepted outcome codes of an emergency access's review.
-var ReviewOutcomes = []string{"justified", "unjustified", "referred"}

@@ -47,12 +47,19 @@ type Provision struct {
 	Except   []Provision  `cbor:"8,keyasint,omitempty" json:"except,omitempty"`
 }
 
-// Purposes are the v3 PurposeOfUse codes the chain accepts.
-var Purposes = []Purpose{
+// purposes is the vocabulary of v3 PurposeOfUse codes the chain accepts. Never
+// modified: the chain decides with it, so it is read through Purposes and IsPurpose.
+var purposes = []Purpose{
 	"BTG", "CAREMGT", "CLINTRCH", "COVERAGE", "ETREAT", "HDIRECT", "HLEGAL", "HMARKT",
 	"HOPERAT", "HPAYMT", "HQUALIMP", "HRESCH", "HSYSADMIN", "PATRQT", "POPHLTH", "PUBHLTH",
 	"RECORDMGT", "TREAT",
 }
+
+// Purposes returns the v3 PurposeOfUse codes the chain accepts (a copy).
+func Purposes() []Purpose { return slices.Clone(purposes) }
+
+// IsPurpose reports whether p is a v3 PurposeOfUse code the chain accepts.
+func IsPurpose(p Purpose) bool { return slices.Contains(purposes, p) }
 
 // maxProvisionDepth and maxProvisions bound a policy's size.
 const (
@@ -118,7 +125,7 @@ func (p Provision) validateCriteria() error {
 		}
 	}
 	for _, pu := range p.Purposes {
-		if !slices.Contains(Purposes, pu) {
+		if !IsPurpose(pu) {
 			return fmt.Errorf("purpose %q is not a known v3 PurposeOfUse code", pu)
 		}
 	}

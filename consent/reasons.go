@@ -113,3 +113,13 @@ func Decide(consents []Consent, a Access) (granted bool, by ConsentID, reason st
 	}
 	return false, "", best.reason
 }
+
+// emergencyReasons is the vocabulary of break-glass reason codes. Never modified: the
+// chain decides with it, so it is read through EmergencyReasons and IsEmergencyReason.
+var emergencyReasons = []string{"unconscious-patient", "life-threatening", "patient-unable-to-consent", "public-health-emergency"}
+
+// EmergencyReasons returns the accepted break-glass reason codes (a copy).
+func EmergencyReasons() []string { return slices.Clone(emergencyReasons) }
+
+// IsEmergencyReason reports whether code is an accepted break-glass reason code.
+func IsEmergencyReason(code string) bool { return slices.Contains(emergencyReasons, code) }

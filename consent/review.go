@@ -13,6 +13,16 @@ import (
 // reviewed ones, each newest first (by height, then by grant ID); a review moves its
 // emergency from one to the other.
 
+// reviewOutcomes is the vocabulary of a review's outcome codes. Never modified: the
+// chain decides with it, so it is read through ReviewOutcomes and IsReviewOutcome.
+var reviewOutcomes = []string{"justified", "unjustified", "referred"}
+
+// ReviewOutcomes returns the accepted outcome codes of an emergency access's review (a copy).
+func ReviewOutcomes() []string { return slices.Clone(reviewOutcomes) }
+
+// IsReviewOutcome reports whether code is an accepted review outcome code.
+func IsReviewOutcome(code string) bool { return slices.Contains(reviewOutcomes, code) }
+
 // queueKey is d's key in the review queue index prefix (keyUnreviewed, keyReviewed).
 func queueKey(prefix string, d *Decision) string {
 	return prefix + newestFirst(uint64(d.Height)) + "/" + string(d.ID)
@@ -26,8 +36,8 @@ func (a *action) review(rv Review) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(ReviewOutcomes, rv.Outcome) {
-		return nil, reject(CodeInvalid, "review outcome %q is not one of %v", Truncate(rv.Outcome, 40), ReviewOutcomes)
+	if !IsReviewOutcome(rv.Outcome) {
+		return nil, reject(CodeInvalid, "review outcome %q is not one of %v", Truncate(rv.Outcome, 40), reviewOutcomes)
 	}
 	d, err := GetDecision(a.st, rv.Grant)
 	if err != nil {

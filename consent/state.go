@@ -183,7 +183,7 @@ type ReceiptEntry struct {
 
 // ReviewEntry is the review of an emergency access, as recorded.
 type ReviewEntry struct {
-	Outcome  string     `cbor:"1,keyasint" json:"outcome"`  // one of ReviewOutcomes
+	Outcome  string     `cbor:"1,keyasint" json:"outcome"`  // one of ReviewOutcomes()
 	Reviewer HospitalID `cbor:"2,keyasint" json:"reviewer"` // the hospital that signed it
 	Height   Height     `cbor:"3,keyasint" json:"height"`
 	Time     int64      `cbor:"4,keyasint" json:"time"` // block time, Unix seconds

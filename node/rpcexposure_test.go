@@ -42,7 +42,7 @@ func TestNoSideDoorThroughRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	grant := access.Decision.ID
-	if _, err := bayside.Emergency(ctx, rec.ID, consent.EmergencyReasons[0]); err != nil {
+	if _, err := bayside.Emergency(ctx, rec.ID, consent.EmergencyReasons()[0]); err != nil {
 		t.Fatal(err)
 	}
 	head, err := ada.LogHead()

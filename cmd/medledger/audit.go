@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,8 +46,8 @@ func (f *filterFlags) add(cmd *cobra.Command) {
 }
 
 func kindList() string {
-	ks := make([]string, len(consent.AuditKinds))
-	for i, k := range consent.AuditKinds {
+	ks := make([]string, len(consent.AuditKinds()))
+	for i, k := range consent.AuditKinds() {
 		ks[i] = string(k)
 	}
 	return strings.Join(ks, ", ")
@@ -75,7 +74,7 @@ func (f *filterFlags) query() (url.Values, error) {
 
 // streamQuery is the filter as the API's /audit/stream parameters (no time range).
 func (f *filterFlags) streamQuery() (url.Values, error) {
-	if f.kind != "" && !slices.Contains(consent.AuditKinds, consent.AuditKind(f.kind)) {
+	if f.kind != "" && !consent.IsAuditKind(consent.AuditKind(f.kind)) {
 		return nil, fmt.Errorf("--kind %q: use one of %s", f.kind, kindList())
 	}
 	q := url.Values{}
@@ -431,14 +430,14 @@ func auditEmergenciesCmd() *cobra.Command {
 func auditReviewCmd() *cobra.Command {
 	var outcome string
 	cmd := &cobra.Command{
-		Use:   "review GRANT --outcome " + strings.Join(consent.ReviewOutcomes, "|"),
+		Use:   "review GRANT --outcome " + strings.Join(consent.ReviewOutcomes(), "|"),
 		Short: "Record a privacy officer's review of an emergency access, signed with this hospital's key",
 		Args:  cobra.ExactArgs(1),
 	}
 	node := addNodeFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if !slices.Contains(consent.ReviewOutcomes, outcome) {
-			return fmt.Errorf("--outcome %q: use one of %s", outcome, strings.Join(consent.ReviewOutcomes, ", "))
+		if !consent.IsReviewOutcome(outcome) {
+			return fmt.Errorf("--outcome %q: use one of %s", outcome, strings.Join(consent.ReviewOutcomes(), ", "))
 		}
 		h, err := home.Load(homeFlag(cmd))
 		if err != nil {

@@ -194,7 +194,7 @@ func (f grantFlags) policy(now time.Time) (consent.Policy, error) {
 	}
 	for _, pu := range f.purposes {
 		pu = strings.ToUpper(pu)
-		if !slices.Contains(consent.Purposes, consent.Purpose(pu)) {
+		if !consent.IsPurpose(consent.Purpose(pu)) {
 			return consent.Policy{}, fmt.Errorf("purpose %q is not a v3 PurposeOfUse code (e.g. TREAT, HPAYMT, HRESCH)", pu)
 		}
 		p.Purposes = append(p.Purposes, consent.Purpose(pu))
@@ -407,8 +407,8 @@ func accessCmd() *cobra.Command {
 Emergency (break-glass) access is a clinician's API call, granted whatever the consents
 say and flagged on the chain for a privacy officer's review:
   POST /records/{id}/$emergency-access?reason=CODE
-with CODE one of: ` + strings.Join(consent.EmergencyReasons, ", ") + `.
-A review's outcome (medledger audit review --outcome) is one of: ` + strings.Join(consent.ReviewOutcomes, ", ") + `.`}
+with CODE one of: ` + strings.Join(consent.EmergencyReasons(), ", ") + `.
+A review's outcome (medledger audit review --outcome) is one of: ` + strings.Join(consent.ReviewOutcomes(), ", ") + `.`}
 	var purpose, as string
 	req := &cobra.Command{
 		Use:   "request RECORD-ID --purpose CODE",
@@ -418,7 +418,7 @@ A review's outcome (medledger audit review --outcome) is one of: ` + strings.Joi
 	node := addNodeFlag(req)
 	req.RunE = func(cmd *cobra.Command, args []string) error {
 		pu := consent.Purpose(strings.ToUpper(purpose))
-		if !slices.Contains(consent.Purposes, pu) {
+		if !consent.IsPurpose(pu) {
 			return fmt.Errorf("purpose %q is not a v3 PurposeOfUse code (e.g. TREAT, HPAYMT, HRESCH)", purpose)
 		}
 		h, err := home.Load(homeFlag(cmd))

@@ -75,7 +75,7 @@ func Stream(seed uint64, n int, chainID string, expiry consent.Height) [][]byte 
 			}
 			outcome := "not-an-outcome"
 			if r.IntN(8) > 0 {
-				outcome = consent.ReviewOutcomes[r.IntN(len(consent.ReviewOutcomes))]
+				outcome = consent.ReviewOutcomes()[r.IntN(len(consent.ReviewOutcomes()))]
 			}
 			g := emergencies[r.IntN(len(emergencies))]
 			if r.IntN(8) == 0 {

@@ -338,7 +338,7 @@ func (f *fake) AuditEvents(ctx context.Context, flt consent.AuditFilter) (*conse
 	switch {
 	case flt.Limit < 0 || flt.Limit > consent.MaxAuditLimit:
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "limit out of range"}
-	case flt.Kind != "" && !slices.Contains(consent.AuditKinds, flt.Kind):
+	case flt.Kind != "" && !consent.IsAuditKind(flt.Kind):
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "unknown kind"}
 	case flt.From < 0 || flt.To < 0 || (flt.To != 0 && flt.From > flt.To):
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "empty time range"}
@@ -409,14 +409,14 @@ func (f *fake) Emergencies(ctx context.Context) ([]api.Emergency, error) {
 }
 
 // ReviewEmergency reviews as the chain does: a known emergency, once, with an outcome
-// of consent.ReviewOutcomes.
+// of consent.ReviewOutcomes().
 func (f *fake) ReviewEmergency(ctx context.Context, g consent.GrantID, outcome string) (*api.Committed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.called("ReviewEmergency")
 	i := slices.IndexFunc(f.emergencies, func(e api.Emergency) bool { return e.Decision.ID == g })
 	switch {
-	case !slices.Contains(consent.ReviewOutcomes, outcome):
+	case !consent.IsReviewOutcome(outcome):
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "unknown outcome"}
 	case i < 0:
 		return nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such emergency access"}

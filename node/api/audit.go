@@ -341,7 +341,7 @@ func reviewOutcome(w http.ResponseWriter, r *http.Request) (string, error) {
 	if _, err := auditQuery(r, []string{"outcome"}, nil); err != nil {
 		return "", err
 	}
-	return codeParam(w, r, "outcome", r.URL.Query().Get("outcome"), consent.ReviewOutcomes, "a review needs an outcome")
+	return codeParam(w, r, "outcome", r.URL.Query().Get("outcome"), consent.ReviewOutcomes(), "a review needs an outcome")
 }
 
 // writeJSON writes v as plain JSON (the /audit/ endpoints other than the FHIR ones).

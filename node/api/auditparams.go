@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/samber/lo"
 )
 
 // The query parameters of the audit endpoints. A parameter the endpoint does not know
@@ -71,18 +72,17 @@ func optKind(q url.Values, name string) (consent.AuditKind, error) {
 	if v == "" {
 		return "", nil
 	}
-	if !slices.Contains(consent.AuditKinds, consent.AuditKind(v)) {
+	if !consent.IsAuditKind(consent.AuditKind(v)) {
 		return "", badRequest("value", "", "%s '%s' is not one of: %s", name, truncate(v, 40), joinKinds())
 	}
 	return consent.AuditKind(v), nil
 }
 
-func joinKinds() string {
-	ks := make([]string, len(consent.AuditKinds))
-	for i, k := range consent.AuditKinds {
-		ks[i] = string(k)
-	}
-	return strings.Join(ks, ", ")
+func joinKinds() string { return joinCodes(consent.AuditKinds()) }
+
+// joinCodes lists codes for a message: "a, b, c".
+func joinCodes[S ~string](codes []S) string {
+	return strings.Join(lo.Map(codes, func(c S, _ int) string { return string(c) }), ", ")
 }
 
 // optCount reads an optional page size: 1 to consent.MaxAuditLimit (0: the chain's

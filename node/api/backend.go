@@ -38,7 +38,7 @@ type Backend interface {
 	Read(ctx context.Context, record consent.RecordID, purpose consent.Purpose) (*Access, error)
 
 	// Emergency is break-glass access with a coded reason (one of
-	// consent.EmergencyReasons): granted, flagged for review, then as Read.
+	// consent.EmergencyReasons()): granted, flagged for review, then as Read.
 	Emergency(ctx context.Context, record consent.RecordID, reason string) (*Access, error)
 
 	// Record is one record from committed chain state (ErrNotFound if none).
@@ -76,7 +76,7 @@ type Backend interface {
 
 	// ReviewEmergency records on the chain, signed by this hospital, a privacy
 	// officer's review of an emergency access with an outcome code (one of
-	// consent.ReviewOutcomes).
+	// consent.ReviewOutcomes()).
 	ReviewEmergency(ctx context.Context, grant consent.GrantID, outcome string) (*Committed, error)
 }
 

@@ -55,7 +55,7 @@ import (
 //     and a recipient role (v3-ParticipationType PRCP or IRCP: the chain's actors are
 //     the hospitals that receive records; an actor in another role, such as CST
 //     custodian, describes something else and is rejected). purpose[] in system
-//     v3-ActReason → Purposes (one of consent.Purposes). class[] in system
+//     v3-ActReason → Purposes (one of consent.Purposes()). class[] in system
 //     http://hl7.org/fhir/resource-types → Classes. data[] with meaning "instance"
 //     and reference "DocumentReference/{record ID}" → Records (other meanings are
 //     rejected). period → Start/End of a nested provision.
@@ -405,7 +405,7 @@ func criteria(fp *fhirProvision, path string) (consent.Provision, error) {
 		if cd.System != fhir.SystemActReason {
 			return consent.Provision{}, badValue(ipath, "purpose system '%s' is not %s (v3 PurposeOfUse)", cd.System, fhir.SystemActReason)
 		}
-		if !slices.Contains(consent.Purposes, consent.Purpose(cd.Code)) {
+		if !consent.IsPurpose(consent.Purpose(cd.Code)) {
 			return consent.Provision{}, badValue(ipath, "purpose '%s' is not one the chain knows: %s", cd.Code, joinPurposes())
 		}
 		p.Purposes = append(p.Purposes, consent.Purpose(cd.Code))
@@ -509,13 +509,7 @@ func criteriaNamed(p consent.Provision) string {
 	return strings.Join(named, ", ")
 }
 
-func joinPurposes() string {
-	s := make([]string, len(consent.Purposes))
-	for i, p := range consent.Purposes {
-		s[i] = string(p)
-	}
-	return strings.Join(s, ", ")
-}
+func joinPurposes() string { return joinCodes(consent.Purposes()) }
 
 // bounds reads a FHIR period as Unix seconds (0: open).
 func bounds(p *fhir.Period, path string) (start, end int64, err error) {

@@ -501,10 +501,10 @@ func TestPolicyRoundTrip(t *testing.T) {
 // may not name an emergency purpose (emergencyNotDenied).
 func purposesFor(typ consent.Rule) []consent.Purpose {
 	if typ == consent.Permit {
-		return consent.Purposes
+		return consent.Purposes()
 	}
 	var out []consent.Purpose
-	for _, p := range consent.Purposes {
+	for _, p := range consent.Purposes() {
 		if p != "ETREAT" && p != "BTG" {
 			out = append(out, p)
 		}

@@ -194,7 +194,7 @@ func drawProvision(t *rapid.T, typ, parent string, depth int) *genProvision {
 	p := &genProvision{typ: typ}
 	if typ != "" || depth == 0 && rapid.IntRange(0, 9).Draw(t, "untyped root criteria?") == 0 {
 		p.actors = rapid.SliceOfNDistinct(rapid.SampledFrom(genActors), 0, 2, rapid.ID[consent.HospitalID]).Draw(t, "actors")
-		purposes := consent.Purposes
+		purposes := consent.Purposes()
 		if rapid.IntRange(0, 9).Draw(t, "any purpose?") > 0 { // a deny of an emergency purpose now and then
 			purposes = []consent.Purpose{"TREAT", "HPAYMT", "HRESCH", "ETREAT"}
 		}

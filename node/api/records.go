@@ -141,7 +141,7 @@ func purposeParam(r *http.Request) (consent.Purpose, error) {
 	switch {
 	case p == "ETREAT" || p == "BTG":
 		return "", badRequest("business-rule", "", "emergency access is POST /records/{id}/$emergency-access, with a coded reason")
-	case !slices.Contains(consent.Purposes, p):
+	case !consent.IsPurpose(p):
 		return "", badRequest("value", "", "purpose '%s' is not one the chain knows: %s", truncate(vals[0], 20), joinPurposes())
 	}
 	return p, nil
@@ -177,7 +177,7 @@ func emergencyReason(w http.ResponseWriter, r *http.Request) (string, error) {
 	if len(q) == 1 {
 		reason = q[0]
 	}
-	return codeParam(w, r, "reason", reason, consent.EmergencyReasons, "emergency access needs a coded reason")
+	return codeParam(w, r, "reason", reason, consent.EmergencyReasons(), "emergency access needs a coded reason")
 }
 
 // codeParam is the code named name, given in the query (fromQuery) or as a valueCode

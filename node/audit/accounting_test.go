@@ -237,7 +237,7 @@ func TestDisclosureJSONNames(t *testing.T) {
 }
 
 func TestPurposeStatements(t *testing.T) {
-	for _, p := range consent.Purposes {
+	for _, p := range consent.Purposes() {
 		if _, ok := purposeStatements[p]; !ok {
 			t.Errorf("purpose %s has no statement", p)
 		}

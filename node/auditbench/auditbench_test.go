@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("%d proofs verified, want %d", res.Verified, 2*samples)
 	}
 	total := 0
-	for _, k := range consent.AuditKinds {
+	for _, k := range consent.AuditKinds() {
 		if res.Kinds[k] == 0 && k != consent.AuditRecordErased {
 			t.Errorf("no %s event: %v", k, res.Kinds)
 		}

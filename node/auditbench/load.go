@@ -175,7 +175,7 @@ func (l *load) draw(room int) []unsigned {
 		h := l.r.IntN(hospitals)
 		c := l.patients[p].custodian
 		return []unsigned{l.tx(consent.Body{Kind: consent.KindEmergency, Emergency: &consent.Emergency{
-			Requester: l.hospIDs[h], Record: l.patients[p].record, Reason: consent.EmergencyReasons[l.r.IntN(len(consent.EmergencyReasons))]}},
+			Requester: l.hospIDs[h], Record: l.patients[p].record, Reason: consent.EmergencyReasons()[l.r.IntN(len(consent.EmergencyReasons()))]}},
 			l.hospitals[h], func(id consent.TxID) {
 				l.granted = appendCapped(l.granted, pendingGrant{consent.GrantID(id), c, -1, 0})
 				l.emergencies = appendCapped(l.emergencies, pendingGrant{consent.GrantID(id), c, -1, 0})
@@ -183,7 +183,7 @@ func (l *load) draw(room int) []unsigned {
 	case n < 16 && len(l.emergencies) > 0:
 		g := take(l.r, &l.emergencies)
 		return []unsigned{l.tx(consent.Body{Kind: consent.KindReview, Review: &consent.Review{
-			Grant: g.grant, Outcome: consent.ReviewOutcomes[l.r.IntN(len(consent.ReviewOutcomes))]}}, l.hospitals[g.custodian], nil)}
+			Grant: g.grant, Outcome: consent.ReviewOutcomes()[l.r.IntN(len(consent.ReviewOutcomes()))]}}, l.hospitals[g.custodian], nil)}
 	case n < 17 && room >= 2 && l.patients[p].consent != "":
 		pt := &l.patients[p]
 		revoke := l.tx(consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: pt.consent}}, pt.key, nil)
