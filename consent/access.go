@@ -30,7 +30,7 @@ func (a *action) request(r Request) ([]Event, error) {
 	if r.Purpose == "ETREAT" || r.Purpose == "BTG" {
 		return nil, reject(CodeInvalid, "emergency access goes through an emergency tx, with a coded reason")
 	}
-	rec, err := getRecord(a.st, r.Record)
+	rec, err := GetRecord(a.st, r.Record)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (a *action) emergency(e Emergency) ([]Event, error) {
 	if !IsEmergencyReason(e.Reason) {
 		return nil, reject(CodeInvalid, "emergency reason %q is not one of %v", Truncate(e.Reason, 40), emergencyReasons)
 	}
-	rec, err := getRecord(a.st, e.Record)
+	rec, err := GetRecord(a.st, e.Record)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func (a *action) grant(g Grant) ([]Event, error) {
 // revoke revokes a consent; only its patient may. It takes effect for every request
 // decided after this block.
 func (a *action) revoke(r Revoke) ([]Event, error) {
-	c, err := getConsent(a.st, r.Consent)
+	c, err := GetConsent(a.st, r.Consent)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,9 @@ func consentEvent(typ string, c Consent) Event {
 	}}
 }
 
-func getConsent(r Reader, id ConsentID) (*Consent, error) {
+// GetConsent returns a consent (revoked ones too: Revoked says when), or a *Rejection
+// (CodeUnknownConsent) if there is none.
+func GetConsent(r Reader, id ConsentID) (*Consent, error) {
 	var c Consent
 	ok, err := getValue(r, keyConsent+string(id), &c)
 	if err != nil {
@@ -101,7 +103,7 @@ func Consents(r Reader, p PatientID) ([]Consent, error) {
 	}
 	out := make([]Consent, 0, len(ids))
 	for _, id := range ids {
-		c, err := getConsent(r, id)
+		c, err := GetConsent(r, id)
 		if err != nil {
 			return nil, err
 		}

@@ -58,11 +58,11 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	case "hospital":
 		v, err = getHospital(r, HospitalID(arg))
 	case "record":
-		v, err = getRecord(r, RecordID(arg))
+		v, err = GetRecord(r, RecordID(arg))
 	case "records":
-		v, err = recordsOf(r, PatientID(arg))
+		v, err = PatientRecords(r, PatientID(arg))
 	case "consent":
-		v, err = getConsent(r, ConsentID(arg))
+		v, err = GetConsent(r, ConsentID(arg))
 	case "consents":
 		v, err = Consents(r, PatientID(arg))
 	case "grant":
@@ -123,10 +123,11 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	return Result{Code: OK, Value: b}, nil
 }
 
-func recordsOf(r Reader, p PatientID) ([]Record, error) {
+// PatientRecords returns a patient's records, in record ID order.
+func PatientRecords(r Reader, p PatientID) ([]Record, error) {
 	out := []Record{}
 	err := scan(r, keyPatRecord+string(p)+"/", func(k string, _ []byte) (bool, error) {
-		rec, err := getRecord(r, RecordID(k[strings.LastIndexByte(k, '/')+1:]))
+		rec, err := GetRecord(r, RecordID(k[strings.LastIndexByte(k, '/')+1:]))
 		if err != nil {
 			return false, err
 		}

@@ -61,7 +61,9 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 	}}}, nil
 }
 
-func getRecord(r Reader, id RecordID) (*Record, error) {
+// GetRecord returns a record (erased ones too: Erased says when), or a *Rejection
+// (CodeUnknownRecord) if there is none.
+func GetRecord(r Reader, id RecordID) (*Record, error) {
 	var rec Record
 	ok, err := getValue(r, keyRecord+string(id), &rec)
 	if err != nil {
@@ -75,7 +77,7 @@ func getRecord(r Reader, id RecordID) (*Record, error) {
 
 // erase marks a record erased; only its patient may.
 func (a *action) erase(e Erase) ([]Event, error) {
-	rec, err := getRecord(a.st, e.Record)
+	rec, err := GetRecord(a.st, e.Record)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 	case now > d.Expires:
 		return nil, nil, reject(CodeExpired, "grant %s expired at %d", d.ID, d.Expires)
 	}
-	rec, err := getRecord(r, d.Record)
+	rec, err := GetRecord(r, d.Record)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -28,7 +28,7 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 		return nil, nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
 	}
 	if d.Consent != "" {
-		c, err := getConsent(r, d.Consent)
+		c, err := GetConsent(r, d.Consent)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -46,7 +46,7 @@ func (a *action) review(rv Review) ([]Event, error) {
 	if d.Emergency == "" {
 		return nil, reject(CodeInvalid, "grant %s is not an emergency access: only those are reviewed", d.ID)
 	}
-	rec, err := getRecord(a.st, d.Record)
+	rec, err := GetRecord(a.st, d.Record)
 	if err != nil {
 		return nil, err
 	}

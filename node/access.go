@@ -40,12 +40,12 @@ func (n *Node) access(ctx context.Context, body consent.Body) (*api.Access, erro
 	if err := n.servingErr(); err != nil {
 		return nil, err
 	}
-	committed, _, err := n.submit(ctx, body)
+	committed, err := n.submit(ctx, body)
 	if err != nil {
 		return nil, err
 	}
-	var d consent.Decision
-	if _, err := n.query("/grant/"+string(committed.ID), nil, &d); err != nil {
+	d, err := read(n, consent.GetDecision, consent.GrantID(committed.ID))
+	if err != nil {
 		return nil, err
 	}
 	if !d.Granted {
@@ -53,7 +53,7 @@ func (n *Node) access(ctx context.Context, body consent.Body) (*api.Access, erro
 		n.log.Info("access denied", "grant", d.ID, "record", d.Record, "reason", d.Reason)
 		return nil, &api.Denied{Record: d.Record, Grant: d.ID, Reason: d.Reason}
 	}
-	plain, err := n.fetch(ctx, d)
+	plain, err := n.fetch(ctx, *d)
 	if err != nil {
 		var denied *api.Denied
 		if errors.As(err, &denied) {
@@ -64,7 +64,7 @@ func (n *Node) access(ctx context.Context, body consent.Body) (*api.Access, erro
 	n.metrics.accesses.WithLabelValues("granted").Inc()
 	n.metrics.accessSeconds.Observe(time.Since(start).Seconds())
 	n.log.Info("access granted", "grant", d.ID, "record", d.Record, "emergency", d.Emergency != "")
-	return &api.Access{Decision: d, Bundle: plain}, nil
+	return &api.Access{Decision: *d, Bundle: plain}, nil
 }
 
 // Fetch obtains the plaintext of a committed grant: the key from a custodian, the
@@ -73,16 +73,16 @@ func (n *Node) Fetch(ctx context.Context, grant consent.GrantID) ([]byte, error)
 	if err := n.servingErr(); err != nil {
 		return nil, err
 	}
-	var d consent.Decision
-	if _, err := n.query("/grant/"+string(grant), nil, &d); err != nil {
+	d, err := read(n, consent.GetDecision, grant)
+	if err != nil {
 		return nil, err
 	}
-	return n.fetch(ctx, d)
+	return n.fetch(ctx, *d)
 }
 
 func (n *Node) fetch(ctx context.Context, d consent.Decision) ([]byte, error) {
-	var rec consent.Record
-	if _, err := n.query("/record/"+string(d.Record), nil, &rec); err != nil {
+	rec, err := n.Record(ctx, d.Record)
+	if err != nil {
 		return nil, err
 	}
 	recID, err := crypto.ParseRecordID(string(rec.ID))
@@ -93,7 +93,7 @@ func (n *Node) fetch(ctx context.Context, d consent.Decision) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: record %s: CID: %w", rec.ID, err)
 	}
-	dek, err := n.obtainKey(ctx, d, rec, recID)
+	dek, err := n.obtainKey(ctx, d, *rec, recID)
 	if err != nil {
 		return nil, err
 	}

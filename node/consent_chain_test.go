@@ -64,14 +64,14 @@ func (c *consortium) dial(t *testing.T, i int) *client.Client {
 	return cl
 }
 
-func (c *consortium) submit(t *testing.T, via int, body consent.Body, signer consent.Signer) (*client.Committed, error) {
+func (c *consortium) submit(t *testing.T, via int, body consent.Body, signer consent.Signer) (*consent.Committed, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	return c.clients[via%len(c.clients)].Submit(ctx, body, signer)
 }
 
-func (c *consortium) mustSubmit(t *testing.T, via int, body consent.Body, signer consent.Signer) *client.Committed {
+func (c *consortium) mustSubmit(t *testing.T, via int, body consent.Body, signer consent.Signer) *consent.Committed {
 	t.Helper()
 	res, err := c.submit(t, via, body, signer)
 	if err != nil {

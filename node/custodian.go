@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
-	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
 )
@@ -118,7 +116,7 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	}
 	rctx, cancel := context.WithTimeout(ctx, receiptWait)
 	defer cancel()
-	committed, _, err := n.submit(rctx, consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{Custodian: n.id, Grant: grant}})
+	committed, err := n.submit(rctx, consent.Body{Kind: consent.KindReceipt, Receipt: &consent.Receipt{Custodian: n.id, Grant: grant}})
 	if err != nil {
 		var rej *consent.Rejection
 		if errors.As(err, &rej) && rej.Code != consent.CodeReplay {
@@ -141,22 +139,18 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 // requester's registered key, bound to chain, record and grant. A refusal is a
 // *consent.Rejection; any other error is this node's own failure.
 func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (consent.RecordID, []byte, error) {
-	var rel consent.Release
-	_, err := n.query("/release/"+string(grant)+"/"+string(requester), []byte(strconv.FormatInt(time.Now().Unix(), 10)), &rel)
-	switch {
-	case errors.Is(err, api.ErrNotFound):
-		return "", nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such grant"}
-	case err != nil:
+	rec, err := n.checkRelease(requester, grant, time.Now().Unix())
+	if err != nil {
 		return "", nil, err
 	}
-	if !slices.Contains(rel.Record.Custodians, n.id) {
+	if !slices.Contains(rec.Custodians, n.id) {
 		return "", nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
 	}
 	h, ok := n.hospital(requester)
 	if !ok {
 		return "", nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
 	}
-	recID, err := crypto.ParseRecordID(string(rel.Record.ID))
+	recID, err := crypto.ParseRecordID(string(rec.ID))
 	if err != nil {
 		return "", nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
 	}
@@ -165,13 +159,29 @@ func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantI
 	case errors.Is(err, fs.ErrNotExist):
 		return "", nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
 	case err != nil: // a read or unwrap failure here is this node's, not the chain's word
-		return "", nil, fmt.Errorf("node: custody key of record %s: %w", rel.Record.ID, err)
+		return "", nil, fmt.Errorf("node: custody key of record %s: %w", rec.ID, err)
 	}
 	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
 	if err != nil {
-		return "", nil, fmt.Errorf("node: wrap the key of record %s: %w", rel.Record.ID, err)
+		return "", nil, fmt.Errorf("node: wrap the key of record %s: %w", rec.ID, err)
 	}
-	return rel.Record.ID, wrapped, nil
+	return rec.ID, wrapped, nil
+}
+
+// checkRelease is consent's release check on this node's committed state, at the later
+// of the last block's time and now (Unix seconds: this node's clock), and the record
+// it would release. A failed check is the *consent.Rejection saying which.
+func (n *Node) checkRelease(requester consent.HospitalID, grant consent.GrantID, now int64) (*consent.Record, error) {
+	var rec *consent.Record
+	_, err := n.chain.ReadCommitted(func(r consent.Reader) error {
+		last, err := consent.BlockTime(r)
+		if err != nil {
+			return err
+		}
+		_, rec, err = consent.CheckRelease(r, grant, requester, max(last, now))
+		return err
+	})
+	return rec, err
 }
 
 // CustodyKeyPath is where a custodian keeps a record's DEK, wrapped to itself.
@@ -203,8 +213,8 @@ func (n *Node) shredErased(ctx context.Context, from uint64) (uint64, error) {
 		if !slices.Contains(e.Custodians, n.id) {
 			continue
 		}
-		var rec consent.Record
-		if _, err := n.query("/record/"+string(e.Record), nil, &rec); err != nil {
+		rec, err := n.Record(ctx, e.Record)
+		if err != nil {
 			return from, err
 		}
 		id, err := crypto.ParseRecordID(string(rec.ID))

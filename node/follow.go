@@ -5,8 +5,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/medledger/medledger/consent"
@@ -15,21 +13,12 @@ import (
 
 // AuditEvents reads one page of the access log from committed state, newest first.
 func (n *Node) AuditEvents(_ context.Context, f consent.AuditFilter) (*consent.AuditPage, error) {
-	data, err := json.Marshal(f)
-	if err != nil {
-		return nil, err
-	}
-	var page consent.AuditPage
-	if _, err := n.query("/audit/events", data, &page); err != nil {
-		return nil, err
-	}
-	return &page, nil
+	return read(n, consent.AuditEvents, f)
 }
 
 // LogHead is the access log's size and root in committed state.
 func (n *Node) LogHead() (consent.LogRoot, error) {
-	var head consent.LogRoot
-	_, err := n.query("/audit/head", nil, &head)
+	head, _, err := readState(n, consent.LogHead)
 	return head, err
 }
 
@@ -39,11 +28,7 @@ var _ api.LogEntries = (*Node)(nil)
 // (api.ErrNotFound beyond the log). The API serves it to auditors; CometBFT's RPC does
 // not (consent.PublicQuery).
 func (n *Node) LogEntry(_ context.Context, index uint64) (*consent.LogEntry, error) {
-	var e consent.LogEntry
-	if _, err := n.query(fmt.Sprintf("/audit/event/%d", index), nil, &e); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return read(n, consent.GetLogEntry, index)
 }
 
 // Follow delivers the events matching f committed from the next block on, in log
@@ -119,16 +104,20 @@ func (n *Node) eventsSince(from uint64, f consent.AuditFilter) ([]consent.AuditE
 
 // Emergencies lists emergency accesses, unreviewed first, then newest first.
 func (n *Node) Emergencies(context.Context) ([]api.Emergency, error) {
-	var list []api.Emergency
-	if _, err := n.query("/emergency-queue", nil, &list); err != nil {
+	cases, _, err := readState(n, consent.EmergencyQueue)
+	if err != nil {
 		return nil, err
+	}
+	list := make([]api.Emergency, len(cases))
+	for i, c := range cases {
+		list[i] = api.Emergency{Decision: c.Decision, Review: (*api.Review)(c.Review)}
 	}
 	return list, nil
 }
 
 // ReviewEmergency records this hospital's review of an emergency access (a privacy
 // officer's outcome code) on the chain.
-func (n *Node) ReviewEmergency(ctx context.Context, grant consent.GrantID, outcome string) (*api.Committed, error) {
-	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindReview, Review: &consent.Review{Grant: grant, Outcome: outcome}})
+func (n *Node) ReviewEmergency(ctx context.Context, grant consent.GrantID, outcome string) (*consent.Committed, error) {
+	c, err := n.submit(ctx, consent.Body{Kind: consent.KindReview, Review: &consent.Review{Grant: grant, Outcome: outcome}})
 	return c, err
 }

@@ -46,7 +46,7 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 	slices.Sort(classes)
 	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
 		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
-	if _, _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
+	if _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
 		// Forget the record only when the chain refused it. If the outcome is unknown
 		// (no quorum, the request's deadline) the register tx may still commit, and a
 		// record whose key was deleted could never be read: keep key and pin.
@@ -59,12 +59,12 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 		return nil, err
 	}
 	n.metrics.ingested.Inc()
-	var rec consent.Record
-	if _, err := n.query("/record/"+string(reg.Record), nil, &rec); err != nil {
+	rec, err := n.Record(ctx, reg.Record)
+	if err != nil {
 		return nil, err
 	}
 	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size)
-	return &rec, nil
+	return rec, nil
 }
 
 // forget drops a record this node sealed but could not register: its DEK and pin.

@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/api"
@@ -343,8 +343,7 @@ func (n *Node) followRegistry() {
 
 // refreshRegistry reads the committed hospital registry and feeds the allowlist.
 func (n *Node) refreshRegistry() error {
-	var list []consent.Hospital
-	height, err := n.query("/hospitals", nil, &list)
+	list, height, err := readState(n, consent.Hospitals)
 	if err != nil {
 		return err
 	}
@@ -368,8 +367,11 @@ func (n *Node) refreshRegistry() error {
 	return nil
 }
 
+// maxDials bounds how many members connectMembers dials at once.
+const maxDials = 8
+
 // connectMembers dials members this host has no connection with, at their
-// registered addresses.
+// registered addresses, up to maxDials at once, and returns when every dial has ended.
 func (n *Node) connectMembers() {
 	n.mu.RLock()
 	hs := make([]consent.Hospital, 0, len(n.registry.hospitals))
@@ -377,12 +379,18 @@ func (n *Node) connectMembers() {
 		hs = append(hs, h)
 	}
 	n.mu.RUnlock()
+	var dials errgroup.Group
+	dials.SetLimit(maxDials)
 	for _, h := range hs {
 		if h.ID == n.id || len(h.Addrs) == 0 {
 			continue
 		}
-		n.connect(n.ctx, h)
+		dials.Go(func() error {
+			n.connect(n.ctx, h) // a member that cannot be reached now is dialed again next round
+			return nil
+		})
 	}
+	dials.Wait()
 }
 
 // connect dials a member hospital's node if not connected.
@@ -427,21 +435,11 @@ func (n *Node) Members() []consent.HospitalID {
 	return ids
 }
 
-// Hospitals is the chain's hospital registry, sorted by ID.
-func (n *Node) Hospitals(context.Context) ([]consent.Hospital, error) {
-	var hs []consent.Hospital
-	if _, err := n.query("/hospitals", nil, &hs); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(hs, func(a, b consent.Hospital) int { return strings.Compare(string(a.ID), string(b.ID)) })
-	return hs, nil
-}
-
 // VoteHospital casts this hospital's vote to register h as a member; h is registered
 // once members holding ≥ 2/3 of the power have voted for the same h. Every node's
 // allowlist then admits h's node.
-func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*api.Committed, error) {
-	c, _, err := n.submit(ctx, consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
+func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*consent.Committed, error) {
+	c, err := n.submit(ctx, consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
 	return c, err
 }
 

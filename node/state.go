@@ -1,10 +1,10 @@
 package node
 
-// Reads of committed chain state, for the flows and the API.
+// Reads of committed chain state, for the flows and the API: consent's typed reads
+// over node/chain's committed state (no query paths, no JSON).
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -12,61 +12,63 @@ import (
 	"github.com/medledger/medledger/node/api"
 )
 
-// query reads committed chain state at path into v (JSON). A not-found answer is
-// api.ErrNotFound; another refusal a *consent.Rejection. It returns the height read.
-func (n *Node) query(path string, data []byte, v any) (int64, error) {
-	res, height, err := n.chain.Query(path, data)
+// readState returns what get reads from this node's committed state and the height
+// it read at. consent's refusal of a read (an unknown record, consent or grant) is
+// api.ErrNotFound carrying the refusal's log; a malformed argument (CodeInvalid) stays
+// a *consent.Rejection; anything else is the node's failure.
+func readState[T any](n *Node, get func(consent.Reader) (T, error)) (v T, height int64, err error) {
+	height, err = n.chain.ReadCommitted(func(r consent.Reader) error {
+		var err error
+		v, err = get(r)
+		return err
+	})
 	if err != nil {
-		return 0, err
+		var rej *consent.Rejection
+		if errors.As(err, &rej) && rej.Code != consent.CodeInvalid {
+			err = fmt.Errorf("%w: %s", api.ErrNotFound, rej.Log)
+		}
+		var zero T
+		return zero, height, err
 	}
-	switch consent.Code(res.Code) {
-	case consent.OK:
-	case consent.CodeNotFound:
-		return height, fmt.Errorf("%w: %s", api.ErrNotFound, res.Log)
-	default:
-		return height, &consent.Rejection{Code: consent.Code(res.Code), Log: res.Log}
-	}
-	if v == nil {
-		return height, nil
-	}
-	if err := json.Unmarshal(res.Value, v); err != nil {
-		return height, fmt.Errorf("node: query %s: %w", path, err)
-	}
-	return height, nil
+	return v, height, nil
+}
+
+// read is readState of one item named by arg, without the height.
+func read[A, T any](n *Node, get func(consent.Reader, A) (T, error), arg A) (T, error) {
+	v, _, err := readState(n, func(r consent.Reader) (T, error) { return get(r, arg) })
+	return v, err
 }
 
 // Records lists a patient's records from committed state.
 func (n *Node) Records(_ context.Context, patient consent.PatientID) ([]consent.Record, error) {
-	var recs []consent.Record
-	if _, err := n.query("/records/"+string(patient), nil, &recs); err != nil && !errors.Is(err, api.ErrNotFound) {
-		return nil, err
+	recs, err := read(n, consent.PatientRecords, patient)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil, nil
 	}
-	return recs, nil
+	return recs, err // nil on error: readState
 }
 
 // Record is one record from committed state.
 func (n *Node) Record(_ context.Context, id consent.RecordID) (*consent.Record, error) {
-	var rec consent.Record
-	if _, err := n.query("/record/"+string(id), nil, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
+	return read(n, consent.GetRecord, id)
 }
 
 // Consent is one consent from committed state.
 func (n *Node) Consent(_ context.Context, id consent.ConsentID) (*consent.Consent, error) {
-	var c consent.Consent
-	if _, err := n.query("/consent/"+string(id), nil, &c); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return read(n, consent.GetConsent, id)
 }
 
 // Consents lists a patient's consents from committed state.
 func (n *Node) Consents(_ context.Context, patient consent.PatientID) ([]consent.Consent, error) {
-	var cs []consent.Consent
-	if _, err := n.query("/consents/"+string(patient), nil, &cs); err != nil && !errors.Is(err, api.ErrNotFound) {
-		return nil, err
+	cs, err := read(n, consent.Consents, patient)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil, nil
 	}
-	return cs, nil
+	return cs, err // nil on error: readState
+}
+
+// Hospitals is the chain's hospital registry, sorted by ID.
+func (n *Node) Hospitals(context.Context) ([]consent.Hospital, error) {
+	hs, _, err := readState(n, consent.Hospitals)
+	return hs, err
 }

@@ -430,7 +430,7 @@ A review's outcome (medledger audit review --outcome) is one of: ` + strings.Joi
 		}
 		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
-		var res *client.Committed
+		var res *consent.Committed
 		err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
 			res, err = c.Submit(ctx, body, h.Keys.Operator)
 			return err
@@ -439,7 +439,7 @@ A review's outcome (medledger audit review --outcome) is one of: ` + strings.Joi
 			return err
 		}
 		// The decision is in the committed tx's own result.
-		d, err := res.Access()
+		d, err := client.AccessOf(res)
 		if err != nil {
 			return err
 		}

@@ -109,10 +109,7 @@ type Access struct {
 }
 
 // Committed is a committed tx.
-type Committed struct {
-	ID     consent.TxID
-	Height int64
-}
+type Committed = consent.Committed
 
 // Denied is an access refused by the chain's decision or by a custodian's re-check
 // before releasing the key. It is not a failure of the node: the API answers 403.

@@ -13,6 +13,7 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
@@ -47,13 +48,6 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // ChainID is the chain the node runs.
 func (c *Client) ChainID() string { return c.chainID }
 
-// Committed is a tx in a committed block.
-type Committed struct {
-	ID     consent.TxID
-	Height int64
-	Events []consent.Event
-}
-
 // Rejected is a tx the chain refused, with its code and log.
 type Rejected struct {
 	Code consent.Code
@@ -67,7 +61,7 @@ func (r *Rejected) Error() string { return fmt.Sprintf("rejected (%s): %s", r.Co
 //
 // A node catching up with the chain (by block sync, for a few seconds after it starts)
 // refuses txs and knows only an old height: Submit waits until it has caught up.
-func (c *Client) Submit(ctx context.Context, body consent.Body, signer consent.Signer) (*Committed, error) {
+func (c *Client) Submit(ctx context.Context, body consent.Body, signer consent.Signer) (*consent.Committed, error) {
 	height, err := c.caughtUp(ctx)
 	if err != nil {
 		return nil, err
@@ -104,18 +98,15 @@ func (c *Client) caughtUp(ctx context.Context) (int64, error) {
 }
 
 // SubmitTx submits signed tx bytes and waits for the commit.
-func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
-	res, err := c.rpc.BroadcastTxSync(ctx, tx)
-	// A tx naming what another node committed a moment ago (a record, a consent) may
-	// reach this node a block before that commit does; give it a block or two. An idle
-	// chain makes no next block: if none comes within laggingWait, the refusal stands.
-	for retry := 0; retry < 2 && err == nil && lagging(consent.Code(res.Code)); retry++ {
-		h, herr := c.Height(ctx)
-		if herr != nil || c.waitHeightWithin(ctx, h+1, laggingWait) != nil {
-			break
+func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*consent.Committed, error) {
+	var res *coretypes.ResultBroadcastTx
+	err := RetryWhenBehind(ctx, func() (consent.Code, error) {
+		var err error
+		if res, err = c.rpc.BroadcastTxSync(ctx, tx); err != nil {
+			return 0, err
 		}
-		res, err = c.rpc.BroadcastTxSync(ctx, tx)
-	}
+		return consent.Code(res.Code), nil
+	}, c.waitNextHeight)
 	if err != nil {
 		return nil, fmt.Errorf("client: broadcast: %w", err)
 	}
@@ -140,15 +131,11 @@ func (c *Client) SubmitTx(ctx context.Context, tx []byte) (*Committed, error) {
 	}
 }
 
-// laggingWait bounds the wait for a next block before a refusal for naming something
-// unknown is taken as final.
-const laggingWait = 3 * time.Second
-
-func committed(tx []byte, height int64, code uint32, log string, events []abcitypes.Event) (*Committed, error) {
+func committed(tx []byte, height int64, code uint32, log string, events []abcitypes.Event) (*consent.Committed, error) {
 	if code != 0 {
 		return nil, &Rejected{Code: consent.Code(code), Log: log}
 	}
-	out := &Committed{ID: consent.IDOf(tx), Height: height}
+	out := &consent.Committed{ID: consent.IDOf(tx), Height: height}
 	for _, e := range events {
 		ev := consent.Event{Type: e.Type}
 		for _, a := range e.Attributes {
@@ -159,15 +146,13 @@ func committed(tx []byte, height int64, code uint32, log string, events []abcity
 	return out, nil
 }
 
-// waitHeightWithin is WaitHeight bounded by d.
-func (c *Client) waitHeightWithin(ctx context.Context, h int64, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	return c.WaitHeight(ctx, h)
-}
-
-func lagging(c consent.Code) bool {
-	return c == consent.CodeUnknownRecord || c == consent.CodeUnknownConsent || c == consent.CodeUnknownGrant
+// waitNextHeight waits until the node commits a height above its current one.
+func (c *Client) waitNextHeight(ctx context.Context) error {
+	h, err := c.Height(ctx)
+	if err != nil {
+		return err
+	}
+	return c.WaitHeight(ctx, h+1)
 }
 
 // ErrNotFound means a query found nothing.
@@ -244,9 +229,9 @@ type Access struct {
 	Expires   int64             // block time after which no key is released (Unix seconds)
 }
 
-// Access returns the decision of a committed request or emergency tx, or an error if
+// AccessOf returns the decision of a committed request or emergency tx, or an error if
 // its result carries none.
-func (c *Committed) Access() (*Access, error) {
+func AccessOf(c *consent.Committed) (*Access, error) {
 	for _, e := range c.Events {
 		if e.Type != "access" {
 			continue

@@ -1,0 +1,35 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/medledger/medledger/consent"
+)
+
+// ReadCommitted calls read with the latest committed state, the state CheckTx and
+// Query read, and returns the height it is at. The state stays fixed while read runs
+// (it holds the app's read lock): read must return promptly and must not call back
+// into the node. An error of read is returned as it is; a store failure under it is
+// the node's fault (as in Query) and is returned instead.
+func (n *Node) ReadCommitted(read func(consent.Reader) error) (int64, error) {
+	if n.app == nil {
+		return 0, errors.New("chain: no consent state to read (raw ABCI app)")
+	}
+	return n.app.ReadCommitted(read)
+}
+
+// ReadCommitted is Node.ReadCommitted on the app.
+func (a *App) ReadCommitted(read func(consent.Reader) error) (int64, error) {
+	defer a.readLock()()
+	if a.closed {
+		return 0, ErrClosed
+	}
+	r, v := a.committed()
+	err := read(r)
+	a.faults.set(v.err)
+	if v.err != nil {
+		return a.height, fmt.Errorf("chain: read: %w", v.err)
+	}
+	return a.height, err
+}
