@@ -127,7 +127,7 @@ func (m *Machine) CheckTx(r Reader, txBytes []byte) (Result, error) {
 		return Result{}, err
 	}
 	// Apply to a throwaway overlay: the same code decides CheckTx and DeliverTx.
-	ov := newOverlay(r)
+	ov := NewOverlay(r)
 	res, err := m.apply(ov, txBytes, Block{Height: height + 1, Time: unixTime(t)}, true)
 	return res, err
 }
@@ -135,12 +135,12 @@ func (m *Machine) CheckTx(r Reader, txBytes []byte) (Result, error) {
 // DeliverTx applies a tx in a block. A rejected tx changes nothing; a storage failure
 // is returned as an error, which must halt the node.
 func (m *Machine) DeliverTx(st Store, txBytes []byte, b Block) (Result, error) {
-	ov := newOverlay(st)
+	ov := NewOverlay(st)
 	res, err := m.apply(ov, txBytes, b, false)
 	if err != nil || res.Code != OK {
 		return res, err
 	}
-	return res, ov.flush(st)
+	return res, ov.Flush(st)
 }
 
 // EndBlock records the block's height and time, checkpoints the access log and prunes

@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.host, err = p2p.New(n.ctx, p2p.Config{NodeKey: nodeKey, ListenAddrs: h.Config.ListenAddrs, Members: n.members, Store: n.store}); err != nil {
 		return nil, err
 	}
-	var machine chain.StateMachine = NewConsentMachine()
+	var machine chain.StateMachine = chain.NewConsentMachine()
 	if cfg.WrapMachine != nil {
 		machine = cfg.WrapMachine(machine)
 	}

@@ -282,14 +282,12 @@ type stalling struct {
 	s *stallMachine
 }
 
-func (m stalling) EndBlock(w chain.KVWriter, b chain.Block) error {
+func (m stalling) EndBlock(w consent.Store, b consent.Block) error {
 	m.s.wait()
 	return m.StateMachine.EndBlock(w, b)
 }
 
-// Commitment and AtomicTxs pass on what the consent machine is.
-func (m stalling) Commitment(r chain.KVReader) ([]byte, error) {
+// Commitment passes on the consent machine's commitment.
+func (m stalling) Commitment(r consent.Reader) ([]byte, error) {
 	return m.StateMachine.(chain.Committer).Commitment(r)
 }
-
-func (m stalling) AtomicTxs() {}

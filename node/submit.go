@@ -45,7 +45,7 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (*consent.Committed, err
 }
 
 func (n *Node) submitTx(ctx context.Context, tx []byte) (*consent.Committed, error) {
-	var check, deliver chain.Result
+	var check, deliver consent.Result
 	var height int64
 	// A tx naming what another node committed a moment ago (a record, a consent) may
 	// reach this node a block before that commit does: CheckTx, against this node's

@@ -16,5 +16,5 @@ func (n *Node) TxStatus(_ context.Context, hash []byte) (*api.TxStatus, error) {
 		return nil, err
 	}
 	return &api.TxStatus{Hash: fmt.Sprintf("%X", hash), State: string(st.State), Height: st.Height,
-		Code: st.Result.Code, Log: st.Result.Log, Pending: st.Pending}, nil
+		Code: uint32(st.Result.Code), Log: st.Result.Log, Pending: st.Pending}, nil
 }

@@ -967,7 +967,7 @@ func (n *chaosNet) stateOf(t *testing.T, i int) *nodeState {
 	if err := n.proc(i).stop(t); err != nil {
 		t.Fatalf("stop %s for the checks: %v", hospitalIDs[i], err)
 	}
-	app, err := chain.NewApp(filepath.Join(n.homes[i].Path(home.ChainDir), "data", "app.db"), node.NewConsentMachine(), nil)
+	app, err := chain.NewApp(filepath.Join(n.homes[i].Path(home.ChainDir), "data", "app.db"), chain.NewConsentMachine(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

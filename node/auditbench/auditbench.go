@@ -39,7 +39,6 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/chainbench"
 )
@@ -148,7 +147,7 @@ func build(ctx context.Context, cfg Config) (_ *state, err error) {
 			s.close()
 		}
 	}()
-	if s.app, err = chain.NewApp(filepath.Join(dir, "app"), node.NewConsentMachine(), nil); err != nil {
+	if s.app, err = chain.NewApp(filepath.Join(dir, "app"), chain.NewConsentMachine(), nil); err != nil {
 		return nil, err
 	}
 	s.base = Result{Hospitals: hospitals, Patients: len(s.load.patients), Kinds: map[consent.AuditKind]int{}}

@@ -18,6 +18,8 @@ import (
 	"github.com/cometbft/cometbft/version"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // readCacheBytes bounds the committed values an App keeps in memory.
@@ -46,8 +48,7 @@ type App struct {
 	cons sync.Mutex
 
 	// mu guards the committed state: the store's contents, height, hash, genesis and
-	// closed. Readers hold it shared; Commit, InitChain and Close hold it alone, and
-	// so does every reader before the first Commit (see readLock).
+	// closed. Readers hold it shared; Commit, InitChain and Close hold it alone.
 	mu     sync.RWMutex
 	db     store
 	cache  *readCache // over db
@@ -57,9 +58,7 @@ type App struct {
 
 	// genesis holds InitChain's writes until the first Commit, so a crash before it
 	// leaves the store empty and CometBFT calls InitChain again.
-	genesis      *overlay
-	genesisHash  []byte
-	genesisParts *HashParts
+	genesis *genesisState
 
 	// pending is the finalized block waiting for Commit (guarded by cons).
 	pending *pendingBlock
@@ -76,13 +75,34 @@ type App struct {
 
 type pendingBlock struct {
 	height int64
-	writes *overlay
+	writes []consent.Write // in ascending key order
 	hash   []byte
 	parts  HashParts
 }
 
+// genesisState is what InitChain wrote, waiting for the first Commit.
+type genesisState struct {
+	writes []consent.Write // in ascending key order
+	hash   []byte
+	parts  HashParts
+}
+
+// on returns an overlay holding the genesis writes on top of v: the state before the
+// first block.
+func (g *genesisState) on(v *dbView) *consent.Overlay {
+	o := consent.NewOverlay(v)
+	for _, w := range g.writes {
+		if w.Deleted {
+			_ = o.Delete([]byte(w.Key)) // keys InitChain wrote once: never empty
+		} else {
+			_ = o.Set([]byte(w.Key), w.Value)
+		}
+	}
+	return o
+}
+
 // commitment is the machine's commitment (Committer) over r, or nil.
-func (a *App) commitment(r KVReader) ([]byte, error) {
+func (a *App) commitment(r consent.Reader) ([]byte, error) {
 	if c, ok := a.machine.(Committer); ok {
 		return c.Commitment(r)
 	}
@@ -254,25 +274,30 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (_ *
 	if a.height != 0 {
 		return nil, fmt.Errorf("chain: InitChain on a store already at height %d", a.height)
 	}
-	b := Block{Height: req.InitialHeight - 1, Time: req.Time}
+	height := req.InitialHeight - 1
 	base := &dbView{db: a.db, cache: a.cache}
-	w := newOverlay(base)
-	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, b); err != nil {
+	w := consent.NewOverlay(base)
+	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, block(height, req.Time)); err != nil {
 		return nil, fmt.Errorf("chain: InitChain: %w", err)
 	}
-	if err := firstErr(base.err, w.err); err != nil {
+	if err := firstErr(base.err, w.Err()); err != nil {
 		return nil, fmt.Errorf("chain: InitChain: %w", err)
 	}
-	a.genesis = w
 	commitment, err := a.commitment(w)
-	if err := firstErr(base.err, w.err, err); err != nil {
+	if err := firstErr(base.err, w.Err(), err); err != nil {
 		return nil, fmt.Errorf("chain: InitChain: commitment: %w", err)
 	}
-	a.genesisParts = &HashParts{Height: b.Height, Digest: writesDigest(w.sorted()), Commitment: commitment}
-	a.genesisHash = appHash(nil, w.sorted(), b.Height, commitment)
-	a.genesisParts.AppHash = a.genesisHash
+	writes := w.Writes()
+	hash := appHash(nil, writes, height, commitment)
+	a.genesis = &genesisState{writes: writes, hash: hash,
+		parts: HashParts{Height: height, Digest: writesDigest(writes), Commitment: commitment, AppHash: hash}}
 	a.pending = nil
-	return &abcitypes.ResponseInitChain{AppHash: bytes.Clone(a.genesisHash)}, nil
+	return &abcitypes.ResponseInitChain{AppHash: bytes.Clone(hash)}, nil
+}
+
+// block is what the state machine knows of a block.
+func block(height int64, t time.Time) consent.Block {
+	return consent.Block{Height: consent.Height(height), Time: t}
 }
 
 // halted reports *err, an error of a consensus call (InitChain, FinalizeBlock, Commit),
@@ -285,7 +310,8 @@ func (a *App) halted(err *error) {
 
 // CheckTx implements abcitypes.Application, against the latest committed state.
 func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcitypes.ResponseCheckTx, error) {
-	defer a.readLock()()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -295,31 +321,17 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 	if err := firstErr(v.err, err); err != nil {
 		return nil, fmt.Errorf("chain: CheckTx: %w", err)
 	}
-	return &abcitypes.ResponseCheckTx{Code: res.Code, Log: res.Log, Data: res.Value, GasWanted: res.GasWanted}, nil
-}
-
-// readLock locks the committed state for reading and returns the unlock. Before the
-// first Commit it locks it alone instead: reads then go through the genesis overlay,
-// whose parent is set per call.
-func (a *App) readLock() (unlock func()) {
-	a.mu.RLock()
-	if a.height != 0 || a.genesis == nil {
-		return a.mu.RUnlock
-	}
-	a.mu.RUnlock()
-	a.mu.Lock()
-	return a.mu.Unlock
+	return &abcitypes.ResponseCheckTx{Code: uint32(res.Code), Log: res.Log, Data: res.Value}, nil
 }
 
 // committed is the state CheckTx and Query read: the store, or before the first block,
 // the genesis state InitChain wrote (which waits to be committed with the first block;
 // without it every tx would be checked against an empty state). v is the store under
 // it, whose errors halt the node.
-func (a *App) committed() (r KVReader, v *dbView) {
+func (a *App) committed() (r consent.Reader, v *dbView) {
 	v = &dbView{db: a.db, cache: a.cache}
 	if a.height == 0 && a.genesis != nil {
-		a.genesis.parent = v
-		return a.genesis, v
+		return a.genesis.on(v), v
 	}
 	return v, v
 }
@@ -331,7 +343,8 @@ func (a *App) Query(ctx context.Context, req *abcitypes.RequestQuery) (*abcitype
 	if refusal := a.refuseQuery(ctx, req.Path); refusal != nil {
 		return refusal, nil
 	}
-	defer a.readLock()()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -345,7 +358,7 @@ func (a *App) Query(ctx context.Context, req *abcitypes.RequestQuery) (*abcitype
 		return nil, fmt.Errorf("chain: Query: %w", err)
 	}
 	return &abcitypes.ResponseQuery{
-		Code:   res.Code,
+		Code:   uint32(res.Code),
 		Log:    res.Log,
 		Key:    req.Data,
 		Value:  res.Value,
@@ -390,14 +403,15 @@ func (a *App) ProcessProposal(context.Context, *abcitypes.RequestProcessProposal
 	return &abcitypes.ResponseProcessProposal{Status: abcitypes.ResponseProcessProposal_ACCEPT}, nil
 }
 
-// FinalizeBlock implements abcitypes.Application: DeliverTx for each tx in order (each
-// over its own overlay, kept only if its code is 0, unless the machine is AtomicTxs),
-// then EndBlock, then the app hash. Nothing is stored until Commit.
+// FinalizeBlock implements abcitypes.Application: DeliverTx for each tx in order, over
+// the block's overlay (a rejected tx writes nothing: see StateMachine), then EndBlock,
+// then the app hash. Nothing is stored until Commit.
 func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlock) (_ *abcitypes.ResponseFinalizeBlock, err error) {
 	defer a.halted(&err)
 	a.cons.Lock()
 	defer a.cons.Unlock()
-	defer a.readLock()()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
 		return nil, ErrClosed
 	}
@@ -409,51 +423,42 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	}
 	prev := a.hash
 	base := &dbView{db: a.db, cache: a.cache}
-	var parent view = base
+	var parent consent.Reader = base
 	if a.height == 0 {
 		if a.genesis == nil {
 			return nil, errors.New("chain: FinalizeBlock before InitChain on an empty store")
 		}
-		prev, parent = a.genesisHash, a.genesis
-		a.genesis.parent = base
+		prev, parent = a.genesis.hash, a.genesis.on(base)
 	}
-	b := Block{Height: req.Height, Time: req.Time}
-	blk := newOverlay(parent)
+	b := block(req.Height, req.Time)
+	blk := consent.NewOverlay(parent)
 	results := make([]*abcitypes.ExecTxResult, len(req.Txs))
-	_, atomic := a.machine.(AtomicTxs)
 	for i, tx := range req.Txs {
-		txw := blk
-		if !atomic {
-			txw = newOverlay(blk)
-		}
-		res, err := a.machine.DeliverTx(txw, tx, b)
-		if err := firstErr(base.err, txw.err, err); err != nil {
+		res, err := a.machine.DeliverTx(blk, tx, b)
+		if err := firstErr(base.err, blk.Err(), err); err != nil {
 			return nil, fmt.Errorf("chain: height %d tx %d: %w", req.Height, i, err)
 		}
-		if !atomic && res.Code == abcitypes.CodeTypeOK {
-			blk.absorb(txw)
-		}
 		results[i] = &abcitypes.ExecTxResult{
-			Code:      res.Code,
-			Data:      res.Value,
-			Log:       res.Log,
-			GasWanted: res.GasWanted,
-			Events:    abciEvents(res.Events),
+			Code:   uint32(res.Code),
+			Data:   res.Value,
+			Log:    res.Log,
+			Events: abciEvents(res.Events),
 		}
 	}
 	if err := a.machine.EndBlock(blk, b); err != nil {
 		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
 	}
-	if err := firstErr(base.err, blk.err); err != nil {
+	if err := firstErr(base.err, blk.Err()); err != nil {
 		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
 	}
 	commitment, err := a.commitment(blk)
-	if err := firstErr(base.err, blk.err, err); err != nil {
+	if err := firstErr(base.err, blk.Err(), err); err != nil {
 		return nil, fmt.Errorf("chain: commitment at height %d: %w", req.Height, err)
 	}
-	digest := writesDigest(blk.sorted())
+	writes := blk.Writes()
+	digest := writesDigest(writes)
 	hash := AppHashOf(prev, digest, req.Height, commitment)
-	a.pending = &pendingBlock{height: req.Height, writes: blk, hash: hash,
+	a.pending = &pendingBlock{height: req.Height, writes: writes, hash: hash,
 		parts: HashParts{Height: req.Height, Prev: bytes.Clone(prev), Digest: digest, Commitment: commitment, AppHash: hash}}
 	return &abcitypes.ResponseFinalizeBlock{TxResults: results, AppHash: bytes.Clone(hash)}, nil
 }
@@ -472,7 +477,7 @@ func (a *App) finalizeIdle(height int64) (*abcitypes.ResponseFinalizeBlock, erro
 	if parts == nil {
 		return nil, fmt.Errorf("chain: no hash parts for committed height %d", a.height)
 	}
-	a.pending = &pendingBlock{height: height, writes: newOverlay(&dbView{db: a.db, cache: a.cache}), hash: a.hash, parts: *parts}
+	a.pending = &pendingBlock{height: height, hash: a.hash, parts: *parts}
 	return &abcitypes.ResponseFinalizeBlock{AppHash: bytes.Clone(a.hash)}, nil
 }
 
@@ -494,14 +499,14 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (_ *abcitypes.Re
 	}
 	batch := new(leveldb.Batch)
 	if a.height == 0 && a.genesis != nil {
-		addWrites(batch, a.genesis.sorted())
+		addWrites(batch, a.genesis.writes)
 	}
-	addWrites(batch, p.writes.sorted())
+	addWrites(batch, p.writes)
 	last := binary.BigEndian.AppendUint64(nil, uint64(p.height))
 	batch.Put([]byte(metaLast), append(last, p.hash...))
 	batch.Put(hashKey(p.height), p.hash)
-	if a.height == 0 && a.genesisParts != nil {
-		if err := putParts(batch, a.genesisParts.Height, *a.genesisParts); err != nil {
+	if a.height == 0 && a.genesis != nil {
+		if err := putParts(batch, a.genesis.parts.Height, a.genesis.parts); err != nil {
 			return nil, err
 		}
 	}
@@ -512,25 +517,25 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (_ *abcitypes.Re
 		return nil, fmt.Errorf("chain: commit height %d: app store: %w", p.height, err)
 	}
 	if a.height == 0 && a.genesis != nil {
-		a.cache.committed(a.genesis.sorted())
+		a.cache.committed(a.genesis.writes)
 	}
-	a.cache.committed(p.writes.sorted())
+	a.cache.committed(p.writes)
 	a.height, a.hash = p.height, p.hash
-	a.pending, a.genesis, a.genesisHash, a.genesisParts = nil, nil, nil, nil
+	a.pending, a.genesis = nil, nil
 	return &abcitypes.ResponseCommit{}, nil
 }
 
-func addWrites(b *leveldb.Batch, ws []write) {
+func addWrites(b *leveldb.Batch, ws []consent.Write) {
 	for _, w := range ws {
-		if w.deleted {
-			b.Delete(stateKey([]byte(w.key)))
+		if w.Deleted {
+			b.Delete(stateKey([]byte(w.Key)))
 		} else {
-			b.Put(stateKey([]byte(w.key)), w.value)
+			b.Put(stateKey([]byte(w.Key)), w.Value)
 		}
 	}
 }
 
-func abciEvents(evs []Event) []abcitypes.Event {
+func abciEvents(evs []consent.Event) []abcitypes.Event {
 	if len(evs) == 0 {
 		return nil
 	}

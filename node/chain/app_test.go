@@ -12,6 +12,7 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -174,11 +175,11 @@ func TestFinalizeBlockResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var codes []uint32
+	var codes []consent.Code
 	for _, r := range res.TxResults {
-		codes = append(codes, r.Code)
+		codes = append(codes, consent.Code(r.Code))
 	}
-	if want := []uint32{0, nodetest.CodeMalformed, nodetest.CodeFailed, 0}; !slices.Equal(codes, want) {
+	if want := []consent.Code{0, nodetest.CodeMalformed, nodetest.CodeFailed, 0}; !slices.Equal(codes, want) {
 		t.Fatalf("codes %v, want %v", codes, want)
 	}
 	wantEv := abcitypes.Event{Type: "kv", Attributes: []abcitypes.EventAttribute{
@@ -190,9 +191,9 @@ func TestFinalizeBlockResults(t *testing.T) {
 	if _, err := a.Commit(ctx, &abcitypes.RequestCommit{}); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]uint32{"a": 0, "g0": 0, "b": nodetest.CodeNotFound, "c": nodetest.CodeNotFound} {
+	for key, want := range map[string]consent.Code{"a": 0, "g0": 0, "b": nodetest.CodeNotFound, "c": nodetest.CodeNotFound} {
 		q, err := a.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: []byte(key)})
-		if err != nil || q.Code != want || q.Height != 1 {
+		if err != nil || consent.Code(q.Code) != want || q.Height != 1 {
 			t.Errorf("/get %s: code %d height %d err %v; want code %d height 1", key, q.Code, q.Height, err, want)
 		}
 	}
@@ -200,7 +201,7 @@ func TestFinalizeBlockResults(t *testing.T) {
 		t.Errorf("/count = %s, want 2 (a=1 and tmp:c=3)", q.Value)
 	}
 	c, err := a.CheckTx(ctx, &abcitypes.RequestCheckTx{Tx: []byte("nope")})
-	if err != nil || c.Code != nodetest.CodeMalformed || c.Log == "" {
+	if err != nil || consent.Code(c.Code) != nodetest.CodeMalformed || c.Log == "" {
 		t.Errorf("CheckTx(nope) = code %d log %q err %v", c.Code, c.Log, err)
 	}
 }
@@ -278,7 +279,7 @@ func TestGenesisStateBeforeFirstBlock(t *testing.T) {
 // audit log's root.
 type committingKV struct{ nodetest.KV }
 
-func (*committingKV) Commitment(r chain.KVReader) ([]byte, error) { return r.Get([]byte("#count")) }
+func (*committingKV) Commitment(r consent.Reader) ([]byte, error) { return r.Get([]byte("#count")) }
 
 // TestHashParts: the parts stored for each height rebuild its app hash and chain onto
 // the previous one, and the commitment is the machine's as the height left the state.

@@ -1,16 +1,17 @@
 // Package chain runs the consent chain: a CometBFT v0.40 validator in this process
-// (Node) over an ABCI++ adapter (App) that drives a pluggable, deterministic
-// StateMachine. It does not know what the txs mean; the consent package does, and this
-// package does not import it.
+// (Node) over an ABCI++ adapter (App) that drives a deterministic StateMachine — the
+// consent machine (NewConsentMachine), or in tests a smaller one. The adapter does not
+// know what the txs mean; the consent package does. The machine sees state through
+// consent's Reader and Store and answers with consent's Result, Event and Attr: one
+// set of types from the machine to CometBFT.
 //
 // # Execution
 //
 // The App keeps the state machine's state in its own leveldb (data/app.db in the
 // CometBFT home). FinalizeBlock runs DeliverTx for every tx of the block, in order, over
-// an in-memory overlay on the committed state; each tx writes into its own overlay,
-// which joins the block's only if the tx's code is 0, so a rejected tx changes nothing
-// (a machine that buffers its txs' writes itself, AtomicTxs, writes into the block's).
-// EndBlock runs last, over the block's overlay. Reads see the committed state plus the
+// an in-memory overlay (consent.Overlay) on the committed state; the machine buffers
+// each tx's writes and applies them to the block's overlay only if it accepts the tx,
+// so a rejected tx changes nothing. EndBlock runs last, over the block's overlay. Reads see the committed state plus the
 // block's earlier writes. Commit writes the block's writes, the height and the app hash
 // in one leveldb batch with sync=true: after a crash the store holds a whole height or
 // none of it, and Info tells CometBFT's handshake which blocks to replay. InitChain's

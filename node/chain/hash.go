@@ -3,6 +3,8 @@ package chain
 import (
 	"crypto/sha256"
 	"encoding/binary"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // The app hash chains each height's writes, and the state machine's commitment (see
@@ -21,7 +23,7 @@ import (
 // commitment is hashed on its own, a light client holding two signed headers (the app
 // hashes after heights h-1 and h) checks a commitment of height h with the 32-byte
 // digest alone, without the block's writes: see AppHashOf.
-func appHash(prev []byte, writes []write, height int64, commitment []byte) []byte {
+func appHash(prev []byte, writes []consent.Write, height int64, commitment []byte) []byte {
 	return AppHashOf(prev, writesDigest(writes), height, commitment)
 }
 
@@ -40,21 +42,21 @@ func AppHashOf(prev, digest []byte, height int64, commitment []byte) []byte {
 	return h.Sum(nil)
 }
 
-func writesDigest(writes []write) []byte {
+func writesDigest(writes []consent.Write) []byte {
 	h := sha256.New()
 	var n [4]byte
 	for _, w := range writes {
-		binary.BigEndian.PutUint32(n[:], uint32(len(w.key)))
+		binary.BigEndian.PutUint32(n[:], uint32(len(w.Key)))
 		h.Write(n[:])
-		h.Write([]byte(w.key))
-		if w.deleted {
+		h.Write([]byte(w.Key))
+		if w.Deleted {
 			h.Write([]byte{1})
 		} else {
 			h.Write([]byte{0})
 		}
-		binary.BigEndian.PutUint32(n[:], uint32(len(w.value)))
+		binary.BigEndian.PutUint32(n[:], uint32(len(w.Value)))
 		h.Write(n[:])
-		h.Write(w.value)
+		h.Write(w.Value)
 	}
 	return h.Sum(nil)
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // Config configures a Node.
@@ -352,12 +354,12 @@ func (n *Node) closeApp() error {
 	return nil
 }
 
-func execResult(r *abcitypes.ExecTxResult) Result {
-	res := Result{Code: r.Code, Log: r.Log, Value: r.Data, GasWanted: r.GasWanted}
+func execResult(r *abcitypes.ExecTxResult) consent.Result {
+	res := consent.Result{Code: consent.Code(r.Code), Log: r.Log, Value: r.Data}
 	for _, e := range r.Events {
-		ev := Event{Type: e.Type}
+		ev := consent.Event{Type: e.Type}
 		for _, a := range e.Attributes {
-			ev.Attrs = append(ev.Attrs, Attr{Key: a.Key, Value: a.Value, Index: a.Index})
+			ev.Attrs = append(ev.Attrs, consent.Attr{Key: a.Key, Value: a.Value, Index: a.Index})
 		}
 		res.Events = append(res.Events, ev)
 	}
@@ -366,14 +368,14 @@ func execResult(r *abcitypes.ExecTxResult) Result {
 
 // Query asks the state machine through the node's ABCI query connection, against the
 // latest committed state; it returns the height the answer is from.
-func (n *Node) Query(path string, data []byte) (Result, int64, error) {
+func (n *Node) Query(path string, data []byte) (consent.Result, int64, error) {
 	// The local ABCI client passes the context to App.Query: it marks the read as the
 	// node's own (see publicquery.go).
 	r, err := n.cmt.ProxyApp().Query().Query(ownRead(context.Background()), &abcitypes.RequestQuery{Path: path, Data: data})
 	if err != nil {
-		return Result{}, 0, fmt.Errorf("chain: query %s: %w", path, err)
+		return consent.Result{}, 0, fmt.Errorf("chain: query %s: %w", path, err)
 	}
-	return Result{Code: r.Code, Log: r.Log, Value: r.Value}, r.Height, nil
+	return consent.Result{Code: consent.Code(r.Code), Log: r.Log, Value: r.Value}, r.Height, nil
 }
 
 // Height is the app's last committed height.

@@ -21,7 +21,8 @@ func (n *Node) ReadCommitted(read func(consent.Reader) error) (int64, error) {
 
 // ReadCommitted is Node.ReadCommitted on the app.
 func (a *App) ReadCommitted(read func(consent.Reader) error) (int64, error) {
-	defer a.readLock()()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
 		return 0, ErrClosed
 	}

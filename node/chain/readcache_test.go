@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // The read cache stays within its bound, accounts its bytes exactly, and never keeps
@@ -38,7 +40,7 @@ func TestReadCache(t *testing.T) {
 	for i := 0; c.prev["aged"].value == nil; i++ {
 		c.put(fmt.Sprintf("filler%d", i), cached{value: make([]byte, 100), found: true})
 	}
-	c.committed([]write{{key: "aged", entry: entry{value: []byte("v2")}}})
+	c.committed([]consent.Write{{Key: "aged", Value: []byte("v2")}})
 	if e, ok := c.get([]byte("aged")); !ok || string(e.value) != "v2" {
 		t.Fatalf("aged key after a commit: %v %q, want v2", ok, e.value)
 	}
@@ -47,13 +49,13 @@ func TestReadCache(t *testing.T) {
 	}
 	check()
 	c.put("hot", cached{value: []byte("v1"), found: true})
-	c.committed([]write{{key: "hot", entry: entry{value: make([]byte, c.maxBytes/32)}}})
+	c.committed([]consent.Write{{Key: "hot", Value: make([]byte, c.maxBytes/32)}})
 	if _, ok := c.get([]byte("hot")); ok {
 		t.Fatal("a stale value survived a write too large to cache")
 	}
 	check()
 	c.put("gone", cached{value: []byte("v"), found: true})
-	c.committed([]write{{key: "gone", entry: entry{deleted: true}}, {key: "never-read", entry: entry{value: []byte("x")}}})
+	c.committed([]consent.Write{{Key: "gone", Deleted: true}, {Key: "never-read", Value: []byte("x")}})
 	if e, ok := c.get([]byte("gone")); !ok || e.found {
 		t.Fatalf("deleted key: cached %v %+v, want cached as absent", ok, e)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/medledger/medledger/consent"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
@@ -71,8 +72,9 @@ func hashKey(height int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(metaHash), uint64(height))
 }
 
-// dbView is the committed state as a view. It remembers the first storage error it saw,
-// so the adapter can halt even when the state machine swallowed the error.
+// dbView is the committed state as a consent.View (and so a consent.Reader). It
+// remembers the first storage error it saw, so the adapter can halt even when the state
+// machine swallowed the error.
 type dbView struct {
 	db    store
 	cache *readCache // nil: none
@@ -161,21 +163,21 @@ func (c *readCache) drop(key string) {
 func entrySize(key string, e cached) int { return len(key) + len(e.value) + 64 }
 
 // committed brings the cached keys up to date with writes just committed.
-func (c *readCache) committed(ws []write) {
+func (c *readCache) committed(ws []consent.Write) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, w := range ws {
-		_, inCur := c.cur[w.key]
-		_, inPrev := c.prev[w.key]
+		_, inCur := c.cur[w.Key]
+		_, inPrev := c.prev[w.Key]
 		switch {
 		case !inCur && !inPrev:
-		case w.deleted:
-			c.putLocked(w.key, cached{})
+		case w.Deleted:
+			c.putLocked(w.Key, cached{})
 		default:
-			c.putLocked(w.key, cached{value: bytes.Clone(w.value), found: true})
+			c.putLocked(w.Key, cached{value: bytes.Clone(w.Value), found: true})
 		}
 	}
 }
@@ -188,14 +190,16 @@ func (v *dbView) fail(err error) error {
 	return err
 }
 
-// Get implements KVReader (for CheckTx and Query).
+var _ consent.View = (*dbView)(nil)
+
+// Get implements consent.Reader (for CheckTx and Query).
 func (v *dbView) Get(key []byte) ([]byte, error) {
-	val, _, err := v.get(key)
+	val, _, err := v.Lookup(key)
 	return bytes.Clone(val), err
 }
 
-// get returns the stored value, which the caller must not modify.
-func (v *dbView) get(key []byte) ([]byte, bool, error) {
+// Lookup implements consent.View: the value is the store's, not to be modified.
+func (v *dbView) Lookup(key []byte) ([]byte, bool, error) {
 	if e, ok := v.cache.get(key); ok {
 		return e.value, e.found, nil
 	}
@@ -211,19 +215,16 @@ func (v *dbView) get(key []byte) ([]byte, bool, error) {
 	return val, true, nil
 }
 
-// Iterate implements KVReader (for CheckTx and Query).
+// Iterate implements consent.Reader (for CheckTx and Query).
 func (v *dbView) Iterate(start, end []byte, fn func(key, value []byte) error) error {
-	err := v.scan(start, end, func(k, val []byte) error {
+	return v.Scan(start, end, func(k, val []byte) error {
 		return fn(append([]byte(nil), k...), append([]byte(nil), val...))
 	})
-	if errors.Is(err, ErrStop) {
-		return nil
-	}
-	return err
 }
 
-// scan passes the iterator's buffers to fn: fn must copy what it keeps.
-func (v *dbView) scan(start, end []byte, fn func(key, value []byte) error) error {
+// Scan implements consent.View: it passes the iterator's buffers to fn, which must copy
+// what it keeps; fn's error is returned unchanged.
+func (v *dbView) Scan(start, end []byte, fn func(key, value []byte) error) error {
 	r := &util.Range{Start: stateKey(start)}
 	if end != nil {
 		r.Limit = stateKey(end)

@@ -9,6 +9,8 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/mempool"
 	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // SubmitTx puts tx in the local mempool (CheckTx against committed state, then gossip)
@@ -16,7 +18,7 @@ import (
 // error: check.Code != 0, height 0. err is the mempool's refusal (full, duplicate, too
 // large), the node stopping, ctx's error, or *NoProgress when the chain made no block
 // for StallAfter (the tx stays in the mempool and may still commit).
-func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check Result, height int64, deliver Result, err error) {
+func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, height int64, deliver consent.Result, err error) {
 	// Wait for the commit before CheckTx: the block may come right after it.
 	committed, cancel := n.commits.wait(tx)
 	defer cancel()
@@ -29,27 +31,27 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check Result, height in
 		}
 	}, mempool.TxInfo{})
 	if err != nil {
-		return Result{}, 0, Result{}, fmt.Errorf("chain: submit: %w", err)
+		return consent.Result{}, 0, consent.Result{}, fmt.Errorf("chain: submit: %w", err)
 	}
 	select {
 	case <-ctx.Done():
-		return Result{}, 0, Result{}, ctx.Err()
+		return consent.Result{}, 0, consent.Result{}, ctx.Err()
 	case r := <-checked:
-		check = Result{Code: r.Code, Log: r.Log, Value: r.Data, GasWanted: r.GasWanted}
+		check = consent.Result{Code: consent.Code(r.Code), Log: r.Log, Value: r.Data}
 	}
-	if check.Code != abcitypes.CodeTypeOK {
-		return check, 0, Result{}, nil
+	if check.Code != consent.OK {
+		return check, 0, consent.Result{}, nil
 	}
 	stall := n.watchProgress(tx)
 	defer stall.stop()
 	select {
 	case <-ctx.Done():
-		return check, 0, Result{}, ctx.Err()
+		return check, 0, consent.Result{}, ctx.Err()
 	case np := <-stall.c:
-		return check, 0, Result{}, np
+		return check, 0, consent.Result{}, np
 	case ev, ok := <-committed:
 		if !ok {
-			return check, 0, Result{}, errors.New("chain: submit: the node stopped before the tx was committed")
+			return check, 0, consent.Result{}, errors.New("chain: submit: the node stopped before the tx was committed")
 		}
 		return check, ev.Height, execResult(&ev.Result), nil
 	}

@@ -3,6 +3,8 @@ package chain
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // TxState is where a tx stands on this node.
@@ -19,8 +21,8 @@ const (
 type TxStatus struct {
 	State   TxState
 	Height  int64
-	Result  Result // the tx's result in its block (Code, Log) when committed
-	Pending int    // txs in the mempool
+	Result  consent.Result // the tx's result in its block (Code, Log) when committed
+	Pending int            // txs in the mempool
 }
 
 // TxStatus looks a tx up by its hash (SHA-256 of its bytes): in the tx index of

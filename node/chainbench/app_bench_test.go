@@ -6,7 +6,6 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -23,7 +22,7 @@ func BenchmarkAppBlock(b *testing.B) {
 		b.Fatal(err)
 	}
 	w.chainID = "bench"
-	app, err := chain.NewApp(b.TempDir(), node.NewConsentMachine(), nil)
+	app, err := chain.NewApp(b.TempDir(), chain.NewConsentMachine(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

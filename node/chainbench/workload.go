@@ -19,7 +19,6 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -104,7 +103,7 @@ func (w *consentLoad) config(cfg *nodetest.ValidatorsConfig) error {
 		return err
 	}
 	cfg.AppState = b
-	cfg.NewMachine = func(int) chain.StateMachine { return node.NewConsentMachine() }
+	cfg.NewMachine = func(int) chain.StateMachine { return chain.NewConsentMachine() }
 	return nil
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
@@ -55,7 +54,7 @@ func TestNoQuorum(t *testing.T) {
 	// missed the pending tx (CometBFT drops txs gossiped to a peer still block-syncing)
 	// can hold the chain until another tx reaches it; this test saw that under load.
 	heartbeat := func(c *nodetest.ValidatorsConfig) { c.EmptyBlockInterval = 5 * time.Second }
-	net := nodetest.New(t, 4, func(int) chain.StateMachine { return node.NewConsentMachine() },
+	net := nodetest.New(t, 4, func(int) chain.StateMachine { return chain.NewConsentMachine() },
 		nodetest.WithAppState(appState), nodetest.WithRPC(), heartbeat)
 	net.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

@@ -24,7 +24,6 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -64,7 +63,7 @@ func TestHelperValidator(t *testing.T) {
 	n, err := chain.NewNode(chain.Config{
 		Home: hc.Home, Moniker: hc.Moniker, NodeKey: hc.NodeKey, ValidatorKey: hc.ValidatorKey,
 		Genesis: &gen, P2PListen: hc.P2PListen, RPCListen: hc.RPCListen,
-		PersistentPeers: hc.PersistentPeers, Machine: node.NewConsentMachine(),
+		PersistentPeers: hc.PersistentPeers, Machine: chain.NewConsentMachine(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		// The parent reads the child's consents and decisions over the RPC: this
 		// test validator has no API, so its RPC answers every query path (a hospital
@@ -101,7 +100,7 @@ func TestCrashRecovery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	w := newConsentWorld()
-	net := nodetest.New(t, 4, func(int) chain.StateMachine { return node.NewConsentMachine() },
+	net := nodetest.New(t, 4, func(int) chain.StateMachine { return chain.NewConsentMachine() },
 		nodetest.WithAppState(w.genesis(t)), nodetest.WithExternal(external))
 	net.Start()
 	child := newChildValidator(t, net, external)
@@ -503,7 +502,7 @@ func startLoad(ctx context.Context, t *testing.T, net *nodetest.Net, w *consentW
 
 // committed turns SubmitTx's results into an error unless the tx was accepted and
 // committed.
-func committed(check chain.Result, _ int64, res chain.Result, err error) error {
+func committed(check consent.Result, _ int64, res consent.Result, err error) error {
 	switch {
 	case err != nil:
 		return err
@@ -516,7 +515,7 @@ func committed(check chain.Result, _ int64, res chain.Result, err error) error {
 }
 
 // outcomeOf is the decision a committed request's events announce.
-func outcomeOf(events []chain.Event) string {
+func outcomeOf(events []consent.Event) string {
 	for _, e := range events {
 		for _, a := range e.Attrs {
 			if e.Type == "access" && a.Key == "decision" {

@@ -9,16 +9,17 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
 )
 
 // Result codes of KV.
 const (
-	CodeOK        uint32 = 0
-	CodeMalformed uint32 = 1 // CheckTx and DeliverTx: not one of KV's tx forms
-	CodeFailed    uint32 = 2 // DeliverTx of "fail:k=v": its write must be discarded
-	CodeNotFound  uint32 = 3 // Query /get of an absent key
-	CodeBadPath   uint32 = 4 // Query of an unknown path
+	CodeOK        consent.Code = 0
+	CodeMalformed consent.Code = 1 // CheckTx and DeliverTx: not one of KV's tx forms
+	CodeFailed    consent.Code = 2 // DeliverTx of "fail:k=v": its write must be discarded
+	CodeNotFound  consent.Code = 3 // Query /get of an absent key
+	CodeBadPath   consent.Code = 4 // Query of an unknown path
 )
 
 // KV is a small deterministic StateMachine for tests of the chain. Txs:
@@ -27,6 +28,9 @@ const (
 //	del:k      delete k
 //	tmp:k=v    set k to v for the rest of the block: EndBlock sweeps it away
 //	fail:k=v   passes CheckTx; DeliverTx sets k, then fails with CodeFailed
+//
+// DeliverTx buffers a tx's writes in an overlay and applies them only when the tx
+// succeeds, as chain.StateMachine asks: a failed tx writes nothing.
 //
 // Query paths: "/get" (data = key) → value; "/keys" → "k=v\n" for every key in order;
 // "/count" → the number of txs that succeeded (in state, so in the app hash).
@@ -73,7 +77,7 @@ func validKey(k string) bool {
 }
 
 // InitChain implements chain.StateMachine.
-func (m *KV) InitChain(w chain.KVWriter, _ string, appState []byte, _ chain.Block) error {
+func (m *KV) InitChain(w consent.Store, _ string, appState []byte, _ consent.Block) error {
 	if len(appState) == 0 {
 		return nil
 	}
@@ -95,20 +99,21 @@ func (m *KV) InitChain(w chain.KVWriter, _ string, appState []byte, _ chain.Bloc
 }
 
 // CheckTx implements chain.StateMachine.
-func (m *KV) CheckTx(_ chain.KVReader, tx []byte) (chain.Result, error) {
+func (m *KV) CheckTx(_ consent.Reader, tx []byte) (consent.Result, error) {
 	if _, ok := parseKVTx(tx); !ok {
-		return chain.Result{Code: CodeMalformed, Log: "kv: want k=v, del:k, tmp:k=v or fail:k=v"}, nil
+		return consent.Result{Code: CodeMalformed, Log: "kv: want k=v, del:k, tmp:k=v or fail:k=v"}, nil
 	}
-	return chain.Result{GasWanted: 1}, nil
+	return consent.Result{}, nil
 }
 
 // DeliverTx implements chain.StateMachine.
-func (m *KV) DeliverTx(w chain.KVWriter, tx []byte, _ chain.Block) (chain.Result, error) {
+func (m *KV) DeliverTx(st consent.Store, tx []byte, _ consent.Block) (consent.Result, error) {
 	m.delivered.Add(1)
 	t, ok := parseKVTx(tx)
 	if !ok {
-		return chain.Result{Code: CodeMalformed, Log: "kv: malformed tx"}, nil
+		return consent.Result{Code: CodeMalformed, Log: "kv: malformed tx"}, nil
 	}
+	w := consent.NewOverlay(st)
 	var err error
 	switch t.op {
 	case "del":
@@ -119,24 +124,23 @@ func (m *KV) DeliverTx(w chain.KVWriter, tx []byte, _ chain.Block) (chain.Result
 		err = w.Set([]byte(dataPrefix+t.key), []byte(t.value))
 	}
 	if err != nil {
-		return chain.Result{}, err
+		return consent.Result{}, err
 	}
 	if t.op == "fail" {
-		return chain.Result{Code: CodeFailed, Log: "kv: failed as asked"}, nil
+		return consent.Result{Code: CodeFailed, Log: "kv: failed as asked"}, nil
 	}
 	if err := m.addCount(w); err != nil {
-		return chain.Result{}, err
+		return consent.Result{}, err
 	}
-	return chain.Result{
-		GasWanted: 1,
-		Events: []chain.Event{{Type: "kv", Attrs: []chain.Attr{
+	return consent.Result{
+		Events: []consent.Event{{Type: "kv", Attrs: []consent.Attr{
 			{Key: "key", Value: t.key, Index: true},
 			{Key: "op", Value: t.op},
 		}}},
-	}, nil
+	}, w.Flush(st)
 }
 
-func (m *KV) addCount(w chain.KVWriter) error {
+func (m *KV) addCount(w consent.Store) error {
 	b, err := w.Get([]byte(countKey))
 	if err != nil {
 		return err
@@ -150,24 +154,24 @@ func (m *KV) addCount(w chain.KVWriter) error {
 
 // EndBlock implements chain.StateMachine: it deletes every tmp key while iterating over
 // them.
-func (m *KV) EndBlock(w chain.KVWriter, _ chain.Block) error {
+func (m *KV) EndBlock(w consent.Store, _ consent.Block) error {
 	return w.Iterate([]byte(tmpPrefix), prefixEnd(tmpPrefix), func(k, _ []byte) error {
 		return w.Delete(k)
 	})
 }
 
 // Query implements chain.StateMachine.
-func (m *KV) Query(r chain.KVReader, path string, data []byte) (chain.Result, error) {
+func (m *KV) Query(r consent.Reader, path string, data []byte) (consent.Result, error) {
 	switch path {
 	case "/get":
 		v, err := r.Get(append([]byte(dataPrefix), data...))
 		if err != nil {
-			return chain.Result{}, err
+			return consent.Result{}, err
 		}
 		if v == nil {
-			return chain.Result{Code: CodeNotFound, Log: "kv: not found"}, nil
+			return consent.Result{Code: CodeNotFound, Log: "kv: not found"}, nil
 		}
-		return chain.Result{Value: v}, nil
+		return consent.Result{Value: v}, nil
 	case "/keys":
 		var out []byte
 		err := r.Iterate([]byte(dataPrefix), prefixEnd(dataPrefix), func(k, v []byte) error {
@@ -175,21 +179,21 @@ func (m *KV) Query(r chain.KVReader, path string, data []byte) (chain.Result, er
 			return nil
 		})
 		if err != nil {
-			return chain.Result{}, err
+			return consent.Result{}, err
 		}
-		return chain.Result{Value: out}, nil
+		return consent.Result{Value: out}, nil
 	case "/count":
 		b, err := r.Get([]byte(countKey))
 		if err != nil {
-			return chain.Result{}, err
+			return consent.Result{}, err
 		}
 		var n uint64
 		if len(b) == 8 {
 			n = binary.BigEndian.Uint64(b)
 		}
-		return chain.Result{Value: []byte(strconv.FormatUint(n, 10))}, nil
+		return consent.Result{Value: []byte(strconv.FormatUint(n, 10))}, nil
 	}
-	return chain.Result{Code: CodeBadPath, Log: "kv: unknown path " + strconv.Quote(path)}, nil
+	return consent.Result{Code: CodeBadPath, Log: "kv: unknown path " + strconv.Quote(path)}, nil
 }
 
 func prefixEnd(p string) []byte {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -51,7 +52,7 @@ func TestFourValidators(t *testing.T) {
 					errs <- fmt.Errorf("submit %s to node %d: %w", key, i, err)
 				case check.Code != 0 || res.Code != 0:
 					errs <- fmt.Errorf("submit %s: check code %d, deliver code %d (%s)", key, check.Code, res.Code, res.Log)
-				case len(res.Events) != 1 || res.Events[0].Attrs[0] != (chain.Attr{Key: "key", Value: key, Index: true}):
+				case len(res.Events) != 1 || res.Events[0].Attrs[0] != (consent.Attr{Key: "key", Value: key, Index: true}):
 					errs <- fmt.Errorf("submit %s: events %+v", key, res.Events)
 				default:
 					mu.Lock()

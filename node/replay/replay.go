@@ -19,7 +19,6 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/client"
 )
@@ -81,7 +80,7 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	app, err := chain.NewApp(dir, node.NewConsentMachine(), nil)
+	app, err := chain.NewApp(dir, chain.NewConsentMachine(), nil)
 	if err != nil {
 		return nil, err
 	}

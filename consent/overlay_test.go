@@ -1,40 +1,20 @@
-package chain
+package consent_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/storage"
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
 )
-
-func memStore(t *testing.T) *leveldb.DB {
-	t.Helper()
-	db, err := leveldb.Open(storage.NewMemStorage(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // model is the naive implementation the layered overlays must agree with.
 type model map[string]string
-
-func (m model) clone() model {
-	c := model{}
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
 
 func (m model) rangeKeys(start, end []byte) []string {
 	var ks []string
@@ -47,6 +27,14 @@ func (m model) rangeKeys(start, end []byte) []string {
 	return ks
 }
 
+func (m model) pairs(start, end []byte) []string {
+	var out []string
+	for _, k := range m.rangeKeys(start, end) {
+		out = append(out, k+"="+m[k])
+	}
+	return out
+}
+
 func randKey(r *rand.Rand) []byte {
 	const alphabet = "ab\x00\xff"
 	k := make([]byte, 1+r.IntN(3))
@@ -56,7 +44,7 @@ func randKey(r *rand.Rand) []byte {
 	return k
 }
 
-func randOps(t *testing.T, r *rand.Rand, w KVWriter, m model, n int) {
+func randOps(t *testing.T, r *rand.Rand, w consent.Store, m model, n int) {
 	t.Helper()
 	for range n {
 		k := randKey(r)
@@ -75,7 +63,7 @@ func randOps(t *testing.T, r *rand.Rand, w KVWriter, m model, n int) {
 	}
 }
 
-func collect(t *testing.T, r KVReader, start, end []byte) []string {
+func collect(t *testing.T, r consent.Reader, start, end []byte) []string {
 	t.Helper()
 	var out []string
 	err := r.Iterate(start, end, func(k, v []byte) error {
@@ -88,15 +76,7 @@ func collect(t *testing.T, r KVReader, start, end []byte) []string {
 	return out
 }
 
-func (m model) pairs(start, end []byte) []string {
-	var out []string
-	for _, k := range m.rangeKeys(start, end) {
-		out = append(out, k+"="+m[k])
-	}
-	return out
-}
-
-func checkAgainst(t *testing.T, r *rand.Rand, got KVReader, want model) {
+func checkAgainst(t *testing.T, r *rand.Rand, got consent.Reader, want model) {
 	t.Helper()
 	for range 20 {
 		k := randKey(r)
@@ -120,43 +100,42 @@ func checkAgainst(t *testing.T, r *rand.Rand, got KVReader, want model) {
 	}
 }
 
-// TestOverlayAgainstModel stacks committed store ← block overlay ← tx overlay, writes at
-// random into each, and compares Get and Iterate with a plain map.
+// TestOverlayAgainstModel stacks a store ← block overlay ← tx overlay, writes at random
+// into each, and compares Get and Iterate with a plain map.
 func TestOverlayAgainstModel(t *testing.T) {
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		db := memStore(t)
+		base := consenttest.NewMemStore()
 		committed := model{}
-		batch := new(leveldb.Batch)
-		for range 10 {
-			k, v := randKey(r), fmt.Sprint(r.IntN(100))
-			batch.Put(stateKey(k), []byte(v))
-			committed[string(k)] = v
-		}
-		if err := db.Write(batch, nil); err != nil {
-			t.Fatal(err)
-		}
-		base := &dbView{db: db}
+		randOps(t, r, base, committed, 10)
 		checkAgainst(t, r, base, committed)
 
-		blk := newOverlay(base)
-		inBlock := committed.clone()
+		blk := consent.NewOverlay(base)
+		inBlock := maps.Clone(committed)
 		randOps(t, r, blk, inBlock, 10)
 		checkAgainst(t, r, blk, inBlock)
 
-		// Several txs, each scanned and absorbed in turn (the block overlay merges
+		// Several txs, each scanned and flushed in turn (the block overlay merges
 		// each tx's new keys into its sorted ones).
 		for range 3 {
-			tx := newOverlay(blk)
-			inTx := inBlock.clone()
+			tx := consent.NewOverlay(blk)
+			inTx := maps.Clone(inBlock)
 			randOps(t, r, tx, inTx, 10)
 			checkAgainst(t, r, tx, inTx)
-			checkAgainst(t, r, blk, inBlock) // the tx's writes stay in the tx until absorbed
+			checkAgainst(t, r, blk, inBlock) // the tx's writes stay in the tx until flushed
 
-			blk.absorb(tx)
+			if err := tx.Flush(blk); err != nil {
+				t.Fatal(err)
+			}
 			inBlock = inTx
 			checkAgainst(t, r, blk, inBlock)
 		}
+		// Flushed to a store that is not an overlay, the block's writes make the same
+		// state.
+		if err := blk.Flush(base); err != nil {
+			t.Fatal(err)
+		}
+		checkAgainst(t, r, base, inBlock)
 	}
 }
 
@@ -165,10 +144,10 @@ func TestOverlayAgainstModel(t *testing.T) {
 func TestOverlayManyKeys(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	key := func() []byte { return fmt.Appendf(nil, "k%03d", r.IntN(600)) }
-	blk := newOverlay(&dbView{db: memStore(t)})
+	blk := consent.NewOverlay(consenttest.NewMemStore())
 	want := model{}
 	for tx := range 200 {
-		txw := newOverlay(blk)
+		txw := consent.NewOverlay(blk)
 		for range 1 + r.IntN(4) {
 			k, v := key(), fmt.Sprint(tx)
 			if err := txw.Set(k, []byte(v)); err != nil {
@@ -176,7 +155,9 @@ func TestOverlayManyKeys(t *testing.T) {
 			}
 			want[string(k)] = v
 		}
-		blk.absorb(txw)
+		if err := txw.Flush(blk); err != nil {
+			t.Fatal(err)
+		}
 		start, end := key(), key()
 		if bytes.Compare(start, end) > 0 {
 			start, end = end, start
@@ -191,27 +172,23 @@ func TestOverlayManyKeys(t *testing.T) {
 }
 
 func TestIterateStopsAndAllowsWrites(t *testing.T) {
-	o := newOverlay(&dbView{db: memStore(t)})
+	o := consent.NewOverlay(consenttest.NewMemStore())
 	for _, k := range []string{"a", "b", "c", "d"} {
 		if err := o.Set([]byte(k), []byte(k)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	stop := errors.New("stop")
 	var seen []string
 	err := o.Iterate(nil, nil, func(k, _ []byte) error {
 		seen = append(seen, string(k))
 		if string(k) == "b" {
-			return ErrStop
+			return stop
 		}
 		return nil
 	})
-	if err != nil || !slices.Equal(seen, []string{"a", "b"}) {
-		t.Fatalf("stop at b: saw %q, err %v", seen, err)
-	}
-
-	boom := errors.New("boom")
-	if err := o.Iterate(nil, nil, func(k, _ []byte) error { return boom }); err != boom {
-		t.Fatalf("fn error: got %v, want %v", err, boom)
+	if err != stop || !slices.Equal(seen, []string{"a", "b"}) {
+		t.Fatalf("stop at b: saw %q, err %v; want a, b and %v", seen, err, stop)
 	}
 
 	// An expiry sweep: delete each key while iterating, add one after the end.
@@ -231,40 +208,15 @@ func TestIterateStopsAndAllowsWrites(t *testing.T) {
 	}
 }
 
-func TestEmptyKeyHalts(t *testing.T) {
-	o := newOverlay(&dbView{db: memStore(t)})
-	if err := o.Set(nil, []byte("v")); err == nil || o.err == nil {
-		t.Fatalf("Set(nil): err %v, sticky %v; want both", err, o.err)
+// TestEmptyKeyIsRefused: a write of an empty key fails, and the overlay remembers it
+// (a chain halts on it even if the state machine swallowed the error).
+func TestEmptyKeyIsRefused(t *testing.T) {
+	o := consent.NewOverlay(consenttest.NewMemStore())
+	if err := o.Set(nil, []byte("v")); !errors.Is(err, consent.ErrEmptyKey) || o.Err() == nil {
+		t.Fatalf("Set(nil): err %v, sticky %v; want both", err, o.Err())
 	}
-}
-
-// TestAppHashEncoding recomputes the app hash from its documented definition.
-func TestAppHashEncoding(t *testing.T) {
-	prev, _ := hex.DecodeString("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
-	writes := []write{
-		{key: "a", entry: entry{value: []byte("1")}},
-		{key: "b", entry: entry{deleted: true}},
-		{key: "c", entry: entry{value: []byte{}}},
-	}
-	var enc []byte
-	enc = append(enc, 0, 0, 0, 1, 'a', 0, 0, 0, 0, 1, '1')
-	enc = append(enc, 0, 0, 0, 1, 'b', 1, 0, 0, 0, 0)
-	enc = append(enc, 0, 0, 0, 1, 'c', 0, 0, 0, 0, 0)
-	digest := sha256.Sum256(enc)
-	outer := append(slices.Clone(prev), digest[:]...)
-	outer = binary.BigEndian.AppendUint64(outer, 7)
-	outer = append(outer, 0, 0, 0, 3, 'r', 'o', 't')
-	want := sha256.Sum256(outer)
-	if got := appHash(prev, writes, 7, []byte("rot")); !bytes.Equal(got, want[:]) {
-		t.Fatalf("appHash = %x, want %x", got, want)
-	}
-	// A set of an empty value and a delete differ; so do two commitments.
-	asDelete := slices.Clone(writes)
-	asDelete[2] = write{key: "c", entry: entry{deleted: true}}
-	if bytes.Equal(appHash(prev, writes, 7, nil), appHash(prev, asDelete, 7, nil)) {
-		t.Fatal("an empty value and a tombstone hash the same")
-	}
-	if bytes.Equal(appHash(prev, writes, 7, []byte("a")), appHash(prev, writes, 7, []byte("b"))) {
-		t.Fatal("two commitments hash the same")
+	o = consent.NewOverlay(consenttest.NewMemStore())
+	if err := o.Delete(nil); !errors.Is(err, consent.ErrEmptyKey) || o.Err() == nil {
+		t.Fatalf("Delete(nil): err %v, sticky %v; want both", err, o.Err())
 	}
 }

@@ -1,4 +1,4 @@
-package node_test
+package chain_test
 
 import (
 	"bytes"
@@ -10,32 +10,34 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/consent/consenttest"
-	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/chain"
 )
 
 // TestConsentAppHashDeterminism feeds one stream of signed consent txs, through the
-// ABCI adapter, to fresh apps under GOMAXPROCS 1 and 2, and to one whose adapter gives
-// each tx an overlay of its own (as for a machine that is not AtomicTxs): the app hash
-// must agree at every height.
+// ABCI adapter, to fresh consent machines under GOMAXPROCS 1 and 2, and to one whose
+// app has no read cache (every read reaches the store): the app hash must agree at
+// every height.
 func TestConsentAppHashDeterminism(t *testing.T) {
 	const chainID = "determinism"
 	genesisTime := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	txs := consenttest.Stream(42, 300, chainID, 1000)
 	runs := []struct {
-		procs   int
-		machine chain.StateMachine
+		procs     int
+		readCache bool
 	}{
-		{1, node.NewConsentMachine()},
-		{2, node.NewConsentMachine()},
-		{2, notAtomic(node.NewConsentMachine())},
+		{1, true},
+		{2, true},
+		{2, false},
 	}
 	hashes := make([][][]byte, len(runs))
 	for i, run := range runs {
 		prev := runtime.GOMAXPROCS(run.procs)
-		a, err := chain.NewApp(filepath.Join(t.TempDir(), "app"), run.machine, nil)
+		a, err := chain.NewApp(filepath.Join(t.TempDir(), "app"), chain.NewConsentMachine(), nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !run.readCache {
+			chain.SetReadCache(a, 0)
 		}
 		init, err := a.InitChain(t.Context(), &abcitypes.RequestInitChain{ChainId: chainID, InitialHeight: 1,
 			Time: genesisTime, AppStateBytes: consenttest.WorldGenesis()})
@@ -77,12 +79,4 @@ func TestConsentAppHashDeterminism(t *testing.T) {
 	if bytes.Equal(hashes[0][1], hashes[0][len(hashes[0])-1]) {
 		t.Fatal("app hash never changed")
 	}
-}
-
-// notAtomic hides m's AtomicTxs (and keeps its commitment).
-func notAtomic(m chain.StateMachine) chain.StateMachine {
-	return struct {
-		chain.StateMachine
-		chain.Committer
-	}{m, m.(chain.Committer)}
 }
