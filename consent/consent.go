@@ -69,12 +69,15 @@ const (
 	KindReceipt                         // a custodian's key-release receipt
 	KindErase                           // a patient erases a record
 	KindReview                          // a privacy officer reviews an emergency access
+	KindAcceptCustody                   // a custodian holds a threshold record's blocks and a valid share
+	KindAttestErasure                   // a custodian destroyed an erased record's key (or share) and blocks
 )
 
 var kindNames = map[Kind]string{
 	KindProposeHospital: "propose-hospital", KindRegisterRecord: "register-record",
 	KindGrant: "grant", KindRevoke: "revoke", KindRequest: "request",
 	KindEmergency: "emergency", KindReceipt: "receipt", KindErase: "erase", KindReview: "review",
+	KindAcceptCustody: "accept-custody", KindAttestErasure: "attest-erasure",
 }
 
 func (k Kind) String() string {
@@ -101,6 +104,8 @@ type Body struct {
 	Receipt         *Receipt        `cbor:"16,keyasint,omitempty"`
 	Erase           *Erase          `cbor:"17,keyasint,omitempty"`
 	Review          *Review         `cbor:"18,keyasint,omitempty"`
+	AcceptCustody   *AcceptCustody  `cbor:"19,keyasint,omitempty"`
+	AttestErasure   *AttestErasure  `cbor:"20,keyasint,omitempty"`
 }
 
 // Hospital is a member hospital as registered: its keys and its voting power.
@@ -115,12 +120,21 @@ type Hospital struct {
 }
 
 // RegisterRecord registers a record the signing hospital holds.
+//
+// Without Threshold and Commitments the record's key is held whole by its custodian
+// (a whole-key record, as before threshold custody). With them it is in threshold
+// custody (custody.go): the key is shared Threshold-of-len(Custodians), share i
+// belonging to the i-th custodian, so Custodians must be listed sorted and once each;
+// Commitments are the sharing's public Feldman commitments in crypto's encoding
+// (crypto.Commitments.Bytes), Threshold of them.
 type RegisterRecord struct {
-	Record     RecordID     `cbor:"1,keyasint"`
-	CID        string       `cbor:"2,keyasint"`
-	Patient    PatientID    `cbor:"3,keyasint"`
-	Classes    []DataClass  `cbor:"4,keyasint"`
-	Custodians []HospitalID `cbor:"5,keyasint"`
+	Record      RecordID     `cbor:"1,keyasint"`
+	CID         string       `cbor:"2,keyasint"`
+	Patient     PatientID    `cbor:"3,keyasint"`
+	Classes     []DataClass  `cbor:"4,keyasint"`
+	Custodians  []HospitalID `cbor:"5,keyasint"`
+	Threshold   int          `cbor:"6,keyasint,omitempty"` // k; 0 for a whole-key record
+	Commitments []byte       `cbor:"7,keyasint,omitempty"`
 }
 
 // Grant is a patient's consent: a policy over their records.
@@ -165,4 +179,21 @@ type Erase struct {
 type Review struct {
 	Grant   GrantID `cbor:"1,keyasint"`
 	Outcome string  `cbor:"2,keyasint"` // one of ReviewOutcomes()
+}
+
+// AcceptCustody is a custodian's statement that it holds every block of a threshold
+// record's ciphertext and a share that verifies against the record's commitments.
+// Commitments is the SHA-256 of the commitments it verified against, so a statement
+// about another sharing (after a re-sharing) never counts for this one.
+type AcceptCustody struct {
+	Custodian   HospitalID `cbor:"1,keyasint"`
+	Record      RecordID   `cbor:"2,keyasint"`
+	Commitments []byte     `cbor:"3,keyasint"`
+}
+
+// AttestErasure is a custodian's statement that it destroyed an erased record's key
+// (or its share) and unpinned its ciphertext.
+type AttestErasure struct {
+	Custodian HospitalID `cbor:"1,keyasint"`
+	Record    RecordID   `cbor:"2,keyasint"`
 }

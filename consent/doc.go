@@ -26,9 +26,19 @@
 // each tx that appended. Anyone can check a node's proofs with VerifyInclusion and
 // VerifyConsistency (auditlog.go).
 //
+// Custody (custody.go): a record is held whole by its custodian, or in threshold
+// custody: registered with a threshold k and the public commitments of its key's
+// k-of-r sharing among its r custodians (sorted; share i is the i-th's). Each
+// custodian accepts custody on the chain once it holds the ciphertext and a share that
+// verifies; the record is available once k have. After an erase each custodian attests
+// that it destroyed its key or share; the erasure is complete once all have. Genesis
+// fixes the consortium's default r and k; a record may name others within
+// 1 ≤ k ≤ r ≤ 16.
+//
 // Authority: only a patient grants, revokes and erases for themself (a PatientID is
 // their public key); only a registered hospital registers records (as a custodian) and
-// requests access, each with its registered operator key. An emergency access is
+// requests access, each with its registered operator key; only a record's custodian
+// accepts its custody or attests its erasure, with its operator key. An emergency access is
 // reviewed (review.go) once, with an outcome code, by a privacy officer of the
 // hospital that requested it or of a custodian of the record, signing with that
 // hospital's operator key; until then it heads the review queue.

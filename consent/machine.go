@@ -77,6 +77,9 @@ func (m *Machine) InitChain(st Store, chainID string, appState []byte, b Block) 
 		}
 	}
 	g.Params.fill()
+	if err := g.Params.fillCustody(len(g.Hospitals)); err != nil {
+		return fmt.Errorf("consent: genesis: %w", err)
+	}
 	g.Params.ChainID = chainID
 	if err := setValue(st, keyParams, g.Params); err != nil {
 		return err
@@ -304,6 +307,10 @@ func (a *action) run(body *Body) ([]Event, error) {
 		events, err = a.erase(*body.Erase)
 	case KindReview:
 		events, err = a.review(*body.Review)
+	case KindAcceptCustody:
+		events, err = a.acceptCustody(*body.AcceptCustody)
+	case KindAttestErasure:
+		events, err = a.attestErasure(*body.AttestErasure)
 	default:
 		return nil, reject(CodeDecode, "unknown kind %d", body.Kind)
 	}

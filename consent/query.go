@@ -12,6 +12,9 @@ import (
 //	/hospitals              every registered hospital
 //	/hospital/<id>          one hospital
 //	/record/<id>            one record
+//	/custody/<record>       the record's custody (a CustodyStatus): threshold,
+//	                        custodians that accepted, availability, and once erased
+//	                        who attested the erasure and who has not
 //	/records/<patient>      a patient's records
 //	/consent/<id>           one consent
 //	/consents/<patient>     a patient's consents
@@ -26,6 +29,7 @@ import (
 //	                        later of the last block's time and data (Unix seconds):
 //	                        a Release, or the refusal's own code
 //	/height                 the last applied height and block time
+//	/params                 the chain's parameters (custody defaults among them)
 //
 // The access log (audit.go; numbers are decimal):
 //
@@ -61,6 +65,10 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 		v, err = GetRecord(r, RecordID(arg))
 	case "records":
 		v, err = PatientRecords(r, PatientID(arg))
+	case "custody":
+		v, err = Custody(r, RecordID(arg))
+	case "params":
+		v, err = params(r)
 	case "consent":
 		v, err = GetConsent(r, ConsentID(arg))
 	case "consents":

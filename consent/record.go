@@ -2,6 +2,7 @@ package consent
 
 import (
 	"slices"
+	"strconv"
 )
 
 const maxClasses = 64
@@ -31,6 +32,9 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 			return nil, reject(CodeInvalid, "data class %q is not a FHIR resource type%s", Truncate(string(c), 40), err.(*NameError).Hint())
 		}
 	}
+	if err := checkCustody(r); err != nil {
+		return nil, err
+	}
 	for _, c := range r.Custodians {
 		if _, err := getHospital(a.st, c); err != nil {
 			return nil, err
@@ -43,7 +47,8 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 		return nil, reject(CodeDuplicate, "record %s is already registered", r.Record)
 	}
 	rec := Record{ID: r.Record, CID: r.CID, Patient: r.Patient, Classes: sortedUnique(r.Classes),
-		Custodians: sortedUnique(r.Custodians), Height: a.block.Height}
+		Custodians: sortedUnique(r.Custodians), Height: a.block.Height,
+		Threshold: r.Threshold, Commitments: r.Commitments}
 	if err := setValue(a.st, keyRecord+string(r.Record), rec); err != nil {
 		return nil, err
 	}
@@ -54,11 +59,15 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 		Hospital: signer.ID, Custodians: rec.Custodians}); err != nil {
 		return nil, err
 	}
-	return []Event{{Type: "record", Attrs: []Attr{
+	attrs := []Attr{
 		{Key: "id", Value: string(r.Record), Index: true},
 		{Key: "patient", Value: string(r.Patient)},
 		{Key: "custodian", Value: string(signer.ID)},
-	}}}, nil
+	}
+	if rec.Shared() {
+		attrs = append(attrs, Attr{Key: "threshold", Value: strconv.Itoa(rec.Threshold)})
+	}
+	return []Event{{Type: "record", Attrs: attrs}}, nil
 }
 
 // GetRecord returns a record (erased ones too: Erased says when), or a *Rejection

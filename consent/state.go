@@ -40,6 +40,8 @@ const (
 	keyReviewed   = "er/"      // er/<^height>/<grant>: reviewed emergencies, newest first
 	keyReview     = "rv/"      // rv/<grant> -> ReviewEntry
 	keyReceipt    = "k/"       // k/<grant>/<custodian>/<tx>: one per key release
+	keyCustody    = "ca/"      // ca/<record>/<custodian> -> Attestation: custody accepted (threshold records)
+	keyErasure    = "ea/"      // ea/<record>/<custodian> -> Attestation: erasure attested
 	keyNonce      = "n/"       // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
@@ -59,7 +61,9 @@ const (
 // expiry, no leaf hashes in the access log's nodes, no decision indexes by patient or
 // hospital (the log's indexes answer); layout 1 (no m/layout key) was before that.
 // Layout 3: a receipt per key release (k/<grant>/<custodian>/<tx>), not per custodian.
-const stateLayout = 3
+// Layout 4: threshold custody: custody params, a record's threshold and commitments,
+// custody acceptances (ca/) and erasure attestations (ea/).
+const stateLayout = 4
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
 
@@ -126,6 +130,11 @@ type Params struct {
 	MaxTxTTL      Height `cbor:"1,keyasint" json:"max_tx_ttl"`     // how far ahead a tx's expiry may be
 	GrantValidity int64  `cbor:"2,keyasint" json:"grant_validity"` // seconds a grant stays usable for key release
 	ChainID       string `cbor:"3,keyasint" json:"-"`              // set from the genesis chain ID
+	// Custodians (r) and Threshold (k) are the consortium's default custody: a record's
+	// ciphertext on r custodians and its key k-of-r shared among them (custody.go).
+	// A record may name others within the bounds.
+	Custodians int `cbor:"4,keyasint" json:"custodians"`
+	Threshold  int `cbor:"5,keyasint" json:"threshold"`
 }
 
 func (p *Params) fill() {
@@ -146,6 +155,11 @@ type Record struct {
 	Custodians []HospitalID `cbor:"5,keyasint" json:"custodians"`
 	Height     Height       `cbor:"6,keyasint" json:"height"`
 	Erased     Height       `cbor:"7,keyasint,omitempty" json:"erased,omitempty"` // height of erasure; 0 if not
+	// Threshold and Commitments are set for a record in threshold custody: its key is
+	// shared Threshold-of-len(Custodians), share i (ShareIndex) belonging to the i-th
+	// custodian. A whole-key record has neither.
+	Threshold   int `cbor:"8,keyasint,omitempty" json:"threshold,omitempty"`
+	Commitments Hex `cbor:"9,keyasint,omitempty" json:"commitments,omitempty"`
 }
 
 // Consent is a patient's consent as granted, and its revocation.

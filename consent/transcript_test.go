@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudflare/circl/group"
+
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
 )
@@ -82,14 +84,46 @@ type runner struct {
 	name    map[string]string // ID -> alias
 	lastTx  []byte
 	started bool
+	// commitments are the share commitments of each sharing, by name (a record's
+	// sharing is named after the record).
+	commitments map[string][]byte
 }
 
 func newRunner() *runner {
 	return &runner{
 		m: consent.NewMachine(), st: consenttest.NewMemStore(), b: consenttest.Builder{ChainID: "transcript"},
 		now:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		alias: map[string]string{}, name: map[string]string{},
+		alias: map[string]string{}, name: map[string]string{}, commitments: map[string][]byte{},
 	}
+}
+
+// custody sets a registration's threshold custody from opts: threshold=K names k,
+// points=N makes the commitments N elements (default k), commitments=bad makes them
+// malformed. The commitments are well-formed crypto encodings derived from the
+// record's name, so transcripts are stable; the chain checks only their form.
+func (r *runner) custody(t *testing.T, reg *consent.RegisterRecord, name string, opts map[string]string) {
+	if opts["threshold"] == "" {
+		return
+	}
+	reg.Threshold, _ = strconv.Atoi(opts["threshold"])
+	n := reg.Threshold
+	if p := opts["points"]; p != "" {
+		n, _ = strconv.Atoi(p)
+	}
+	c := []byte{1, byte(n)}
+	for i := range n {
+		e, err := group.Ristretto255.HashToElement([]byte(fmt.Sprintf("%s/%d", name, i)), []byte("transcript")).MarshalBinaryCompress()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = append(c, e...)
+	}
+	if opts["commitments"] == "bad" {
+		c = append(c[:2], make([]byte, 32*n)...) // identity elements
+	}
+	reg.Commitments = c
+	r.commitments[name] = c
+	r.name[hex.EncodeToString(c)] = "commitments:" + name
 }
 
 // args splits a command into positional words and key=value options.
@@ -131,7 +165,21 @@ func (r *runner) do(t *testing.T, line string) string {
 		}}
 		r.alias[pos[0]] = recordID(pos[0])
 		r.name[recordID(pos[0])] = pos[0]
+		r.custody(t, body.RegisterRecord, pos[0], opts)
 		return r.send(t, body, pos, opts, firstOf(opts["custodians"]))
+	case "custody":
+		sharing := pos[1]
+		if c := opts["commit"]; c != "" {
+			sharing = c
+		}
+		sum := sha256.Sum256(r.commitments[sharing])
+		body := consent.Body{Kind: consent.KindAcceptCustody, AcceptCustody: &consent.AcceptCustody{
+			Custodian: consent.HospitalID(pos[0]), Record: consent.RecordID(r.id(pos[1])), Commitments: sum[:]}}
+		return r.send(t, body, pos, opts, pos[0])
+	case "attest":
+		body := consent.Body{Kind: consent.KindAttestErasure, AttestErasure: &consent.AttestErasure{
+			Custodian: consent.HospitalID(pos[0]), Record: consent.RecordID(r.id(pos[1]))}}
+		return r.send(t, body, pos, opts, pos[0])
 	case "revoke":
 		body := consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: consent.ConsentID(r.id(pos[1]))}}
 		return r.send(t, body, pos, opts, pos[0])
@@ -222,6 +270,8 @@ func (r *runner) genesis(t *testing.T, opts map[string]string) string {
 	for _, h := range strings.Split(opts["hospitals"], ",") {
 		g.Hospitals = append(g.Hospitals, consenttest.Hospital(h, 1))
 	}
+	g.Params.Custodians, _ = strconv.Atoi(opts["custodians"])
+	g.Params.Threshold, _ = strconv.Atoi(opts["threshold"])
 	if v := opts["grant-validity"]; v != "" {
 		d, _ := time.ParseDuration(v)
 		g.Params.GrantValidity = int64(d.Seconds())
@@ -360,6 +410,10 @@ func (r *runner) describe(res consent.Result) string {
 				}
 			}
 			return out
+		case "custody":
+			return "ok accepted=" + attrs["accepted"] + " available=" + attrs["available"]
+		case "erasure":
+			return "ok complete=" + attrs["complete"]
 		case "hospital":
 			if attrs["registered"] == "true" {
 				return "ok registered " + attrs["id"]

@@ -176,7 +176,7 @@ func (b *Body) checkShape() error {
 		KindProposeHospital: b.ProposeHospital != nil, KindRegisterRecord: b.RegisterRecord != nil,
 		KindGrant: b.Grant != nil, KindRevoke: b.Revoke != nil, KindRequest: b.Request != nil,
 		KindEmergency: b.Emergency != nil, KindReceipt: b.Receipt != nil, KindErase: b.Erase != nil,
-		KindReview: b.Review != nil,
+		KindReview: b.Review != nil, KindAcceptCustody: b.AcceptCustody != nil, KindAttestErasure: b.AttestErasure != nil,
 	}
 	n := 0
 	for _, p := range present {

@@ -1,0 +1,240 @@
+package consent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/medledger/medledger/crypto"
+)
+
+// Threshold custody. A record registered with a threshold k and share commitments has
+// its ciphertext on each of its r custodians and its key shared k-of-r among them
+// (crypto.DEK.Split): no single custodian can release it. Each custodian, once it
+// holds every block and a share that verifies against the commitments on the chain,
+// says so with an accept-custody tx; the record is available once k have. When the
+// record is erased, each custodian destroys its share and blocks and says so with an
+// attest-erasure tx; the erasure is complete once all have. A whole-key record (no
+// threshold) is available at registration, as before threshold custody, and its
+// erasure is complete once its custodians attested too.
+//
+// A custodian releases its share under the same check as a whole key (CheckRelease),
+// with its own receipt (receipt).
+
+// MaxCustodians bounds the custodians of a record (r), as crypto.MaxShares bounds n.
+const MaxCustodians = crypto.MaxShares
+
+// Attestation is a custodian's signed statement about a record, as recorded: custody
+// accepted, or erasure done.
+type Attestation struct {
+	Custodian HospitalID `cbor:"1,keyasint" json:"custodian"`
+	Height    Height     `cbor:"2,keyasint" json:"height"`
+}
+
+// Shared reports whether the record is in threshold custody (its key in shares).
+func (r *Record) Shared() bool { return r.Threshold > 0 }
+
+// ShareIndex returns the index of h's share of a threshold record: its position among
+// the record's custodians, from 1. ok is false if h is not a custodian or the record
+// is held whole.
+func (r *Record) ShareIndex(h HospitalID) (i crypto.ShareIndex, ok bool) {
+	j := slices.Index(r.Custodians, h)
+	if !r.Shared() || j < 0 {
+		return 0, false
+	}
+	return crypto.ShareIndex(j + 1), true
+}
+
+// CommitmentsHash is the SHA-256 of the record's share commitments, which an
+// accept-custody tx names.
+func (r *Record) CommitmentsHash() []byte {
+	sum := sha256.Sum256(r.Commitments)
+	return sum[:]
+}
+
+// fillCustody sets the default custody for a consortium of n genesis hospitals where
+// genesis left it unset (r = min(n, 3), at least 1; k = ⌈r/2⌉, so 2 of 3, 1 of 2,
+// 1 of 1) and rejects custody outside 1 ≤ k ≤ r ≤ MaxCustodians.
+func (p *Params) fillCustody(n int) error {
+	if p.Custodians == 0 {
+		p.Custodians = max(1, min(n, 3))
+	}
+	if p.Threshold == 0 {
+		p.Threshold = (p.Custodians + 1) / 2
+	}
+	if p.Threshold < 1 || p.Threshold > p.Custodians || p.Custodians > MaxCustodians {
+		return fmt.Errorf("params: custody threshold %d of %d custodians: want 1 ≤ threshold ≤ custodians ≤ %d",
+			p.Threshold, p.Custodians, MaxCustodians)
+	}
+	return nil
+}
+
+// checkCustody checks a registration's custody: none (a whole-key record), or a
+// threshold k of its r custodians with 1 ≤ k ≤ r ≤ MaxCustodians, the custodians
+// sorted and unique (share i is the i-th's), and k well-formed commitments.
+func checkCustody(r RegisterRecord) error {
+	switch {
+	case r.Threshold == 0 && len(r.Commitments) == 0:
+		return nil
+	case r.Threshold == 0 || len(r.Commitments) == 0:
+		return reject(CodeInvalid, "a threshold record names its threshold and its share commitments together")
+	case r.Threshold < 1 || r.Threshold > len(r.Custodians) || len(r.Custodians) > MaxCustodians:
+		return reject(CodeInvalid, "threshold %d of %d custodians: want 1 ≤ threshold ≤ custodians ≤ %d",
+			r.Threshold, len(r.Custodians), MaxCustodians)
+	case !slices.IsSorted(r.Custodians) || len(sortedUnique(r.Custodians)) != len(r.Custodians):
+		return reject(CodeInvalid, "a threshold record lists its custodians sorted and once each (share i is the i-th custodian's)")
+	}
+	c, err := crypto.ParseCommitments(r.Commitments)
+	if err != nil {
+		return reject(CodeInvalid, "share commitments: %v", err)
+	}
+	if c.Threshold() != r.Threshold {
+		return reject(CodeInvalid, "share commitments are for a threshold of %d, the record names %d", c.Threshold(), r.Threshold)
+	}
+	return nil
+}
+
+// custodianOf checks that the tx is signed by custodian h of the record.
+func (a *action) custodianOf(h HospitalID, id RecordID) (*Hospital, *Record, error) {
+	hosp, err := a.requester(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := GetRecord(a.st, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !slices.Contains(rec.Custodians, hosp.ID) {
+		return nil, nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", hosp.ID, rec.ID)
+	}
+	return hosp, rec, nil
+}
+
+// acceptCustody records that a custodian holds a threshold record's blocks and a valid
+// share, once per custodian and sharing.
+func (a *action) acceptCustody(c AcceptCustody) ([]Event, error) {
+	h, rec, err := a.custodianOf(c.Custodian, c.Record)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !rec.Shared():
+		return nil, reject(CodeInvalid, "record %s is held whole by its custodians: it has no shares to accept", rec.ID)
+	case rec.Erased != 0:
+		return nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
+	case !bytes.Equal(c.Commitments, rec.CommitmentsHash()):
+		return nil, reject(CodeInvalid, "%s accepts custody under other share commitments than record %s's", h.ID, rec.ID)
+	}
+	accepted, err := a.attest(keyCustody, rec, h.ID, "accepted custody of")
+	if err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "custody", Attrs: []Attr{
+		{Key: "record", Value: string(rec.ID), Index: true},
+		{Key: "custodian", Value: string(h.ID)},
+		{Key: "accepted", Value: strconv.Itoa(len(accepted))},
+		{Key: "available", Value: strconv.FormatBool(len(accepted) >= rec.Threshold)},
+	}}}, nil
+}
+
+// attestErasure records that a custodian destroyed an erased record's key or share and
+// its blocks, once per custodian.
+func (a *action) attestErasure(e AttestErasure) ([]Event, error) {
+	h, rec, err := a.custodianOf(e.Custodian, e.Record)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Erased == 0 {
+		return nil, reject(CodeInvalid, "record %s is not erased: a custodian attests erasure after the patient's erase", rec.ID)
+	}
+	attested, err := a.attest(keyErasure, rec, h.ID, "attested erasure of")
+	if err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "erasure", Attrs: []Attr{
+		{Key: "record", Value: string(rec.ID), Index: true},
+		{Key: "custodian", Value: string(h.ID)},
+		{Key: "complete", Value: strconv.FormatBool(len(attested) == len(rec.Custodians))},
+	}}}, nil
+}
+
+// attest records h's attestation under prefix/<record>/<h>, refusing a second one, and
+// returns every attestation of the record under prefix, h's included.
+func (a *action) attest(prefix string, rec *Record, h HospitalID, what string) ([]Attestation, error) {
+	key := prefix + string(rec.ID) + "/" + string(h)
+	var prev Attestation
+	if ok, err := getValue(a.st, key, &prev); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, reject(CodeDuplicate, "%s %s record %s at height %d", h, what, rec.ID, prev.Height)
+	}
+	if err := setValue(a.st, key, Attestation{Custodian: h, Height: a.block.Height}); err != nil {
+		return nil, err
+	}
+	return attestations(a.st, prefix, rec.ID)
+}
+
+// attestations lists a record's attestations under prefix, by custodian.
+func attestations(r Reader, prefix string, id RecordID) ([]Attestation, error) {
+	out := []Attestation{}
+	err := scan(r, prefix+string(id)+"/", func(_ string, v []byte) (bool, error) {
+		var e Attestation
+		if err := decMode.Unmarshal(v, &e); err != nil {
+			return false, err
+		}
+		out = append(out, e)
+		return true, nil
+	})
+	return out, err
+}
+
+// CustodyStatus is a record's custody as the chain knows it.
+type CustodyStatus struct {
+	Record     RecordID     `json:"record"`
+	Custodians []HospitalID `json:"custodians"`
+	// Threshold is k for a record in threshold custody, 0 for a whole-key record.
+	Threshold int `json:"threshold"`
+	// Accepted are the custody acceptances (threshold records), by custodian.
+	Accepted []Attestation `json:"accepted"`
+	// Available: a record not erased that is held whole, or in threshold custody
+	// with Threshold custodians that accepted it.
+	Available bool `json:"available"`
+	// Erased is the height of the patient's erase (0: not erased); Attested the
+	// custodians' erasure attestations since, Unattested the custodians that have
+	// not attested yet, and ErasureComplete whether all have.
+	Erased          Height        `json:"erased,omitempty"`
+	Attested        []Attestation `json:"attested"`
+	Unattested      []HospitalID  `json:"unattested"`
+	ErasureComplete bool          `json:"erasure_complete"`
+}
+
+// Custody returns a record's custody: who accepted it, whether it is available, and
+// for an erased record who attested its erasure and who has not.
+func Custody(r Reader, id RecordID) (*CustodyStatus, error) {
+	rec, err := GetRecord(r, id)
+	if err != nil {
+		return nil, err
+	}
+	s := &CustodyStatus{Record: rec.ID, Custodians: rec.Custodians, Threshold: rec.Threshold,
+		Erased: rec.Erased, Unattested: []HospitalID{}}
+	if s.Accepted, err = attestations(r, keyCustody, rec.ID); err != nil {
+		return nil, err
+	}
+	s.Available = rec.Erased == 0 && (!rec.Shared() || len(s.Accepted) >= rec.Threshold)
+	if s.Attested, err = attestations(r, keyErasure, rec.ID); err != nil {
+		return nil, err
+	}
+	if rec.Erased == 0 {
+		return s, nil
+	}
+	for _, c := range rec.Custodians {
+		if !slices.ContainsFunc(s.Attested, func(e Attestation) bool { return e.Custodian == c }) {
+			s.Unattested = append(s.Unattested, c)
+		}
+	}
+	s.ErasureComplete = len(s.Unattested) == 0
+	return s, nil
+}
