@@ -58,21 +58,9 @@ const receiptWait = 5 * time.Second
 // waitHeight waits until this node has committed height h, ctx ends, or
 // maxHeightWait passes; it reports whether the node reached h.
 func (n *Node) waitHeight(ctx context.Context, h int64) bool {
-	if n.chain.Height() >= h {
-		return true
-	}
 	ctx, cancel := context.WithTimeout(ctx, maxHeightWait)
 	defer cancel()
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for n.chain.Height() < h {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return n.awaitHeight(ctx, h) == nil
 }
 
 func refusal(code consent.Code, format string, args ...any) p2p.ReleaseResponse {

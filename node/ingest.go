@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -24,15 +23,13 @@ import (
 	"github.com/medledger/medledger/storage"
 )
 
-var patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // Ingest validates a FHIR Bundle, seals it into the block store (pinned) under a fresh
 // DEK kept wrapped to this hospital, and registers it on the chain for patient with
 // this hospital as custodian. If anything fails — invalid FHIR, the chain's refusal —
 // nothing is kept; if the register tx's outcome is unknown (it may still commit), the
 // key and ciphertext are kept so that the record stays readable if it does.
 func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
-	if !patientPattern.MatchString(string(patient)) {
+	if !patient.Valid() {
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
 	}
 	in, err := n.ingest.Ingest(ctx, n.home, n.store, bundle, nil, nil)
