@@ -115,7 +115,8 @@ func meta(r Reader) (Height, int64, error) {
 	return h, t, err
 }
 
-func params(r Reader) (Params, error) {
+// GetParams returns the chain's parameters, the consortium's default custody among them.
+func GetParams(r Reader) (Params, error) {
 	var p Params
 	_, err := getValue(r, keyParams, &p)
 	p.fill()
@@ -189,7 +190,7 @@ func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, 
 	if err != nil {
 		return rejected(err)
 	}
-	p, err := params(st)
+	p, err := GetParams(st)
 	if err != nil {
 		return Result{}, err
 	}

@@ -68,7 +68,7 @@ func (m *Machine) Query(r Reader, path string, data []byte) (Result, error) {
 	case "custody":
 		v, err = Custody(r, RecordID(arg))
 	case "params":
-		v, err = params(r)
+		v, err = GetParams(r)
 	case "consent":
 		v, err = GetConsent(r, ConsentID(arg))
 	case "consents":
