@@ -23,6 +23,7 @@ import (
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
+	"github.com/medledger/medledger/node/web"
 	"github.com/medledger/medledger/storage"
 )
 
@@ -216,6 +217,10 @@ func (n *Node) startAPI(l net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("/", handler)
+	if err := web.Mount(mux, n, web.Config{API: handler, Tokens: tokens, Logger: n.log.With("component", "web")}); err != nil {
+		l.Close()
+		return err
+	}
 	// Timeouts, and a connection limit inside the file-descriptor budget so that no
 	// client can take the descriptors consensus needs (api.NewServer).
 	srv, limited, err := api.NewServer(mux, l, limits)

@@ -1,0 +1,259 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// The pages are tested in Debian's Chromium, driven through the DevTools protocol
+// (chromedp): real pages, real WebCrypto, real cookies, against real nodes.
+
+// chromiumPath is Chromium's executable. When it is missing the test installs
+// Debian's package (as .ci/run does); it is skipped, saying why, only if Chromium is
+// absent and cannot be installed.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := findChromium(); p != "" {
+		return p
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+		t.Skip("chromium is not installed and cannot be installed here (needs root and apt-get): apt-get install -y chromium")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "chromium")
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("chromium is not installed and apt-get install -y chromium failed (%v): %s", err, lastLines(string(out), 5))
+	}
+	if p := findChromium(); p != "" {
+		return p
+	}
+	t.Skip("chromium is not installed, and installing Debian's package did not provide it")
+	return ""
+}
+
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// browser is one headless Chromium whose console is watched.
+type browser struct {
+	t         *testing.T
+	alloc     context.Context // the browser; tabs and contexts are made from it
+	downloads string          // where the default browser context saves downloads
+	artifacts string          // where screenshots go
+	first     *tab            // the first tab: it started the browser
+	mu        sync.Mutex
+	problems  []string // console errors, warnings and uncaught exceptions, on any tab
+}
+
+// tab is a page in the browser.
+type tab struct {
+	b   *browser
+	ctx context.Context
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]), chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1200, 900))
+	alloc, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancel)
+	b := &browser{t: t, alloc: alloc, downloads: t.TempDir(), artifacts: artifactsDir(t)}
+	return b
+}
+
+// artifactsDir is $MEDLEDGER_ARTIFACTS (made if missing) or the test's temp dir.
+func artifactsDir(t *testing.T) string {
+	if d := os.Getenv("MEDLEDGER_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err == nil {
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
+// newTab opens a tab; fresh makes it in a browser context of its own (its own
+// cookies and IndexedDB: another person's browser).
+func (b *browser) newTab(fresh bool) *tab {
+	b.t.Helper()
+	var opts []chromedp.ContextOption
+	if fresh {
+		opts = append(opts, chromedp.WithNewBrowserContext())
+	}
+	parent := b.alloc
+	if b.first != nil {
+		parent = b.first.ctx
+	}
+	ctx, cancel := chromedp.NewContext(parent, opts...)
+	b.t.Cleanup(cancel)
+	if b.first == nil {
+		b.first = &tab{b: b, ctx: ctx}
+	}
+	tb := &tab{b: b, ctx: ctx}
+	messages := chromedp.Console(ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		b.t.Fatalf("chromium: %v", err)
+	}
+	go b.watch(messages)
+	dir := b.downloads
+	if fresh {
+		dir = b.t.TempDir()
+	}
+	params := cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir}
+	if fresh {
+		params.BrowserContextID = chromedp.FromContext(ctx).BrowserContextID
+	}
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, params); err != nil {
+		b.t.Fatalf("chromium: download behaviour: %v", err)
+	}
+	return tb
+}
+
+// watch records the console's errors, warnings and exceptions.
+func (b *browser) watch(messages iter.Seq2[chromedp.ConsoleMessage, error]) {
+	for m, err := range messages {
+		if err != nil {
+			return
+		}
+		if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning || m.IsException() {
+			b.mu.Lock()
+			b.problems = append(b.problems, fmt.Sprintf("%s %s:%d: %s", m.Type, m.URL, m.Line+1, m.Text))
+			b.mu.Unlock()
+		}
+	}
+}
+
+// consoleProblems are the console's errors, warnings and exceptions so far, but for
+// the failed requests the test provoked on purpose: Chromium logs every answer
+// that is not 2xx, such as the refusal of a wrong token, whose sentence the page
+// shows.
+func (b *browser) consoleProblems(provoked ...string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, p := range b.problems {
+		if !slices.ContainsFunc(provoked, func(s string) bool { return strings.Contains(p, s) }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// do runs steps within d.
+func (tb *tab) do(d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		tb.shot("failure")
+		tb.b.t.Fatalf("browser: %v", err)
+	}
+}
+
+// open loads url.
+func (tb *tab) open(url string) {
+	tb.b.t.Helper()
+	tb.do(30*time.Second, chromedp.Navigate(url))
+}
+
+// wait waits until the JavaScript expression is truthy.
+func (tb *tab) wait(expr string, d time.Duration) {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, d)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		tb.shot("failure")
+		tb.b.t.Fatalf("browser: waiting for %s: %v (alert: %q)", expr, err, tb.eval(`document.getElementById("alert").textContent`))
+	}
+}
+
+// eval evaluates a JavaScript expression to a string.
+func (tb *tab) eval(expr string) string {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
+	if err != nil {
+		tb.b.t.Fatalf("browser: %s: %v", expr, err)
+	}
+	return v
+}
+
+// click clicks the first element matching a CSS selector.
+func (tb *tab) click(sel string) {
+	tb.b.t.Helper()
+	tb.do(10*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// fill types text into the input matching sel.
+func (tb *tab) fill(sel, text string) {
+	tb.b.t.Helper()
+	tb.eval(`document.querySelector(` + strconv.Quote(sel) + `).value = ""`)
+	tb.do(10*time.Second, chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
+}
+
+// shot writes a full-page screenshot to the artifacts directory.
+func (tb *tab) shot(name string) string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.b.t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	path := filepath.Join(tb.b.artifacts, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		tb.b.t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	tb.b.t.Logf("screenshot: %s", path)
+	return path
+}
+
+// download waits for a finished download whose name starts with prefix in dir.
+func download(t *testing.T, dir, prefix string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) && !strings.HasSuffix(e.Name(), ".crdownload") {
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(b) > 0 {
+					return b
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no download named %s* in %s", prefix, dir)
+	return nil
+}

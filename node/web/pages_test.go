@@ -1,0 +1,292 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/nodetest"
+)
+
+// TestPages is issue 12's scenario through Chromium against four real hospital
+// nodes: a patient creates a key in the page and signs in; Ada ingests a record of
+// theirs; the patient grants Bayside TREAT in the page; Bayside's clinician reads the
+// record through the API and the page shows the access within one block; the
+// patient revokes, Bayside is denied, and the page shows the denial; Bayside breaks
+// the glass, the page shows the emergency apart, and Ada's privacy officer reviews it
+// in the officer's page, which the patient's page then shows; the page's accounting
+// download is byte for byte the API's; the officer searches, opens an event and
+// exports. Then: another patient (a key made with `medledger patient keygen`,
+// imported into another browser) sees none of this patient's data, and no page
+// wrote an error to the console.
+func TestPages(t *testing.T) {
+	b := newBrowser(t)
+	net := nodetest.StartConsortium(t, 4)
+	ada, bayside := net.Nodes[0], net.Nodes[1]
+	adaTokens, bayTokens := tokens(t, net, 0), tokens(t, net, 1)
+
+	p := b.newTab(false)
+	patient := createKeyInPage(t, p, ada.APIURL())
+	rec, err := ada.Ingest(nodetest.Ctx(t), patient, bytes.NewReader(nodetest.Sample(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The session survives a reload; the records are the chain's.
+	p.open(ada.APIURL() + "/app/")
+	p.wait(`!document.getElementById("signed-in").hidden && document.querySelectorAll("#records tbody tr").length === 1`, 20*time.Second)
+	row := p.eval(`document.querySelector("#records tbody tr").textContent`)
+	if !strings.Contains(row, "Ada General Hospital (ada)") || !strings.Contains(row, string(rec.Classes[0])) {
+		t.Errorf("records row = %q, want the custodian's name and the record's classes %v", row, rec.Classes)
+	}
+	p.shot("patient-signed-in")
+
+	grantInPage(t, p)
+	read := func() (int, string) {
+		return apiCall(t, "GET", bayside.APIURL()+"/records/"+string(rec.ID)+"?purpose=TREAT", bayTokens["clinician"])
+	}
+	if status, body := read(); status != http.StatusOK {
+		t.Fatalf("bayside's read after the grant: %d %s", status, body)
+	}
+	waitWithinBlock(t, p, ada, `#activity li[data-kind="access-granted"]`, "Bayside Medical Center (bayside)")
+	p.shot("patient-access-live")
+
+	revokeInPage(t, p)
+	status, body := read()
+	if status != http.StatusForbidden || !strings.Contains(body, `"code":"revoked"`) {
+		t.Fatalf("bayside's read after the revocation: %d %s, want 403 revoked", status, body)
+	}
+	waitWithinBlock(t, p, ada, `#activity li[data-kind="access-denied"]`, "the consent was revoked")
+
+	// An emergency access appears apart, awaiting review; the officer reviews it.
+	status, body = apiCall(t, "POST", bayside.APIURL()+"/records/"+string(rec.ID)+"/$emergency-access?reason=life-threatening", bayTokens["clinician"])
+	if status != http.StatusOK {
+		t.Fatalf("bayside's emergency access: %d %s", status, body)
+	}
+	p.wait(`[...document.querySelectorAll("#emergencies li.unreviewed")].some(li => li.textContent.includes("Bayside Medical Center (bayside)") && li.textContent.includes("awaiting review"))`, 10*time.Second)
+	p.shot("patient-emergency")
+	o := b.newTab(false)
+	reviewInOfficerPage(t, o, ada.APIURL(), adaTokens["privacy-officer"])
+	p.wait(`[...document.querySelectorAll("#emergencies li.reviewed")].some(li => li.textContent.includes("reviewed: justified"))`, 10*time.Second)
+
+	// The page's accounting is the API's.
+	p.click("#accounting-csv")
+	got := download(t, b.downloads, "accounting-of-disclosures-")
+	status, want := apiCall(t, "GET", ada.APIURL()+"/audit/accounting?format=csv&patient="+string(patient), adaTokens["privacy-officer"])
+	if status != http.StatusOK || string(got) != want {
+		t.Errorf("the page's accounting download:\n%s\nthe API's (%d):\n%s", got, status, want)
+	}
+	if !strings.Contains(want, "Bayside Medical Center") {
+		t.Errorf("the accounting names no release to Bayside:\n%s", want)
+	}
+
+	searchInOfficerPage(t, o, patient, b.downloads)
+
+	// A phone-sized screen: nothing wider than the screen.
+	p.do(10*time.Second, chromedp.EmulateViewport(390, 844))
+	p.open(ada.APIURL() + "/app/")
+	p.wait(`!document.getElementById("signed-in").hidden`, 20*time.Second)
+	if w := p.eval(`document.documentElement.scrollWidth`); w != "390" {
+		t.Errorf("on a 390 px screen the patient's page is %s px wide", w)
+	}
+	p.shot("patient-phone")
+
+	otherPatientSeesNothing(t, b, ada.APIURL(), patient)
+
+	wrongToken := "/audit-app/session:1: Failed to load resource: the server responded with a status of 401"
+	if problems := b.consoleProblems(wrongToken); len(problems) > 0 {
+		t.Errorf("the console has errors or warnings:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// createKeyInPage creates a key in the patient's page, checks its backup download,
+// and returns the patient ID the page signed in as.
+func createKeyInPage(t *testing.T, p *tab, base string) consent.PatientID {
+	t.Helper()
+	p.open(base + "/app/")
+	p.wait(`!document.getElementById("no-key").hidden`, 10*time.Second)
+	p.shot("patient-no-key")
+	p.fill("#create-pass", "correct horse battery")
+	p.fill("#create-pass2", "correct horse battery")
+	p.click("#create-key")
+	p.wait(`!document.getElementById("signed-in").hidden`, 30*time.Second)
+	id := consent.PatientID(p.eval(`document.getElementById("me").textContent`))
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(string(id)) {
+		t.Fatalf("the page signed in as %q, not a patient ID", id)
+	}
+	var backup struct {
+		Format, Patient string
+	}
+	if err := json.Unmarshal(download(t, p.b.downloads, "medledger-key-backup-"), &backup); err != nil || backup.Patient != string(id) {
+		t.Fatalf("backup file: %+v, %v; want one for %s", backup, err, id)
+	}
+	return id
+}
+
+// grantInPage grants Bayside TREAT (the purpose checked by default) for all data,
+// checking the summary shown before signing.
+func grantInPage(t *testing.T, p *tab) {
+	t.Helper()
+	p.click(`input[name=hospital][value=bayside]`)
+	p.click("#grant-review")
+	p.wait(`!document.getElementById("confirm").hidden`, 10*time.Second)
+	summary := p.eval(`document.getElementById("confirm-summary").textContent`)
+	for _, want := range []string{"Nothing is shared unless", "Bayside Medical Center (bayside) may obtain your records, for treatment (TREAT).", "no time limit"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary before signing = %q, want it to say %q", summary, want)
+		}
+	}
+	p.shot("patient-consent-review")
+	p.click("#confirm-sign")
+	p.wait(`document.getElementById("status").textContent.includes("Your consent is on the chain")`, 20*time.Second)
+	p.wait(`document.querySelectorAll("#consents li.consent:not(.revoked)").length === 1`, 10*time.Second)
+}
+
+// revokeInPage revokes the patient's one consent in force.
+func revokeInPage(t *testing.T, p *tab) {
+	t.Helper()
+	p.click(`#consents li.consent:not(.revoked) button`)
+	p.wait(`!document.getElementById("confirm").hidden && document.getElementById("confirm-summary").textContent.includes("You revoke consent")`, 10*time.Second)
+	p.click("#confirm-sign")
+	p.wait(`document.getElementById("status").textContent.includes("Your revocation is on the chain")`, 20*time.Second)
+	p.wait(`document.querySelectorAll("#consents li.consent.revoked").length === 1`, 10*time.Second)
+}
+
+// waitWithinBlock waits for an element matching sel whose text contains text, and
+// checks it appeared within one block of the moment it was awaited from (the access
+// it shows was committed by then).
+func waitWithinBlock(t *testing.T, p *tab, nd *node.Node, sel, text string) {
+	t.Helper()
+	from := nd.Chain().Height()
+	expr := `[...document.querySelectorAll(` + strconv.Quote(sel) + `)].some(li => li.textContent.includes(` + strconv.Quote(text) + `))`
+	deadline := time.Now().Add(20 * time.Second)
+	for p.eval(expr) != "true" {
+		if time.Now().After(deadline) {
+			p.shot("failure")
+			t.Fatalf("the page shows no %s saying %q", sel, text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if at := nd.Chain().Height(); at > from+1 {
+		t.Errorf("the page showed %q at height %d, committed by height %d: more than one block later", text, at, from)
+	}
+}
+
+// reviewInOfficerPage signs the officer in with their token and reviews the one
+// emergency awaiting review as justified.
+func reviewInOfficerPage(t *testing.T, o *tab, base, token string) {
+	t.Helper()
+	o.open(base + "/audit-app/")
+	o.wait(`!document.getElementById("signed-out").hidden`, 10*time.Second)
+	o.fill("#token", "not-a-token")
+	o.click("#sign-in")
+	o.wait(`document.getElementById("alert").textContent.includes("not a privacy officer's token")`, 10*time.Second)
+	o.fill("#token", token)
+	o.click("#sign-in")
+	o.wait(`!document.getElementById("signed-in").hidden && document.querySelectorAll("#queue li.unreviewed").length === 1`, 10*time.Second)
+	if got := o.eval(`document.getElementById("queue-count").textContent`); got != "1 emergency access awaits review." {
+		t.Errorf("queue count = %q", got)
+	}
+	o.shot("officer-queue")
+	o.do(10*time.Second, chromedp.SetValue(chromedp.CSS("#queue li.unreviewed select"), "justified"))
+	o.click("#queue li.unreviewed button")
+	o.wait(`document.querySelectorAll("#queue li.reviewed").length === 1 && document.querySelectorAll("#queue li.unreviewed").length === 0`, 20*time.Second)
+	if got := o.eval(`document.querySelector("#queue li.reviewed .outcome").textContent`); !strings.Contains(got, "Reviewed: justified by Ada General Hospital (ada)") {
+		t.Errorf("reviewed emergency says %q", got)
+	}
+}
+
+// searchInOfficerPage searches the patient's events, opens one with its leaf, and
+// exports the search as FHIR AuditEvents.
+func searchInOfficerPage(t *testing.T, o *tab, patient consent.PatientID, downloads string) {
+	t.Helper()
+	o.fill("#q-patient", string(patient))
+	o.click("#search")
+	o.wait(`document.querySelectorAll("#results tbody tr").length >= 5`, 10*time.Second)
+	if other := o.eval(`[...document.querySelectorAll("#results tbody tr code")].filter(c => c.title !== ` + strconv.Quote(string(patient)) + `).length`); other != "0" {
+		t.Errorf("%s rows of the patient's search are another patient's", other)
+	}
+	o.click(`#results tbody tr[data-kind="access-denied"] button`)
+	o.wait(`!document.getElementById("entry").hidden && document.getElementById("entry-raw").textContent.includes("leaf")`, 10*time.Second)
+	o.shot("officer-event")
+	o.click("#export")
+	var bundle struct {
+		ResourceType string
+		Entry        []struct{ Resource struct{ ResourceType string } }
+	}
+	if err := json.Unmarshal(download(t, downloads, "audit-events-"), &bundle); err != nil || bundle.ResourceType != "Bundle" || len(bundle.Entry) < 5 ||
+		bundle.Entry[0].Resource.ResourceType != "AuditEvent" {
+		t.Errorf("exported AuditEvents: %+v, %v", bundle, err)
+	}
+}
+
+// otherPatientSeesNothing imports, in another browser, a key made as `medledger
+// patient keygen` makes it, and checks the page signs in as that key's patient and
+// shows none of the first patient's records, consents or accesses.
+func otherPatientSeesNothing(t *testing.T, b *browser, base string, first consent.PatientID) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "key")
+	k, err := crypto.CreatePatientKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := b.newTab(true)
+	q.open(base + "/app/")
+	q.wait(`!document.getElementById("no-key").hidden`, 10*time.Second)
+	q.do(10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#import-files"),
+		[]string{filepath.Join(dir, crypto.KEKFile), filepath.Join(dir, "patient.keyset.json")}))
+	q.click("#import-key")
+	q.wait(`!document.getElementById("signed-in").hidden && document.getElementById("live-state").textContent === "Live."`, 30*time.Second)
+	if got, want := q.eval(`document.getElementById("me").textContent`), string(consent.PatientIDOf(k.Public())); got != want {
+		t.Fatalf("imported keygen key signed in as %s, want %s", got, want)
+	}
+	html := q.eval(`document.body.innerText`)
+	if strings.Contains(html, string(first)) || strings.Contains(html, "Bayside Medical Center (bayside) broke the glass") {
+		t.Errorf("another patient's page shows the first patient's data:\n%s", html)
+	}
+	for sel, want := range map[string]string{"#records tbody tr": "0", "#consents li": "0", "#activity li": "0", "#emergencies li": "0"} {
+		if got := q.eval(`document.querySelectorAll("` + sel + `").length`); got != want {
+			t.Errorf("another patient's page has %s %s, want %s", got, sel, want)
+		}
+	}
+	q.shot("patient-imported-key")
+}
+
+// tokens reads hospital i's API tokens by role.
+func tokens(t *testing.T, net *nodetest.Consortium, i int) map[string]string {
+	t.Helper()
+	tok, err := node.ReadTokens(net.Homes[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// apiCall calls the node's API with a bearer token: status and body.
+func apiCall(t *testing.T, method, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(nodetest.Ctx(t), method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
