@@ -1,5 +1,7 @@
 // Package consenttest has in-memory fakes for testing the consent state machine and
-// what drives it: a sorted in-memory Store, deterministic keys, and a tx builder.
+// what drives it: a sorted in-memory Store, deterministic keys, a tx builder, and
+// Chain, the real consent.Machine over that store with one tx per block at a block
+// time the test sets (the chain behind the HTTP API's fake node).
 package consenttest
 
 import (

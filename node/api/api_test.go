@@ -3,8 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,73 +11,90 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/api"
+	"github.com/samber/lo"
 )
 
-// fake is an in-memory Backend: records in a map, consent txs decoded, verified and
-// applied as the chain would (grant, revoke, replay), access decided by the consents'
-// own policies. The real stack is tested elsewhere.
+// fake is the node the API tests run against. Its chain is a consenttest.Chain: the
+// real consent.Machine, so every tx (grant, revoke, nonce, register, request,
+// emergency, review, receipt), every decision and every read of state or of the access
+// log is the chain's own. What a node has beyond the chain is plain test data, below.
 type fake struct {
+	chain *consenttest.Chain
+	id    api.Identity
+
+	// Test data: what a node holds or suffers that the chain does not decide.
 	mu       sync.Mutex
-	id       api.Identity
-	now      time.Time
-	height   int64
-	records  map[consent.RecordID]*stored
-	consents map[consent.ConsentID]*consent.Consent
-	nonces   map[string]bool
-	calls    map[string]int             // Backend calls by method
-	reject   map[consent.RecordID]error // Read answers these as they are
-	panicOn  string                     // a method that panics
-	health   api.Health                 // Health answers it (zero: ok)
-
-	// The access log and what reads it.
-	hospitals   []consent.Hospital
-	events      []consent.AuditEvent    // the log, in index order (addEvents)
-	filters     []consent.AuditFilter   // every filter AuditEvents was asked
-	feed        chan consent.AuditEvent // Follow relays what a test sends here
-	followed    []consent.AuditFilter   // every filter Follow was asked
-	following   atomic.Int32            // Follow subscriptions not ended yet
-	emergencies []api.Emergency         // Emergencies lists them as they are
-}
-
-type stored struct {
-	rec    consent.Record
-	bundle []byte
+	bundles  map[consent.RecordID][]byte // the plaintext of each ingested record
+	fail     map[consent.RecordID]error  // Read and Emergency answer these (a node fault), asking no one
+	health   api.Health                  // Health answers it (zero: ok)
+	panicOn  string                      // a method that panics
+	calls    map[string]int              // Backend calls by method
+	filters  []consent.AuditFilter       // every filter AuditEvents was asked
+	followed []consent.AuditFilter       // every filter Follow was asked
+	onFollow func()                      // run once Follow has subscribed (a commit during a stream's catch-up)
 }
 
 var _ api.Backend = (*fake)(nil)
 
-func newFake() *fake {
+// Keys of the test's patients and the start of its chain.
+var (
+	aliceKey = consenttest.NewKey("alice")
+	bobKey   = consenttest.NewKey("bob")
+	genesis  = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// testHospitals is the chain's registry (testdata/consent/optout-deny.json names
+// acme-labs); each operator key is consenttest.NewKey(id).
+func testHospitals() []consent.Hospital {
+	var hs []consent.Hospital
+	for _, h := range []struct{ id, name string }{
+		{"acme-labs", "Acme Labs"}, {"ada", "St Ada Infirmary"}, {"bayside", "Bayside General"}, {"city", "City Hospital"},
+	} {
+		x := consenttest.Hospital(h.id, 1)
+		x.Name = h.name
+		hs = append(hs, x)
+	}
+	return hs
+}
+
+func newFake(t *testing.T) *fake {
+	t.Helper()
+	c, err := consenttest.NewChain("medledger-test", testHospitals(), genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
 	return &fake{
-		id:       api.Identity{Hospital: "bayside", Name: "Bayside General", ChainID: "medledger-test", Version: "v0.0.0-test"},
-		now:      time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC),
-		height:   10,
-		records:  map[consent.RecordID]*stored{},
-		consents: map[consent.ConsentID]*consent.Consent{},
-		nonces:   map[string]bool{},
-		calls:    map[string]int{},
-		reject:   map[consent.RecordID]error{},
-		hospitals: []consent.Hospital{
-			{ID: "acme-labs", Name: "Acme Labs"}, // testdata/consent/optout-deny.json names it
-			{ID: "ada", Name: "St Ada Infirmary"}, {ID: "bayside", Name: "Bayside General"}, {ID: "city", Name: "City Hospital"},
-		},
-		feed: make(chan consent.AuditEvent, 64),
+		chain:   c,
+		id:      api.Identity{Hospital: "bayside", Name: "Bayside General", ChainID: c.ChainID(), Version: "v0.0.0-test"},
+		bundles: map[consent.RecordID][]byte{},
+		fail:    map[consent.RecordID]error{},
+		calls:   map[string]int{},
 	}
 }
 
 func (f *fake) called(method string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls[method]++
 	if f.panicOn == method {
 		panic("boom: the fake's " + method + " panics")
 	}
+}
+
+// count is how many times method was called.
+func (f *fake) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
 }
 
 // mutations counts the calls that could change something.
@@ -91,341 +106,194 @@ func (f *fake) mutations() int {
 
 func (f *fake) Identity() api.Identity { return f.id }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// notFound maps the chain's not-found to the API's.
+func notFound(err error) error {
+	if errors.Is(err, consenttest.ErrNotFound) {
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	}
+	return err
 }
 
-// Ingest validates as the real node does (fhir.ReadRecord) and stores nothing on error.
+// Ingest validates as the real node does (fhir.ReadRecord), registers the record on
+// the chain with this hospital as custodian and keeps its plaintext; on error it
+// stores nothing.
 func (f *fake) Ingest(ctx context.Context, patient consent.PatientID, r io.Reader) (*consent.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.called("Ingest")
 	b, err := fhir.ReadRecord(r, fhir.Limits{})
 	if err != nil {
 		return nil, err
 	}
-	var classes []consent.DataClass
-	for _, c := range b.ResourceTypes() {
-		classes = append(classes, consent.DataClass(c))
-	}
-	f.height++
-	rec := consent.Record{ID: consent.RecordID(randomHex(16)), CID: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
-		Patient: patient, Classes: classes, Custodians: []consent.HospitalID{f.id.Hospital}, Height: consent.Height(f.height)}
-	f.records[rec.ID] = &stored{rec: rec, bundle: b.Raw}
-	return &rec, nil
-}
-
-func (f *fake) Records(ctx context.Context, p consent.PatientID) ([]consent.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Records")
-	var out []consent.Record
-	for _, s := range f.records {
-		if s.rec.Patient == p {
-			out = append(out, s.rec)
-		}
-	}
-	slices.SortFunc(out, func(a, b consent.Record) int { return strings.Compare(string(a.ID), string(b.ID)) })
-	return out, nil
-}
-
-func (f *fake) Record(ctx context.Context, id consent.RecordID) (*consent.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Record")
-	if s, ok := f.records[id]; ok {
-		rec := s.rec
-		return &rec, nil
-	}
-	return nil, fmt.Errorf("%w: no record %s", api.ErrNotFound, id)
-}
-
-func (f *fake) Consent(ctx context.Context, id consent.ConsentID) (*consent.Consent, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Consent")
-	if c, ok := f.consents[id]; ok {
-		cc := *c
-		return &cc, nil
-	}
-	return nil, fmt.Errorf("%w: no consent %s", api.ErrNotFound, id)
-}
-
-// Read decides as the chain does (consent.Decide): the first consent in force that
-// permits wins, else the most telling reason.
-func (f *fake) Read(ctx context.Context, id consent.RecordID, purpose consent.Purpose) (*api.Access, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Read")
-	if err := f.reject[id]; err != nil {
-		return nil, err
-	}
-	s, ok := f.records[id]
-	if !ok {
-		return nil, api.ErrNotFound
-	}
-	d := consent.Decision{ID: consent.GrantID(randomHex(16)), Record: id, Patient: s.rec.Patient,
-		Requester: f.id.Hospital, Purpose: purpose}
-	d.Granted, d.Consent, d.Reason = consent.Decide(f.consentsOf(s.rec.Patient), consent.Access{
-		Actor: f.id.Hospital, Purpose: purpose, Record: id, Classes: s.rec.Classes, Time: f.now.Unix()})
-	if !d.Granted {
-		return nil, &api.Denied{Record: id, Grant: d.ID, Reason: d.Reason}
-	}
-	return &api.Access{Decision: d, Bundle: s.bundle}, nil
-}
-
-func (f *fake) Emergency(ctx context.Context, id consent.RecordID, reason string) (*api.Access, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Emergency")
-	s, ok := f.records[id]
-	if !ok {
-		return nil, api.ErrNotFound
-	}
-	d := consent.Decision{ID: consent.GrantID(randomHex(16)), Record: id, Patient: s.rec.Patient,
-		Requester: f.id.Hospital, Purpose: "ETREAT", Granted: true, Emergency: reason}
-	return &api.Access{Decision: d, Bundle: s.bundle}, nil
-}
-
-func (f *fake) Consents(ctx context.Context, p consent.PatientID) ([]consent.Consent, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Consents")
-	return f.consentsOf(p), nil
-}
-
-func (f *fake) consentsOf(p consent.PatientID) []consent.Consent {
-	var out []consent.Consent
-	for _, c := range f.consents {
-		if c.Patient == p {
-			out = append(out, *c)
-		}
-	}
-	slices.SortFunc(out, func(a, b consent.Consent) int { return strings.Compare(string(a.ID), string(b.ID)) })
-	return out
-}
-
-func (f *fake) NewBody(ctx context.Context) (consent.Body, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("NewBody")
-	return consent.NewBody(f.id.ChainID, consent.Height(f.height+100))
-}
-
-// SubmitTx applies grant and revoke txs as the chain does, with its rejections.
-func (f *fake) SubmitTx(ctx context.Context, b []byte) (*api.Committed, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("SubmitTx")
-	tx, body, err := consent.Decode(b)
+	classes := lo.Map(b.ResourceTypes(), func(c string, _ int) consent.DataClass { return consent.DataClass(c) })
+	rec, err := f.chain.Register(f.id.Hospital, patient, classes)
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.Verify(); err != nil {
+	f.mu.Lock()
+	f.bundles[rec.ID] = b.Raw
+	f.mu.Unlock()
+	return rec, nil
+}
+
+func (f *fake) Records(ctx context.Context, p consent.PatientID) ([]consent.Record, error) {
+	f.called("Records")
+	return f.chain.Records(p)
+}
+
+func (f *fake) Record(ctx context.Context, id consent.RecordID) (*consent.Record, error) {
+	f.called("Record")
+	rec, err := f.chain.Record(id)
+	return rec, notFound(err)
+}
+
+func (f *fake) Consent(ctx context.Context, id consent.ConsentID) (*consent.Consent, error) {
+	f.called("Consent")
+	c, err := f.chain.Consent(id)
+	return c, notFound(err)
+}
+
+func (f *fake) Consents(ctx context.Context, p consent.PatientID) ([]consent.Consent, error) {
+	f.called("Consents")
+	return f.chain.Consents(p)
+}
+
+// consentsOf is p's consents on the chain, for the tests' checks.
+func (f *fake) consentsOf(p consent.PatientID) []consent.Consent {
+	cs, err := f.chain.Consents(p)
+	if err != nil {
+		panic(err)
+	}
+	return cs
+}
+
+// Read asks the chain (a request tx by this hospital); if granted, the custodian
+// releases the key (its receipt on the chain) and the plaintext is returned.
+func (f *fake) Read(ctx context.Context, id consent.RecordID, purpose consent.Purpose) (*api.Access, error) {
+	f.called("Read")
+	return f.access(id, func() (*consent.Decision, error) { return f.chain.Request(f.id.Hospital, id, purpose) })
+}
+
+// Emergency is break-glass access decided by the chain, then as Read.
+func (f *fake) Emergency(ctx context.Context, id consent.RecordID, reason string) (*api.Access, error) {
+	f.called("Emergency")
+	return f.access(id, func() (*consent.Decision, error) { return f.chain.Emergency(f.id.Hospital, id, reason) })
+}
+
+func (f *fake) access(id consent.RecordID, decide func() (*consent.Decision, error)) (*api.Access, error) {
+	f.mu.Lock()
+	err, bundle := f.fail[id], f.bundles[id]
+	f.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	if body.ChainID != f.id.ChainID {
-		return nil, &consent.Rejection{Code: consent.CodeChainID, Log: "another chain"}
+	d, err := decide()
+	if err != nil {
+		return nil, err
 	}
-	nonce := hex.EncodeToString(tx.Signer) + hex.EncodeToString(body.Nonce)
-	if f.nonces[nonce] {
-		return nil, &consent.Rejection{Code: consent.CodeReplay, Log: "nonce already used"}
+	if !d.Granted {
+		return nil, &api.Denied{Record: id, Grant: d.ID, Reason: d.Reason}
 	}
-	id := consent.IDOf(b)
-	signer := consent.PatientIDOf(tx.Signer)
-	switch body.Kind {
-	case consent.KindGrant:
-		if signer != body.Grant.Patient {
-			return nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "not the patient"}
-		}
-		if err := body.Grant.Policy.Validate(); err != nil {
-			return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: err.Error()}
-		}
-		var ne *consent.NameError
-		if err := consent.CheckNames(body.Grant.Patient, body.Grant.Policy, fakeRegistry{f}); errors.As(err, &ne) {
-			return nil, &consent.Rejection{Code: ne.Code, Log: ne.Error()}
-		} else if err != nil {
-			return nil, err
-		}
-		f.consents[consent.ConsentID(id)] = &consent.Consent{ID: consent.ConsentID(id), Patient: body.Grant.Patient,
-			Policy: body.Grant.Policy, Height: consent.Height(f.height + 1), Time: f.now.Unix()}
-	case consent.KindRevoke:
-		c, ok := f.consents[body.Revoke.Consent]
-		switch {
-		case !ok:
-			return nil, &consent.Rejection{Code: consent.CodeUnknownConsent, Log: "no such consent"}
-		case signer != c.Patient:
-			return nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "not the patient"}
-		case c.Revoked != 0:
-			return nil, &consent.Rejection{Code: consent.CodeDuplicate, Log: "already revoked"}
-		}
-		c.Revoked = consent.Height(f.height + 1)
-	default:
-		return nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "the fake takes grants and revocations only"}
+	rec, err := f.chain.Record(id)
+	if err != nil {
+		return nil, err
 	}
-	f.nonces[nonce] = true
-	f.height++
-	return &api.Committed{ID: id, Height: f.height}, nil
+	if err := f.chain.Release(rec.Custodians[0], d.ID); err != nil {
+		return nil, err
+	}
+	return &api.Access{Decision: *d, Bundle: bundle}, nil
 }
 
-// fakeRegistry is the fake's registry for consent.CheckNames (its lock held).
-type fakeRegistry struct{ f *fake }
-
-func (r fakeRegistry) HospitalIDs() ([]consent.HospitalID, error) {
-	var ids []consent.HospitalID
-	for _, h := range r.f.hospitals {
-		ids = append(ids, h.ID)
-	}
-	slices.Sort(ids)
-	return ids, nil
+func (f *fake) NewBody(ctx context.Context) (consent.Body, error) {
+	f.called("NewBody")
+	return f.chain.NewBody()
 }
 
-func (r fakeRegistry) RecordPatient(id consent.RecordID) (consent.PatientID, bool, error) {
-	s, ok := r.f.records[id]
-	if !ok {
-		return "", false, nil
+// SubmitTx applies the tx on the chain; a refusal is the chain's *consent.Rejection.
+func (f *fake) SubmitTx(ctx context.Context, b []byte) (*api.Committed, error) {
+	f.called("SubmitTx")
+	id, h, err := f.chain.Submit(b)
+	if err != nil {
+		return nil, err
 	}
-	return s.rec.Patient, true, nil
+	return &api.Committed{ID: id, Height: int64(h)}, nil
 }
 
 func (f *fake) Hospitals(ctx context.Context) ([]consent.Hospital, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.called("Hospitals")
-	return slices.Clone(f.hospitals), nil
+	return f.chain.Hospitals()
 }
 
-// addEvents appends events to the log, numbering them; each keeps its time (which
-// must not decrease) or gets one second after the last.
-func (f *fake) addEvents(es ...consent.AuditEvent) []consent.AuditEvent {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, e := range es {
-		e.Index, e.Height = uint64(len(f.events)), consent.Height(len(f.events)+1)
-		if e.Time == 0 {
-			e.Time = f.now.Unix()
-			if n := len(f.events); n > 0 {
-				e.Time = f.events[n-1].Time + 1
-			}
-		}
-		if e.Tx == "" {
-			e.Tx = consent.TxID(fmt.Sprintf("%032x", 0xe000+e.Index))
-		}
-		f.events = append(f.events, e)
-	}
-	return slices.Clone(f.events)
-}
-
-// matches is consent.AuditFilter's match, as the chain applies it.
-func matches(flt consent.AuditFilter, e consent.AuditEvent) bool {
-	hospitals := append(slices.Clone(e.Custodians), e.Hospital, e.Recipient)
-	return (flt.Patient == "" || e.Patient == flt.Patient) &&
-		(flt.Kind == "" || e.Kind == flt.Kind) &&
-		(flt.Hospital == "" || slices.Contains(hospitals, flt.Hospital)) &&
-		(flt.From == 0 || e.Time >= flt.From) &&
-		(flt.To == 0 || e.Time <= flt.To)
-}
-
-// AuditEvents pages the log newest first as consent.AuditEvents does: a full page has
-// Next set to the last index it considered while older events remain.
+// AuditEvents pages the chain's access log (consent.AuditEvents).
 func (f *fake) AuditEvents(ctx context.Context, flt consent.AuditFilter) (*consent.AuditPage, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.called("AuditEvents")
+	f.mu.Lock()
 	f.filters = append(f.filters, flt)
-	switch {
-	case flt.Limit < 0 || flt.Limit > consent.MaxAuditLimit:
-		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "limit out of range"}
-	case flt.Kind != "" && !consent.IsAuditKind(flt.Kind):
-		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "unknown kind"}
-	case flt.From < 0 || flt.To < 0 || (flt.To != 0 && flt.From > flt.To):
-		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "empty time range"}
-	}
-	if flt.Limit == 0 {
-		flt.Limit = consent.DefaultAuditLimit
-	}
-	hi := uint64(len(f.events))
-	if flt.Before != 0 {
-		hi = min(hi, flt.Before)
-	}
-	page := &consent.AuditPage{Events: []consent.AuditEvent{}}
-	for i := hi; i > 0; i-- {
-		e := f.events[i-1]
-		if !matches(flt, e) {
-			continue
-		}
-		page.Events = append(page.Events, e)
-		if len(page.Events) == flt.Limit {
-			if i-1 > 0 {
-				page.Next = i - 1
-			}
-			break
-		}
-	}
-	return page, nil
+	f.mu.Unlock()
+	return f.chain.AuditEvents(flt)
 }
 
-// Follow relays, filtered, what the test sends to f.feed, until ctx ends or the feed
-// is closed.
+// lastFilter is the filter AuditEvents was last asked.
+func (f *fake) lastFilter() consent.AuditFilter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.filters[len(f.filters)-1]
+}
+
+// filtersAsked is every filter AuditEvents was asked.
+func (f *fake) filtersAsked() []consent.AuditFilter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.filters)
+}
+
+// followedAsked is every filter Follow was asked.
+func (f *fake) followedAsked() []consent.AuditFilter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.followed)
+}
+
+// Follow relays the chain's committed events matching flt.
 func (f *fake) Follow(ctx context.Context, flt consent.AuditFilter) (<-chan consent.AuditEvent, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.called("Follow")
-	f.followed = append(f.followed, flt)
-	out := make(chan consent.AuditEvent)
-	f.following.Add(1)
-	go func(feed <-chan consent.AuditEvent) {
-		defer f.following.Add(-1)
-		defer close(out)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-feed:
-				if !ok {
-					return
-				}
-				if !matches(flt, e) {
-					continue
-				}
-				select {
-				case out <- e:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}(f.feed)
-	return out, nil
-}
-
-func (f *fake) Emergencies(ctx context.Context) ([]api.Emergency, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("Emergencies")
-	return slices.Clone(f.emergencies), nil
-}
-
-// ReviewEmergency reviews as the chain does: a known emergency, once, with an outcome
-// of consent.ReviewOutcomes().
-func (f *fake) ReviewEmergency(ctx context.Context, g consent.GrantID, outcome string) (*api.Committed, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.called("ReviewEmergency")
-	i := slices.IndexFunc(f.emergencies, func(e api.Emergency) bool { return e.Decision.ID == g })
-	switch {
-	case !consent.IsReviewOutcome(outcome):
-		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "unknown outcome"}
-	case i < 0:
-		return nil, &consent.Rejection{Code: consent.CodeUnknownGrant, Log: "no such emergency access"}
-	case f.emergencies[i].Review != nil:
-		return nil, &consent.Rejection{Code: consent.CodeDuplicate, Log: "already reviewed"}
+	ch, err := f.chain.Follow(ctx, flt)
+	if err != nil {
+		return nil, err
 	}
-	f.height++
-	f.emergencies[i].Review = &api.Review{Outcome: outcome, Reviewer: f.id.Hospital, Height: consent.Height(f.height), Time: f.now.Unix()}
-	return &api.Committed{ID: consent.TxID(randomHex(16)), Height: f.height}, nil
+	f.mu.Lock()
+	f.followed = append(f.followed, flt)
+	hook := f.onFollow
+	f.onFollow = nil
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return ch, nil
+}
+
+// Emergencies is the chain's review queue.
+func (f *fake) Emergencies(ctx context.Context) ([]api.Emergency, error) {
+	f.called("Emergencies")
+	q, err := f.chain.EmergencyQueue()
+	if err != nil {
+		return nil, err
+	}
+	return lo.Map(q, func(c consent.EmergencyCase, _ int) api.Emergency {
+		em := api.Emergency{Decision: c.Decision}
+		if c.Review != nil {
+			em.Review = &api.Review{Outcome: c.Review.Outcome, Reviewer: c.Review.Reviewer, Height: c.Review.Height, Time: c.Review.Time}
+		}
+		return em
+	}), nil
+}
+
+// ReviewEmergency submits this hospital's review to the chain.
+func (f *fake) ReviewEmergency(ctx context.Context, g consent.GrantID, outcome string) (*api.Committed, error) {
+	f.called("ReviewEmergency")
+	id, h, err := f.chain.Review(f.id.Hospital, g, outcome)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Committed{ID: id, Height: int64(h)}, nil
 }
 
 // env is an API over a fake on a loopback httptest.Server, with a token per role and
@@ -457,7 +325,17 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
-	e := &env{t: t, f: newFake(), tokens: map[api.Role]string{}, logs: &syncBuffer{}}
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvWith is newEnv with the API over wrap(fake) (nil: the fake itself).
+func newEnvWith(t *testing.T, cfg api.Config, wrap func(*fake) api.Backend) *env {
+	t.Helper()
+	e := &env{t: t, f: newFake(t), tokens: map[api.Role]string{}, logs: &syncBuffer{}}
+	var b api.Backend = e.f
+	if wrap != nil {
+		b = wrap(e.f)
+	}
 	for _, r := range []api.Role{api.RoleClinician, api.RolePrivacyOfficer, api.RoleAdmin} {
 		tok, err := api.NewToken()
 		if err != nil {
@@ -467,7 +345,7 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 		cfg.Tokens = append(cfg.Tokens, api.Token{Role: r, SHA256: api.HashToken(tok)})
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := api.New(e.f, cfg)
+	h, err := api.New(b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -14,21 +16,20 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/audit"
 )
 
-const bob = "b0b0000000000000000000000000000000000000000000000000000000000b0b"
-
 var (
+	bob  = string(bobKey.Patient())
 	recA = consent.RecordID(strings.Repeat("1", 32)) // alice's, held by ada
 	recB = consent.RecordID(strings.Repeat("2", 32)) // bob's, held by city
 )
 
-func gid(n int) consent.GrantID   { return consent.GrantID(fmt.Sprintf("%032x", n)) }
-func cid(n int) consent.ConsentID { return consent.ConsentID(fmt.Sprintf("c%031x", n)) }
-func jan(day int, sec int) int64  { return time.Date(2026, 1, day, 10, 0, sec, 0, time.UTC).Unix() }
+func gid(n int) consent.GrantID  { return consent.GrantID(fmt.Sprintf("%032x", n)) }
+func jan(day int, sec int) int64 { return time.Date(2026, 1, day, 10, 0, sec, 0, time.UTC).Unix() }
 func ids(es []consent.AuditEvent) []uint64 {
 	out := []uint64{}
 	for _, e := range es {
@@ -37,30 +38,79 @@ func ids(es []consent.AuditEvent) []uint64 {
 	return out
 }
 
-// seedLog writes ten events: alice's record registered, consented, read by bayside,
-// denied to city, broken into by city (released and reviewed), revoked; and one read
-// of bob's.
-func seedLog(f *fake) []consent.AuditEvent {
-	ada := []consent.HospitalID{"ada"}
-	return f.addEvents(
-		consent.AuditEvent{Kind: consent.AuditRecordRegistered, Patient: alice, Record: recA, Hospital: "ada", Custodians: ada, Time: jan(1, 0)},
-		consent.AuditEvent{Kind: consent.AuditConsentGranted, Patient: alice, Consent: cid(1), Time: jan(2, 0)},
-		consent.AuditEvent{Kind: consent.AuditAccessGranted, Patient: alice, Record: recA, Hospital: "bayside", Custodians: ada,
-			Purpose: "TREAT", Consent: cid(1), Grant: gid(1), Time: jan(3, 0)},
-		consent.AuditEvent{Kind: consent.AuditKeyReleased, Patient: alice, Record: recA, Hospital: "ada", Recipient: "bayside",
-			Purpose: "TREAT", Consent: cid(1), Grant: gid(1), Time: jan(3, 1)},
-		consent.AuditEvent{Kind: consent.AuditAccessDenied, Patient: alice, Record: recA, Hospital: "city", Custodians: ada,
-			Purpose: "HPAYMT", Grant: gid(2), Reason: consent.ReasonNoConsent, Time: jan(10, 0)},
-		consent.AuditEvent{Kind: consent.AuditEmergency, Patient: alice, Record: recA, Hospital: "city", Custodians: ada,
-			Purpose: "ETREAT", Grant: gid(3), Reason: "life-threatening", Time: jan(20, 0)},
-		consent.AuditEvent{Kind: consent.AuditKeyReleased, Patient: alice, Record: recA, Hospital: "ada", Recipient: "city",
-			Purpose: "ETREAT", Grant: gid(3), Time: jan(20, 1)},
-		consent.AuditEvent{Kind: consent.AuditAccessGranted, Patient: bob, Record: recB, Hospital: "bayside",
-			Custodians: []consent.HospitalID{"city"}, Purpose: "TREAT", Consent: cid(2), Grant: gid(4), Time: jan(25, 0)},
-		consent.AuditEvent{Kind: consent.AuditEmergencyReviewed, Patient: alice, Record: recA, Hospital: "ada", Custodians: ada,
-			Grant: gid(3), Reason: "justified", Time: time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC).Unix()},
-		consent.AuditEvent{Kind: consent.AuditConsentRevoked, Patient: alice, Consent: cid(1), Time: time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC).Unix()},
-	)
+// at sets the time of the chain's next block (Unix seconds).
+func (f *fake) at(sec int64) *consenttest.Chain {
+	f.chain.SetTime(time.Unix(sec, 0).UTC())
+	return f.chain
+}
+
+// ok fails the test on a chain refusal.
+func ok(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// permits is an opt-in policy permitting each actor the purpose that follows it.
+func permits(actorPurpose ...string) consent.Policy {
+	p := consent.Policy{Base: consent.Deny}
+	for i := 0; i+1 < len(actorPurpose); i += 2 {
+		p.Provisions = append(p.Provisions, consent.Provision{Type: consent.Permit,
+			Actors: []consent.HospitalID{consent.HospitalID(actorPurpose[i])}, Purposes: []consent.Purpose{consent.Purpose(actorPurpose[i+1])}})
+	}
+	return p
+}
+
+// register registers record id of patient, of classes Condition and Observation, held
+// by custodian.
+func (f *fake) register(t *testing.T, custodian consent.HospitalID, patient string, id consent.RecordID) {
+	t.Helper()
+	must(f.chain.RegisterRecord(custodian, consent.RegisterRecord{Record: id, CID: consenttest.TestCID,
+		Patient: consent.PatientID(patient), Classes: []consent.DataClass{"Condition", "Observation"},
+		Custodians: []consent.HospitalID{custodian}}))
+}
+
+// fullLog is the chain's whole access log, oldest first.
+func (f *fake) fullLog(t *testing.T) []consent.AuditEvent {
+	t.Helper()
+	return must(consent.EventsSince(0, math.MaxUint64, consent.AuditFilter{}, f.chain.AuditEvents))
+}
+
+// seedLog commits, through the chain, twelve events: bob's record registered by city
+// and consented (on the last day of 2025); then alice's record registered by ada,
+// consented, read by bayside, denied to city, broken into by city (released and
+// reviewed), revoked; and a read of bob's by bayside. It returns the log.
+func seedLog(t *testing.T, f *fake) []consent.AuditEvent {
+	t.Helper()
+	c := f.chain
+	f.at(time.Date(2025, 12, 31, 10, 0, 0, 0, time.UTC).Unix())
+	f.register(t, "city", bob, recB)
+	must(c.Grant(bobKey, permits("bayside", "TREAT")))
+	f.at(jan(1, 0))
+	f.register(t, "ada", alice, recA)
+	f.at(jan(2, 0))
+	aliceConsent := must(c.Grant(aliceKey, permits("bayside", "TREAT")))
+	f.at(jan(3, 0))
+	read := must(c.Request("bayside", recA, "TREAT"))
+	ok(t, c.Release("ada", read.ID))
+	f.at(jan(10, 0))
+	must(c.Request("city", recA, "HPAYMT"))
+	f.at(jan(20, 0))
+	em := must(c.Emergency("city", recA, "life-threatening"))
+	ok(t, c.Release("ada", em.ID))
+	f.at(jan(25, 0))
+	must(c.Request("bayside", recB, "TREAT"))
+	f.at(time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC).Unix())
+	_, _, err := c.Review("ada", em.ID, "justified")
+	ok(t, err)
+	f.at(time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC).Unix())
+	ok(t, c.Revoke(aliceKey, aliceConsent))
+	log := f.fullLog(t)
+	if len(log) != 12 {
+		t.Fatalf("seeded %d events, want 12", len(log))
+	}
+	return log
 }
 
 // searchBundle is what the tests read of a searchset of AuditEvents.
@@ -114,29 +164,29 @@ func (e *env) search(path string) (searchBundle, []uint64) {
 
 func TestAuditEventSearch(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	seedLog(e.f)
+	seedLog(t, e.f)
 	tests := []struct {
 		query string
 		want  []uint64
 	}{
-		{"patient=" + alice, []uint64{9, 8, 6, 5, 4, 3, 2, 1, 0}},
-		{"patient=Patient/" + alice + "&kind=access-denied", []uint64{4}},
-		{"kind=emergency-access", []uint64{5}},
-		{"kind=emergency-reviewed", []uint64{8}},
-		{"agent=city", []uint64{7, 6, 5, 4}},
-		{"agent=Organization/city&patient=" + alice, []uint64{6, 5, 4}},
-		{"date=ge2026-01-10&date=le2026-01-20", []uint64{6, 5, 4}},
-		{"date=2026-01-03", []uint64{3, 2}},
-		{"date=gt2026-01-20", []uint64{9, 8, 7}},
-		{"date=lt2026-01-03", []uint64{1, 0}},
-		{"date=2026-02", []uint64{9, 8}},
-		{"date=eq2026", []uint64{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
-		{"date=ge2026-01-20T10:00:01Z", []uint64{9, 8, 7, 6}},
-		{"date=gt2026-01-20T10:00:01Z", []uint64{9, 8, 7}},
-		{"date=lt2026-01-20T10:00:00Z", []uint64{4, 3, 2, 1, 0}},
-		{"date=2026-01-20T10:00:01Z", []uint64{6}},
-		{"date=le2026-01-20T11:00:00%2B01:00", []uint64{5, 4, 3, 2, 1, 0}},
-		{"date=ge2026-01-20T10:00:00.5Z", []uint64{9, 8, 7, 6}},
+		{"patient=" + alice, []uint64{11, 10, 8, 7, 6, 5, 4, 3, 2}},
+		{"patient=Patient/" + alice + "&kind=access-denied", []uint64{6}},
+		{"kind=emergency-access", []uint64{7}},
+		{"kind=emergency-reviewed", []uint64{10}},
+		{"agent=city", []uint64{9, 8, 7, 6, 0}},
+		{"agent=Organization/city&patient=" + alice, []uint64{8, 7, 6}},
+		{"date=ge2026-01-10&date=le2026-01-20", []uint64{8, 7, 6}},
+		{"date=2026-01-03", []uint64{5, 4}},
+		{"date=gt2026-01-20", []uint64{11, 10, 9}},
+		{"date=lt2026-01-03", []uint64{3, 2, 1, 0}},
+		{"date=2026-02", []uint64{11, 10}},
+		{"date=eq2026", []uint64{11, 10, 9, 8, 7, 6, 5, 4, 3, 2}},
+		{"date=ge2026-01-20T10:00:01Z", []uint64{11, 10, 9, 8}},
+		{"date=gt2026-01-20T10:00:01Z", []uint64{11, 10, 9}},
+		{"date=lt2026-01-20T10:00:00Z", []uint64{6, 5, 4, 3, 2, 1, 0}},
+		{"date=2026-01-20T10:00:01Z", []uint64{8}},
+		{"date=le2026-01-20T11:00:00%2B01:00", []uint64{7, 6, 5, 4, 3, 2, 1, 0}},
+		{"date=ge2026-01-20T10:00:00.5Z", []uint64{11, 10, 9, 8}},
 		{"patient=" + bob + "&kind=key-released", []uint64{}},
 	}
 	for _, tt := range tests {
@@ -154,7 +204,7 @@ func TestAuditEventSearch(t *testing.T) {
 	e.search("/fhir/AuditEvent?patient=" + alice + "&agent=city&kind=key-released&date=ge2026-01-10&date=lt2026-02&_count=7")
 	want := consent.AuditFilter{Patient: alice, Hospital: "city", Kind: consent.AuditKeyReleased,
 		From: time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC).Unix(), To: time.Date(2026, 1, 31, 23, 59, 59, 0, time.UTC).Unix(), Limit: 7}
-	if got := e.f.filters[len(e.f.filters)-1]; got != want {
+	if got := e.f.lastFilter(); got != want {
 		t.Errorf("filter\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -163,8 +213,8 @@ func TestAuditEventSearch(t *testing.T) {
 // and ETREAT; names come from the registry.
 func TestAuditEventShape(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	seedLog(e.f)
-	res := e.do(req{method: "GET", path: "/fhir/AuditEvent/5", role: api.RoleAdmin})
+	seedLog(t, e.f)
+	res := e.do(req{method: "GET", path: "/fhir/AuditEvent/7", role: api.RoleAdmin})
 	wantResource(t, res, http.StatusOK, "AuditEvent")
 	var ae struct {
 		ID             string
@@ -178,20 +228,20 @@ func TestAuditEventShape(t *testing.T) {
 		}
 	}
 	decode(t, res.body, &ae)
-	if ae.ID != "5" || ae.Type.Code != "110113" || len(ae.Subtype) != 1 || ae.Subtype[0].Code != "110127" ||
+	if ae.ID != "7" || ae.Type.Code != "110113" || len(ae.Subtype) != 1 || ae.Subtype[0].Code != "110127" ||
 		ae.PurposeOfEvent[0].Coding[0].Code != "ETREAT" || ae.Agent[0].Who.Display != "City Hospital" {
 		t.Errorf("emergency export: %s", res.body)
 	}
-	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent/10", role: api.RoleAdmin}), http.StatusNotFound, "not-found")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent/12", role: api.RoleAdmin}), http.StatusNotFound, "not-found")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent/x", role: api.RoleAdmin}), http.StatusBadRequest, "value")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent/18446744073709551615", role: api.RoleAdmin}), http.StatusBadRequest, "value")
-	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent/5", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
+	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent/7", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
 }
 
 // Pages follow the next link to the end: every event once, newest first.
 func TestAuditEventPaging(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	seedLog(e.f)
+	seedLog(t, e.f)
 	path := "/fhir/AuditEvent?patient=" + alice + "&_count=4"
 	var all []uint64
 	var cursors []string
@@ -217,17 +267,17 @@ func TestAuditEventPaging(t *testing.T) {
 			t.Fatal("paging does not end")
 		}
 	}
-	if want := []uint64{9, 8, 6, 5, 4, 3, 2, 1, 0}; !slices.Equal(all, want) {
+	if want := []uint64{11, 10, 8, 7, 6, 5, 4, 3, 2}; !slices.Equal(all, want) {
 		t.Errorf("all pages: %v, want %v", all, want)
 	}
-	if !slices.Equal(cursors, []string{"5", "1"}) {
-		t.Errorf("cursors %v, want [5 1]", cursors)
+	if !slices.Equal(cursors, []string{"7", "3"}) {
+		t.Errorf("cursors %v, want [7 3]", cursors)
 	}
 }
 
 func TestAuditEventSearchErrors(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	seedLog(e.f)
+	seedLog(t, e.f)
 	tests := []struct {
 		query  string
 		status int
@@ -261,7 +311,7 @@ func TestAuditEventSearchErrors(t *testing.T) {
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent?patient=" + alice}), http.StatusUnauthorized, "login")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent?patient=" + alice, role: api.RoleClinician}), http.StatusForbidden, "forbidden")
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/AuditEvent?patient=" + alice, token: "not-a-token"}), http.StatusUnauthorized, "login")
-	if n := e.f.calls["AuditEvents"]; n != 0 {
+	if n := e.f.count("AuditEvents"); n != 0 {
 		t.Errorf("bad searches reached the chain %d times", n)
 	}
 }
@@ -269,7 +319,7 @@ func TestAuditEventSearchErrors(t *testing.T) {
 // GET /audit/events is the chain's page as JSON, the filter passed as given.
 func TestAuditEventsJSON(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	seedLog(e.f)
+	log := seedLog(t, e.f)
 	res := e.do(req{method: "GET", role: api.RoleAdmin,
 		path: "/audit/events?patient=" + alice + "&hospital=city&kind=access-denied&from=2026-01-01&to=2026-01-31&before=9&limit=10"})
 	if res.status != http.StatusOK || res.header.Get("Content-Type") != "application/json" {
@@ -277,27 +327,27 @@ func TestAuditEventsJSON(t *testing.T) {
 	}
 	var page consent.AuditPage
 	decode(t, res.body, &page)
-	if !slices.Equal(ids(page.Events), []uint64{4}) || page.Next != 0 {
-		t.Errorf("page %+v, want event 4 only", page)
+	if !slices.Equal(ids(page.Events), []uint64{6}) || page.Next != 0 {
+		t.Errorf("page %+v, want event 6 only", page)
 	}
 	want := consent.AuditFilter{Patient: alice, Hospital: "city", Kind: consent.AuditAccessDenied, Before: 9, Limit: 10,
 		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), To: time.Date(2026, 1, 31, 23, 59, 59, 0, time.UTC).Unix()}
-	if got := e.f.filters[len(e.f.filters)-1]; got != want {
+	if got := e.f.lastFilter(); got != want {
 		t.Errorf("filter\n got %+v\nwant %+v", got, want)
 	}
-	if !reflect.DeepEqual(page.Events[0], e.f.events[4]) {
-		t.Errorf("event %+v, want %+v", page.Events[0], e.f.events[4])
+	if !reflect.DeepEqual(page.Events[0], log[6]) {
+		t.Errorf("event %+v, want %+v", page.Events[0], log[6])
 	}
 
 	res = e.do(req{method: "GET", path: "/audit/events?limit=3", role: api.RolePrivacyOfficer})
 	decode(t, res.body, &page)
-	if !slices.Equal(ids(page.Events), []uint64{9, 8, 7}) || page.Next != 7 {
-		t.Errorf("first page %v next %d, want [9 8 7] next 7", ids(page.Events), page.Next)
+	if !slices.Equal(ids(page.Events), []uint64{11, 10, 9}) || page.Next != 9 {
+		t.Errorf("first page %v next %d, want [11 10 9] next 9", ids(page.Events), page.Next)
 	}
-	res = e.do(req{method: "GET", path: "/audit/events?limit=3&before=7&to=2026-01-20T10:00:00Z", role: api.RolePrivacyOfficer})
+	res = e.do(req{method: "GET", path: "/audit/events?limit=3&before=9&to=2026-01-20T10:00:00Z", role: api.RolePrivacyOfficer})
 	decode(t, res.body, &page)
-	if !slices.Equal(ids(page.Events), []uint64{5, 4, 3}) {
-		t.Errorf("second page %v, want [5 4 3]", ids(page.Events))
+	if !slices.Equal(ids(page.Events), []uint64{7, 6, 5}) {
+		t.Errorf("second page %v, want [7 6 5]", ids(page.Events))
 	}
 
 	for _, q := range []string{"from=ge2026-01-01", "from=soon", "from=2026-02-01&to=2026-01-01", "limit=1000", "before=x",
@@ -320,30 +370,43 @@ func TestAccountingEndpoint(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	ago := func(d time.Duration) int64 { return now.Add(-d).Unix() }
 	year := 365 * 24 * time.Hour
-	e.f.records[recA] = &stored{rec: consent.Record{ID: recA, Patient: alice, Classes: []consent.DataClass{"Condition", "Observation"},
-		Custodians: []consent.HospitalID{"ada"}}}
-	release := func(to consent.HospitalID, p consent.Purpose, g int, at int64) consent.AuditEvent {
-		return consent.AuditEvent{Kind: consent.AuditKeyReleased, Patient: alice, Record: recA, Hospital: "ada", Recipient: to,
-			Purpose: p, Consent: cid(1), Grant: gid(g), Time: at}
+	c := e.f.chain
+	// access has hospital h request recA for p one second before sec and its
+	// custodian release the key at sec (or has h break the glass).
+	access := func(h consent.HospitalID, p consent.Purpose, record consent.RecordID, sec int64) consent.GrantID {
+		t.Helper()
+		e.f.at(sec - 1)
+		d := must(c.Request(h, record, p))
+		if !d.Granted {
+			t.Fatalf("%s for %s denied: %s", h, p, d.Reason)
+		}
+		rec := must(c.Record(record))
+		ok(t, c.Release(rec.Custodians[0], d.ID))
+		return d.ID
 	}
-	events := []consent.AuditEvent{
-		release("bayside", "TREAT", 1, ago(7*year)),       // too old
-		release("city", "HPAYMT", 2, ago(5*year)),         // row 1
-		release("ada", "TREAT", 3, ago(5*year-time.Hour)), // to the custodian itself
+	e.f.at(ago(8 * year))
+	e.f.register(t, "ada", alice, recA)
+	e.f.register(t, "city", bob, recB)
+	aliceConsent := must(c.Grant(aliceKey, permits("bayside", "TREAT", "city", "HPAYMT", "ada", "TREAT")))
+	must(c.Grant(bobKey, permits("bayside", "TREAT")))
+	access("bayside", "TREAT", recA, ago(7*year))         // too old
+	toCity := access("city", "HPAYMT", recA, ago(5*year)) // row 1
+	access("ada", "TREAT", recA, ago(5*year-time.Hour))   // to the custodian itself
+	for i := range 1100 {                                 // enough of alice's events for three pages
+		e.f.at(ago(2*year - time.Duration(i)*time.Minute))
+		if d := must(c.Request("city", recA, "TREAT")); d.Granted {
+			t.Fatal("city was granted TREAT")
+		}
 	}
-	for i := range 1100 { // enough of alice's events for three pages
-		events = append(events, consent.AuditEvent{Kind: consent.AuditAccessDenied, Patient: alice, Record: recA, Hospital: "city",
-			Custodians: []consent.HospitalID{"ada"}, Purpose: "TREAT", Grant: gid(1000 + i), Reason: consent.ReasonNoConsent,
-			Time: ago(2*year - time.Duration(i)*time.Minute)})
-	}
-	emergency := consent.AuditEvent{Kind: consent.AuditEmergency, Patient: alice, Record: recA, Hospital: "bayside",
-		Custodians: []consent.HospitalID{"ada"}, Purpose: "ETREAT", Grant: gid(4), Reason: "unconscious-patient", Time: ago(30 * 24 * time.Hour)}
-	events = append(events, emergency, release("bayside", "ETREAT", 4, emergency.Time+2)) // row 2
-	events = append(events, consent.AuditEvent{Kind: consent.AuditKeyReleased, Patient: bob, Record: recB, Hospital: "city",
-		Recipient: "bayside", Purpose: "TREAT", Grant: gid(5), Time: ago(time.Hour)}) // bob's
-	log := e.f.addEvents(events...)
-	relIndex := func(g int) uint64 {
-		i := slices.IndexFunc(log, func(e consent.AuditEvent) bool { return e.Kind == consent.AuditKeyReleased && e.Grant == gid(g) })
+	emergencyTime := ago(30 * 24 * time.Hour)
+	e.f.at(emergencyTime)
+	emergency := must(c.Emergency("bayside", recA, "unconscious-patient"))
+	e.f.at(emergencyTime + 2)
+	ok(t, c.Release("ada", emergency.ID))            // row 2
+	access("bayside", "TREAT", recB, ago(time.Hour)) // bob's
+	log := e.f.fullLog(t)
+	relIndex := func(g consent.GrantID) uint64 {
+		i := slices.IndexFunc(log, func(e consent.AuditEvent) bool { return e.Kind == consent.AuditKeyReleased && e.Grant == g })
 		return log[i].Index
 	}
 
@@ -359,11 +422,11 @@ func TestAccountingEndpoint(t *testing.T) {
 	want := []audit.Disclosure{
 		{Date: time.Unix(ago(5*year), 0).UTC(), RecipientName: "City Hospital", Recipient: "city", Description: "Condition, Observation",
 			Classes: []consent.DataClass{"Condition", "Observation"}, Statement: "payment", Purpose: "HPAYMT",
-			CustodianName: "St Ada Infirmary", Custodian: "ada", Record: recA, Grant: gid(2), Consent: cid(1), Event: relIndex(2)},
-		{Date: time.Unix(emergency.Time+2, 0).UTC(), RecipientName: "Bayside General", Recipient: "bayside", Description: "Condition, Observation",
+			CustodianName: "St Ada Infirmary", Custodian: "ada", Record: recA, Grant: toCity, Consent: aliceConsent, Event: relIndex(toCity)},
+		{Date: time.Unix(emergencyTime+2, 0).UTC(), RecipientName: "Bayside General", Recipient: "bayside", Description: "Condition, Observation",
 			Classes: []consent.DataClass{"Condition", "Observation"}, Statement: "emergency treatment (break-glass reason: unconscious-patient)",
 			Purpose: "ETREAT", Emergency: "unconscious-patient", CustodianName: "St Ada Infirmary", Custodian: "ada", Record: recA,
-			Grant: gid(4), Consent: cid(1), Event: relIndex(4)},
+			Grant: emergency.ID, Event: relIndex(emergency.ID)},
 	}
 	if rep.Patient != alice || !reflect.DeepEqual(rep.Disclosures, want) {
 		t.Errorf("accounting %s\n got %+v\nwant %+v", rep.Patient, rep.Disclosures, want)
@@ -374,7 +437,7 @@ func TestAccountingEndpoint(t *testing.T) {
 		t.Errorf("generated %s since %s: want six years apart", rep.Generated, rep.Since)
 	}
 	var pages int
-	for _, f := range e.f.filters {
+	for _, f := range e.f.filtersAsked() {
 		if f.Patient == alice {
 			pages++
 			if f.Limit != consent.MaxAuditLimit || f.From > ago(6*year) || f.From < ago(6*year+48*time.Hour) {
@@ -383,7 +446,7 @@ func TestAccountingEndpoint(t *testing.T) {
 		}
 	}
 	if pages != 3 {
-		t.Errorf("%d pages read, want 3 (1105 events of alice in the window)", pages)
+		t.Errorf("%d pages read, want 3 (1106 events of alice in the window)", pages)
 	}
 
 	res = e.do(req{method: "GET", path: "/audit/accounting?patient=Patient/" + alice + "&format=csv", role: api.RoleAdmin})
@@ -407,38 +470,72 @@ func TestAccountingEndpoint(t *testing.T) {
 	wantOutcome(t, e.do(req{method: "GET", path: "/audit/accounting?patient=" + alice}), http.StatusUnauthorized, "login")
 }
 
+// seedEmergencies commits four emergency accesses by this node's hospital to alice's
+// record, g[1] the newest and g[4] the oldest; ada, the custodian, reviews g[1] and
+// g[3].
+func seedEmergencies(t *testing.T, f *fake) []consent.GrantID {
+	t.Helper()
+	f.register(t, "ada", alice, recA)
+	g := make([]consent.GrantID, 5)
+	for i := 4; i >= 1; i-- {
+		g[i] = must(f.chain.Emergency("bayside", recA, "life-threatening")).ID
+	}
+	for _, i := range []int{1, 3} {
+		_, _, err := f.chain.Review("ada", g[i], "justified")
+		ok(t, err)
+	}
+	return g
+}
+
+// queue is GET /audit/emergencies: the number unreviewed, and the grants in order.
+func (e *env) queue() (int, []consent.GrantID) {
+	e.t.Helper()
+	res := e.do(req{method: "GET", path: "/audit/emergencies", role: api.RoleAdmin})
+	if res.status != http.StatusOK || res.header.Get("Content-Type") != "application/json" {
+		e.t.Fatalf("%d: %s", res.status, res.body)
+	}
+	var q struct {
+		Unreviewed  int
+		Emergencies []api.Emergency
+	}
+	decode(e.t, res.body, &q)
+	var gs []consent.GrantID
+	for _, x := range q.Emergencies {
+		gs = append(gs, x.Decision.ID)
+	}
+	return q.Unreviewed, gs
+}
+
+// reversedQueue is a node that lists the emergencies in the reverse of the chain's
+// order.
+type reversedQueue struct{ *fake }
+
+func (r reversedQueue) Emergencies(ctx context.Context) ([]api.Emergency, error) {
+	l, err := r.fake.Emergencies(ctx)
+	slices.Reverse(l)
+	return l, err
+}
+
+// The API lists the unreviewed first whatever order the node gives, keeping the
+// node's order within each group.
+func TestEmergencyQueueOrder(t *testing.T) {
+	e := newEnvWith(t, api.Config{}, func(f *fake) api.Backend { return reversedQueue{f} })
+	g := seedEmergencies(t, e.f)
+	if n, gs := e.queue(); n != 2 || !slices.Equal(gs, []consent.GrantID{g[4], g[2], g[3], g[1]}) {
+		t.Errorf("queue: %d unreviewed, %v; want 2, unreviewed first", n, gs)
+	}
+}
+
 func TestEmergencyQueue(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	em := func(g int, h consent.Height, rv *api.Review) api.Emergency {
-		return api.Emergency{Decision: consent.Decision{ID: gid(g), Record: recA, Patient: alice, Requester: "city", Purpose: "ETREAT",
-			Granted: true, Emergency: "life-threatening", Height: h}, Review: rv}
-	}
-	done := &api.Review{Outcome: "justified", Reviewer: "ada", Height: 12}
-	// Out of order on purpose: the API lists the unreviewed first whatever it gets.
-	e.f.emergencies = []api.Emergency{em(1, 10, done), em(2, 9, nil), em(3, 8, done), em(4, 7, nil)}
-	queue := func() (int, []consent.GrantID) {
-		t.Helper()
-		res := e.do(req{method: "GET", path: "/audit/emergencies", role: api.RoleAdmin})
-		if res.status != http.StatusOK || res.header.Get("Content-Type") != "application/json" {
-			t.Fatalf("%d: %s", res.status, res.body)
-		}
-		var q struct {
-			Unreviewed  int
-			Emergencies []api.Emergency
-		}
-		decode(t, res.body, &q)
-		var gs []consent.GrantID
-		for _, x := range q.Emergencies {
-			gs = append(gs, x.Decision.ID)
-		}
-		return q.Unreviewed, gs
-	}
-	if n, gs := queue(); n != 2 || !slices.Equal(gs, []consent.GrantID{gid(2), gid(4), gid(1), gid(3)}) {
+	g := seedEmergencies(t, e.f)
+	queue := e.queue
+	if n, gs := queue(); n != 2 || !slices.Equal(gs, []consent.GrantID{g[2], g[4], g[1], g[3]}) {
 		t.Errorf("queue: %d unreviewed, %v; want 2, unreviewed first", n, gs)
 	}
 
 	body := `{"resourceType":"Parameters","parameter":[{"name":"outcome","valueCode":"unjustified"}]}`
-	res := e.do(req{method: "POST", path: "/audit/emergencies/" + string(gid(2)) + "/$review", role: api.RolePrivacyOfficer, body: strings.NewReader(body)})
+	res := e.do(req{method: "POST", path: "/audit/emergencies/" + string(g[2]) + "/$review", role: api.RolePrivacyOfficer, body: strings.NewReader(body)})
 	if res.status != http.StatusOK {
 		t.Fatalf("review: %d %s", res.status, res.body)
 	}
@@ -447,13 +544,13 @@ func TestEmergencyQueue(t *testing.T) {
 		Height             int64
 	}
 	decode(t, res.body, &rv)
-	if rv.Grant != string(gid(2)) || rv.Outcome != "unjustified" || len(rv.Tx) != 32 || rv.Height != e.f.height {
+	if rv.Grant != string(g[2]) || rv.Outcome != "unjustified" || len(rv.Tx) != 32 || rv.Height != int64(e.f.chain.Height()) {
 		t.Errorf("review answer %+v", rv)
 	}
-	if res := e.do(req{method: "POST", path: "/audit/emergencies/" + string(gid(4)) + "/$review?outcome=referred", role: api.RolePrivacyOfficer}); res.status != http.StatusOK {
+	if res := e.do(req{method: "POST", path: "/audit/emergencies/" + string(g[4]) + "/$review?outcome=referred", role: api.RolePrivacyOfficer}); res.status != http.StatusOK {
 		t.Errorf("review by query: %d %s", res.status, res.body)
 	}
-	if n, gs := queue(); n != 0 || !slices.Equal(gs, []consent.GrantID{gid(1), gid(2), gid(3), gid(4)}) {
+	if n, gs := queue(); n != 0 || !slices.Equal(gs, []consent.GrantID{g[1], g[2], g[3], g[4]}) {
 		t.Errorf("after reviews: %d unreviewed, %v", n, gs)
 	}
 
@@ -467,19 +564,19 @@ func TestEmergencyQueue(t *testing.T) {
 		}
 		return e.do(r)
 	}
-	wantOutcome(t, review(string(gid(4)), "?outcome=fine", "", api.RolePrivacyOfficer), http.StatusBadRequest, "value")
-	wantOutcome(t, review(string(gid(4)), "", "", api.RolePrivacyOfficer), http.StatusBadRequest, "required")
-	wantOutcome(t, review(string(gid(4)), "?outcome=justified", body, api.RolePrivacyOfficer), http.StatusBadRequest, "invalid")
-	wantOutcome(t, review(string(gid(4)), "", `{"resourceType":"Parameters","parameter":[{"name":"verdict","valueCode":"justified"}]}`,
+	wantOutcome(t, review(string(g[4]), "?outcome=fine", "", api.RolePrivacyOfficer), http.StatusBadRequest, "value")
+	wantOutcome(t, review(string(g[4]), "", "", api.RolePrivacyOfficer), http.StatusBadRequest, "required")
+	wantOutcome(t, review(string(g[4]), "?outcome=justified", body, api.RolePrivacyOfficer), http.StatusBadRequest, "invalid")
+	wantOutcome(t, review(string(g[4]), "", `{"resourceType":"Parameters","parameter":[{"name":"verdict","valueCode":"justified"}]}`,
 		api.RolePrivacyOfficer), http.StatusBadRequest, "not-supported")
-	wantOutcome(t, review(string(gid(4)), "?outcome=justified&note=x", "", api.RolePrivacyOfficer), http.StatusBadRequest, "not-supported")
+	wantOutcome(t, review(string(g[4]), "?outcome=justified&note=x", "", api.RolePrivacyOfficer), http.StatusBadRequest, "not-supported")
 	wantOutcome(t, review("xyz", "?outcome=justified", "", api.RolePrivacyOfficer), http.StatusBadRequest, "value")
-	wantOutcome(t, review(string(gid(4)), "?outcome=justified", "", api.RoleAdmin), http.StatusForbidden, "forbidden")
-	wantOutcome(t, review(string(gid(4)), "?outcome=justified", "", ""), http.StatusUnauthorized, "login")
+	wantOutcome(t, review(string(g[4]), "?outcome=justified", "", api.RoleAdmin), http.StatusForbidden, "forbidden")
+	wantOutcome(t, review(string(g[4]), "?outcome=justified", "", ""), http.StatusUnauthorized, "login")
 	if n := e.f.mutations(); n != before {
 		t.Errorf("bad reviews reached the backend: %d calls", n-before)
 	}
-	wantOutcome(t, review(string(gid(4)), "?outcome=justified", "", api.RolePrivacyOfficer), http.StatusConflict, "duplicate")
+	wantOutcome(t, review(string(g[4]), "?outcome=justified", "", api.RolePrivacyOfficer), http.StatusConflict, "duplicate")
 	wantOutcome(t, review(string(gid(9)), "?outcome=justified", "", api.RolePrivacyOfficer), http.StatusNotFound, "not-found")
 	wantOutcome(t, e.do(req{method: "GET", path: "/audit/emergencies", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
 }

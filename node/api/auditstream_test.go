@@ -115,23 +115,20 @@ func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
 func TestAuditStream(t *testing.T) {
 	e := newEnv(t, api.Config{})
 	s := e.openStream("/audit/stream?patient="+alice, api.RoleClinician, nil)
-	if got := e.f.followed[0]; got != (consent.AuditFilter{Patient: alice}) {
+	if got := e.f.followedAsked()[0]; got != (consent.AuditFilter{Patient: alice}) {
 		t.Errorf("Follow asked %+v, want alice's events", got)
 	}
-	first := consent.AuditEvent{Index: 10, Height: 5, Time: jan(5, 0), Kind: consent.AuditAccessGranted, Patient: alice, Record: recA,
-		Hospital: "bayside", Custodians: []consent.HospitalID{"ada"}, Purpose: "TREAT", Consent: cid(1), Grant: gid(1), Tx: consent.TxID(gid(1))}
-	other := consent.AuditEvent{Index: 11, Height: 5, Time: jan(5, 0), Kind: consent.AuditConsentGranted, Patient: bob, Consent: cid(2)}
-	second := consent.AuditEvent{Index: 12, Height: 6, Time: jan(5, 5), Kind: consent.AuditKeyReleased, Patient: alice, Record: recA,
-		Hospital: "ada", Recipient: "bayside", Purpose: "TREAT", Consent: cid(1), Grant: gid(1)}
-	e.f.feed <- first
-	e.f.feed <- other
-	e.f.feed <- second
-	for _, want := range []consent.AuditEvent{first, second} {
+	c := e.f.chain
+	must(c.Grant(aliceKey, permits("bayside", "TREAT"))) // alice's
+	must(c.Grant(bobKey, permits("bayside", "TREAT")))   // bob's
+	e.f.register(t, "ada", alice, recA)                  // alice's
+	log := e.f.fullLog(t)
+	for _, want := range []consent.AuditEvent{log[0], log[2]} {
 		if got := s.nextEvent(); !reflect.DeepEqual(got, want) {
 			t.Errorf("got %+v\nwant %+v", got, want)
 		}
 	}
-	close(e.f.feed) // the node stops
+	c.Stop() // the node stops
 	if line, err := s.r.ReadString('\n'); err == nil {
 		t.Errorf("after the backend closed: %q, want the end of the stream", line)
 	}
@@ -141,12 +138,19 @@ func TestAuditStream(t *testing.T) {
 // order, then the live events, none twice.
 func TestAuditStreamResume(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	log := seedLog(e.f) // alice's events after index 5: 6, 8, 9
-	s := e.openStream("/audit/stream?patient="+alice, api.RolePrivacyOfficer, http.Header{"Last-Event-Id": {"5"}})
-	next := consent.AuditEvent{Index: 10, Height: 11, Time: jan(28, 0), Kind: consent.AuditConsentGranted, Patient: alice, Consent: cid(3)}
-	e.f.feed <- log[9] // committed while the stream was catching up: sent once
-	e.f.feed <- next
-	for _, want := range []consent.AuditEvent{log[6], log[8], log[9], next} {
+	log := seedLog(t, e.f) // alice's events after index 7: 8, 10, 11
+	c := e.f.chain
+	e.f.at(jan(28, 0))
+	e.f.onFollow = func() { // committed while the stream is catching up: sent once
+		must(c.Grant(aliceKey, permits("ada", "TREAT")))
+	}
+	s := e.openStream("/audit/stream?patient="+alice, api.RolePrivacyOfficer, http.Header{"Last-Event-Id": {"7"}})
+	must(c.Grant(aliceKey, permits("city", "TREAT")))
+	log = e.f.fullLog(t)
+	if len(log) != 14 {
+		t.Fatalf("%d events, want 14", len(log))
+	}
+	for _, want := range []consent.AuditEvent{log[8], log[10], log[11], log[12], log[13]} {
 		if got := s.nextEvent(); !reflect.DeepEqual(got, want) {
 			t.Errorf("got %+v\nwant %+v", got, want)
 		}
@@ -158,7 +162,7 @@ func TestAuditStreamResume(t *testing.T) {
 func TestAuditStreamHeartbeat(t *testing.T) {
 	e := newEnv(t, api.Config{Heartbeat: 20 * time.Millisecond})
 	s := e.openStream("/audit/stream?hospital=ada&kind=key-released", api.RoleAdmin, nil)
-	if got := e.f.followed[0]; got != (consent.AuditFilter{Hospital: "ada", Kind: consent.AuditKeyReleased}) {
+	if got := e.f.followedAsked()[0]; got != (consent.AuditFilter{Hospital: "ada", Kind: consent.AuditKeyReleased}) {
 		t.Errorf("Follow asked %+v", got)
 	}
 	if b := s.next(); len(b.comments) != 1 || b.comments[0] != "heartbeat" || b.event != "" {
@@ -166,7 +170,7 @@ func TestAuditStreamHeartbeat(t *testing.T) {
 	}
 	s.cancel()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.f.following.Load() != 0 {
+	for e.f.chain.Following() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the backend's Follow still runs after the client went away")
 		}
@@ -214,7 +218,7 @@ func TestAuditStreamErrors(t *testing.T) {
 	if res := e.do(req{method: "HEAD", path: "/audit/stream", role: api.RoleClinician}); res.status != http.StatusMethodNotAllowed {
 		t.Errorf("HEAD: %d, want 405", res.status)
 	}
-	if n := e.f.calls["Follow"]; n != 0 {
+	if n := e.f.count("Follow"); n != 0 {
 		t.Errorf("bad streams subscribed %d times", n)
 	}
 }

@@ -40,7 +40,7 @@ func TestConsentExtensionsRefused(t *testing.T) {
 			if bytes.Equal(bad, clean) {
 				t.Fatal("the fixture did not change")
 			}
-			before := e.f.calls["SubmitTx"]
+			before := e.f.count("SubmitTx")
 			oo := wantOutcome(t, e.do(req{method: "POST", path: "/fhir/Consent/$prepare", body: bytes.NewReader(bad)}), http.StatusBadRequest, "not-supported")
 			if len(oo.Issue[0].Expression) != 1 || oo.Issue[0].Expression[0] != tt.path || !strings.Contains(oo.Issue[0].Diagnostics, "location-restriction") {
 				t.Errorf("$prepare: issue %+v, want at %s naming the extension", oo.Issue[0], tt.path)
@@ -51,13 +51,13 @@ func TestConsentExtensionsRefused(t *testing.T) {
 			if len(oo.Issue[0].Expression) != 1 || oo.Issue[0].Expression[0] != want {
 				t.Errorf("POST: issue %+v, want at %s", oo.Issue[0], want)
 			}
-			if e.f.calls["SubmitTx"] != before {
+			if e.f.count("SubmitTx") != before {
 				t.Errorf("a refused Consent was submitted")
 			}
 		})
 	}
-	if len(e.f.consents) != 0 {
-		t.Errorf("the chain holds %d consents, want none", len(e.f.consents))
+	if len(e.f.consentsOf(alice)) != 0 {
+		t.Errorf("the chain holds %d consents, want none", len(e.f.consentsOf(alice)))
 	}
 }
 

@@ -37,12 +37,7 @@ func TestConsentUnknownNamesRefused(t *testing.T) {
 	rec := e.ingest()
 	bob := string(consenttest.NewKey("bob").Patient())
 	e.do(req{method: "POST", path: "/fhir/Bundle?patient=" + bob, role: api.RoleClinician, body: bytes.NewReader(synthea(t))})
-	var bobs consent.RecordID
-	for id, s := range e.f.records {
-		if string(s.rec.Patient) == bob {
-			bobs = id
-		}
-	}
+	bobs := must(e.f.chain.Records(consent.PatientID(bob)))[0].ID
 	for _, tt := range []struct {
 		name, provision, code, path, msg string
 	}{
@@ -78,8 +73,8 @@ func TestConsentUnknownNamesRefused(t *testing.T) {
 			wantIssue(t, oo, "Parameters.parameter.resource."+tt.path, tt.msg)
 		})
 	}
-	if n := e.f.calls["SubmitTx"]; n != 0 || len(e.f.consents) != 0 {
-		t.Fatalf("%d txs submitted, %d consents held, want none", n, len(e.f.consents))
+	if n := e.f.count("SubmitTx"); n != 0 || len(e.f.consentsOf(alice)) != 0 {
+		t.Fatalf("%d txs submitted, %d consents held, want none", n, len(e.f.consentsOf(alice)))
 	}
 	// Spelt right, the same Consents go through.
 	ok := namedConsent(`{"type":"permit","actor":[` + actorJSON("bayside") + `],"data":[{"meaning":"instance","reference":{"reference":"DocumentReference/` + string(rec) + `"}}],"provision":[{"type":"deny","class":[` + classJSON("Observation") + `]}]}`)

@@ -109,8 +109,8 @@ func TestConsentFlow(t *testing.T) {
 	if len(created.ID) != 32 || res.header.Get("Location") != "/fhir/Consent/"+created.ID || created.Status != "active" {
 		t.Fatalf("created %+v at %q", created, res.header.Get("Location"))
 	}
-	if c := e.f.consents[consent.ConsentID(created.ID)]; c == nil || c.Policy.Provisions[0].Actors[0] != "bayside" {
-		t.Fatalf("the chain holds %+v", c)
+	if c, err := e.f.chain.Consent(consent.ConsentID(created.ID)); err != nil || c.Policy.Provisions[0].Actors[0] != "bayside" {
+		t.Fatalf("the chain holds %+v (%v)", c, err)
 	}
 
 	// The same signed tx again is a replay.
@@ -202,7 +202,7 @@ func TestConsentRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.f.calls["SubmitTx"]
+			before := e.f.count("SubmitTx")
 			res := e.do(req{method: "POST", path: "/fhir/Consent", body: bytes.NewReader(tt.body)})
 			if tt.code == "" {
 				if res.status != tt.status {
@@ -215,13 +215,13 @@ func TestConsentRefused(t *testing.T) {
 					t.Errorf("details %+v, want %s", oo.Issue[0].Details, tt.detail)
 				}
 			}
-			if e.f.calls["SubmitTx"] != before {
+			if e.f.count("SubmitTx") != before {
 				t.Errorf("a refused grant was submitted")
 			}
 		})
 	}
-	if len(e.f.consents) != 0 {
-		t.Errorf("the chain holds %d consents, want none", len(e.f.consents))
+	if len(e.f.consentsOf(alice.Patient())) != 0 {
+		t.Errorf("the chain holds %d consents, want none", len(e.f.consentsOf(alice.Patient())))
 	}
 }
 
@@ -290,7 +290,7 @@ func TestRevokeRefused(t *testing.T) {
 			wantOutcome(t, e.do(req{method: "POST", path: tt.path, body: bytes.NewReader(tt.body)}), http.StatusBadRequest, tt.code)
 		})
 	}
-	if e.f.calls["SubmitTx"] != 0 || e.f.consents[cid].Revoked != 0 {
+	if e.f.count("SubmitTx") != 0 || must(e.f.chain.Consent(cid)).Revoked != 0 {
 		t.Errorf("a refused revocation was submitted")
 	}
 }

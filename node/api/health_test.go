@@ -10,10 +10,11 @@ import (
 )
 
 func (f *fake) Health() api.Health {
+	h := int64(f.chain.Height())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.health.Status == "" {
-		return api.Health{Status: api.StatusOK, Height: f.height, Peers: 3, PeerHeight: f.height, LatestBlockAge: 0.2}
+		return api.Health{Status: api.StatusOK, Height: h, Peers: 3, PeerHeight: h, LatestBlockAge: 0.2}
 	}
 	return f.health
 }

@@ -102,7 +102,7 @@ func addrOf(e *env) string { return strings.TrimPrefix(e.srv.URL, "http://") }
 // by the read timeout with 408 and an OperationOutcome, and nothing reaches the
 // backend; one that never finishes its headers is dropped.
 func TestSlowBodyCut(t *testing.T) {
-	f := newFake()
+	f := newFake(t)
 	e, _ := newServedEnv(t, f, f, api.Config{Limits: api.Limits{ReadTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond}})
 	start := time.Now()
 	c := slowBody(t, addrOf(e))
@@ -196,7 +196,7 @@ func TestRequestDeadline(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.h
-			b.fake, b.release = newFake(), make(chan struct{})
+			b.fake, b.release = newFake(t), make(chan struct{})
 			defer close(b.release)
 			e, _ := newServedEnv(t, &b, b.fake, api.Config{Limits: api.Limits{RequestTimeout: 300 * time.Millisecond}})
 			e.srv.Client().Timeout = 20 * time.Second // the test's bound
@@ -224,7 +224,7 @@ func TestRequestDeadline(t *testing.T) {
 // TestTimeoutConsentWrite: a consent write whose commit does not come in time is 503
 // (the client is told it may still take effect), not 500.
 func TestTimeoutConsentWrite(t *testing.T) {
-	b := &hanging{fake: newFake(), release: make(chan struct{})}
+	b := &hanging{fake: newFake(t), release: make(chan struct{})}
 	defer close(b.release)
 	e, _ := newServedEnv(t, b, b.fake, api.Config{Limits: api.Limits{RequestTimeout: 300 * time.Millisecond}})
 	key := consenttest.NewKey("alice")
@@ -243,14 +243,14 @@ func TestTimeoutConsentWrite(t *testing.T) {
 // it late, and the audit stream far beyond every timeout.
 func TestLongRequestsKeepWorking(t *testing.T) {
 	lim := api.Limits{ReadTimeout: 300 * time.Millisecond, RequestTimeout: 3 * time.Second, WriteTimeout: 3100 * time.Millisecond}
-	b := &hanging{fake: newFake(), release: make(chan struct{}), delay: 2 * time.Second}
+	b := &hanging{fake: newFake(t), release: make(chan struct{}), delay: 2 * time.Second}
 	defer close(b.release)
 	e, _ := newServedEnv(t, b, b.fake, api.Config{Limits: lim, Heartbeat: time.Hour})
 	big := bytes.Repeat([]byte(" "), 24<<20) // a large record (leading whitespace), beyond socket buffers
 	id := e.ingest()
 	b.fake.mu.Lock()
-	for _, s := range b.fake.records {
-		s.bundle = append(big, s.bundle...)
+	for id, bundle := range b.fake.bundles {
+		b.fake.bundles[id] = append(big, bundle...)
 	}
 	b.fake.mu.Unlock()
 	e.grantAlice()
@@ -277,8 +277,7 @@ func TestLongRequestsKeepWorking(t *testing.T) {
 	// The stream outlives every timeout and still delivers.
 	s := e.openStream("/audit/stream", api.RoleAdmin, nil)
 	time.Sleep(2500 * time.Millisecond)
-	ev := consent.AuditEvent{Kind: consent.AuditConsentGranted, Patient: alice, Hospital: "bayside", Time: 1}
-	e.f.feed <- ev
+	must(e.f.chain.Grant(aliceKey, permits("ada", "TREAT")))
 	if got := s.nextEvent(); got.Kind != consent.AuditConsentGranted {
 		t.Errorf("the stream delivered %+v", got)
 	}
@@ -327,21 +326,21 @@ func TestPatientRateLimit(t *testing.T) {
 		wantResource(t, write(key, treat), http.StatusCreated, "Consent")
 		_ = i
 	}
-	submitted := e.f.calls["SubmitTx"]
+	submitted := e.f.count("SubmitTx")
 	wantThrottled(t, write(key, treat))
-	if e.f.calls["SubmitTx"] != submitted || len(e.f.consentsOf(alice)) != 3 {
-		t.Errorf("a write over the limit reached the chain: %d submits, %d consents", e.f.calls["SubmitTx"], len(e.f.consentsOf(alice)))
+	if e.f.count("SubmitTx") != submitted || len(e.f.consentsOf(alice)) != 3 {
+		t.Errorf("a write over the limit reached the chain: %d submits, %d consents", e.f.count("SubmitTx"), len(e.f.consentsOf(alice)))
 	}
 
 	// A revocation is a write too.
 	var cid consent.ConsentID
-	for id := range e.f.consents {
-		cid = id
+	for _, c := range e.f.consentsOf(alice) {
+		cid = c.ID
 	}
 	p := e.prepare("/fhir/Consent/"+string(cid)+"/$revoke-prepare?patient="+alice, nil)
 	wantThrottled(t, e.do(req{method: "POST", path: "/fhir/Consent/" + string(cid) + "/$revoke?patient=" + alice,
 		body: bytes.NewReader(parametersJSON(t, nil, p.body, sign(t, key, p.body)))}))
-	if e.f.consents[cid].Revoked != 0 {
+	if must(e.f.chain.Consent(cid)).Revoked != 0 {
 		t.Errorf("a revocation over the limit was applied")
 	}
 
@@ -365,7 +364,7 @@ func TestClientRateLimit(t *testing.T) {
 	for range 4 {
 		e.prepare("/fhir/Consent/$prepare", treat)
 	}
-	bodies := e.f.calls["NewBody"]
+	bodies := e.f.count("NewBody")
 	for _, path := range []string{"/fhir/Consent/$prepare", "/fhir/Consent",
 		"/fhir/Consent/" + strings.Repeat("ab", 16) + "/$revoke-prepare?patient=" + alice,
 		"/fhir/Consent/" + strings.Repeat("ab", 16) + "/$revoke?patient=" + alice} {
@@ -373,7 +372,7 @@ func TestClientRateLimit(t *testing.T) {
 	}
 	// A tx lookup is anonymous and scans the mempool: the same client's rate.
 	wantThrottled(t, e.do(req{method: "GET", path: "/tx/" + strings.Repeat("ab", 32)}))
-	if e.f.calls["NewBody"] != bodies || e.f.mutations() != 0 {
+	if e.f.count("NewBody") != bodies || e.f.mutations() != 0 {
 		t.Errorf("a throttled request reached the backend")
 	}
 	// Staff endpoints are not the anonymous ones: not limited here.
@@ -388,7 +387,7 @@ func TestClientRateLimit(t *testing.T) {
 // keep-alive connections make room for new clients, and slow clients' slots are freed
 // by the read timeout so that a later client is served.
 func TestConnLimit(t *testing.T) {
-	f := newFake()
+	f := newFake(t)
 	e, counted := newServedEnv(t, f, f, api.Config{Limits: api.Limits{MaxConns: 4, ReadTimeout: 500 * time.Millisecond}})
 
 	// Four keep-alive clients, each idle after a request; a fifth is served.
@@ -445,7 +444,7 @@ func TestLimitsValidate(t *testing.T) {
 			t.Errorf("%+v: %v, want ErrLimits", bad, err)
 		}
 	}
-	if _, err := api.New(newFake(), api.Config{Limits: api.Limits{ClientRate: -1}}); !errors.Is(err, api.ErrLimits) {
+	if _, err := api.New(newFake(t), api.Config{Limits: api.Limits{ClientRate: -1}}); !errors.Is(err, api.ErrLimits) {
 		t.Errorf("New took a negative rate: %v", err)
 	}
 }

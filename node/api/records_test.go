@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -123,7 +124,7 @@ func TestConfigValidate(t *testing.T) {
 		{"same token twice", api.Config{Tokens: []api.Token{{Role: api.RoleAdmin, SHA256: ok}, {Role: api.RoleClinician, SHA256: ok}}}},
 	}
 	for _, tt := range tests {
-		if _, err := api.New(newFake(), tt.cfg); err == nil {
+		if _, err := api.New(newFake(t), tt.cfg); err == nil {
 			t.Errorf("%s: no error", tt.name)
 		}
 	}
@@ -160,8 +161,8 @@ func TestIngest(t *testing.T) {
 		len(d.Category) == 0 || d.Category[0].Coding[0].System != "http://hl7.org/fhir/resource-types" {
 		t.Errorf("DocumentReference: %s", res.body)
 	}
-	if len(e.f.records) != 1 {
-		t.Errorf("%d records stored, want 1", len(e.f.records))
+	if n := len(must(e.f.chain.Records(alice))); n != 1 || len(e.f.bundles) != 1 {
+		t.Errorf("%d records registered, %d stored, want 1", n, len(e.f.bundles))
 	}
 }
 
@@ -200,15 +201,15 @@ func TestIngestRefused(t *testing.T) {
 			}
 		})
 	}
-	if len(e.f.records) != 0 {
-		t.Errorf("%d records stored, want none", len(e.f.records))
+	if n := len(must(e.f.chain.Records(alice))); n != 0 || len(e.f.bundles) != 0 {
+		t.Errorf("%d records registered, %d stored, want none", n, len(e.f.bundles))
 	}
 }
 
 func TestSearchRecords(t *testing.T) {
 	e := newEnv(t, api.Config{})
 	id := e.ingest()
-	e.f.records[id].rec.Erased = 20 // as the chain shows an erased record
+	ok(t, e.f.chain.Erase(aliceKey, id))
 	second := e.ingest()
 
 	res := e.do(req{method: "GET", path: "/fhir/DocumentReference?patient=Patient/" + alice, role: api.RolePrivacyOfficer})
@@ -289,12 +290,9 @@ func TestGetByID(t *testing.T) {
 	wantOutcome(t, e.do(req{method: "GET", path: "/fhir/Consent/" + string(cid)}), http.StatusUnauthorized, "login")
 }
 
-// grantAlice puts a consent in the fake: alice permits bayside for TREAT.
+// grantAlice commits alice's consent on the chain: she permits bayside for TREAT.
 func (e *env) grantAlice() consent.ConsentID {
-	c := consent.Consent{ID: "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0", Patient: alice, Policy: consent.Policy{Base: consent.Deny,
-		Provisions: []consent.Provision{{Type: consent.Permit, Actors: []consent.HospitalID{"bayside"}, Purposes: []consent.Purpose{"TREAT"}}}}}
-	e.f.consents[c.ID] = &c
-	return c.ID
+	return must(e.f.chain.Grant(aliceKey, permits("bayside", "TREAT")))
 }
 
 func TestRead(t *testing.T) {
@@ -333,7 +331,7 @@ func TestRead(t *testing.T) {
 			t.Errorf("diagnostics %q name no decision", oo.Issue[0].Diagnostics)
 		}
 	})
-	e.f.consents[cid].Revoked = 30
+	ok(t, e.f.chain.Revoke(aliceKey, cid))
 	t.Run("revoked", func(t *testing.T) {
 		oo := wantOutcome(t, e.do(req{method: "GET", path: path + "?purpose=TREAT", role: api.RoleClinician}), http.StatusForbidden, "forbidden")
 		if d := oo.Issue[0].Details; d == nil || d.Text != "revoked" {
@@ -344,10 +342,12 @@ func TestRead(t *testing.T) {
 	unknown := consent.RecordID(strings.Repeat("ab", 16))
 	rejected := consent.RecordID(strings.Repeat("cd", 16))
 	erased := consent.RecordID(strings.Repeat("ef", 16))
-	e.f.reject[rejected] = &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "no record"}
-	e.f.reject[erased] = &consent.Rejection{Code: consent.CodeErased, Log: "erased"}
+	e.f.fail[unknown] = fmt.Errorf("%w: record %s", api.ErrNotFound, unknown) // the node knows it not
+	// rejected is unknown to the chain: it refuses the request.
+	e.f.register(t, "ada", alice, erased)
+	ok(t, e.f.chain.Erase(aliceKey, erased))
 	notCurrent := consent.RecordID(strings.Repeat("12", 16))
-	e.f.reject[notCurrent] = &api.Unavailable{Reason: "not-current", Detail: "no custodian could release the key now", RetryAfter: 2 * time.Second}
+	e.f.fail[notCurrent] = &api.Unavailable{Reason: "not-current", Detail: "no custodian could release the key now", RetryAfter: 2 * time.Second}
 	t.Run("no custodian current", func(t *testing.T) {
 		res := e.do(req{method: "GET", path: "/records/" + string(notCurrent) + "?purpose=TREAT", role: api.RoleClinician})
 		oo := wantOutcome(t, res, http.StatusServiceUnavailable, "transient")
@@ -373,8 +373,14 @@ func TestRead(t *testing.T) {
 		{"record ID uppercase", "/records/" + strings.ToUpper(string(id)) + "?purpose=TREAT", http.StatusBadRequest, "value"},
 		{"unknown record", "/records/" + string(unknown) + "?purpose=TREAT", http.StatusNotFound, "not-found"},
 		{"unknown to the chain", "/records/" + string(rejected) + "?purpose=TREAT", http.StatusNotFound, "not-found"},
-		{"erased", "/records/" + string(erased) + "?purpose=TREAT", http.StatusGone, "deleted"},
+		// The chain decides a read of an erased record as a denial (reason erased),
+		// and refuses break-glass access to it outright (code erased): 403, and 410.
+		{"erased", "/records/" + string(erased) + "?purpose=TREAT", http.StatusForbidden, "forbidden"},
 	}
+	t.Run("emergency access to an erased record", func(t *testing.T) {
+		wantOutcome(t, e.do(req{method: "POST", path: "/records/" + string(erased) + "/$emergency-access?reason=life-threatening",
+			role: api.RoleClinician}), http.StatusGone, "deleted")
+	})
 	t.Run("HEAD", func(t *testing.T) {
 		before := e.f.mutations()
 		res := e.do(req{method: "HEAD", path: path + "?purpose=TREAT", role: api.RoleClinician})
