@@ -370,12 +370,8 @@ func waitHeight(ctx context.Context, t *testing.T, n *chain.Node, h int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for n.Height() < h {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("node at height %d, waiting for %d", n.Height(), h)
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := n.WaitHeight(ctx, h); err != nil {
+		t.Fatalf("node at height %d, waiting for %d: %v", n.Height(), h, err)
 	}
 }
 

@@ -166,6 +166,7 @@ type Node struct {
 	nodeID  string
 	p2pAddr string
 	commits *commitWaiters
+	heights *heights
 	faults  *faultLatch
 	// validators is the size of the genesis validator set (the consent chain does
 	// not change it).
@@ -256,6 +257,10 @@ func NewNode(cfg Config) (n *Node, err error) {
 		p2pAddr:    id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
 	}
 	if n.commits, err = watchCommits(cmt.EventBus()); err != nil {
+		_ = n.Stop()
+		return nil, err
+	}
+	if n.heights, err = watchHeights(cmt.EventBus()); err != nil {
 		_ = n.Stop()
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func (n *Node) Reachable() (reachable, total int) {
 }
 
 // progressWatch sends a *NoProgress on c once the node has made no block for
-// StallAfter.
+// StallAfter (it learns of blocks from the event bus: see heights).
 type progressWatch struct {
 	c    chan *NoProgress
 	done chan struct{}
@@ -70,21 +70,23 @@ func (w *progressWatch) stop() { close(w.done) }
 func (n *Node) watchProgress(tx []byte) *progressWatch {
 	w := &progressWatch{c: make(chan *NoProgress, 1), done: make(chan struct{})}
 	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		height, moved := n.Height(), time.Now()
+		stall := time.NewTimer(StallAfter)
+		defer stall.Stop()
+		moved := time.Now()
 		for {
+			next, stopped := n.heights.changed()
+			if stopped {
+				return // SubmitTx learns it from its commit wait
+			}
 			select {
 			case <-w.done:
 				return
-			case <-t.C:
-			}
-			if h := n.Height(); h != height {
-				height, moved = h, time.Now()
-			}
-			if time.Since(moved) >= StallAfter {
+			case <-next:
+				moved = time.Now()
+				stall.Reset(StallAfter)
+			case <-stall.C:
 				r, total := n.Reachable()
-				w.c <- &NoProgress{Hash: cmttypes.Tx(tx).Hash(), Height: height, Stalled: time.Since(moved), Reachable: r, Total: total}
+				w.c <- &NoProgress{Hash: cmttypes.Tx(tx).Hash(), Height: n.Height(), Stalled: time.Since(moved), Reachable: r, Total: total}
 				return
 			}
 		}
