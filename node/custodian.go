@@ -60,7 +60,7 @@ const receiptWait = 5 * time.Second
 func (n *Node) waitHeight(ctx context.Context, h int64) bool {
 	ctx, cancel := context.WithTimeout(ctx, maxHeightWait)
 	defer cancel()
-	return n.awaitHeight(ctx, h) == nil
+	return n.chain.WaitHeight(ctx, h) == nil
 }
 
 func refusal(code consent.Code, format string, args ...any) p2p.ReleaseResponse {

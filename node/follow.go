@@ -5,7 +5,6 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/api"
@@ -50,22 +49,16 @@ func (n *Node) Follow(ctx context.Context, f consent.AuditFilter) (<-chan consen
 	go func() {
 		defer n.wg.Done()
 		defer close(out)
+		// The wait for the next height ends too when the API shuts down.
+		waitCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(n.streams, cancel)()
 		next, height := head.Size, n.chain.Height()
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
 		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-n.streams.Done():
-				return
-			case <-t.C:
+			if n.chain.WaitHeight(waitCtx, height+1) != nil {
+				return // ctx ended, the API shut down or the chain stopped
 			}
-			if h := n.chain.Height(); h == height {
-				continue
-			} else {
-				height = h
-			}
+			height = n.chain.Height()
 			events, size, err := n.eventsSince(next, f)
 			if err != nil {
 				n.log.Warn("follow: reading the log failed", "err", err)

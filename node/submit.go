@@ -82,24 +82,5 @@ func (n *Node) submitTx(ctx context.Context, tx []byte) (*consent.Committed, err
 
 // waitNextHeight waits until this node commits a height above the current one.
 func (n *Node) waitNextHeight(ctx context.Context) error {
-	return n.awaitHeight(ctx, n.chain.Height()+1)
-}
-
-// awaitHeight waits until this node has committed height h or ctx ends. It is the
-// node's one wait for a height: it looks every few milliseconds (node/chain has no
-// height event to wait on yet).
-func (n *Node) awaitHeight(ctx context.Context, h int64) error {
-	if n.chain.Height() >= h {
-		return nil
-	}
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for n.chain.Height() < h {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
+	return n.chain.WaitHeight(ctx, n.chain.Height()+1)
 }
