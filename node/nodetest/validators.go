@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/node/chain"
@@ -29,12 +28,8 @@ type ValidatorsConfig struct {
 	Dir string
 	// ChainID defaults to "validators-" and 8 random hex digits.
 	ChainID string
-	// NewMachine makes node i's state machine, afresh on every (re)start. Exactly one
-	// of NewMachine and NewApp is set.
+	// NewMachine makes node i's state machine, afresh on every (re)start (required).
 	NewMachine func(i int) chain.StateMachine
-	// NewApp makes node i's raw ABCI application (chain.Config.App), afresh on every
-	// (re)start; home is the node's CometBFT home, for an app that keeps files.
-	NewApp func(i int, home string) (abcitypes.Application, error)
 	// AppState is the genesis app_state (JSON).
 	AppState []byte
 	// Powers are the validators' voting powers (default 10 each).
@@ -63,8 +58,8 @@ func (c *ValidatorsConfig) Validate() error {
 	switch {
 	case c.Validators < 1:
 		return fmt.Errorf("nodetest: %d validators", c.Validators)
-	case (c.NewMachine == nil) == (c.NewApp == nil):
-		return errors.New("nodetest: set exactly one of NewMachine and NewApp")
+	case c.NewMachine == nil:
+		return errors.New("nodetest: no NewMachine")
 	case c.Powers != nil && len(c.Powers) != c.Validators:
 		return fmt.Errorf("nodetest: %d powers for %d validators", len(c.Powers), c.Validators)
 	}
@@ -87,8 +82,8 @@ type Validators struct {
 	// RestartNode replace entries, so read them after those calls.
 	Nodes []*chain.Node
 	// Configs are what each node is built from (the same home, keys and ports on a
-	// restart). Their Machine and App are nil: ValidatorsConfig.NewMachine or NewApp
-	// gives a fresh one per start.
+	// restart). Their Machine is nil: ValidatorsConfig.NewMachine gives a fresh one
+	// per start.
 	Configs []chain.Config
 	ChainID string
 	Genesis *cmttypes.GenesisDoc
@@ -204,15 +199,7 @@ func (n *Validators) prepare() error {
 
 func (n *Validators) newNode(i int) (*chain.Node, error) {
 	c := n.Configs[i]
-	if n.cfg.NewMachine != nil {
-		c.Machine = n.cfg.NewMachine(i)
-	} else {
-		app, err := n.cfg.NewApp(i, c.Home)
-		if err != nil {
-			return nil, fmt.Errorf("nodetest: node %d: app: %w", i, err)
-		}
-		c.App = app
-	}
+	c.Machine = n.cfg.NewMachine(i)
 	node, err := chain.NewNode(c)
 	if err != nil {
 		return nil, fmt.Errorf("nodetest: node %d: %w", i, err)
@@ -302,7 +289,7 @@ func (n *Validators) stopLocked(i int) error {
 }
 
 // RestartNode stops node i if it runs, then starts a new node from the same home and
-// keys, with a fresh state machine or app.
+// keys, with a fresh state machine.
 func (n *Validators) RestartNode(i int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

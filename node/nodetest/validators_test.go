@@ -7,27 +7,18 @@ import (
 	"testing"
 	"time"
 
-	dbm "github.com/cometbft/cometbft-db"
-	"github.com/cometbft/cometbft/abci/example/kvstore"
-	abcitypes "github.com/cometbft/cometbft/abci/types"
-
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
-// TestKVStore runs CometBFT's own kvstore app, over a leveldb in each node's home, as a
-// raw ABCI app; Stop removes the temporary directory Launch made.
-func TestKVStore(t *testing.T) {
+// TestValidators runs the test state machine KV on the default four validators: a tx
+// commits on every node with one app hash, a restarted node reopens its state from its
+// home, and Stop removes the temporary directory LaunchValidators made.
+func TestValidators(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	net, err := nodetest.LaunchValidators(nodetest.ValidatorsConfig{
-		NewApp: func(_ int, home string) (abcitypes.Application, error) {
-			db, err := dbm.NewGoLevelDB("kvstore", home)
-			if err != nil {
-				return nil, err
-			}
-			return kvstore.NewApplication(db), nil
-		},
+		NewMachine: func(int) chain.StateMachine { return &nodetest.KV{} },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +39,7 @@ func TestKVStore(t *testing.T) {
 		t.Fatalf("app hash at %d: %x, %v", h, want, err)
 	}
 	for i, n := range net.Nodes {
-		got, _, err := n.Query("/store", []byte("color"))
+		got, _, err := n.Query("/get", []byte("color"))
 		if err != nil || string(got.Value) != "teal" {
 			t.Errorf("node %d: color = %q, %v", i, got.Value, err)
 		}
@@ -82,11 +73,11 @@ func TestKVStore(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	kv := func(int) chain.StateMachine { return &nodetest.KV{} }
 	for name, cfg := range map[string]nodetest.ValidatorsConfig{
-		"no app":       {},
-		"two apps":     {NewMachine: func(int) chain.StateMachine { return nil }, NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }},
-		"powers":       {NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }, Powers: []int64{1}},
-		"external out": {NewApp: func(int, string) (abcitypes.Application, error) { return nil, nil }, External: []int{4}},
+		"no machine":   {},
+		"powers":       {NewMachine: kv, Powers: []int64{1}},
+		"external out": {NewMachine: kv, External: []int{4}},
 	} {
 		if _, err := nodetest.NewValidators(cfg); err == nil {
 			t.Errorf("%s: New succeeded", name)

@@ -20,11 +20,11 @@ import (
 	"time"
 
 	"github.com/medledger/medledger"
+	"github.com/medledger/medledger/bench/chainbench"
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
-	"github.com/medledger/medledger/node/chainbench"
 )
 
 // Goals.

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medledger/medledger/bench/kvnet"
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
-	"github.com/medledger/medledger/node/nodetest"
 )
 
 // TestConsentLoad applies the consent workload's txs to a consent machine in memory:
@@ -18,14 +18,14 @@ import (
 // ways.
 func TestConsentLoad(t *testing.T) {
 	w := newConsentLoad()
-	var cfg nodetest.ValidatorsConfig
-	if err := w.config(&cfg); err != nil {
+	appState, err := w.appState()
+	if err != nil {
 		t.Fatal(err)
 	}
 	w.chainID = "bench"
 	m, st := consent.NewMachine(), consenttest.NewMemStore()
 	b := consent.Block{Height: 1, Time: time.Unix(1_800_000_000, 0)}
-	if err := m.InitChain(st, w.chainID, cfg.AppState, b); err != nil {
+	if err := m.InitChain(st, w.chainID, appState, b); err != nil {
 		t.Fatal(err)
 	}
 	apply := func(tx []byte) consent.Result {
@@ -64,10 +64,15 @@ func TestConsentLoad(t *testing.T) {
 }
 
 func TestKVLoad(t *testing.T) {
-	w := &kvLoad{txBytes: 250}
-	a, b := w.tx(0), w.tx(0)
-	if len(a) != 250 || bytes.Equal(a, b) || bytes.Count(a, []byte("=")) != 1 {
-		t.Errorf("txs %q, %q: want distinct key=value txs of 250 bytes", a, b)
+	for _, signed := range []bool{false, true} {
+		w := &kvLoad{txBytes: 250, signed: signed}
+		a, b := w.tx(0), w.tx(0)
+		if len(a) != 250 || bytes.Equal(a, b) || bytes.Count(a, []byte("=")) != 1 || bytes.Contains(a, []byte(":")) {
+			t.Errorf("%s: txs %q, %q: want distinct key=value txs of 250 bytes", w.name(), a, b)
+		}
+		if err := kvnet.VerifyTx(a); (err == nil) != signed {
+			t.Errorf("%s: VerifyTx: %v", w.name(), err)
+		}
 	}
 }
 
@@ -76,17 +81,24 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two 4-validator networks")
 	}
-	res, err := Run(t.Context(), Config{Duration: time.Second, Warmup: 500 * time.Millisecond, Concurrency: 32, Unloaded: 4})
+	res, err := Run(t.Context(), Config{Duration: time.Second, Warmup: 500 * time.Millisecond, Concurrency: 32, Unloaded: 4, Runs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []AppResult{res.Consent, res.KVStore} {
-		if a.Loaded.Committed == 0 || a.Loaded.Failed != 0 || a.Unloaded.N != 4 || a.Loaded.Latency.P50 <= 0 {
+	for _, a := range []AppResult{res.Consent, res.KVStore, res.SignedKVStore} {
+		if a.Loaded.Committed == 0 || a.Loaded.Failed != 0 || a.Unloaded.N != 4 || a.Loaded.Latency.P50 <= 0 || len(a.Runs) != 2 {
 			t.Errorf("%s: %+v", a.App, a)
 		}
 	}
-	if res.Ratio <= 0 || res.Consent.TxBytes == 0 || res.KVStore.TxBytes != res.Consent.TxBytes {
-		t.Errorf("ratio %v, tx bytes %d and %d", res.Ratio, res.Consent.TxBytes, res.KVStore.TxBytes)
+	if res.Ratio <= 0 || res.RatioSigned <= 0 || len(res.Ratios) != 2 || len(res.RatiosSigned) != 2 {
+		t.Errorf("ratios %v %v, signed %v %v", res.Ratio, res.Ratios, res.RatioSigned, res.RatiosSigned)
+	}
+	// The kvstores' txs are the consent txs' size (to within the consent txs' spread
+	// from run to run).
+	for _, k := range []AppResult{res.KVStore, res.SignedKVStore} {
+		if res.Consent.TxBytes == 0 || k.TxBytes < res.Consent.TxBytes-8 || k.TxBytes > res.Consent.TxBytes+8 {
+			t.Errorf("tx bytes: consent %d, %s %d", res.Consent.TxBytes, k.App, k.TxBytes)
+		}
 	}
 	var table strings.Builder
 	if err := res.WriteTable(&table); err != nil {
@@ -116,6 +128,8 @@ func BenchmarkChain(b *testing.B) {
 		b.ReportMetric(res.Consent.Loaded.TxPerSec, "consent_tx/s")
 		b.ReportMetric(res.KVStore.Loaded.TxPerSec, "kvstore_tx/s")
 		b.ReportMetric(res.Ratio, "ratio")
+		b.ReportMetric(res.SignedKVStore.Loaded.TxPerSec, "signed_kvstore_tx/s")
+		b.ReportMetric(res.RatioSigned, "ratio_signed")
 		b.ReportMetric(res.RatioWithinGoal, "ratio_within_p50_goal")
 		b.ReportMetric(msFloat(res.Consent.Loaded.Latency.P50), "p50_ms")
 		b.ReportMetric(msFloat(res.Consent.Loaded.Latency.P99), "p99_ms")

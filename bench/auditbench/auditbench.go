@@ -38,9 +38,9 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/medledger/medledger/bench/chainbench"
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/chainbench"
 )
 
 // Goals.

@@ -8,8 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/medledger/medledger/bench/chainbench"
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/chainbench"
 )
 
 // WriteTable writes the result as a table with the goals.

@@ -7,7 +7,6 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/node/chain"
-	"github.com/medledger/medledger/node/nodetest"
 )
 
 // BenchmarkAppBlock is one validator's share of the chain benchmark's work, without
@@ -17,8 +16,8 @@ import (
 func BenchmarkAppBlock(b *testing.B) {
 	const perBlock = 1000
 	w := newConsentLoad()
-	var cfg nodetest.ValidatorsConfig
-	if err := w.config(&cfg); err != nil {
+	appState, err := w.appState()
+	if err != nil {
 		b.Fatal(err)
 	}
 	w.chainID = "bench"
@@ -29,7 +28,7 @@ func BenchmarkAppBlock(b *testing.B) {
 	defer app.Close()
 	ctx := b.Context()
 	t0 := time.Unix(1_800_000_000, 0)
-	if _, err := app.InitChain(ctx, &abcitypes.RequestInitChain{ChainId: w.chainID, InitialHeight: 1, Time: t0, AppStateBytes: cfg.AppState}); err != nil {
+	if _, err := app.InitChain(ctx, &abcitypes.RequestInitChain{ChainId: w.chainID, InitialHeight: 1, Time: t0, AppStateBytes: appState}); err != nil {
 		b.Fatal(err)
 	}
 	height := int64(0)

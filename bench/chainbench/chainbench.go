@@ -1,17 +1,22 @@
 // Package chainbench measures the consent chain: how many signed consent txs per second
 // a network of validators in this process commits, and each tx's commit latency
-// (submitted → committed), under load and one at a time — and the same for CometBFT's
-// kvstore example app on the same network configuration, as the yardstick.
+// (submitted → committed), under load and one at a time — and the same for two
+// yardsticks on the same network configuration (bench/kvnet): CometBFT's kvstore
+// example app, and that kvstore with an Ed25519 signature on every tx checked once in
+// CheckTx (what any chain of authenticated txs pays).
 //
 // The consent load is half patients granting a hospital a consent, half hospitals
 // requesting a registered record (decided on chain), over 4096 patients with a record
-// each; kvstore gets "key=value" txs of the same mean size. The load is a closed loop:
+// each; the kvstores get "key=value" txs of the same mean size. The load is a closed loop:
 // submitters spread over the validators, each sending a tx and waiting for its commit
 // before the next, so the chain sets the pace. Unless told a concurrency, the benchmark
 // doubles it from 64 until throughput stops growing by 10 % a step, and measures at the
 // saturation point: the fewest submitters that reached 95 % of the best throughput
-// (more only add latency). Every measurement runs on a fresh network, and its txs are
-// built and signed before it starts, so the submitters cost the chain little CPU.
+// (more only add latency). Then it measures each application Runs times, in rounds
+// that take the applications in turn (so a change in the machine's load hits them
+// alike), and reports the median of the rounds' ratios. Every measurement runs on a
+// fresh network, and its txs are built and signed before it starts, so the submitters
+// cost the chain little CPU.
 package chainbench
 
 import (
@@ -25,8 +30,6 @@ import (
 	"runtime"
 	"slices"
 	"time"
-
-	"github.com/medledger/medledger/node/nodetest"
 )
 
 // The product's goals for the consent chain.
@@ -51,6 +54,9 @@ type Config struct {
 	// Unloaded is the number of txs sent one at a time for the unloaded latency
 	// (default 40).
 	Unloaded int
+	// Runs is how many times each application is measured at its concurrency
+	// (default 3); the ratios are the medians of the runs'.
+	Runs int
 	// Validators is the network's size (default 4).
 	Validators int
 	// Dir holds the networks' homes; default a temporary directory, removed after.
@@ -66,7 +72,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Duration < 0 || c.Warmup < 0 || c.StepDuration < 0:
 		return errors.New("chainbench: durations must not be negative")
-	case c.Concurrency < 0 || c.MaxConcurrency < 0 || c.Unloaded < 0 || c.Validators < 0:
+	case c.Concurrency < 0 || c.MaxConcurrency < 0 || c.Unloaded < 0 || c.Validators < 0 || c.Runs < 0:
 		return errors.New("chainbench: counts must not be negative")
 	}
 	if c.Duration == 0 {
@@ -87,6 +93,9 @@ func (c *Config) Validate() error {
 	if c.Validators == 0 {
 		c.Validators = 4
 	}
+	if c.Runs == 0 {
+		c.Runs = 3
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -101,12 +110,18 @@ const searchStart = 64
 
 // Result is a run's outcome.
 type Result struct {
-	Validators int       `json:"validators"`
-	CPUs       int       `json:"cpus"` // GOMAXPROCS
-	Consent    AppResult `json:"consent"`
-	KVStore    AppResult `json:"kvstore"`
-	// Ratio is Consent's committed tx/s over KVStore's, each at its measured load.
-	Ratio float64 `json:"ratio"`
+	Validators    int       `json:"validators"`
+	CPUs          int       `json:"cpus"` // GOMAXPROCS
+	Consent       AppResult `json:"consent"`
+	KVStore       AppResult `json:"kvstore"`
+	SignedKVStore AppResult `json:"signed_kvstore"`
+	// Ratio is the median over the runs of Consent's committed tx/s over KVStore's in
+	// the same round, each at its measured load; Ratios are the rounds' ratios.
+	Ratio  float64   `json:"ratio"`
+	Ratios []float64 `json:"ratios"`
+	// RatioSigned and RatiosSigned are the same against SignedKVStore.
+	RatioSigned  float64   `json:"ratio_signed"`
+	RatiosSigned []float64 `json:"ratios_signed"`
 	// RatioWithinGoal is the ratio of their WithinGoal throughputs (0 if either has
 	// none).
 	RatioWithinGoal float64 `json:"ratio_within_goal,omitempty"`
@@ -118,8 +133,10 @@ type AppResult struct {
 	TxBytes int    `json:"tx_bytes"` // mean size of the measured txs
 	// Unloaded is the commit latency of txs sent one at a time.
 	Unloaded Latency `json:"unloaded"`
-	// Loaded is the measurement at the chosen concurrency.
+	// Loaded is the run at the chosen concurrency with the median throughput.
 	Loaded Step `json:"loaded"`
+	// Runs are every run at the chosen concurrency, in order.
+	Runs []Step `json:"runs"`
 	// Search are the saturation search's steps, if it ran.
 	Search []Step `json:"search,omitempty"`
 	// WithinGoal is the search step that committed the most with a p50 latency within
@@ -146,7 +163,8 @@ type Step struct {
 	Latency Latency `json:"latency"`
 }
 
-// Run runs the benchmark: the consent chain, then kvstore, each on its own network.
+// Run runs the benchmark: the saturation search of each application (unless
+// Config.Concurrency is set), then Config.Runs rounds measuring each in turn.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -160,71 +178,132 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Dir = dir
 	}
 	res := &Result{Validators: cfg.Validators, CPUs: runtime.GOMAXPROCS(0)}
-	cl := newConsentLoad()
-	var err error
-	if res.Consent, err = runApp(ctx, cfg, cl); err != nil {
-		return nil, err
+	kv, signed := &kvLoad{}, &kvLoad{signed: true}
+	apps := []*app{
+		{w: newConsentLoad(), out: &res.Consent},
+		{w: kv, out: &res.KVStore},
+		{w: signed, out: &res.SignedKVStore},
 	}
-	kv := &kvLoad{txBytes: res.Consent.TxBytes}
-	if res.KVStore, err = runApp(ctx, cfg, kv); err != nil {
-		return nil, err
+	// The kvstores' txs are as large as the consent txs last measured.
+	sized := func(s Step) { kv.txBytes, signed.txBytes = s.TxBytes, s.TxBytes }
+	for i, a := range apps {
+		if err := a.find(ctx, cfg); err != nil {
+			return nil, err
+		}
+		if i == 0 && len(a.out.Search) > 0 {
+			sized(a.out.Search[len(a.out.Search)-1])
+		}
 	}
-	if res.KVStore.Loaded.TxPerSec > 0 {
-		res.Ratio = res.Consent.Loaded.TxPerSec / res.KVStore.Loaded.TxPerSec
+	for range cfg.Runs {
+		for i, a := range apps {
+			if err := a.run(ctx, cfg); err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				sized(a.out.Runs[len(a.out.Runs)-1])
+			}
+		}
 	}
+	for _, a := range apps {
+		a.out.Loaded = medianStep(a.out.Runs)
+		a.out.TxBytes = a.out.Loaded.TxBytes
+	}
+	res.Ratios, res.Ratio = ratios(res.Consent.Runs, res.KVStore.Runs)
+	res.RatiosSigned, res.RatioSigned = ratios(res.Consent.Runs, res.SignedKVStore.Runs)
 	if c, k := res.Consent.WithinGoal, res.KVStore.WithinGoal; c != nil && k != nil && k.TxPerSec > 0 {
 		res.RatioWithinGoal = c.TxPerSec / k.TxPerSec
 	}
 	return res, nil
 }
 
-// runApp measures one application. Each measurement gets a fresh network: a chain's
-// own stores (blocks, results, tx index) grow fast under load, and their compactions
-// soon cost more CPU than the application, so measurements on one long-lived network
-// would depend on what ran before them.
-func runApp(ctx context.Context, cfg Config, w workload) (AppResult, error) {
-	out := AppResult{App: w.name()}
-	concurrency, rate := cfg.Concurrency, 0.0
-	if concurrency == 0 {
-		var err error
-		if out.Search, err = search(ctx, cfg, w); err != nil {
-			return out, err
-		}
-		knee := saturation(out.Search)
-		concurrency, rate = knee.Concurrency, knee.TxPerSec
-		out.WithinGoal = withinGoal(out.Search)
+// app is one application's measurements as they are made.
+type app struct {
+	w           workload
+	out         *AppResult
+	concurrency int
+	rate        float64 // the throughput expected at concurrency (0: unknown)
+}
+
+// find sets the concurrency to measure at: Config.Concurrency, or the saturation
+// search's knee.
+func (a *app) find(ctx context.Context, cfg Config) error {
+	a.out.App = a.w.name()
+	a.concurrency = cfg.Concurrency
+	if a.concurrency != 0 {
+		return nil
 	}
-	err := onFreshNet(ctx, cfg, w, func(net *nodetest.Validators) (err error) {
-		if out.Unloaded, err = unloaded(ctx, net, w, cfg.Unloaded); err != nil {
-			return fmt.Errorf("chainbench: %s: unloaded: %w", w.name(), err)
+	var err error
+	if a.out.Search, err = search(ctx, cfg, a.w); err != nil {
+		return err
+	}
+	knee := saturation(a.out.Search)
+	a.concurrency, a.rate = knee.Concurrency, knee.TxPerSec
+	a.out.WithinGoal = withinGoal(a.out.Search)
+	return nil
+}
+
+// run measures the application once at its concurrency, on a fresh network; the
+// first run also measures the latency of txs sent one at a time.
+func (a *app) run(ctx context.Context, cfg Config) error {
+	name := a.w.name()
+	return onFreshNet(ctx, cfg, a.w, func(net *network) error {
+		if len(a.out.Runs) == 0 {
+			var err error
+			if a.out.Unloaded, err = unloaded(ctx, net, a.w, cfg.Unloaded); err != nil {
+				return fmt.Errorf("chainbench: %s: unloaded: %w", name, err)
+			}
+			fmt.Fprintf(cfg.Progress, "%-14s one at a time: %s\n", name, a.out.Unloaded)
 		}
-		fmt.Fprintf(cfg.Progress, "%-8s one at a time: %s\n", w.name(), out.Unloaded)
-		out.Loaded, err = measure(ctx, cfg, net, w, concurrency, cfg.Warmup, cfg.Duration, rate)
+		s, err := measure(ctx, cfg, net, a.w, a.concurrency, cfg.Warmup, cfg.Duration, a.rate)
+		a.out.Runs = append(a.out.Runs, s)
 		return err
 	})
-	out.TxBytes = out.Loaded.TxBytes
-	return out, err
+}
+
+// medianStep is the step with the median throughput (the lower middle one of an even
+// number).
+func medianStep(steps []Step) Step {
+	if len(steps) == 0 {
+		return Step{}
+	}
+	sorted := slices.SortedFunc(slices.Values(steps), func(a, b Step) int { return cmp.Compare(a.TxPerSec, b.TxPerSec) })
+	return sorted[(len(sorted)-1)/2]
+}
+
+// ratios are a's throughputs over b's, round by round, and their median.
+func ratios(a, b []Step) ([]float64, float64) {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i].TxPerSec > 0 {
+			rs = append(rs, a[i].TxPerSec/b[i].TxPerSec)
+		}
+	}
+	if len(rs) == 0 {
+		return nil, 0
+	}
+	sorted := slices.Sorted(slices.Values(rs))
+	mid := len(sorted) / 2
+	if len(sorted)%2 == 0 {
+		return rs, (sorted[mid-1] + sorted[mid]) / 2
+	}
+	return rs, sorted[mid]
 }
 
 // onFreshNet launches a network for w, sets it up, runs fn on it, and removes it.
-func onFreshNet(ctx context.Context, cfg Config, w workload, fn func(*nodetest.Validators) error) error {
-	dir, err := os.MkdirTemp(cfg.Dir, w.name()+"-")
+func onFreshNet(ctx context.Context, cfg Config, w workload, fn func(*network) error) error {
+	dir, err := os.MkdirTemp(cfg.Dir, "net-")
 	if err != nil {
 		return fmt.Errorf("chainbench: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	lc := nodetest.ValidatorsConfig{Validators: cfg.Validators, Dir: dir, Logger: cfg.Logger}
-	if err := w.config(&lc); err != nil {
-		return err
-	}
-	net, err := nodetest.LaunchValidators(lc)
+	net, err := w.launch(dir, cfg)
 	if err != nil {
 		return err
 	}
-	defer net.Stop()
+	defer net.stop()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := net.WaitHeight(wctx, 2); err != nil {
+	if err := net.waitHeight(wctx, 2); err != nil {
 		return err
 	}
 	if err := w.setup(ctx, net); err != nil {
@@ -263,7 +342,7 @@ func search(ctx context.Context, cfg Config, w workload) ([]Step, error) {
 	best, flat := 0.0, 0
 	for c := searchStart; c <= cfg.MaxConcurrency && flat < 2; c *= 2 {
 		var s Step
-		err := onFreshNet(ctx, cfg, w, func(net *nodetest.Validators) (err error) {
+		err := onFreshNet(ctx, cfg, w, func(net *network) (err error) {
 			s, err = measure(ctx, cfg, net, w, c, stepWarmup, cfg.StepDuration, 2*best)
 			return err
 		})
@@ -283,9 +362,9 @@ func search(ctx context.Context, cfg Config, w workload) ([]Step, error) {
 
 // measure prepares the txs of one closed-loop measurement (expecting about rate tx/s)
 // and runs it.
-func measure(ctx context.Context, cfg Config, net *nodetest.Validators, w workload, concurrency int, warmup, window time.Duration, rate float64) (Step, error) {
+func measure(ctx context.Context, cfg Config, net *network, w workload, concurrency int, warmup, window time.Duration, rate float64) (Step, error) {
 	rate = max(rate*1.25, 3000)
-	p := newPool(w, net.Nodes[0].Height(), int(rate*(warmup+window).Seconds())+concurrency)
+	p := newPool(w, net.height(), int(rate*(warmup+window).Seconds())+concurrency)
 	s, err := closedLoop(ctx, net, p, concurrency, warmup, window)
 	if err != nil {
 		return s, fmt.Errorf("chainbench: %s at concurrency %d: %w", w.name(), concurrency, err)
@@ -295,6 +374,6 @@ func measure(ctx context.Context, cfg Config, net *nodetest.Validators, w worklo
 	if s.BuiltLate > 0 {
 		extra = fmt.Sprintf(" (%d txs built during the run)", s.BuiltLate)
 	}
-	fmt.Fprintf(cfg.Progress, "%-8s %4d in flight: %s%s\n", w.name(), concurrency, s, extra)
+	fmt.Fprintf(cfg.Progress, "%-14s %4d in flight: %s%s\n", w.name(), concurrency, s, extra)
 	return s, nil
 }

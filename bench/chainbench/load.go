@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/medledger/medledger/node/nodetest"
 )
 
 // submitTimeout bounds one tx's wait for its commit.
@@ -59,7 +57,7 @@ func (p *pool) meanBytes() int {
 // closedLoop runs concurrency submitters, spread over the network's nodes, each
 // submitting a tx and waiting for its commit before the next, for warmup and then the
 // measured window.
-func closedLoop(ctx context.Context, net *nodetest.Validators, p *pool, concurrency int, warmup, window time.Duration) (Step, error) {
+func closedLoop(ctx context.Context, net *network, p *pool, concurrency int, warmup, window time.Duration) (Step, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	begin := time.Now()
@@ -72,7 +70,7 @@ func closedLoop(ctx context.Context, net *nodetest.Validators, p *pool, concurre
 	tallies := make([]tally, concurrency)
 	var wg sync.WaitGroup
 	for g := range concurrency {
-		n := net.Nodes[g%len(net.Nodes)]
+		submit := net.nodes[g%len(net.nodes)]
 		t := &tallies[g]
 		wg.Go(func() {
 			for t.err == nil && ctx.Err() == nil {
@@ -80,7 +78,7 @@ func closedLoop(ctx context.Context, net *nodetest.Validators, p *pool, concurre
 				if !t0.Before(to) {
 					return
 				}
-				err := submitOne(ctx, n, p.take())
+				err := submitOne(ctx, submit, p.take())
 				t1 := time.Now()
 				inWindow := !t1.Before(from) && t1.Before(to)
 				switch {
@@ -109,10 +107,10 @@ func closedLoop(ctx context.Context, net *nodetest.Validators, p *pool, concurre
 	var cpuOK bool
 	wg.Go(func() {
 		sleepUntil(ctx, from)
-		h0 = net.Nodes[0].Height()
+		h0 = net.height()
 		cpu0, cpuOK = processCPU()
 		sleepUntil(ctx, to)
-		h1 = net.Nodes[0].Height()
+		h1 = net.height()
 		cpu1, _ = processCPU()
 	})
 	wg.Wait()
@@ -146,12 +144,12 @@ func sleepUntil(ctx context.Context, t time.Time) {
 
 // unloaded commits n txs one at a time, through each node in turn, and returns their
 // latencies.
-func unloaded(ctx context.Context, net *nodetest.Validators, w workload, n int) (Latency, error) {
+func unloaded(ctx context.Context, net *network, w workload, n int) (Latency, error) {
 	lat := make([]time.Duration, 0, n)
 	for i := range n {
-		tx := w.tx(net.Nodes[0].Height())
+		tx := w.tx(net.height())
 		t0 := time.Now()
-		if err := submitOne(ctx, net.Nodes[i%len(net.Nodes)], tx); err != nil {
+		if err := submitOne(ctx, net.nodes[i%len(net.nodes)], tx); err != nil {
 			return Latency{}, err
 		}
 		lat = append(lat, time.Since(t0))

@@ -9,15 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
-	dbm "github.com/cometbft/cometbft-db"
-	"github.com/cometbft/cometbft/abci/example/kvstore"
-	abcitypes "github.com/cometbft/cometbft/abci/types"
-
+	"github.com/medledger/medledger/bench/kvnet"
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/nodetest"
@@ -27,13 +23,27 @@ import (
 type workload interface {
 	// name is the application's name in the results.
 	name() string
-	// config sets the application (NewMachine or NewApp, AppState) of cfg.
-	config(cfg *nodetest.ValidatorsConfig) error
+	// launch starts a network of cfg.Validators running the application, its homes
+	// in dir.
+	launch(dir string, cfg Config) (*network, error)
 	// setup runs before the measurements, once the network makes blocks.
-	setup(ctx context.Context, net *nodetest.Validators) error
+	setup(ctx context.Context, net *network) error
 	// tx returns a fresh, valid tx; height is a recently committed height. It is safe
 	// for concurrent use.
 	tx(height int64) []byte
+}
+
+// submitter commits a tx through one validator: nil once it is committed, an error if
+// it was refused (by the mempool, in CheckTx or in its block) or not committed.
+type submitter func(ctx context.Context, tx []byte) error
+
+// network is a running network of validators, whichever runs it.
+type network struct {
+	chainID    string
+	nodes      []submitter
+	height     func() int64 // node 0's last committed height
+	waitHeight func(ctx context.Context, h int64) error
+	stop       func() error
 }
 
 // The consent workload's shape.
@@ -90,7 +100,9 @@ func newConsentLoad() *consentLoad {
 
 func (w *consentLoad) name() string { return "consent" }
 
-func (w *consentLoad) config(cfg *nodetest.ValidatorsConfig) error {
+// appState is the genesis: the hospitals, and a MaxTxTTL that keeps a pool of txs
+// built ahead valid for a long run.
+func (w *consentLoad) appState() ([]byte, error) {
 	g := consent.Genesis{Params: consent.Params{MaxTxTTL: maxTxTTL}}
 	for i, k := range w.hospitals {
 		g.Hospitals = append(g.Hospitals, consent.Hospital{
@@ -98,19 +110,48 @@ func (w *consentLoad) config(cfg *nodetest.ValidatorsConfig) error {
 			Node: newKey(fmt.Sprintf("hospital %d node", i)).Public(), Wrap: newKey(fmt.Sprintf("hospital %d wrap", i)).Public(),
 		})
 	}
-	b, err := json.Marshal(g)
+	return json.Marshal(g)
+}
+
+func (w *consentLoad) launch(dir string, cfg Config) (*network, error) {
+	appState, err := w.appState()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cfg.AppState = b
-	cfg.NewMachine = func(int) chain.StateMachine { return chain.NewConsentMachine() }
-	return nil
+	vs, err := nodetest.LaunchValidators(nodetest.ValidatorsConfig{
+		Validators: cfg.Validators, Dir: dir, Logger: cfg.Logger, AppState: appState,
+		NewMachine: func(int) chain.StateMachine { return chain.NewConsentMachine() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	net := &network{chainID: vs.ChainID, height: vs.Nodes[0].Height, waitHeight: vs.WaitHeight, stop: vs.Stop}
+	for _, n := range vs.Nodes {
+		net.nodes = append(net.nodes, consentSubmitter(n))
+	}
+	return net, nil
+}
+
+// consentSubmitter submits through a consent chain node; a rejected tx is an error.
+func consentSubmitter(n *chain.Node) submitter {
+	return func(ctx context.Context, tx []byte) error {
+		check, _, res, err := n.SubmitTx(ctx, tx)
+		switch {
+		case err != nil:
+			return err
+		case check.Code != 0:
+			return fmt.Errorf("chainbench: tx rejected by CheckTx: code %d: %s", check.Code, check.Log)
+		case res.Code != 0:
+			return fmt.Errorf("chainbench: tx rejected in its block: code %d: %s", res.Code, res.Log)
+		}
+		return nil
+	}
 }
 
 // setup registers every patient's record, many at a time.
-func (w *consentLoad) setup(ctx context.Context, net *nodetest.Validators) error {
-	w.chainID = net.ChainID
-	h := net.Nodes[0].Height()
+func (w *consentLoad) setup(ctx context.Context, net *network) error {
+	w.chainID = net.chainID
+	h := net.height()
 	txs := make([][]byte, patients)
 	parallel(patients, func(i int) { txs[i] = w.register(i, h) })
 	return submitAll(ctx, net, txs, 256)
@@ -157,38 +198,68 @@ func (w *consentLoad) sign(body consent.Body, signer key, height int64) []byte {
 }
 
 // kvLoad is CometBFT's kvstore example app, over a leveldb in each node's home, with
-// txs "key=value" of txBytes bytes.
+// txs "key=value" of txBytes bytes; signed, the kvstore whose txs carry an Ed25519
+// signature checked once in CheckTx (kvnet.SignedKVStore), the value padded so that
+// the signed tx is txBytes long.
 type kvLoad struct {
 	txBytes int
+	signed  bool
 	seq     atomic.Uint64
 }
 
-func (w *kvLoad) name() string { return "kvstore" }
-
-func (w *kvLoad) config(cfg *nodetest.ValidatorsConfig) error {
-	cfg.NewApp = func(_ int, home string) (abcitypes.Application, error) {
-		db, err := dbm.NewGoLevelDB("kvstore", filepath.Join(home, "data"))
-		if err != nil {
-			return nil, err
-		}
-		return kvstore.NewApplication(db), nil
+// kvSigners sign the signed kvstore's txs, in turn.
+var kvSigners = func() []ed25519.PrivateKey {
+	keys := make([]ed25519.PrivateKey, 64)
+	for i := range keys {
+		keys[i] = newKey(fmt.Sprintf("kvstore signer %d", i)).priv
 	}
-	return nil
+	return keys
+}()
+
+func (w *kvLoad) name() string {
+	if w.signed {
+		return "signed kvstore"
+	}
+	return "kvstore"
 }
 
-func (w *kvLoad) setup(context.Context, *nodetest.Validators) error { return nil }
+func (w *kvLoad) launch(dir string, cfg Config) (*network, error) {
+	app := kvnet.NewKVStore
+	if w.signed {
+		app = kvnet.NewSignedKVStore
+	}
+	kn, err := kvnet.Launch(kvnet.Config{Validators: cfg.Validators, Dir: dir, NewApp: app, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	net := &network{chainID: kn.ChainID, height: kn.Nodes[0].Height, waitHeight: kn.WaitHeight, stop: kn.Stop}
+	for _, n := range kn.Nodes {
+		net.nodes = append(net.nodes, n.SubmitTx)
+	}
+	return net, nil
+}
+
+func (w *kvLoad) setup(context.Context, *network) error { return nil }
 
 func (w *kvLoad) tx(int64) []byte {
-	tx := fmt.Appendf(nil, "k%016x=", w.seq.Add(1))
-	for len(tx) < w.txBytes {
+	seq := w.seq.Add(1)
+	size := w.txBytes
+	if w.signed {
+		size -= kvnet.SigOverhead
+	}
+	tx := fmt.Appendf(nil, "k%016x=", seq)
+	for len(tx) < size {
 		tx = append(tx, 'v')
+	}
+	if w.signed {
+		tx = kvnet.SignTx(kvSigners[seq%uint64(len(kvSigners))], tx)
 	}
 	return tx
 }
 
 // submitAll commits txs through the network's nodes, at most inFlight at a time; any
 // rejection is an error.
-func submitAll(ctx context.Context, net *nodetest.Validators, txs [][]byte, inFlight int) error {
+func submitAll(ctx context.Context, net *network, txs [][]byte, inFlight int) error {
 	var (
 		wg    sync.WaitGroup
 		next  atomic.Int64
@@ -196,14 +267,14 @@ func submitAll(ctx context.Context, net *nodetest.Validators, txs [][]byte, inFl
 		first error
 	)
 	for g := range inFlight {
-		n := net.Nodes[g%len(net.Nodes)]
+		submit := net.nodes[g%len(net.nodes)]
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(txs) || ctx.Err() != nil {
 					return
 				}
-				if err := submitOne(ctx, n, txs[i]); err != nil {
+				if err := submitOne(ctx, submit, txs[i]); err != nil {
 					errMu.Lock()
 					first = cmpErr(first, err)
 					errMu.Unlock()
@@ -216,19 +287,11 @@ func submitAll(ctx context.Context, net *nodetest.Validators, txs [][]byte, inFl
 	return cmpErr(first, ctx.Err())
 }
 
-func submitOne(ctx context.Context, n *chain.Node, tx []byte) error {
+// submitOne commits tx through submit, waiting at most submitTimeout.
+func submitOne(ctx context.Context, submit submitter, tx []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
-	check, _, res, err := n.SubmitTx(ctx, tx)
-	switch {
-	case err != nil:
-		return err
-	case check.Code != 0:
-		return fmt.Errorf("chainbench: tx rejected by CheckTx: code %d: %s", check.Code, check.Log)
-	case res.Code != 0:
-		return fmt.Errorf("chainbench: tx rejected in its block: code %d: %s", res.Code, res.Log)
-	}
-	return nil
+	return submit(ctx, tx)
 }
 
 func cmpErr(a, b error) error {
