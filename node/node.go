@@ -217,7 +217,8 @@ func (n *Node) startAPI(l net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("/", handler)
-	if err := web.Mount(mux, n, web.Config{API: handler, Tokens: tokens, Logger: n.log.With("component", "web")}); err != nil {
+	if err := web.Mount(mux, n, web.Config{API: handler, Tokens: tokens, Logger: n.log.With("component", "web"),
+		RPC: n.home.Config.Chain.RPCListen, GenesisFile: n.home.Path(home.GenesisFile)}); err != nil {
 		l.Close()
 		return err
 	}

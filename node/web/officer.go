@@ -136,20 +136,6 @@ func (s *Server) officerAccounting(w http.ResponseWriter, r *http.Request, se *s
 	return s.callAPI(w, r, se, http.MethodGet, "/audit/accounting", q)
 }
 
-type entryAt struct {
-	Index uint64 `json:"index"`
-}
-
-// officerEntry is POST /audit-app/api/entry {index}: one event of the access log with
-// its leaf bytes (GET /audit/log/{index}).
-func (s *Server) officerEntry(w http.ResponseWriter, r *http.Request, se *session) error {
-	var in entryAt
-	if err := readJSON(w, r, &in); err != nil {
-		return err
-	}
-	return s.callAPI(w, r, se, http.MethodGet, "/audit/log/"+strconv.FormatUint(in.Index, 10), nil)
-}
-
 // hospitals is GET /audit-app/api/hospitals: the chain's registry, IDs and names.
 func (s *Server) hospitals(w http.ResponseWriter, r *http.Request, _ *session) error {
 	hs, err := s.names(r.Context())

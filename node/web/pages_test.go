@@ -219,7 +219,7 @@ func searchInOfficerPage(t *testing.T, o *tab, patient consent.PatientID, downlo
 		t.Errorf("%s rows of the patient's search are another patient's", other)
 	}
 	o.click(`#results tbody tr[data-kind="access-denied"] button`)
-	o.wait(`!document.getElementById("entry").hidden && document.getElementById("entry-raw").textContent.includes("leaf")`, 10*time.Second)
+	o.wait(`!document.getElementById("entry").hidden && document.getElementById("entry-proof").textContent.includes("Inclusion proof checked")`, 20*time.Second)
 	o.shot("officer-event")
 	o.click("#export")
 	var bundle struct {

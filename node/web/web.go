@@ -20,6 +20,11 @@ type Config struct {
 	// is privacy-officer.
 	Tokens []api.Token
 	Logger *slog.Logger // default: discard
+	// RPC is the node's CometBFT RPC address (tcp://host:port) and GenesisFile its
+	// genesis.json: with both, an event the officer opens has its inclusion proof
+	// checked against headers the genesis validators signed; without, the page says
+	// it could not be checked.
+	RPC, GenesisFile string
 	// IdleTimeout ends a session unused for this long (default 30 min); MaxLife ends
 	// any session this long after sign-in (default 12 h).
 	IdleTimeout, MaxLife time.Duration
@@ -83,6 +88,7 @@ type Server struct {
 	mux      *http.ServeMux
 	sessions *sessions
 	signins  *challenges
+	proofs   *verifier
 }
 
 // New returns the pages over b, the node the API serves.
@@ -94,7 +100,7 @@ func New(b api.Backend, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
-		sessions: newSessions(cfg), signins: newChallenges(cfg)}
+		sessions: newSessions(cfg), signins: newChallenges(cfg), proofs: &verifier{rpc: cfg.RPC, genesis: cfg.GenesisFile}}
 	s.routes()
 	return s, nil
 }

@@ -96,7 +96,7 @@ function row(e) {
 async function openEntry(index) {
   const entry = await call("/audit-app/api/entry", { index });
   const e = entry.event || {};
-  const fields = [["Index", entry.index ?? e.index], ["Time", when(e.time)], ["Block", e.height], ["Kind", plain(kindNames, e.kind)],
+  const fields = [["Index", entry.index], ["Time", when(e.time)], ["Block", e.height], ["Kind", plain(kindNames, e.kind)],
     ["Hospital", hospital(e.hospital)], ["Patient", e.patient], ["Record", e.record], ["Purpose", e.purpose],
     ["Reason", e.reason && plain(reasonNames, e.reason)], ["Tx", e.tx]];
   $("entry-fields").replaceChildren(...fields.filter(([, v]) => v !== undefined && v !== "").flatMap(([k, v]) =>
@@ -108,13 +108,12 @@ async function openEntry(index) {
 }
 
 function proofText(p) {
-  if (!p) {
-    return el("span", { text: "This node served the event's leaf; its inclusion proof was not checked here." });
+  if (p && p.verified) {
+    return el("strong", { class: "verified", text: "Inclusion proof checked: this event is in the access log of " + p.log_size +
+      " events whose root the validators signed (more than 2/3 of their voting power) in the header after block " + p.height +
+      ". The proof's " + (p.hashes || []).length + " hashes are below." });
   }
-  if (p.verified) {
-    return el("strong", { class: "verified", text: "Inclusion proof checked: the event is in the access log whose root the validators signed at block " + p.height + " (" + p.signers + " validators signed it)." });
-  }
-  return el("strong", { class: "unverified", text: "The inclusion proof did NOT check: " + p.problem });
+  return el("strong", { class: "unverified", text: "The inclusion proof was not checked: " + ((p && p.problem) || "no proof") + "." });
 }
 
 async function exportEvents() {
