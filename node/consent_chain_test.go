@@ -11,7 +11,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/nodetest"
 )
@@ -38,7 +38,7 @@ func newConsortium(t *testing.T) *consortium {
 			Operator: h.Operator.Public(), Node: h.Node.Public(), Wrap: h.Wrap.Public()})
 	}
 	appState, _ := json.Marshal(g)
-	c.net = nodetest.New(t, 4, func(int) chain.StateMachine { return chain.NewConsentMachine() },
+	c.net = nodetest.New(t, 4, func(int) abci.StateMachine { return abci.NewConsentMachine() },
 		nodetest.WithAppState(appState), nodetest.WithRPC())
 	c.net.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -21,6 +21,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
 	"github.com/medledger/medledger/node/web"
@@ -41,7 +42,7 @@ type Config struct {
 	APIListener net.Listener
 	// WrapMachine, if set, wraps the consent state machine the chain runs: fault tests
 	// stall or fail it. Nil runs it as it is.
-	WrapMachine func(chain.StateMachine) chain.StateMachine
+	WrapMachine func(abci.StateMachine) abci.StateMachine
 	// IngestGate, if set, is the gate the node's ingests pass (tests inject a small cap
 	// or a sync hook); nil makes one from the home's [ingest] config.
 	IngestGate *IngestGate
@@ -136,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.host, err = p2p.New(n.ctx, p2p.Config{NodeKey: nodeKey, ListenAddrs: h.Config.ListenAddrs, Members: n.members, Store: n.store}); err != nil {
 		return nil, err
 	}
-	var machine chain.StateMachine = chain.NewConsentMachine()
+	var machine abci.StateMachine = abci.NewConsentMachine()
 	if cfg.WrapMachine != nil {
 		machine = cfg.WrapMachine(machine)
 	}

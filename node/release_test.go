@@ -14,7 +14,7 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/api"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 	"github.com/medledger/medledger/node/p2p"
 )
@@ -247,7 +247,7 @@ type stallMachine struct {
 	gate chan struct{} // nil: running; closed by resume
 }
 
-func (s *stallMachine) wrap(m chain.StateMachine) chain.StateMachine {
+func (s *stallMachine) wrap(m abci.StateMachine) abci.StateMachine {
 	return stalling{StateMachine: m, s: s}
 }
 
@@ -278,7 +278,7 @@ func (s *stallMachine) wait() {
 }
 
 type stalling struct {
-	chain.StateMachine
+	abci.StateMachine
 	s *stallMachine
 }
 
@@ -289,5 +289,5 @@ func (m stalling) EndBlock(w consent.Store, b consent.Block) error {
 
 // Commitment passes on the consent machine's commitment.
 func (m stalling) Commitment(r consent.Reader) ([]byte, error) {
-	return m.StateMachine.(chain.Committer).Commitment(r)
+	return m.StateMachine.(abci.Committer).Commitment(r)
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -84,7 +84,7 @@ func TestNoSideDoorThroughRPC(t *testing.T) {
 		{"audit/event/0", nil},
 	} {
 		code, space, value := query(q.path, q.data)
-		if code != chain.CodeNotPublic || space != chain.QueryCodespace || len(value) != 0 {
+		if code != abci.CodeNotPublic || space != abci.QueryCodespace || len(value) != 0 {
 			t.Errorf("RPC %s: code %d codespace %q, %d bytes; want refused", q.path, code, space, len(value))
 		}
 		own, _, err := ada.Chain().Query(q.path, q.data)
@@ -96,7 +96,7 @@ func TestNoSideDoorThroughRPC(t *testing.T) {
 	// Public over the RPC.
 	for _, path := range []string{"/hospitals", "/hospital/ada", "/height", "/audit/head",
 		fmt.Sprintf("/audit/root/%d", head.Height), "/audit/inclusion/0", fmt.Sprintf("/audit/consistency/1/%d", head.Size),
-		chain.HashPartsPath + strconv.FormatInt(int64(head.Height), 10)} {
+		abci.HashPartsPath + strconv.FormatInt(int64(head.Height), 10)} {
 		if code, _, value := query(path, nil); code != 0 || len(value) == 0 {
 			t.Errorf("RPC %s: code %d, %d bytes; want an answer", path, code, len(value))
 		}

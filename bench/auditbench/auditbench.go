@@ -4,7 +4,7 @@
 // for a consistency proof between two committed roots).
 //
 // The state is made by the real application: the consent state machine under the
-// chain's ABCI adapter (node/chain.App, its LevelDB store in a temporary directory),
+// chain's ABCI adapter (node/abci.App, its LevelDB store in a temporary directory),
 // driven directly through InitChain, FinalizeBlock and Commit with blocks of 1000
 // signed txs (real Ed25519: every signature is verified in FinalizeBlock, as by a
 // validator that did not see the tx in its mempool). No CometBFT consensus runs: it
@@ -40,7 +40,7 @@ import (
 
 	"github.com/medledger/medledger/bench/chainbench"
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // Goals.
@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // state is the app with the load's events in it.
 type state struct {
 	dir  string
-	app  *chain.App
+	app  *abci.App
 	load *load
 	gen  *generated
 	base Result // what making it found
@@ -147,7 +147,7 @@ func build(ctx context.Context, cfg Config) (_ *state, err error) {
 			s.close()
 		}
 	}()
-	if s.app, err = chain.NewApp(filepath.Join(dir, "app"), chain.NewConsentMachine(), nil); err != nil {
+	if s.app, err = abci.NewApp(filepath.Join(dir, "app"), abci.NewConsentMachine(), nil); err != nil {
 		return nil, err
 	}
 	s.base = Result{Hospitals: hospitals, Patients: len(s.load.patients), Kinds: map[consent.AuditKind]int{}}
@@ -191,7 +191,7 @@ type generated struct {
 }
 
 // generate applies the load's blocks to app, from genesis.
-func generate(ctx context.Context, app *chain.App, l *load, cfg Config, res *Result) (*generated, error) {
+func generate(ctx context.Context, app *abci.App, l *load, cfg Config, res *Result) (*generated, error) {
 	appState, err := l.genesis()
 	if err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ func generate(ctx context.Context, app *chain.App, l *load, cfg Config, res *Res
 
 // applyBlock runs one block through the app and returns the log after it. Every tx
 // must be accepted and append one event.
-func applyBlock(ctx context.Context, app *chain.App, height int64, txs [][]byte, kinds map[consent.AuditKind]int) (consent.LogRoot, error) {
+func applyBlock(ctx context.Context, app *abci.App, height int64, txs [][]byte, kinds map[consent.AuditKind]int) (consent.LogRoot, error) {
 	fin, err := app.FinalizeBlock(ctx, &abcitypes.RequestFinalizeBlock{
 		Height: height, Time: genesisTime.Add(time.Duration(height) * time.Second), Txs: txs})
 	if err != nil {
@@ -310,7 +310,7 @@ func kindOf(evs []abcitypes.Event) consent.AuditKind {
 // measurer runs the queries against the app's committed state.
 type measurer struct {
 	ctx      context.Context
-	app      *chain.App
+	app      *abci.App
 	gen      *generated
 	r        *rand.Rand
 	patients []patient

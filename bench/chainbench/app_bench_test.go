@@ -6,7 +6,7 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // BenchmarkAppBlock is one validator's share of the chain benchmark's work, without
@@ -21,7 +21,7 @@ func BenchmarkAppBlock(b *testing.B) {
 		b.Fatal(err)
 	}
 	w.chainID = "bench"
-	app, err := chain.NewApp(b.TempDir(), chain.NewConsentMachine(), nil)
+	app, err := abci.NewApp(b.TempDir(), abci.NewConsentMachine(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/medledger/medledger/bench/kvnet"
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -120,7 +121,7 @@ func (w *consentLoad) launch(dir string, cfg Config) (*network, error) {
 	}
 	vs, err := nodetest.LaunchValidators(nodetest.ValidatorsConfig{
 		Validators: cfg.Validators, Dir: dir, Logger: cfg.Logger, AppState: appState,
-		NewMachine: func(int) chain.StateMachine { return chain.NewConsentMachine() },
+		NewMachine: func(int) abci.StateMachine { return abci.NewConsentMachine() },
 	})
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@
 // p2p settings node/chain gives the consent chain (cometConfig), so what differs
 // between the consent chain and these is the application alone.
 //
-// It does not use node/chain's Node: that runs a chain.StateMachine and nothing else.
+// It does not use node/chain's Node: that runs a abci.StateMachine and nothing else.
 package kvnet
 
 import (

@@ -26,7 +26,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 )
@@ -956,7 +956,7 @@ func (n *chaosNet) checkSameBlock(t *testing.T, h int64) {
 // nodeState is a node's committed state, read from its app store with the node
 // stopped: CometBFT's RPC answers only the chain's public queries (consent.PublicQuery),
 // and these checks read records, consents, decisions and receipts.
-type nodeState struct{ app *chain.App }
+type nodeState struct{ app *abci.App }
 
 // stateOf stops node i (if it runs) and opens its app store, once.
 func (n *chaosNet) stateOf(t *testing.T, i int) *nodeState {
@@ -967,7 +967,7 @@ func (n *chaosNet) stateOf(t *testing.T, i int) *nodeState {
 	if err := n.proc(i).stop(t); err != nil {
 		t.Fatalf("stop %s for the checks: %v", hospitalIDs[i], err)
 	}
-	app, err := chain.NewApp(filepath.Join(n.homes[i].Path(home.ChainDir), "data", "app.db"), chain.NewConsentMachine(), nil)
+	app, err := abci.NewApp(filepath.Join(n.homes[i].Path(home.ChainDir), "data", "app.db"), abci.NewConsentMachine(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

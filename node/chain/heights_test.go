@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -14,7 +15,7 @@ import (
 // event bus), a wait that ctx ends says so, and once the node stops every wait ends
 // with ErrStopped.
 func TestWaitHeight(t *testing.T) {
-	net := nodetest.New(t, 1, func(int) chain.StateMachine { return new(nodetest.KV) })
+	net := nodetest.New(t, 1, func(int) abci.StateMachine { return new(nodetest.KV) })
 	net.Start()
 	nd := net.Nodes[0]
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -24,6 +24,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -107,7 +108,7 @@ func TestSilentPeerRejoin(t *testing.T) {
 
 	net, err := nodetest.NewValidators(nodetest.ValidatorsConfig{
 		Validators: 4, Dir: t.TempDir(), External: []int{0, 1, 2, 3},
-		NewMachine: func(int) chain.StateMachine { return new(nodetest.KV) },
+		NewMachine: func(int) abci.StateMachine { return new(nodetest.KV) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // Config configures a Node.
@@ -48,7 +49,7 @@ type Config struct {
 	PersistentPeers []string // "nodeid@host:port" (see Node.P2PAddr)
 	// Machine is the state machine the node replicates, run by an App over its own store
 	// in data/app.db. Exactly one of Machine and App is set.
-	Machine StateMachine
+	Machine abci.StateMachine
 	// App is a raw ABCI application run instead of a Machine (e.g. CometBFT's kvstore,
 	// to compare against): it keeps its own state, and Node.Stop closes it if it is an
 	// io.Closer.
@@ -160,7 +161,7 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 // application: Config.App).
 type Node struct {
 	cmt     *cmtnode.Node
-	app     *App                  // nil when raw is set
+	app     *abci.App             // nil when raw is set
 	raw     abcitypes.Application // Config.App
 	dbs     *openDBs
 	nodeID  string
@@ -203,7 +204,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	nodeKey := &p2p.NodeKey{PrivKey: cmted25519.PrivKey(cfg.NodeKey)}
 
-	var app *App
+	var app *abci.App
 	faults := newFaultLatch()
 	abciApp := cfg.App
 	// A raw app gets one mutex over all its connections, as CometBFT's default;
@@ -211,12 +212,12 @@ func NewNode(cfg Config) (n *Node, err error) {
 	clients := proxy.NewLocalClientCreator
 	if cfg.Machine != nil {
 		clients = proxy.NewConnSyncLocalClientCreator
-		app, err = NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
+		app, err = abci.NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
-		app.faults = faults
-		app.gate = rpcGate(cfg.PublicQuery)
+		app.ReportFaults(faults.set)
+		app.GateQueries(cfg.PublicQuery)
 		abciApp = app
 	}
 	dbs := new(openDBs)
@@ -376,7 +377,7 @@ func execResult(r *abcitypes.ExecTxResult) consent.Result {
 func (n *Node) Query(path string, data []byte) (consent.Result, int64, error) {
 	// The local ABCI client passes the context to App.Query: it marks the read as the
 	// node's own (see publicquery.go).
-	r, err := n.cmt.ProxyApp().Query().Query(ownRead(context.Background()), &abcitypes.RequestQuery{Path: path, Data: data})
+	r, err := n.cmt.ProxyApp().Query().Query(abci.OwnRead(context.Background()), &abcitypes.RequestQuery{Path: path, Data: data})
 	if err != nil {
 		return consent.Result{}, 0, fmt.Errorf("chain: query %s: %w", path, err)
 	}
@@ -427,6 +428,10 @@ func (n *Node) AppHashAt(height int64) ([]byte, error) {
 	}
 	return nil, nil
 }
+
+// App is the node's ABCI app, which keeps the state machine's state (nil for a raw ABCI
+// app: Config.App).
+func (n *Node) App() *abci.App { return n.app }
 
 // NodeID is the CometBFT node ID (derived from the node key).
 func (n *Node) NodeID() string { return n.nodeID }

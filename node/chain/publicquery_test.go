@@ -9,7 +9,7 @@ import (
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -18,7 +18,7 @@ import (
 // while the node's own Query answers it; public paths and the adapter's hash parts
 // answer over the RPC.
 func TestRPCAnswersOnlyPublicQueries(t *testing.T) {
-	net := nodetest.New(t, 1, func(int) chain.StateMachine { return new(nodetest.KV) },
+	net := nodetest.New(t, 1, func(int) abci.StateMachine { return new(nodetest.KV) },
 		nodetest.WithRPC(), nodetest.WithPublicQuery(func(path string) bool { return path == "/keys" }))
 	net.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -38,7 +38,7 @@ func TestRPCAnswersOnlyPublicQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := got.Response
-	if r.Code != chain.CodeNotPublic || r.Codespace != chain.QueryCodespace || len(r.Value) != 0 ||
+	if r.Code != abci.CodeNotPublic || r.Codespace != abci.QueryCodespace || len(r.Value) != 0 ||
 		!strings.Contains(r.Log, "answered only through the node's API") {
 		t.Errorf("RPC /get: code %d codespace %q value %q log %q, want a refusal", r.Code, r.Codespace, r.Value, r.Log)
 	}
@@ -51,7 +51,7 @@ func TestRPCAnswersOnlyPublicQueries(t *testing.T) {
 	if err != nil || got.Response.Code != 0 || !strings.Contains(string(got.Response.Value), "color=teal") {
 		t.Errorf("RPC /keys (public): %+v, %v", got.Response, err)
 	}
-	got, err = rpc.ABCIQuery(ctx, chain.HashPartsPath+strconv.FormatInt(h, 10), nil)
+	got, err = rpc.ABCIQuery(ctx, abci.HashPartsPath+strconv.FormatInt(h, 10), nil)
 	if err != nil || got.Response.Code != 0 || len(got.Response.Value) == 0 {
 		t.Errorf("RPC hash parts at %d: %+v, %v", h, got.Response, err)
 	}

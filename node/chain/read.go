@@ -2,7 +2,6 @@ package chain
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/medledger/medledger/consent"
 )
@@ -17,20 +16,4 @@ func (n *Node) ReadCommitted(read func(consent.Reader) error) (int64, error) {
 		return 0, errors.New("chain: no consent state to read (raw ABCI app)")
 	}
 	return n.app.ReadCommitted(read)
-}
-
-// ReadCommitted is Node.ReadCommitted on the app.
-func (a *App) ReadCommitted(read func(consent.Reader) error) (int64, error) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed {
-		return 0, ErrClosed
-	}
-	r, v := a.committed()
-	err := read(r)
-	a.faults.set(v.err)
-	if v.err != nil {
-		return a.height, fmt.Errorf("chain: read: %w", v.err)
-	}
-	return a.height, err
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/nodetest"
@@ -54,7 +54,7 @@ func TestNoQuorum(t *testing.T) {
 	// missed the pending tx (CometBFT drops txs gossiped to a peer still block-syncing)
 	// can hold the chain until another tx reaches it; this test saw that under load.
 	heartbeat := func(c *nodetest.ValidatorsConfig) { c.EmptyBlockInterval = 5 * time.Second }
-	net := nodetest.New(t, 4, func(int) chain.StateMachine { return chain.NewConsentMachine() },
+	net := nodetest.New(t, 4, func(int) abci.StateMachine { return abci.NewConsentMachine() },
 		nodetest.WithAppState(appState), nodetest.WithRPC(), heartbeat)
 	net.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

@@ -10,7 +10,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // ErrUnverified means what a node said does not check out against the headers the
@@ -89,13 +89,13 @@ func (v *Verifier) LogAt(ctx context.Context, h int64) (*consent.LogCommitment, 
 	if err != nil {
 		return nil, err
 	}
-	var parts chain.HashParts
-	if err := v.c.Query(ctx, chain.HashPartsPath+strconv.FormatInt(h, 10), &parts); err != nil {
+	var parts abci.HashParts
+	if err := v.c.Query(ctx, abci.HashPartsPath+strconv.FormatInt(h, 10), &parts); err != nil {
 		return nil, err
 	}
 	// A height without txs leaves the app hash as it was: its parts are those of the
 	// height that made the hash, at or below h.
-	if parts.Height > h || parts.Height < 0 || !bytes.Equal(chain.AppHashOf(parts.Prev, parts.Digest, parts.Height, parts.Commitment), want) {
+	if parts.Height > h || parts.Height < 0 || !bytes.Equal(abci.AppHashOf(parts.Prev, parts.Digest, parts.Height, parts.Commitment), want) {
 		return nil, fmt.Errorf("%w: the node's hash parts for height %d do not rebuild the signed app hash", ErrUnverified, h)
 	}
 	c, err := consent.DecodeLogCommitment(parts.Commitment)

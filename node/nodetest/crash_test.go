@@ -25,6 +25,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -63,7 +64,7 @@ func TestHelperValidator(t *testing.T) {
 	n, err := chain.NewNode(chain.Config{
 		Home: hc.Home, Moniker: hc.Moniker, NodeKey: hc.NodeKey, ValidatorKey: hc.ValidatorKey,
 		Genesis: &gen, P2PListen: hc.P2PListen, RPCListen: hc.RPCListen,
-		PersistentPeers: hc.PersistentPeers, Machine: chain.NewConsentMachine(),
+		PersistentPeers: hc.PersistentPeers, Machine: abci.NewConsentMachine(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		// The parent reads the child's consents and decisions over the RPC: this
 		// test validator has no API, so its RPC answers every query path (a hospital
@@ -100,7 +101,7 @@ func TestCrashRecovery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	w := newConsentWorld()
-	net := nodetest.New(t, 4, func(int) chain.StateMachine { return chain.NewConsentMachine() },
+	net := nodetest.New(t, 4, func(int) abci.StateMachine { return abci.NewConsentMachine() },
 		nodetest.WithAppState(w.genesis(t)), nodetest.WithExternal(external))
 	net.Start()
 	child := newChildValidator(t, net, external)

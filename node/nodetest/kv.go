@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // Result codes of KV.
@@ -30,7 +30,7 @@ const (
 //	fail:k=v   passes CheckTx; DeliverTx sets k, then fails with CodeFailed
 //
 // DeliverTx buffers a tx's writes in an overlay and applies them only when the tx
-// succeeds, as chain.StateMachine asks: a failed tx writes nothing.
+// succeeds, as abci.StateMachine asks: a failed tx writes nothing.
 //
 // Query paths: "/get" (data = key) → value; "/keys" → "k=v\n" for every key in order;
 // "/count" → the number of txs that succeeded (in state, so in the app hash).
@@ -39,7 +39,7 @@ type KV struct {
 	delivered atomic.Int64 // DeliverTx calls, whatever their outcome (not state)
 }
 
-var _ chain.StateMachine = (*KV)(nil)
+var _ abci.StateMachine = (*KV)(nil)
 
 // Delivered is how many times DeliverTx was called on this instance.
 func (m *KV) Delivered() int64 { return m.delivered.Load() }
@@ -76,7 +76,7 @@ func validKey(k string) bool {
 	return k != "" && !bytes.ContainsAny([]byte(k), "=:")
 }
 
-// InitChain implements chain.StateMachine.
+// InitChain implements abci.StateMachine.
 func (m *KV) InitChain(w consent.Store, _ string, appState []byte, _ consent.Block) error {
 	if len(appState) == 0 {
 		return nil
@@ -98,7 +98,7 @@ func (m *KV) InitChain(w consent.Store, _ string, appState []byte, _ consent.Blo
 	return nil
 }
 
-// CheckTx implements chain.StateMachine.
+// CheckTx implements abci.StateMachine.
 func (m *KV) CheckTx(_ consent.Reader, tx []byte) (consent.Result, error) {
 	if _, ok := parseKVTx(tx); !ok {
 		return consent.Result{Code: CodeMalformed, Log: "kv: want k=v, del:k, tmp:k=v or fail:k=v"}, nil
@@ -106,7 +106,7 @@ func (m *KV) CheckTx(_ consent.Reader, tx []byte) (consent.Result, error) {
 	return consent.Result{}, nil
 }
 
-// DeliverTx implements chain.StateMachine.
+// DeliverTx implements abci.StateMachine.
 func (m *KV) DeliverTx(st consent.Store, tx []byte, _ consent.Block) (consent.Result, error) {
 	m.delivered.Add(1)
 	t, ok := parseKVTx(tx)
@@ -152,7 +152,7 @@ func (m *KV) addCount(w consent.Store) error {
 	return w.Set([]byte(countKey), binary.BigEndian.AppendUint64(nil, n+1))
 }
 
-// EndBlock implements chain.StateMachine: it deletes every tmp key while iterating over
+// EndBlock implements abci.StateMachine: it deletes every tmp key while iterating over
 // them.
 func (m *KV) EndBlock(w consent.Store, _ consent.Block) error {
 	return w.Iterate([]byte(tmpPrefix), prefixEnd(tmpPrefix), func(k, _ []byte) error {
@@ -160,7 +160,7 @@ func (m *KV) EndBlock(w consent.Store, _ consent.Block) error {
 	})
 }
 
-// Query implements chain.StateMachine.
+// Query implements abci.StateMachine.
 func (m *KV) Query(r consent.Reader, path string, data []byte) (consent.Result, error) {
 	switch path {
 	case "/get":

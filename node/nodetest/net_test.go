@@ -11,10 +11,11 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
-func newKV(int) chain.StateMachine { return new(nodetest.KV) }
+func newKV(int) abci.StateMachine { return new(nodetest.KV) }
 
 func TestFourValidators(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

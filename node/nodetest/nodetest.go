@@ -1,5 +1,5 @@
 // Package nodetest is the one way to build test networks in this process: validator
-// networks of CometBFT nodes over any chain.StateMachine (Validators, and Net, which
+// networks of CometBFT nodes over any abci.StateMachine (Validators, and Net, which
 // fails the test instead of returning errors and stops with it), and consortia of real
 // hospital nodes (Consortium). It also holds KV, a small state machine for tests of
 // the chain itself.
@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // Option configures New.
@@ -57,7 +57,7 @@ type Net struct {
 // New prepares a network of n validators whose state machines newMachine makes, and
 // creates its in-process nodes (their ABCI handshake runs here); Start starts them. The
 // homes are in t.TempDir(); it registers t.Cleanup(Stop).
-func New(t testing.TB, n int, newMachine func(i int) chain.StateMachine, opts ...Option) *Net {
+func New(t testing.TB, n int, newMachine func(i int) abci.StateMachine, opts ...Option) *Net {
 	t.Helper()
 	cfg := ValidatorsConfig{Validators: n, Dir: t.TempDir(), NewMachine: newMachine}
 	for _, opt := range opts {

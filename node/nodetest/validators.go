@@ -17,6 +17,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // ValidatorsConfig configures a network of validators.
@@ -29,7 +30,7 @@ type ValidatorsConfig struct {
 	// ChainID defaults to "validators-" and 8 random hex digits.
 	ChainID string
 	// NewMachine makes node i's state machine, afresh on every (re)start (required).
-	NewMachine func(i int) chain.StateMachine
+	NewMachine func(i int) abci.StateMachine
 	// AppState is the genesis app_state (JSON).
 	AppState []byte
 	// Powers are the validators' voting powers (default 10 each).

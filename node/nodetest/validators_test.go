@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -18,7 +18,7 @@ func TestValidators(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	net, err := nodetest.LaunchValidators(nodetest.ValidatorsConfig{
-		NewMachine: func(int) chain.StateMachine { return &nodetest.KV{} },
+		NewMachine: func(int) abci.StateMachine { return &nodetest.KV{} },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestValidators(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	kv := func(int) chain.StateMachine { return &nodetest.KV{} }
+	kv := func(int) abci.StateMachine { return &nodetest.KV{} }
 	for name, cfg := range map[string]nodetest.ValidatorsConfig{
 		"no machine":   {},
 		"powers":       {NewMachine: kv, Powers: []int64{1}},

@@ -19,7 +19,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/client"
 )
 
@@ -80,7 +80,7 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	app, err := chain.NewApp(dir, chain.NewConsentMachine(), nil)
+	app, err := abci.NewApp(dir, abci.NewConsentMachine(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 	return rep, nil
 }
 
-func queryApp(ctx context.Context, app *chain.App, path string, v any) error {
+func queryApp(ctx context.Context, app *abci.App, path string, v any) error {
 	res, err := app.Query(ctx, &abcitypes.RequestQuery{Path: path})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package chain_test
+package abci_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -17,7 +17,7 @@ func TestStoreFailureIsAFault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 4-validator network")
 	}
-	net := nodetest.New(t, 4, func(int) chain.StateMachine { return new(nodetest.KV) })
+	net := nodetest.New(t, 4, func(int) abci.StateMachine { return new(nodetest.KV) })
 	net.Start()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -35,7 +35,7 @@ func TestStoreFailureIsAFault(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	errDisk := errors.New("no space left on device")
-	chain.InjectStoreFaults(chain.AppOf(bad), nil, errDisk)
+	abci.InjectStoreFaults(bad.App(), nil, errDisk)
 	injected := time.Now()
 	select {
 	case <-bad.Faulted():

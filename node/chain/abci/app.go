@@ -1,4 +1,4 @@
-package chain
+package abci
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ const readCacheBytes = 16 << 20
 const AppVersion uint64 = 1
 
 // ErrClosed is returned by an App used after Close.
-var ErrClosed = errors.New("chain: app is closed")
+var ErrClosed = errors.New("abci: app is closed")
 
 // App is the ABCI++ adapter between CometBFT and a StateMachine. It keeps the state in
 // its own leveldb; see the package documentation for the execution model and the app
@@ -63,13 +63,13 @@ type App struct {
 	// pending is the finalized block waiting for Commit (guarded by cons).
 	pending *pendingBlock
 
-	// faults learns of every store failure and every error of a consensus call
-	// (which halts consensus); nil for an App outside a Node.
-	faults *faultLatch
+	// report learns of every store failure and every error of a consensus call
+	// (which halts consensus): ReportFaults; nil for an App outside a node.
+	report func(error)
 
-	// gate, set by a Node, decides which query paths a caller other than the node
-	// itself (CometBFT's RPC) may ask (publicquery.go); nil for an App outside a Node,
-	// which answers every query.
+	// gate decides which query paths a caller other than the node itself
+	// (CometBFT's RPC) may ask: GateQueries; nil for an App outside a node, which
+	// answers every query.
 	gate func(path string) bool
 }
 
@@ -117,11 +117,11 @@ func (a *App) HashPartsAt(height int64) (*HashParts, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("chain: app store: read hash parts at %d: %w", height, err)
+		return nil, fmt.Errorf("abci: app store: read hash parts at %d: %w", height, err)
 	}
 	var p HashParts
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("chain: app store: hash parts at %d: %w", height, err)
+		return nil, fmt.Errorf("abci: app store: hash parts at %d: %w", height, err)
 	}
 	return &p, nil
 }
@@ -137,8 +137,8 @@ func (a *App) queryHashParts(height string) (*abcitypes.ResponseQuery, error) {
 	}
 	p, err := a.HashPartsAt(h)
 	if err != nil {
-		a.faults.set(err)
-		return nil, fmt.Errorf("chain: Query: %w", err)
+		a.fault(err)
+		return nil, fmt.Errorf("abci: Query: %w", err)
 	}
 	if p == nil {
 		return &abcitypes.ResponseQuery{Code: 1, Log: fmt.Sprintf("height %d is not committed here", h), Height: a.height}, nil
@@ -155,7 +155,7 @@ func (a *App) queryHashParts(height string) (*abcitypes.ResponseQuery, error) {
 func putParts(b *leveldb.Batch, height int64, p HashParts) error {
 	v, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("chain: hash parts: %w", err)
+		return fmt.Errorf("abci: hash parts: %w", err)
 	}
 	b.Put(partsKey(height), v)
 	return nil
@@ -166,7 +166,7 @@ var _ abcitypes.Application = (*App)(nil)
 // NewApp opens (or creates) the app store in dir. logger may be nil.
 func NewApp(dir string, m StateMachine, logger *slog.Logger) (*App, error) {
 	if m == nil {
-		return nil, errors.New("chain: NewApp: a StateMachine is required")
+		return nil, errors.New("abci: NewApp: a StateMachine is required")
 	}
 	db, err := openStore(dir)
 	if err != nil {
@@ -239,7 +239,7 @@ func (a *App) AppHashAt(height int64) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("chain: app store: read app hash at %d: %w", height, err)
+		return nil, fmt.Errorf("abci: app store: read app hash at %d: %w", height, err)
 	}
 	return h, nil
 }
@@ -272,20 +272,20 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (_ *
 		return nil, ErrClosed
 	}
 	if a.height != 0 {
-		return nil, fmt.Errorf("chain: InitChain on a store already at height %d", a.height)
+		return nil, fmt.Errorf("abci: InitChain on a store already at height %d", a.height)
 	}
 	height := req.InitialHeight - 1
 	base := &dbView{db: a.db, cache: a.cache}
 	w := consent.NewOverlay(base)
 	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, block(height, req.Time)); err != nil {
-		return nil, fmt.Errorf("chain: InitChain: %w", err)
+		return nil, fmt.Errorf("abci: InitChain: %w", err)
 	}
 	if err := firstErr(base.err, w.Err()); err != nil {
-		return nil, fmt.Errorf("chain: InitChain: %w", err)
+		return nil, fmt.Errorf("abci: InitChain: %w", err)
 	}
 	commitment, err := a.commitment(w)
 	if err := firstErr(base.err, w.Err(), err); err != nil {
-		return nil, fmt.Errorf("chain: InitChain: commitment: %w", err)
+		return nil, fmt.Errorf("abci: InitChain: commitment: %w", err)
 	}
 	writes := w.Writes()
 	hash := appHash(nil, writes, height, commitment)
@@ -300,11 +300,22 @@ func block(height int64, t time.Time) consent.Block {
 	return consent.Block{Height: consent.Height(height), Time: t}
 }
 
+// ReportFaults makes a pass report every store failure it meets and every error of a
+// consensus call (InitChain, FinalizeBlock, Commit), on which CometBFT halts. A node
+// calls it before CometBFT uses the app.
+func (a *App) ReportFaults(report func(error)) { a.report = report }
+
+func (a *App) fault(err error) {
+	if err != nil && a.report != nil {
+		a.report(err)
+	}
+}
+
 // halted reports *err, an error of a consensus call (InitChain, FinalizeBlock, Commit),
 // as the node's fault unless the app was closed: CometBFT halts on it.
 func (a *App) halted(err *error) {
 	if *err != nil && !errors.Is(*err, ErrClosed) {
-		a.faults.set(*err)
+		a.fault(*err)
 	}
 }
 
@@ -317,9 +328,9 @@ func (a *App) CheckTx(_ context.Context, req *abcitypes.RequestCheckTx) (*abcity
 	}
 	r, v := a.committed()
 	res, err := a.machine.CheckTx(r, req.Tx)
-	a.faults.set(v.err) // a store failure; the machine's own errors are its business
+	a.fault(v.err) // a store failure; the machine's own errors are its business
 	if err := firstErr(v.err, err); err != nil {
-		return nil, fmt.Errorf("chain: CheckTx: %w", err)
+		return nil, fmt.Errorf("abci: CheckTx: %w", err)
 	}
 	return &abcitypes.ResponseCheckTx{Code: uint32(res.Code), Log: res.Log, Data: res.Value}, nil
 }
@@ -353,9 +364,9 @@ func (a *App) Query(ctx context.Context, req *abcitypes.RequestQuery) (*abcitype
 	}
 	r, v := a.committed()
 	res, err := a.machine.Query(r, req.Path, req.Data)
-	a.faults.set(v.err) // a store failure; the machine's own errors are its business
+	a.fault(v.err) // a store failure; the machine's own errors are its business
 	if err := firstErr(v.err, err); err != nil {
-		return nil, fmt.Errorf("chain: Query: %w", err)
+		return nil, fmt.Errorf("abci: Query: %w", err)
 	}
 	return &abcitypes.ResponseQuery{
 		Code:   uint32(res.Code),
@@ -416,7 +427,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 		return nil, ErrClosed
 	}
 	if a.height != 0 && req.Height != a.height+1 {
-		return nil, fmt.Errorf("chain: FinalizeBlock at height %d after committed height %d", req.Height, a.height)
+		return nil, fmt.Errorf("abci: FinalizeBlock at height %d after committed height %d", req.Height, a.height)
 	}
 	if len(req.Txs) == 0 && a.height != 0 {
 		return a.finalizeIdle(req.Height)
@@ -426,7 +437,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	var parent consent.Reader = base
 	if a.height == 0 {
 		if a.genesis == nil {
-			return nil, errors.New("chain: FinalizeBlock before InitChain on an empty store")
+			return nil, errors.New("abci: FinalizeBlock before InitChain on an empty store")
 		}
 		prev, parent = a.genesis.hash, a.genesis.on(base)
 	}
@@ -436,7 +447,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	for i, tx := range req.Txs {
 		res, err := a.machine.DeliverTx(blk, tx, b)
 		if err := firstErr(base.err, blk.Err(), err); err != nil {
-			return nil, fmt.Errorf("chain: height %d tx %d: %w", req.Height, i, err)
+			return nil, fmt.Errorf("abci: height %d tx %d: %w", req.Height, i, err)
 		}
 		results[i] = &abcitypes.ExecTxResult{
 			Code:   uint32(res.Code),
@@ -446,14 +457,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 		}
 	}
 	if err := a.machine.EndBlock(blk, b); err != nil {
-		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
+		return nil, fmt.Errorf("abci: EndBlock at height %d: %w", req.Height, err)
 	}
 	if err := firstErr(base.err, blk.Err()); err != nil {
-		return nil, fmt.Errorf("chain: EndBlock at height %d: %w", req.Height, err)
+		return nil, fmt.Errorf("abci: EndBlock at height %d: %w", req.Height, err)
 	}
 	commitment, err := a.commitment(blk)
 	if err := firstErr(base.err, blk.Err(), err); err != nil {
-		return nil, fmt.Errorf("chain: commitment at height %d: %w", req.Height, err)
+		return nil, fmt.Errorf("abci: commitment at height %d: %w", req.Height, err)
 	}
 	writes := blk.Writes()
 	digest := writesDigest(writes)
@@ -475,7 +486,7 @@ func (a *App) finalizeIdle(height int64) (*abcitypes.ResponseFinalizeBlock, erro
 		return nil, err
 	}
 	if parts == nil {
-		return nil, fmt.Errorf("chain: no hash parts for committed height %d", a.height)
+		return nil, fmt.Errorf("abci: no hash parts for committed height %d", a.height)
 	}
 	a.pending = &pendingBlock{height: height, hash: a.hash, parts: *parts}
 	return &abcitypes.ResponseFinalizeBlock{AppHash: bytes.Clone(a.hash)}, nil
@@ -495,7 +506,7 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (_ *abcitypes.Re
 	}
 	p := a.pending
 	if p == nil {
-		return nil, errors.New("chain: Commit without a finalized block")
+		return nil, errors.New("abci: Commit without a finalized block")
 	}
 	batch := new(leveldb.Batch)
 	if a.height == 0 && a.genesis != nil {
@@ -514,7 +525,7 @@ func (a *App) Commit(context.Context, *abcitypes.RequestCommit) (_ *abcitypes.Re
 		return nil, err
 	}
 	if err := a.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
-		return nil, fmt.Errorf("chain: commit height %d: app store: %w", p.height, err)
+		return nil, fmt.Errorf("abci: commit height %d: app store: %w", p.height, err)
 	}
 	if a.height == 0 && a.genesis != nil {
 		a.cache.committed(a.genesis.writes)

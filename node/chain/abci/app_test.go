@@ -1,4 +1,4 @@
-package chain_test
+package abci_test
 
 import (
 	"bytes"
@@ -13,15 +13,15 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
 var genesisTime = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
-func openApp(t *testing.T, dir string) *chain.App {
+func openApp(t *testing.T, dir string) *abci.App {
 	t.Helper()
-	a, err := chain.NewApp(dir, new(nodetest.KV), nil)
+	a, err := abci.NewApp(dir, new(nodetest.KV), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func openApp(t *testing.T, dir string) *chain.App {
 	return a
 }
 
-func initChain(t *testing.T, a *chain.App) []byte {
+func initChain(t *testing.T, a *abci.App) []byte {
 	t.Helper()
 	res, err := a.InitChain(t.Context(), &abcitypes.RequestInitChain{
 		ChainId: "test", InitialHeight: 1, Time: genesisTime,
@@ -70,7 +70,7 @@ func blocks(seed uint64, n int) []*abcitypes.RequestFinalizeBlock {
 }
 
 // run feeds reqs to a (after InitChain) and returns the app hash after each height.
-func run(t *testing.T, a *chain.App, reqs []*abcitypes.RequestFinalizeBlock) [][]byte {
+func run(t *testing.T, a *abci.App, reqs []*abcitypes.RequestFinalizeBlock) [][]byte {
 	t.Helper()
 	ctx := t.Context()
 	var hashes [][]byte
@@ -232,7 +232,7 @@ func TestStorageFailureHalts(t *testing.T) {
 	if _, err := a.FinalizeBlock(ctx, &abcitypes.RequestFinalizeBlock{Height: 3, Time: genesisTime, Txs: [][]byte{[]byte("x=1")}}); err != nil {
 		t.Fatal(err)
 	}
-	chain.InjectStoreFaults(a, nil, errDisk)
+	abci.InjectStoreFaults(a, nil, errDisk)
 	if _, err := a.Commit(ctx, &abcitypes.RequestCommit{}); !errors.Is(err, errDisk) {
 		t.Fatalf("Commit with a failing store: %v, want %v", err, errDisk)
 	}
@@ -240,7 +240,7 @@ func TestStorageFailureHalts(t *testing.T) {
 		t.Fatalf("after a failed Commit: height %d hash %x, want %d %x", gh, ghash, h, hash)
 	}
 
-	chain.InjectStoreFaults(a, errDisk, nil)
+	abci.InjectStoreFaults(a, errDisk, nil)
 	// KV turns the read error of "x=1" (it reads its counter) into a code; the adapter
 	// still halts.
 	if _, err := a.FinalizeBlock(ctx, &abcitypes.RequestFinalizeBlock{Height: 3, Time: genesisTime, Txs: [][]byte{[]byte("x=1")}}); !errors.Is(err, errDisk) {
@@ -254,7 +254,7 @@ func TestStorageFailureHalts(t *testing.T) {
 func TestClosedApp(t *testing.T) {
 	a := openApp(t, t.TempDir())
 	a.Close()
-	if _, err := a.Info(t.Context(), &abcitypes.RequestInfo{}); !errors.Is(err, chain.ErrClosed) {
+	if _, err := a.Info(t.Context(), &abcitypes.RequestInfo{}); !errors.Is(err, abci.ErrClosed) {
 		t.Fatalf("Info after Close: %v, want ErrClosed", err)
 	}
 }
@@ -284,7 +284,7 @@ func (*committingKV) Commitment(r consent.Reader) ([]byte, error) { return r.Get
 // TestHashParts: the parts stored for each height rebuild its app hash and chain onto
 // the previous one, and the commitment is the machine's as the height left the state.
 func TestHashParts(t *testing.T) {
-	a, err := chain.NewApp(t.TempDir(), &committingKV{}, nil)
+	a, err := abci.NewApp(t.TempDir(), &committingKV{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,10 +309,10 @@ func TestHashParts(t *testing.T) {
 			continue
 		}
 		if !bytes.Equal(p.AppHash, want) || !bytes.Equal(p.Prev, prev) || p.Height != h ||
-			!bytes.Equal(chain.AppHashOf(p.Prev, p.Digest, h, p.Commitment), want) {
+			!bytes.Equal(abci.AppHashOf(p.Prev, p.Digest, h, p.Commitment), want) {
 			t.Fatalf("height %d: parts %+v do not rebuild app hash %x", h, p, want)
 		}
-		if bytes.Equal(chain.AppHashOf(p.Prev, p.Digest, h, append(p.Commitment, 'x')), want) {
+		if bytes.Equal(abci.AppHashOf(p.Prev, p.Digest, h, append(p.Commitment, 'x')), want) {
 			t.Fatal("a changed commitment rebuilds the same app hash")
 		}
 		sawCommitment = sawCommitment || len(p.Commitment) > 0
@@ -321,11 +321,11 @@ func TestHashParts(t *testing.T) {
 	if !sawCommitment || !sawIdle {
 		t.Fatalf("commitment made %v, idle height seen %v: the test proves less than it says", sawCommitment, sawIdle)
 	}
-	q, err := a.Query(t.Context(), &abcitypes.RequestQuery{Path: chain.HashPartsPath + "3"})
+	q, err := a.Query(t.Context(), &abcitypes.RequestQuery{Path: abci.HashPartsPath + "3"})
 	if err != nil || q.Code != 0 || !bytes.Contains(q.Value, []byte(`"height":3`)) {
 		t.Fatalf("query: %v %+v", err, q)
 	}
-	if q, _ := a.Query(t.Context(), &abcitypes.RequestQuery{Path: chain.HashPartsPath + "99"}); q.Code == 0 {
+	if q, _ := a.Query(t.Context(), &abcitypes.RequestQuery{Path: abci.HashPartsPath + "99"}); q.Code == 0 {
 		t.Fatal("hash parts of an uncommitted height")
 	}
 }
@@ -337,13 +337,13 @@ func TestHashParts(t *testing.T) {
 func TestReadCacheFollowsCommits(t *testing.T) {
 	ctx := t.Context()
 	cached, direct := openApp(t, t.TempDir()), openApp(t, t.TempDir())
-	chain.SetReadCache(cached, 2000)
-	chain.SetReadCache(direct, 0)
+	abci.SetReadCache(cached, 2000)
+	abci.SetReadCache(direct, 0)
 	initChain(t, cached)
 	initChain(t, direct)
 	for _, req := range blocks(7, 60) {
 		var hashes [2][]byte
-		for i, a := range []*chain.App{cached, direct} {
+		for i, a := range []*abci.App{cached, direct} {
 			res, err := a.FinalizeBlock(ctx, req)
 			if err != nil {
 				t.Fatal(err)
@@ -379,7 +379,7 @@ func TestReadsDuringBlocks(t *testing.T) {
 	ref := openApp(t, t.TempDir())
 	initChain(t, ref)
 	want := map[int64][20]string{}
-	snapshot := func(a *chain.App) {
+	snapshot := func(a *abci.App) {
 		var vs [20]string
 		for k := range vs {
 			res, err := a.Query(ctx, &abcitypes.RequestQuery{Path: "/get", Data: key(k)})

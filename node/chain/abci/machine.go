@@ -1,4 +1,4 @@
-package chain
+package abci
 
 import "github.com/medledger/medledger/consent"
 

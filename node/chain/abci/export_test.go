@@ -1,4 +1,4 @@
-package chain
+package abci
 
 import (
 	"github.com/syndtr/goleveldb/leveldb"
@@ -48,6 +48,3 @@ func SetReadCache(a *App, maxBytes int) {
 		a.cache = newReadCache(maxBytes)
 	}
 }
-
-// AppOf is n's App (nil for a raw ABCI app).
-func AppOf(n *Node) *App { return n.app }

@@ -1,4 +1,4 @@
-package chain_test
+package abci_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medledger/medledger/consent/consenttest"
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // TestConsentAppHashDeterminism feeds one stream of signed consent txs, through the
@@ -32,12 +32,12 @@ func TestConsentAppHashDeterminism(t *testing.T) {
 	hashes := make([][][]byte, len(runs))
 	for i, run := range runs {
 		prev := runtime.GOMAXPROCS(run.procs)
-		a, err := chain.NewApp(filepath.Join(t.TempDir(), "app"), chain.NewConsentMachine(), nil)
+		a, err := abci.NewApp(filepath.Join(t.TempDir(), "app"), abci.NewConsentMachine(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !run.readCache {
-			chain.SetReadCache(a, 0)
+			abci.SetReadCache(a, 0)
 		}
 		init, err := a.InitChain(t.Context(), &abcitypes.RequestInitChain{ChainId: chainID, InitialHeight: 1,
 			Time: genesisTime, AppStateBytes: consenttest.WorldGenesis()})

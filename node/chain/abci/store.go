@@ -1,4 +1,4 @@
-package chain
+package abci
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func openStore(dir string) (*leveldb.DB, error) {
 		WriteBuffer:        32 << 20,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("chain: open app store %s: %w", dir, err)
+		return nil, fmt.Errorf("abci: open app store %s: %w", dir, err)
 	}
 	return db, nil
 }
@@ -183,7 +183,7 @@ func (c *readCache) committed(ws []consent.Write) {
 }
 
 func (v *dbView) fail(err error) error {
-	err = fmt.Errorf("chain: app store: %w", err)
+	err = fmt.Errorf("abci: app store: %w", err)
 	if v.err == nil {
 		v.err = err
 	}
@@ -251,10 +251,10 @@ func loadLast(db store) (int64, []byte, error) {
 		return 0, nil, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("chain: app store: read last height: %w", err)
+		return 0, nil, fmt.Errorf("abci: app store: read last height: %w", err)
 	}
 	if len(b) < 8 {
-		return 0, nil, fmt.Errorf("chain: app store: last height record is %d bytes: the store is corrupt", len(b))
+		return 0, nil, fmt.Errorf("abci: app store: last height record is %d bytes: the store is corrupt", len(b))
 	}
 	return int64(binary.BigEndian.Uint64(b)), b[8:], nil
 }

@@ -1,4 +1,4 @@
-package chain_test
+package abci_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // TestIdleBlockKeepsState: a block without txs changes neither the state nor the app
@@ -40,7 +40,7 @@ func TestIdleBlockKeepsState(t *testing.T) {
 		t.Fatalf("after idle blocks: height %d, state %q, want 3 and %q", a.Height(), got, state)
 	}
 	p, err := a.HashPartsAt(3)
-	if err != nil || p == nil || p.Height != 1 || !bytes.Equal(chain.AppHashOf(p.Prev, p.Digest, p.Height, p.Commitment), before) {
+	if err != nil || p == nil || p.Height != 1 || !bytes.Equal(abci.AppHashOf(p.Prev, p.Digest, p.Height, p.Commitment), before) {
 		t.Fatalf("hash parts of idle height 3: %+v, %v; want height 1's, rebuilding %x", p, err, before)
 	}
 	if h, _ := a.AppHashAt(3); !bytes.Equal(h, before) {
@@ -64,8 +64,8 @@ func TestPrepareProposalStaleTime(t *testing.T) {
 		want int
 	}{
 		{0, 2},
-		{chain.StaleBlockTime / 2, 2},
-		{chain.StaleBlockTime + time.Second, 0},
+		{abci.StaleBlockTime / 2, 2},
+		{abci.StaleBlockTime + time.Second, 0},
 		{time.Hour, 0},
 	} {
 		res, err := a.PrepareProposal(t.Context(), &abcitypes.RequestPrepareProposal{
