@@ -22,6 +22,6 @@ The hospitals' homes go to a temporary directory, removed after, unless --home n
 			return demo.Run(cmd.Context(), cmd.OutOrStdout(), cfg)
 		},
 	}
-	cmd.Flags().BoolVar(&cfg.Serve, "serve", false, "keep the network up after the story and print the API URLs")
+	cmd.Flags().BoolVar(&cfg.Serve, "serve", false, "keep the network up after the story and print the API and web pages' URLs")
 	return cmd
 }

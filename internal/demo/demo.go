@@ -27,6 +27,7 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/web"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
@@ -113,6 +114,11 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 			fmt.Fprintf(w, "  %-8s %s  (clinician token %s)\n", n.ID(), n.APIURL(), s.tokens[i]["clinician"])
 		}
 		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer <token>' '%s/fhir/DocumentReference?patient=%s'\n", s.bayside.APIURL(), s.pid)
+		fmt.Fprintf(w, "\nThe web pages (any browser on this machine; a patient creates or imports a key in the page):\n")
+		for i, n := range s.nodes {
+			fmt.Fprintf(w, "  %-8s patient %s%s  privacy officer %s%s  (officer token %s)\n", n.ID(),
+				n.APIURL(), web.PatientPath, n.APIURL(), web.OfficerPath, s.tokens[i]["privacy-officer"])
+		}
 		<-ctx.Done()
 	}
 	return nil
