@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -206,7 +205,7 @@ func (f grantFlags) policy(now time.Time) (consent.Policy, error) {
 		p.Classes = append(p.Classes, consent.DataClass(c))
 	}
 	for _, r := range f.records {
-		if !recordIDPattern.MatchString(r) {
+		if !consent.RecordID(r).Valid() {
 			return consent.Policy{}, fmt.Errorf("--records %q: not a record ID (32 lowercase hex digits)", r)
 		}
 		p.Records = append(p.Records, consent.RecordID(r))
@@ -237,8 +236,6 @@ func (f grantFlags) policy(now time.Time) (consent.Policy, error) {
 	}
 	return pol, nil
 }
-
-var recordIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`) // consent.RecordID
 
 // checkHospitals refuses a --to hospital that is not in the chain's registry (a public
 // query), naming the registered one it probably is a typo of. The chain refuses it

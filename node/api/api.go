@@ -90,10 +90,7 @@ func (c *Config) Validate() error {
 var roles = []Role{RoleClinician, RolePrivacyOfficer, RoleAdmin}
 
 var (
-	sha256Pattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	patientPattern = regexp.MustCompile(`^[0-9a-f]{64}$`) // consent.PatientID
-	recordPattern  = regexp.MustCompile(`^[0-9a-f]{32}$`) // consent.RecordID
-	txIDPattern    = regexp.MustCompile(`^[0-9a-f]{32}$`) // consent.TxID, so ConsentID
+	sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // HashToken is the hex SHA-256 of a bearer token, as Token.SHA256 holds it.

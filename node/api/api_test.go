@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samber/lo"
+
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/api"
-	"github.com/samber/lo"
 )
 
 // fake is the node the API tests run against. Its chain is a consenttest.Chain: the

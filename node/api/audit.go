@@ -106,7 +106,7 @@ func cloneValues(q url.Values) url.Values {
 func (s *server) getAuditEvent(w http.ResponseWriter, r *http.Request) error {
 	idx, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil || idx == math.MaxUint64 {
-		return badRequest("value", "", "'%s' is not an AuditEvent id: the event's index in the access log", truncate(r.PathValue("id"), 40))
+		return badRequest("value", "", "'%s' is not an AuditEvent id: the event's index in the access log", consent.Truncate(r.PathValue("id"), 40))
 	}
 	page, err := s.b.AuditEvents(r.Context(), consent.AuditFilter{Before: idx + 1, Limit: 1})
 	if err != nil {
@@ -156,7 +156,7 @@ func (s *server) auditEvents(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if v[0] < '0' || v[0] > '9' {
-			return badRequest("value", "", "%s '%s' is not a date: YYYY, YYYY-MM, YYYY-MM-DD or an RFC 3339 time", b.name, truncate(v, 40))
+			return badRequest("value", "", "%s '%s' is not a date: YYYY, YYYY-MM, YYYY-MM-DD or an RFC 3339 time", b.name, consent.Truncate(v, 40))
 		}
 		if err := tr.narrow(b.name, b.prefix+v); err != nil {
 			return err
@@ -189,7 +189,7 @@ func (s *server) accounting(w http.ResponseWriter, r *http.Request) error {
 	}
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		return badRequest("value", "", "format '%s' is not json or csv", truncate(format, 20))
+		return badRequest("value", "", "format '%s' is not json or csv", consent.Truncate(format, 20))
 	}
 	now := time.Now().UTC()
 	rows, events, err := s.disclosures(r.Context(), patient, now)
@@ -316,8 +316,8 @@ type emergencyQueue struct {
 // as valueCode, or ?outcome=), signed by this hospital and committed on the chain.
 func (s *server) reviewEmergency(w http.ResponseWriter, r *http.Request) error {
 	grant := r.PathValue("grant")
-	if !txIDPattern.MatchString(grant) {
-		return badRequest("value", "", "'%s' is not a grant ID: 32 lowercase hex digits", truncate(grant, 80))
+	if !consent.TxID(grant).Valid() {
+		return badRequest("value", "", "'%s' is not a grant ID: 32 lowercase hex digits", consent.Truncate(grant, 80))
 	}
 	outcome, err := reviewOutcome(w, r)
 	if err != nil {

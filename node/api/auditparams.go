@@ -4,21 +4,19 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/medledger/medledger/consent"
 	"github.com/samber/lo"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // The query parameters of the audit endpoints. A parameter the endpoint does not know
 // is refused, not ignored: an audit query that silently dropped a misspelt filter
 // would answer a broader question than the one asked.
-
-var hospitalPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`) // consent.HospitalID
 
 // auditQuery returns r's query after checking that it names only known parameters,
 // each at most once except those in repeatable.
@@ -32,7 +30,7 @@ func auditQuery(r *http.Request, known, repeatable []string) (url.Values, error)
 	for _, k := range names {
 		switch {
 		case !slices.Contains(known, k):
-			return nil, badRequest("not-supported", "", "unknown parameter '%s'; this search takes: %s", truncate(k, 40), strings.Join(known, ", "))
+			return nil, badRequest("not-supported", "", "unknown parameter '%s'; this search takes: %s", consent.Truncate(k, 40), strings.Join(known, ", "))
 		case len(q[k]) > 1 && !slices.Contains(repeatable, k):
 			return nil, badRequest("invalid", "", "give '%s' once", k)
 		}
@@ -47,8 +45,8 @@ func optPatient(q url.Values, name string) (consent.PatientID, error) {
 		return "", nil
 	}
 	id := strings.TrimPrefix(v, "Patient/")
-	if !patientPattern.MatchString(id) {
-		return "", badRequest("value", "", "%s '%s' is not a patient ID: 64 lowercase hex digits (the patient's Ed25519 public key)", name, truncate(v, 80))
+	if !consent.PatientID(id).Valid() {
+		return "", badRequest("value", "", "%s '%s' is not a patient ID: 64 lowercase hex digits (the patient's Ed25519 public key)", name, consent.Truncate(v, 80))
 	}
 	return consent.PatientID(id), nil
 }
@@ -60,8 +58,8 @@ func optHospital(q url.Values, name string) (consent.HospitalID, error) {
 		return "", nil
 	}
 	id := strings.TrimPrefix(v, "Organization/")
-	if !hospitalPattern.MatchString(id) {
-		return "", badRequest("value", "", "%s '%s' is not a hospital ID (lowercase letters, digits and '-', up to 32), or Organization/{hospital ID}", name, truncate(v, 80))
+	if !consent.HospitalID(id).Valid() {
+		return "", badRequest("value", "", "%s '%s' is not a hospital ID (lowercase letters, digits and '-', up to 32), or Organization/{hospital ID}", name, consent.Truncate(v, 80))
 	}
 	return consent.HospitalID(id), nil
 }
@@ -73,7 +71,7 @@ func optKind(q url.Values, name string) (consent.AuditKind, error) {
 		return "", nil
 	}
 	if !consent.IsAuditKind(consent.AuditKind(v)) {
-		return "", badRequest("value", "", "%s '%s' is not one of: %s", name, truncate(v, 40), joinKinds())
+		return "", badRequest("value", "", "%s '%s' is not one of: %s", name, consent.Truncate(v, 40), joinKinds())
 	}
 	return consent.AuditKind(v), nil
 }
@@ -129,7 +127,7 @@ func (t *timeRange) narrow(name, v string) error {
 	lo, hi, ok := interval(value)
 	if !ok {
 		return badRequest("value", "", "%s '%s' is not a FHIR date: YYYY, YYYY-MM, YYYY-MM-DD (UTC) or YYYY-MM-DDThh:mm:ss with Z or ±hh:mm, "+
-			"after an optional prefix ge, gt, le, lt or eq", name, truncate(v, 40))
+			"after an optional prefix ge, gt, le, lt or eq", name, consent.Truncate(v, 40))
 	}
 	switch prefix {
 	case "eq":

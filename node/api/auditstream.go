@@ -94,7 +94,7 @@ func lastEventID(r *http.Request) (uint64, bool, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, false, badRequest("value", "", "Last-Event-ID '%s' is not an event id this stream sent (a log index)", truncate(v, 40))
+		return 0, false, badRequest("value", "", "Last-Event-ID '%s' is not an event id this stream sent (a log index)", consent.Truncate(v, 40))
 	}
 	return n, true, nil
 }

@@ -48,7 +48,7 @@ func (s *server) consentList(w http.ResponseWriter, r *http.Request) error {
 func (s *server) logEntry(w http.ResponseWriter, r *http.Request) error {
 	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
 	if err != nil || idx == math.MaxUint64 {
-		return badRequest("value", "", "'%s' is not an access-log index", truncate(r.PathValue("index"), 40))
+		return badRequest("value", "", "'%s' is not an access-log index", consent.Truncate(r.PathValue("index"), 40))
 	}
 	if _, err := auditQuery(r, nil, nil); err != nil {
 		return err

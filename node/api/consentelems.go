@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // Every element of a FHIR R4 Consent, and what the mapping does with it. A Consent is
@@ -262,7 +264,7 @@ func extensionRefusal(v json.RawMessage, path, why string) error {
 	if json.Unmarshal(v, &exts) != nil || len(exts) == 0 {
 		return unmappable(path, "%s", why)
 	}
-	return unmappable(path+"[0]", "extension '%s': %s", truncate(exts[0].URL, 200), why)
+	return unmappable(path+"[0]", "extension '%s': %s", consent.Truncate(exts[0].URL, 200), why)
 }
 
 // noExtensions refuses an extension or modifier extension anywhere inside v.

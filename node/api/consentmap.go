@@ -173,7 +173,7 @@ func (c *fhirConsent) grant() (consent.Grant, error) {
 	for i, p := range c.Performer {
 		if p.Reference != "Patient/"+string(patient) {
 			return consent.Grant{}, unmappable(fmt.Sprintf("Consent.performer[%d]", i),
-				"'%s' is not the patient: the chain holds a consent the patient signed with their own key, so its only performer is the patient (Patient/{patient ID}); a consent given by someone else cannot be represented", truncate(p.Reference, 100))
+				"'%s' is not the patient: the chain holds a consent the patient signed with their own key, so its only performer is the patient (Patient/{patient ID}); a consent given by someone else cannot be represented", consent.Truncate(p.Reference, 100))
 		}
 	}
 	pol, err := c.policy()
@@ -192,7 +192,7 @@ func patientRef(r *fhir.Reference) (consent.PatientID, error) {
 		return "", &mapError{Path: path, Code: "required", Msg: "a Consent names its patient: Patient/{patient ID}, the hex of the patient's Ed25519 public key"}
 	}
 	id, ok := strings.CutPrefix(r.Reference, "Patient/")
-	if !ok || !patientPattern.MatchString(id) {
+	if !ok || !consent.PatientID(id).Valid() {
 		return "", badValue(path+".reference", "'%s' is not Patient/{patient ID}: a patient ID is the 64 lowercase hex digits of the patient's Ed25519 public key", r.Reference)
 	}
 	return consent.PatientID(id), nil
@@ -212,7 +212,7 @@ func privacyScope(cc *fhir.CodeableConcept) error {
 	}
 	for _, c := range codes {
 		if c != "patient-privacy" {
-			return unmappable(path, "scope '%s' cannot be enforced: the chain holds privacy consents (patient-privacy), which decide who may access records", truncate(c, 40))
+			return unmappable(path, "scope '%s' cannot be enforced: the chain holds privacy consents (patient-privacy), which decide who may access records", consent.Truncate(c, 40))
 		}
 	}
 	return nil
@@ -227,7 +227,7 @@ func codesOnlyIn(cc *fhir.CodeableConcept, system, path string) ([]string, error
 	for i, cd := range cc.Coding {
 		if cd.System != system {
 			return nil, unmappable(fmt.Sprintf("%s.coding[%d]", path, i),
-				"a coding in system '%s' cannot be checked to mean the same as the %s coding the chain reads: give only codings in %s", truncate(cd.System, 100), system, system)
+				"a coding in system '%s' cannot be checked to mean the same as the %s coding the chain reads: give only codings in %s", consent.Truncate(cd.System, 100), system, system)
 		}
 	}
 	return cc.CodesIn(system), nil
@@ -489,7 +489,7 @@ func data(d fhirData, path string) (consent.RecordID, error) {
 		ref = d.Reference.Reference
 	}
 	id, ok := strings.CutPrefix(ref, "DocumentReference/")
-	if !ok || !recordPattern.MatchString(id) {
+	if !ok || !consent.RecordID(id).Valid() {
 		return "", unmappable(path+".reference", "'%s' is not a record: a record is DocumentReference/{record ID} (32 lowercase hex digits)", ref)
 	}
 	return consent.RecordID(id), nil

@@ -163,7 +163,7 @@ func (s *server) assemble(ps map[string]fhir.Parameter, patient consent.PatientI
 		return nil, nil, err
 	}
 	if decoded.ChainID != s.id.ChainID {
-		return nil, nil, badRequest("invalid", "", "the body is for chain '%s'; this node is on '%s': prepare it again here", truncate(decoded.ChainID, 64), s.id.ChainID)
+		return nil, nil, badRequest("invalid", "", "the body is for chain '%s'; this node is on '%s': prepare it again here", consent.Truncate(decoded.ChainID, 64), s.id.ChainID)
 	}
 	return tx, decoded, nil
 }

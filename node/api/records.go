@@ -8,9 +8,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/samber/lo"
+
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/fhir"
-	"github.com/samber/lo"
 )
 
 // ingest is POST /fhir/Bundle?patient=ID: validate, encrypt, store and register a
@@ -142,7 +143,7 @@ func purposeParam(r *http.Request) (consent.Purpose, error) {
 	case p == "ETREAT" || p == "BTG":
 		return "", badRequest("business-rule", "", "emergency access is POST /records/{id}/$emergency-access, with a coded reason")
 	case !consent.IsPurpose(p):
-		return "", badRequest("value", "", "purpose '%s' is not one the chain knows: %s", truncate(vals[0], 20), joinPurposes())
+		return "", badRequest("value", "", "purpose '%s' is not one the chain knows: %s", consent.Truncate(vals[0], 20), joinPurposes())
 	}
 	return p, nil
 }
@@ -204,7 +205,7 @@ func codeParam(w http.ResponseWriter, r *http.Request, name, fromQuery string, a
 	case code == "":
 		return "", badRequest("required", "", "%s, one of: %s", missing, strings.Join(allowed, ", "))
 	case !slices.Contains(allowed, code):
-		return "", badRequest("value", "", "%s '%s' is not one of: %s", name, truncate(code, 40), strings.Join(allowed, ", "))
+		return "", badRequest("value", "", "%s '%s' is not one of: %s", name, consent.Truncate(code, 40), strings.Join(allowed, ", "))
 	}
 	return code, nil
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/fhir"
@@ -28,8 +27,8 @@ func patientParam(r *http.Request) (consent.PatientID, error) {
 		return "", badRequest("required", "", "give the patient once: ?patient={patient ID} (64 lowercase hex digits)")
 	}
 	id := strings.TrimPrefix(vals[0], "Patient/")
-	if !patientPattern.MatchString(id) {
-		return "", badRequest("value", "", "patient '%s' is not a patient ID: 64 lowercase hex digits (the patient's Ed25519 public key)", truncate(vals[0], 80))
+	if !consent.PatientID(id).Valid() {
+		return "", badRequest("value", "", "patient '%s' is not a patient ID: 64 lowercase hex digits (the patient's Ed25519 public key)", consent.Truncate(vals[0], 80))
 	}
 	return consent.PatientID(id), nil
 }
@@ -37,8 +36,8 @@ func patientParam(r *http.Request) (consent.PatientID, error) {
 // recordParam reads the {id} of a /records/{id} path.
 func recordParam(r *http.Request) (consent.RecordID, error) {
 	id := r.PathValue("id")
-	if !recordPattern.MatchString(id) {
-		return "", badRequest("value", "", "'%s' is not a record ID: 32 lowercase hex digits", truncate(id, 80))
+	if !consent.RecordID(id).Valid() {
+		return "", badRequest("value", "", "'%s' is not a record ID: 32 lowercase hex digits", consent.Truncate(id, 80))
 	}
 	return consent.RecordID(id), nil
 }
@@ -46,8 +45,8 @@ func recordParam(r *http.Request) (consent.RecordID, error) {
 // consentParam reads the {id} of a /fhir/Consent/{id}/… path.
 func consentParam(r *http.Request) (consent.ConsentID, error) {
 	id := r.PathValue("id")
-	if !txIDPattern.MatchString(id) {
-		return "", badRequest("value", "", "'%s' is not a consent ID: 32 lowercase hex digits", truncate(id, 80))
+	if !consent.TxID(id).Valid() {
+		return "", badRequest("value", "", "'%s' is not a consent ID: 32 lowercase hex digits", consent.Truncate(id, 80))
 	}
 	return consent.ConsentID(id), nil
 }
@@ -86,7 +85,7 @@ func readResource(w http.ResponseWriter, r *http.Request, want string, limit int
 		return nil, err
 	}
 	if res.Type != want {
-		return nil, badRequest("invalid", "resourceType", "resourceType is '%s'; a %s is required", truncate(res.Type, 64), want)
+		return nil, badRequest("invalid", "resourceType", "resourceType is '%s'; a %s is required", consent.Truncate(res.Type, 64), want)
 	}
 	return res, nil
 }
@@ -106,7 +105,7 @@ func readParameters(w http.ResponseWriter, r *http.Request, limit int64, names .
 	for i, p := range ps.Parameter {
 		path := "Parameters.parameter[" + strconv.Itoa(i) + "]"
 		if !slices.Contains(names, p.Name) {
-			return nil, badRequest("not-supported", path+".name", "unknown parameter '%s'; this operation takes: %s", truncate(p.Name, 64), strings.Join(names, ", "))
+			return nil, badRequest("not-supported", path+".name", "unknown parameter '%s'; this operation takes: %s", consent.Truncate(p.Name, 64), strings.Join(names, ", "))
 		}
 		if _, dup := out[p.Name]; dup {
 			return nil, badRequest("invalid", path, "parameter '%s' is given twice", p.Name)
@@ -130,12 +129,3 @@ func base64Param(ps map[string]fhir.Parameter, name string) ([]byte, error) {
 }
 
 // truncate shortens s to at most n bytes (plus an ellipsis) for a message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}

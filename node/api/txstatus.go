@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+
+	"github.com/medledger/medledger/consent"
 )
 
 // TxStatuser is a Backend that can say where a submitted tx stands (node.Node is one).
@@ -41,7 +43,7 @@ func (s *server) txStatus(w http.ResponseWriter, r *http.Request) error {
 	raw := r.PathValue("hash")
 	hash, err := hex.DecodeString(raw)
 	if err != nil || len(hash) != 32 {
-		return badRequest("value", "", "tx hash '%s': want 64 hex digits (the hash a submit answered with)", truncate(raw, 80))
+		return badRequest("value", "", "tx hash '%s': want 64 hex digits (the hash a submit answered with)", consent.Truncate(raw, 80))
 	}
 	ts, ok := s.b.(TxStatuser)
 	if !ok {

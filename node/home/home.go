@@ -26,6 +26,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/chain"
 )
@@ -163,9 +164,7 @@ type APIToken struct {
 }
 
 var (
-	chainIDPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,48}$`)
-	hospitalPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-	notIDChars      = regexp.MustCompile(`[^a-z0-9]+`)
+	notIDChars = regexp.MustCompile(`[^a-z0-9]+`)
 )
 
 // IDFromName is a hospital ID made from a display name ("Ada General" → "ada-general").
@@ -186,13 +185,13 @@ func (c *Config) Validate() error {
 	if c.ID == "" {
 		c.ID = IDFromName(c.Name)
 	}
-	if !hospitalPattern.MatchString(c.ID) {
+	if !consent.HospitalID(c.ID).Valid() {
 		return fmt.Errorf("config: hospital_id %q: use 1-32 lowercase letters, digits and dashes", c.ID)
 	}
 	if c.ChainID == "" {
 		c.ChainID = DefaultChainID
 	}
-	if !chainIDPattern.MatchString(c.ChainID) {
+	if !consent.ValidChainID(c.ChainID) {
 		return fmt.Errorf("config: chain_id %q: use 1-49 lowercase letters, digits and dashes", c.ChainID)
 	}
 	if len(c.ListenAddrs) == 0 {
