@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -38,7 +39,7 @@ func TestPages(t *testing.T) {
 	adaTokens, bayTokens := tokens(t, net, 0), tokens(t, net, 1)
 
 	p := b.newTab(false)
-	patient := createKeyInPage(t, p, ada.APIURL())
+	patient, backup := createKeyInPage(t, p, ada.APIURL())
 	rec, err := ada.Ingest(nodetest.Ctx(t), patient, bytes.NewReader(nodetest.Sample(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +105,9 @@ func TestPages(t *testing.T) {
 	p.shot("patient-phone")
 
 	otherPatientSeesNothing(t, b, ada.APIURL(), patient)
+	restoreInPage(t, b, ada.APIURL(), patient, backup)
+	labelled(t, p, "the patient's page")
+	labelled(t, o, "the officer's page")
 
 	wrongToken := "/audit-app/session:1: Failed to load resource: the server responded with a status of 401"
 	if problems := b.consoleProblems(wrongToken); len(problems) > 0 {
@@ -113,7 +117,7 @@ func TestPages(t *testing.T) {
 
 // createKeyInPage creates a key in the patient's page, checks its backup download,
 // and returns the patient ID the page signed in as.
-func createKeyInPage(t *testing.T, p *tab, base string) consent.PatientID {
+func createKeyInPage(t *testing.T, p *tab, base string) (consent.PatientID, []byte) {
 	t.Helper()
 	p.open(base + "/app/")
 	p.wait(`!document.getElementById("no-key").hidden`, 10*time.Second)
@@ -126,13 +130,46 @@ func createKeyInPage(t *testing.T, p *tab, base string) consent.PatientID {
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(string(id)) {
 		t.Fatalf("the page signed in as %q, not a patient ID", id)
 	}
+	file := download(t, p.b.downloads, "medledger-key-backup-")
 	var backup struct {
 		Format, Patient string
 	}
-	if err := json.Unmarshal(download(t, p.b.downloads, "medledger-key-backup-"), &backup); err != nil || backup.Patient != string(id) {
+	if err := json.Unmarshal(file, &backup); err != nil || backup.Patient != string(id) {
 		t.Fatalf("backup file: %+v, %v; want one for %s", backup, err, id)
 	}
-	return id
+	return id, file
+}
+
+// restoreInPage restores the patient's key from its backup file in another browser:
+// the wrong passphrase is refused in a sentence, the right one signs the patient in
+// and shows their record.
+func restoreInPage(t *testing.T, b *browser, base string, patient consent.PatientID, backup []byte) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "backup.json")
+	if err := os.WriteFile(file, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := b.newTab(true)
+	r.open(base + "/app/")
+	r.wait(`!document.getElementById("no-key").hidden`, 10*time.Second)
+	r.do(10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#restore-file"), []string{file}))
+	r.fill("#restore-pass", "wrong horse battery")
+	r.click("#restore-key")
+	r.wait(`document.getElementById("alert").textContent === "The passphrase is wrong, or the backup file is damaged."`, 30*time.Second)
+	r.fill("#restore-pass", "correct horse battery")
+	r.click("#restore-key")
+	r.wait(`!document.getElementById("signed-in").hidden && document.querySelectorAll("#records tbody tr").length === 1`, 30*time.Second)
+	if got := r.eval(`document.getElementById("me").textContent`); got != string(patient) {
+		t.Errorf("restored key signed in as %s, want %s", got, patient)
+	}
+}
+
+// labelled checks that every field of the page has a label.
+func labelled(t *testing.T, tb *tab, page string) {
+	t.Helper()
+	if n := tb.eval(`[...document.querySelectorAll("input, select")].filter(i => i.labels.length === 0 && !i.getAttribute("aria-label")).map(i => i.id || i.name).join(" ")`); n != "" {
+		t.Errorf("%s: fields without a label: %s", page, n)
+	}
 }
 
 // grantInPage grants Bayside TREAT (the purpose checked by default) for all data,

@@ -1,5 +1,5 @@
 // The patient's page: key, sign-in, records, consents, live accesses, accounting.
-import { $, NodeError, call, day, download, el, guard, kindNames, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
+import { $, NodeError, UserError, call, day, download, el, guard, kindNames, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
 import { decodeCBOR } from "./cbor.js";
 import { createKey, forgetKey, fromB64, importKeygen, loadKey, restoreKey, sign, toB64 } from "./keys.js";
 import { describePolicy, policyFromCBOR } from "./policy.js";
@@ -234,7 +234,7 @@ async function fetchAccounting(format) {
 
 async function readFile(input) {
   if (!input.files || !input.files.length) {
-    throw new Error("choose a file first");
+    throw new UserError("choose a file first");
   }
   return Promise.all(Array.from(input.files, (f) => f.text()));
 }
@@ -242,7 +242,7 @@ async function readFile(input) {
 function wire() {
   guard($("create-key"), "alert", async () => {
     const p = $("create-pass").value;
-    if (p !== $("create-pass2").value) throw new NodeError(0, "The two passphrases differ.");
+    if (p !== $("create-pass2").value) throw new UserError("the two passphrases differ");
     const { key: k, backup } = await createKey(p);
     key = k;
     download("medledger-key-backup-" + k.patient.slice(0, 8) + ".json", backup, "application/json");
@@ -256,7 +256,7 @@ function wire() {
   });
   guard($("import-key"), "alert", async () => {
     const texts = await readFile($("import-files"));
-    if (texts.length !== 2) throw new NodeError(0, "Choose both files: kek.json and patient.keyset.json.");
+    if (texts.length !== 2) throw new UserError("choose both files: kek.json and patient.keyset.json");
     key = await importKeygen(texts[0], texts[1]);
     await signIn();
   });

@@ -10,6 +10,10 @@ export class NodeError extends Error {
   }
 }
 
+// UserError is a problem the person can fix (a wrong passphrase, a wrong file),
+// said as a sentence.
+export class UserError extends Error {}
+
 let csrfToken = "";
 
 // setCSRF remembers the session's CSRF token, sent on every POST.
@@ -148,8 +152,12 @@ export function guard(button, alertId, action) {
     try {
       await action();
     } catch (e) {
-      say(alertId, e instanceof NodeError ? e.message : "Something went wrong in this page: " + (e && e.message ? e.message : e));
-      if (!(e instanceof NodeError)) {
+      if (e instanceof NodeError) {
+        say(alertId, e.message);
+      } else if (e instanceof UserError) {
+        say(alertId, sentence(e.message));
+      } else {
+        say(alertId, "Something went wrong in this page: " + (e && e.message ? e.message : e));
         console.warn(e);
       }
     } finally {

@@ -4,6 +4,8 @@
 // restored from such a backup, or imported from the two files that
 // `medledger patient keygen` writes (kek.json and patient.keyset.json).
 
+import { UserError } from "./common.js";
+
 const DB = "medledger";
 const STORE = "keys";
 const SLOT = "patient";
@@ -92,7 +94,7 @@ const ITERATIONS = 600000;
 
 function checkPassphrase(p) {
   if (typeof p !== "string" || p.length < 10) {
-    throw new Error("the backup passphrase must be at least 10 characters");
+    throw new UserError("the backup passphrase must be at least 10 characters");
   }
 }
 
@@ -122,14 +124,14 @@ export async function restoreKey(text, passphrase) {
   try {
     b = JSON.parse(text);
   } catch {
-    throw new Error("this file is not a medledger key backup");
+    throw new UserError("this file is not a medledger key backup");
   }
   if (!b || b.format !== BACKUP_FORMAT || !/^[0-9a-f]{64}$/.test(b.patient) || !b.kdf || !b.cipher) {
-    throw new Error("this file is not a medledger key backup");
+    throw new UserError("this file is not a medledger key backup");
   }
   const iterations = Number(b.kdf.iterations);
   if (b.kdf.name !== "PBKDF2" || b.kdf.hash !== "SHA-256" || !(iterations >= 100000 && iterations <= 10000000) || b.cipher.name !== "AES-GCM") {
-    throw new Error("this backup uses a format this page does not know");
+    throw new UserError("this backup uses a format this page does not know");
   }
   const aes = await backupKey(passphrase, fromB64(b.kdf.salt), iterations);
   const aad = new TextEncoder().encode(BACKUP_FORMAT + "\n" + b.patient);
@@ -137,12 +139,12 @@ export async function restoreKey(text, passphrase) {
   try {
     pkcs8 = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromB64(b.cipher.iv), additionalData: aad }, aes, fromB64(b.key)));
   } catch {
-    throw new Error("the passphrase is wrong, or the backup file is damaged");
+    throw new UserError("the passphrase is wrong, or the backup file is damaged");
   }
   try {
     const key = await keepPKCS8(pkcs8);
     if (key.patient !== b.patient) {
-      throw new Error("the backup's key does not match the patient ID it names");
+      throw new UserError("the backup's key does not match the patient ID it names");
     }
     return storeKey(key);
   } finally {
@@ -161,17 +163,17 @@ export async function importKeygen(textA, textB) {
     a = JSON.parse(textA);
     b = JSON.parse(textB);
   } catch {
-    throw new Error("choose the two files from the key's folder: kek.json and patient.keyset.json");
+    throw new UserError("choose the two files from the key's folder: kek.json and patient.keyset.json");
   }
   const kek = a.encryptedKeyset ? b : a;
   const enc = a.encryptedKeyset ? a : b;
   if (!kek.key || !enc.encryptedKeyset) {
-    throw new Error("choose the two files from the key's folder: kek.json and patient.keyset.json");
+    throw new UserError("choose the two files from the key's folder: kek.json and patient.keyset.json");
   }
   const aes = await kekOf(kek);
   const ct = fromB64(enc.encryptedKeyset);
   if (ct.length < 5 + 12 + 16 || ct[0] !== 1 || be32(ct, 1) !== aes.keyId) {
-    throw new Error("patient.keyset.json is not encrypted under this kek.json");
+    throw new UserError("patient.keyset.json is not encrypted under this kek.json");
   }
   let keyset;
   try {
@@ -179,7 +181,7 @@ export async function importKeygen(textA, textB) {
       { name: "AES-GCM", iv: ct.slice(5, 17), additionalData: new TextEncoder().encode("medledger ed25519 patient") },
       aes.key, ct.slice(17)));
   } catch {
-    throw new Error("patient.keyset.json does not decrypt under this kek.json as a patient key");
+    throw new UserError("patient.keyset.json does not decrypt under this kek.json as a patient key");
   }
   const seed = ed25519Seed(keyset);
   const pkcs8 = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20, ...seed]);
@@ -196,11 +198,11 @@ export async function importKeygen(textA, textB) {
 async function kekOf(ks) {
   const entry = (ks.key || []).find((k) => k.keyId === ks.primaryKeyId);
   if (!entry || !entry.keyData || entry.keyData.typeUrl !== "type.googleapis.com/google.crypto.tink.AesGcmKey" || entry.outputPrefixType !== "TINK") {
-    throw new Error("kek.json is not the AES-GCM key keygen writes");
+    throw new UserError("kek.json is not the AES-GCM key keygen writes");
   }
   const raw = field(fromB64(entry.keyData.value), 3);
   if (!raw || (raw.length !== 16 && raw.length !== 32)) {
-    throw new Error("kek.json holds no AES key");
+    throw new UserError("kek.json holds no AES key");
   }
   const key = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"]);
   raw.fill(0);
@@ -217,15 +219,15 @@ function ed25519Seed(keyset) {
       continue;
     }
     if (new TextDecoder().decode(field(data, 1)) !== "type.googleapis.com/google.crypto.tink.Ed25519PrivateKey" || field(key, 4) !== 3) {
-      throw new Error("the keyset is not a raw Ed25519 key");
+      throw new UserError("the keyset is not a raw Ed25519 key");
     }
     const seed = field(field(data, 2), 2);
     if (!seed || seed.length !== 32) {
-      throw new Error("the keyset's Ed25519 key is malformed");
+      throw new UserError("the keyset's Ed25519 key is malformed");
     }
     return seed.slice();
   }
-  throw new Error("the keyset has no primary key");
+  throw new UserError("the keyset has no primary key");
 }
 
 // fields reads the values of protobuf field n in msg (varints as numbers, length-
@@ -237,12 +239,12 @@ function fields(msg, n) {
     let v = 0;
     let mul = 1;
     for (;;) {
-      if (i >= msg.length) throw new Error("protobuf: truncated");
+      if (i >= msg.length) throw new UserError("the key file is damaged");
       const b = msg[i++];
       v += (b & 0x7f) * mul;
       mul *= 128;
       if (b < 0x80) return v;
-      if (mul > 2 ** 63) throw new Error("protobuf: varint too long");
+      if (mul > 2 ** 63) throw new UserError("the key file is damaged");
     }
   };
   while (i < msg.length) {
@@ -254,13 +256,13 @@ function fields(msg, n) {
       case 1: i += 8; continue;
       case 2: {
         const len = varint();
-        if (len > msg.length - i) throw new Error("protobuf: truncated");
+        if (len > msg.length - i) throw new UserError("the key file is damaged");
         v = msg.subarray(i, i + len);
         i += len;
         break;
       }
       case 5: i += 4; continue;
-      default: throw new Error("protobuf: unsupported wire type");
+      default: throw new UserError("the key file is damaged");
     }
     if (num === n) out.push(v);
   }
