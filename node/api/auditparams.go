@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -22,12 +23,7 @@ import (
 // each at most once except those in repeatable.
 func auditQuery(r *http.Request, known, repeatable []string) (url.Values, error) {
 	q := r.URL.Query()
-	names := make([]string, 0, len(q))
-	for k := range q {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
 		switch {
 		case !slices.Contains(known, k):
 			return nil, badRequest("not-supported", "", "unknown parameter '%s'; this search takes: %s", consent.Truncate(k, 40), strings.Join(known, ", "))
