@@ -20,6 +20,7 @@ import (
 	"github.com/medledger/medledger/bench/accessbench"
 	"github.com/medledger/medledger/bench/auditbench"
 	"github.com/medledger/medledger/bench/chainbench"
+	"github.com/medledger/medledger/bench/fetchbench"
 )
 
 func main() { os.Exit(run()) }
@@ -36,49 +37,70 @@ func run() int {
 	return 0
 }
 
+// part is one benchmark of the full run.
+type part struct {
+	key, title string
+	run        func(ctx context.Context, progress io.Writer) (table, error)
+}
+
+type table interface{ WriteTable(io.Writer) error }
+
 func rootCmd() *cobra.Command {
 	var (
 		chainCfg  chainbench.Config
+		fetchCfg  fetchbench.Config
 		accessCfg accessbench.Config
 		auditCfg  auditbench.Config
 		asJSON    bool
 	)
+	parts := []part{
+		{"chain", "consent chain", func(ctx context.Context, p io.Writer) (table, error) {
+			chainCfg.Progress = p
+			return chainbench.Run(ctx, chainCfg)
+		}},
+		{"fetch", "record fetch", func(ctx context.Context, p io.Writer) (table, error) {
+			fetchCfg.Progress = p
+			return fetchbench.Run(ctx, fetchCfg)
+		}},
+		{"access", "key release and revocation", func(ctx context.Context, p io.Writer) (table, error) {
+			accessCfg.Progress = p
+			return accessbench.Run(ctx, accessCfg)
+		}},
+		{"audit", "access log", func(ctx context.Context, p io.Writer) (table, error) {
+			auditCfg.Progress = p
+			return auditbench.Run(ctx, auditCfg)
+		}},
+	}
 	cmd := &cobra.Command{
 		Use:           "medledger-bench [--json]",
-		Short:         "Measure this machine: the consent chain (`medledger-bench chain`), key release and revocation (`access`), then the access log (`audit`)",
+		Short:         "Measure this machine: the consent chain (`medledger-bench chain`), the record fetch (`fetch`), key release and revocation (`access`), then the access log (`audit`)",
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !asJSON {
-				chainCfg.Progress, accessCfg.Progress, auditCfg.Progress = cmd.ErrOrStderr(), cmd.ErrOrStderr(), cmd.ErrOrStderr()
+			progress := cmd.ErrOrStderr()
+			if asJSON {
+				progress = io.Discard
 			}
-			chain, err := chainbench.Run(cmd.Context(), chainCfg)
-			if err != nil {
-				return err
-			}
-			access, err := accessbench.Run(cmd.Context(), accessCfg)
-			if err != nil {
-				return err
-			}
-			audit, err := auditbench.Run(cmd.Context(), auditCfg)
-			if err != nil {
-				return err
+			results := map[string]any{}
+			out := cmd.OutOrStdout()
+			for _, p := range parts {
+				res, err := p.run(cmd.Context(), progress)
+				if err != nil {
+					return err
+				}
+				results[p.key] = res
+				if !asJSON {
+					fmt.Fprintln(out, "\n"+p.title)
+					if err := res.WriteTable(out); err != nil {
+						return err
+					}
+				}
 			}
 			if asJSON {
-				return writeJSON(cmd, map[string]any{"chain": chain, "access": access, "audit": audit})
+				return writeJSON(cmd, results)
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, "\nconsent chain")
-			if err := chain.WriteTable(out); err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "\nkey release and revocation")
-			if err := access.WriteTable(out); err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "\naccess log")
-			return audit.WriteTable(out)
+			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&chainCfg.Duration, "duration", 15*time.Second, "the chain benchmark's measured window for each app")
@@ -107,7 +129,7 @@ func rootCmd() *cobra.Command {
 		pprof.StopCPUProfile()
 		return profiling.Close()
 	}
-	cmd.AddCommand(benchChainCmd(), benchAccessCmd(), benchAuditCmd())
+	cmd.AddCommand(benchChainCmd(), benchFetchCmd(), benchAccessCmd(), benchAuditCmd())
 	return cmd
 }
 
@@ -145,6 +167,38 @@ minutes.`,
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 15*time.Second, "the measured window for each app, after a warm-up")
 	cmd.Flags().IntVar(&cfg.Concurrency, "concurrency", 0, "txs in flight (submitters); 0 searches for the level that saturates each chain")
 	cmd.Flags().IntVar(&cfg.Runs, "runs", 3, "runs of each app at its concurrency (the ratios are their medians)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (and no progress)")
+	return cmd
+}
+
+func benchFetchCmd() *cobra.Command {
+	var (
+		cfg    fetchbench.Config
+		sizes  []int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "fetch [--sizes-mib 1,64] [--rounds 15] [--json]",
+		Short: "A sealed record's bitswap fetch + decryption against a bitswap fetch of the same bytes stored raw",
+		Long: `Starts a source host and, per fetch, a fresh receiver (libp2p on 127.0.0.1 over TCP,
+LevelDB block stores on disk) in this process. The source holds each payload twice: raw,
+and sealed under a record key. The two sides alternate, each round taking the other
+first, after an uncounted warm-up round; every fetch goes into an empty store over a
+connection made before the clock starts, and is read to the last byte (decrypted on
+the sealed side). Reports each side's median throughput and their ratio.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !asJSON {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			for _, mib := range sizes {
+				cfg.Sizes = append(cfg.Sizes, mib<<20)
+			}
+			return printResult[*fetchbench.Result](cmd, asJSON)(fetchbench.Run(cmd.Context(), cfg))
+		},
+	}
+	cmd.Flags().IntSliceVar(&sizes, "sizes-mib", []int{1, 64}, "payload sizes in MiB")
+	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 15, "fetches measured per side and size")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (and no progress)")
 	return cmd
 }
@@ -213,7 +267,7 @@ not verify fails the run. A full run takes about a quarter of an hour on two CPU
 }
 
 // printResult prints a benchmark's result as a table, or as JSON.
-func printResult[R interface{ WriteTable(io.Writer) error }](cmd *cobra.Command, asJSON bool) func(R, error) error {
+func printResult[R table](cmd *cobra.Command, asJSON bool) func(R, error) error {
 	return func(res R, err error) error {
 		if err != nil {
 			return err
