@@ -87,8 +87,17 @@ func under(p, prefix string) bool {
 	return p == prefix || strings.HasPrefix(p, prefix+"/")
 }
 
-// chainTo finds, breadth first from root over production imports, the dependencies
-// that bad matches. It returns how many there are and the shortest import chain to the
+// showChain prints an import chain as "a -> b -> c".
+func (g *graph) showChain(chain []string) string {
+	names := make([]string, len(chain))
+	for i, p := range chain {
+		names[i] = g.short(p)
+	}
+	return strings.Join(names, " -> ")
+}
+
+// chainTo finds, breadth first from root (included) over production imports, the
+// packages that bad matches. It returns how many there are and the shortest import chain to the
 // first one met (root first), or 0 and nil if root links none.
 func (g *graph) chainTo(root string, bad func(string) bool) (int, []string) {
 	parent := map[string]string{root: ""}
@@ -98,7 +107,7 @@ func (g *graph) chainTo(root string, bad func(string) bool) (int, []string) {
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		if cur != root && bad(cur) {
+		if bad(cur) {
 			count++
 			if first == "" {
 				first = cur
