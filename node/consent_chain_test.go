@@ -204,7 +204,7 @@ func TestConsentOnChain(t *testing.T) {
 	c.net.RestartNode(2)
 	c.clients[2] = c.dial(t, 2)
 	// Catching up usually takes 1-5 s, but can take up to about 100 s when a peer still
-	// holds a connection from before the restart (see node/replay's test).
+	// holds a connection from before the restart (see node/auditor's replay test).
 	restarted := time.Now()
 	rctx, rcancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer rcancel()

@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
-	"github.com/medledger/medledger/node/replay"
 )
 
 func auditCmd() *cobra.Command {
@@ -275,7 +275,7 @@ func auditProofCmd() *cobra.Command {
 			return err
 		}
 		return onChain(cmd.Context(), *node, func(ctx context.Context, c *client.Client) error {
-			v, err := client.NewVerifier(c, gen)
+			v, err := auditor.NewVerifier(c, gen)
 			if err != nil {
 				return err
 			}
@@ -310,7 +310,7 @@ const signedWait = 10 * time.Second
 
 // verifyEvent is v.VerifyEvent, waiting up to signedWait while the event is in the
 // node's log (its head, public) but not yet in a log a signed header binds.
-func verifyEvent(ctx context.Context, c *client.Client, v *client.Verifier, index uint64, entries client.Entries) (*client.EventProof, error) {
+func verifyEvent(ctx context.Context, c *client.Client, v *auditor.Verifier, index uint64, entries auditor.Entries) (*auditor.EventProof, error) {
 	deadline := time.Now().Add(signedWait)
 	for {
 		p, err := v.VerifyEvent(ctx, index, entries)
@@ -350,7 +350,7 @@ func auditVerifyCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cfg := replay.Config{To: to, Progress: cmd.ErrOrStderr()}
+		cfg := auditor.ReplayConfig{To: to, Progress: cmd.ErrOrStderr()}
 		if api.given() {
 			a, err := api.open("audit verify", privacyOfficer)
 			if err != nil {
@@ -363,8 +363,8 @@ func auditVerifyCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		rep, err := replay.Run(ctx, c, gen, cfg)
-		var p *replay.Problem
+		rep, err := auditor.Replay(ctx, c, gen, cfg)
+		var p *auditor.Problem
 		if errors.As(err, &p) {
 			return fmt.Errorf("INCONSISTENT: %s", strings.TrimPrefix(p.Error(), "replay: "))
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/medledger/medledger/node"
 	"github.com/medledger/medledger/node/web"
 	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
@@ -494,7 +495,7 @@ func (s *story) proveAndReview() error {
 	if err != nil {
 		return err
 	}
-	v, err := client.NewVerifier(c, gen)
+	v, err := auditor.NewVerifier(c, gen)
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,11 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/fhir"
-	"github.com/medledger/medledger/node/audit"
+	audit "github.com/medledger/medledger/node/auditor"
 )
 
 // The audit endpoints: the chain's access log as FHIR AuditEvents (IHE BALP shape,
-// node/audit) and as JSON pages, a patient's accounting of disclosures, the emergency
+// node/auditor) and as JSON pages, a patient's accounting of disclosures, the emergency
 // review queue, and (auditstream.go) live events. Everything is read from committed
 // chain state through the Backend; the only write is a review, a signed tx.
 
@@ -173,7 +173,7 @@ func (s *server) auditEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 // accounting is GET /audit/accounting?patient=ID&format=json|csv: the patient's
-// accounting of disclosures over the last six years (node/audit.Accounting), from every
+// accounting of disclosures over the last six years (node/auditor.Accounting), from every
 // page of their events in that window.
 func (s *server) accounting(w http.ResponseWriter, r *http.Request) error {
 	q, err := auditQuery(r, []string{"patient", "format"}, nil)

@@ -19,7 +19,7 @@ import (
 	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/api"
-	"github.com/medledger/medledger/node/audit"
+	audit "github.com/medledger/medledger/node/auditor"
 )
 
 var (

@@ -44,7 +44,7 @@ func (s *server) consentList(w http.ResponseWriter, r *http.Request) error {
 // logEntry is GET /audit/log/{index}: the access log's event at index with its leaf
 // bytes (consent.LogEntry), which a client checks against a log root the validators
 // signed, with the inclusion proof CometBFT's RPC serves to anyone
-// (client.Verifier.VerifyEvent).
+// (auditor.Verifier.VerifyEvent).
 func (s *server) logEntry(w http.ResponseWriter, r *http.Request) error {
 	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
 	if err != nil || idx == math.MaxUint64 {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/audit"
+	audit "github.com/medledger/medledger/node/auditor"
 )
 
 // What the node's web pages (node/web) share with the API: they answer on routes of

@@ -118,7 +118,7 @@ func apiError(resp *http.Response) *APIError {
 }
 
 // LogEntry is the access log's event at index with its leaf bytes (GET
-// /audit/log/{index}: privacy officer or admin). Unverified: see Verifier.VerifyEvent.
+// /audit/log/{index}: privacy officer or admin). Unverified: see auditor.Verifier.VerifyEvent.
 func (a *API) LogEntry(ctx context.Context, index uint64) (*consent.LogEntry, error) {
 	var e consent.LogEntry
 	if err := a.Get(ctx, "/audit/log/"+strconv.FormatUint(index, 10), nil, &e); err != nil {

@@ -180,13 +180,33 @@ func (c *Client) QueryData(ctx context.Context, path string, data []byte, v any)
 }
 
 // Block returns the block at height h as the node serves it (unverified: see
-// Verifier).
+// auditor.Verifier).
 func (c *Client) Block(ctx context.Context, h int64) (*cmttypes.Block, error) {
 	res, err := c.rpc.Block(ctx, &h)
 	if err != nil {
 		return nil, fmt.Errorf("client: block %d: %w", h, err)
 	}
 	return res.Block, nil
+}
+
+// SignedHeader returns the header at height h with its commit as the node serves them
+// (unverified: auditor.Verifier checks them against a trusted validator set).
+func (c *Client) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedHeader, error) {
+	res, err := c.rpc.Commit(ctx, &h)
+	if err != nil {
+		return nil, fmt.Errorf("client: header %d: %w", h, err)
+	}
+	return &res.SignedHeader, nil
+}
+
+// LatestBlockHeight is the latest block height the node reports (CometBFT's status),
+// which may be a block ahead of Height.
+func (c *Client) LatestBlockHeight(ctx context.Context) (int64, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("client: %w", err)
+	}
+	return st.SyncInfo.LatestBlockHeight, nil
 }
 
 // Height is the last height the node's application committed.

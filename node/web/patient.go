@@ -13,7 +13,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/api"
-	"github.com/medledger/medledger/node/audit"
+	audit "github.com/medledger/medledger/node/auditor"
 )
 
 // The patient's endpoints. Each answers for the session's patient only: no endpoint

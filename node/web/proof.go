@@ -10,11 +10,12 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/client"
 )
 
 // An event the officer opens is checked here the way `medledger audit proof` checks
-// it (client.Verifier): its leaf must be included, by the inclusion proof the chain's
+// it (auditor.Verifier): its leaf must be included, by the inclusion proof the chain's
 // RPC serves, in the log root that the app hash binds, and that app hash must be in a
 // header signed by more than 2/3 of the voting power of the genesis validators. The
 // page shows the proof and the outcome.
@@ -52,7 +53,7 @@ func (v *verifier) genesisDoc() (*cmttypes.GenesisDoc, error) {
 }
 
 // check verifies event index, read from entries.
-func (v *verifier) check(ctx context.Context, index uint64, entries client.Entries) (*client.EventProof, error) {
+func (v *verifier) check(ctx context.Context, index uint64, entries auditor.Entries) (*auditor.EventProof, error) {
 	if v.rpc == "" || v.genesis == "" {
 		return nil, errNoRPC
 	}
@@ -64,7 +65,7 @@ func (v *verifier) check(ctx context.Context, index uint64, entries client.Entri
 	if err != nil {
 		return nil, err
 	}
-	ver, err := client.NewVerifier(c, gen)
+	ver, err := auditor.NewVerifier(c, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func (s *Server) officerEntry(w http.ResponseWriter, r *http.Request, _ *session
 	if err := readJSON(w, r, &in); err != nil {
 		return err
 	}
-	entries, ok := s.b.(client.Entries)
+	entries, ok := s.b.(auditor.Entries)
 	if !ok {
 		return &problem{status: http.StatusNotImplemented, code: "not-supported", msg: "This node does not serve access-log entries."}
 	}

@@ -1,4 +1,4 @@
-package replay_test
+package auditor_test
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/nodetest"
-	"github.com/medledger/medledger/node/replay"
 )
 
 // TestVerifyAndTamper: on a real 4-hospital chain, every access event verifies
@@ -63,12 +63,12 @@ func TestVerifyAndTamper(t *testing.T) {
 	// Events come from the node's API (a privacy officer's token), the rest from its
 	// RPC: neither is trusted.
 	var api *client.API
-	dial := func(i int) (*client.Client, *client.Verifier) {
+	dial := func(i int) (*client.Client, *auditor.Verifier) {
 		c, err := client.Dial(nodetest.Ctx(t), net.RPC(i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := client.NewVerifier(c, gen)
+		v, err := auditor.NewVerifier(c, gen)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestVerifyAndTamper(t *testing.T) {
 		t.Fatal("an event beyond the log verified")
 	}
 
-	rep, err := replay.Run(nodetest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
+	rep, err := auditor.Replay(nodetest.Ctx(t), c, gen, auditor.ReplayConfig{To: latest, Entries: api})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +154,12 @@ func TestVerifyAndTamper(t *testing.T) {
 		}
 	})
 	c, v = dial(0)
-	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim, api); !errors.Is(err, client.ErrUnverified) {
+	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim, api); !errors.Is(err, auditor.ErrUnverified) {
 		t.Fatalf("the tampered event: %v, want it unverified", err)
 	}
 	// The node hashes a leaf from its stored bytes, so the proof of the victim's sibling
 	// (which holds the victim's hash) fails there too; every other event verifies.
-	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim^1, api); !errors.Is(err, client.ErrUnverified) {
+	if _, err := v.VerifyEvent(nodetest.Ctx(t), victim^1, api); !errors.Is(err, auditor.ErrUnverified) {
 		t.Fatalf("the tampered event's sibling on the same node: %v, want it unverified", err)
 	}
 	for _, i := range []uint64{0, victim + 2} {
@@ -167,8 +167,8 @@ func TestVerifyAndTamper(t *testing.T) {
 			t.Fatalf("untampered event %d on the same node: %v", i, err)
 		}
 	}
-	_, err = replay.Run(nodetest.Ctx(t), c, gen, replay.Config{To: latest, Entries: api})
-	var p *replay.Problem
+	_, err = auditor.Replay(nodetest.Ctx(t), c, gen, auditor.ReplayConfig{To: latest, Entries: api})
+	var p *auditor.Problem
 	if !errors.As(err, &p) {
 		t.Fatalf("replay of the tampered node: %v, want a problem", err)
 	}

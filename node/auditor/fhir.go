@@ -1,4 +1,4 @@
-package audit
+package auditor
 
 import (
 	"encoding/json"
@@ -108,7 +108,7 @@ func NewChain(id string, hospitals []consent.Hospital) Chain {
 // ErrUnmappable is an event that cannot be exported faithfully: an ID of the wrong
 // shape, or a field its kind needs missing. The chain never logs one; an error wrapping
 // it means a corrupt or forged event.
-var ErrUnmappable = errors.New("audit: event cannot be exported as a FHIR AuditEvent")
+var ErrUnmappable = errors.New("auditor: event cannot be exported as a FHIR AuditEvent")
 
 // ToFHIR returns event e as a FHIR R4 AuditEvent (JSON) shaped after IHE BALP, with id
 // the event's log index. It fails with ErrUnmappable, never with a thinner resource.
@@ -119,7 +119,7 @@ func ToFHIR(e consent.AuditEvent, c Chain) ([]byte, error) {
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("audit: encode AuditEvent %d: %w", e.Index, err)
+		return nil, fmt.Errorf("auditor: encode AuditEvent %d: %w", e.Index, err)
 	}
 	return b, nil
 }

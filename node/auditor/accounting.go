@@ -1,4 +1,4 @@
-package audit
+package auditor
 
 import (
 	"encoding/csv"
@@ -215,19 +215,19 @@ func WriteCSV(w io.Writer, rows []Disclosure) error {
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true
 	if err := cw.Write(csvHeader); err != nil {
-		return fmt.Errorf("audit: write accounting: %w", err)
+		return fmt.Errorf("auditor: write accounting: %w", err)
 	}
 	for _, d := range rows {
 		rec := []string{d.Date.UTC().Format(time.RFC3339), cell(d.RecipientName), string(d.Recipient), d.Description,
 			d.Statement, string(d.Purpose), d.Emergency, cell(d.CustodianName), string(d.Custodian), string(d.Record),
 			string(d.Grant), string(d.Consent), strconv.FormatUint(d.Event, 10)}
 		if err := cw.Write(rec); err != nil {
-			return fmt.Errorf("audit: write accounting: %w", err)
+			return fmt.Errorf("auditor: write accounting: %w", err)
 		}
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
-		return fmt.Errorf("audit: write accounting: %w", err)
+		return fmt.Errorf("auditor: write accounting: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package client
+package auditor
 
 import (
 	"bytes"
@@ -11,25 +11,26 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain/abci"
+	"github.com/medledger/medledger/node/client"
 )
 
 // ErrUnverified means what a node said does not check out against the headers the
 // validators signed: the node is lying, or serving tampered state.
-var ErrUnverified = errors.New("client: does not verify")
+var ErrUnverified = errors.New("auditor: does not verify")
 
 // Verifier checks what a node says against block headers signed by validators holding
 // more than 2/3 of the voting power of a trusted validator set (the genesis one), the
 // way a light client does: it trusts the node for nothing.
 type Verifier struct {
-	c       *Client
+	c       *client.Client
 	chainID string
 	vals    *cmttypes.ValidatorSet
 }
 
 // NewVerifier trusts the validator set of gen (the consortium's genesis.json).
-func NewVerifier(c *Client, gen *cmttypes.GenesisDoc) (*Verifier, error) {
-	if gen.ChainID != c.chainID {
-		return nil, fmt.Errorf("client: the genesis is for chain %q, the node is on %q", gen.ChainID, c.chainID)
+func NewVerifier(c *client.Client, gen *cmttypes.GenesisDoc) (*Verifier, error) {
+	if gen.ChainID != c.ChainID() {
+		return nil, fmt.Errorf("auditor: the genesis is for chain %q, the node is on %q", gen.ChainID, c.ChainID())
 	}
 	vals := make([]*cmttypes.Validator, len(gen.Validators))
 	for i, v := range gen.Validators {
@@ -37,7 +38,7 @@ func NewVerifier(c *Client, gen *cmttypes.GenesisDoc) (*Verifier, error) {
 	}
 	set := cmttypes.NewValidatorSet(vals)
 	if err := set.ValidateBasic(); err != nil {
-		return nil, fmt.Errorf("client: genesis validators: %w", err)
+		return nil, fmt.Errorf("auditor: genesis validators: %w", err)
 	}
 	return &Verifier{c: c, chainID: gen.ChainID, vals: set}, nil
 }
@@ -46,11 +47,10 @@ func NewVerifier(c *Client, gen *cmttypes.GenesisDoc) (*Verifier, error) {
 // by the trusted validator set, and committed by signatures of more than 2/3 of its
 // power.
 func (v *Verifier) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedHeader, error) {
-	res, err := v.c.rpc.Commit(ctx, &h)
+	sh, err := v.c.SignedHeader(ctx, h)
 	if err != nil {
-		return nil, fmt.Errorf("client: header %d: %w", h, err)
+		return nil, err
 	}
-	sh := res.SignedHeader
 	if err := sh.ValidateBasic(v.chainID); err != nil {
 		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
 	}
@@ -60,7 +60,7 @@ func (v *Verifier) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedH
 	if err := v.vals.VerifyCommitLight(v.chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
 		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
 	}
-	return &sh, nil
+	return sh, nil
 }
 
 // AppHash returns the app hash after height h, from the signed header h+1.
@@ -75,11 +75,11 @@ func (v *Verifier) AppHash(ctx context.Context, h int64) ([]byte, error) {
 // LatestVerifiable is the highest height whose app hash a signed header holds (the
 // node's latest height minus one).
 func (v *Verifier) LatestVerifiable(ctx context.Context) (int64, error) {
-	st, err := v.c.rpc.Status(ctx)
+	h, err := v.c.LatestBlockHeight(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("client: %w", err)
+		return 0, err
 	}
-	return st.SyncInfo.LatestBlockHeight - 1, nil
+	return h - 1, nil
 }
 
 // LogAt returns the access log's size and root after height h, checked: the node's
@@ -119,7 +119,7 @@ type Entries interface {
 	LogEntry(ctx context.Context, index uint64) (*consent.LogEntry, error)
 }
 
-var _ Entries = (*API)(nil)
+var _ Entries = (*client.API)(nil)
 
 // VerifyEvent fetches the log's event at index from entries and checks it: its leaf
 // must be included, by the node's inclusion proof (public, over the RPC), in the log
@@ -135,7 +135,7 @@ func (v *Verifier) VerifyEvent(ctx context.Context, index uint64, entries Entrie
 		return nil, err
 	}
 	if index >= log.Size {
-		return nil, fmt.Errorf("%w: event %d is not in the log of %d events at height %d", ErrNotFound, index, log.Size, h)
+		return nil, fmt.Errorf("%w: event %d is not in the log of %d events at height %d", client.ErrNotFound, index, log.Size, h)
 	}
 	entry, err := entries.LogEntry(ctx, index)
 	if err != nil {

@@ -1,10 +1,4 @@
-// Package replay checks a node's chain from genesis without trusting the node: every
-// block must be the one the validators signed, re-executing every block's txs in a
-// fresh consent machine must give the app hash the validators signed for it, and the
-// access log the node serves must be the one the replay built: its root (public, over
-// the RPC) and, given a source of its events (role-scoped: the node's API with a privacy
-// officer's token), event for event.
-package replay
+package auditor
 
 import (
 	"bytes"
@@ -23,12 +17,12 @@ import (
 	"github.com/medledger/medledger/node/client"
 )
 
-// Report is what a replay checked.
-type Report struct {
+// ReplayReport is what a replay checked.
+type ReplayReport struct {
 	Heights int64                 `json:"heights"` // blocks replayed (1..Heights)
 	Txs     int                   `json:"txs"`
 	Log     consent.LogCommitment `json:"log"`    // the access log after the last height
-	Events  uint64                `json:"events"` // served events compared with the replay's (0 without Config.Entries)
+	Events  uint64                `json:"events"` // served events compared with the replay's (0 without ReplayConfig.Entries)
 }
 
 // Problem is the first inconsistency a replay found.
@@ -39,24 +33,29 @@ type Problem struct {
 
 func (p *Problem) Error() string {
 	if p.Height == 0 {
-		return "replay: " + p.What
+		return "auditor: replay: " + p.What
 	}
-	return fmt.Sprintf("replay: height %d: %s", p.Height, p.What)
+	return fmt.Sprintf("auditor: replay: height %d: %s", p.Height, p.What)
 }
 
-// Config configures a replay.
-type Config struct {
+// ReplayConfig configures a replay.
+type ReplayConfig struct {
 	To       int64     // the last height to replay (default: the latest the node can prove)
 	Progress io.Writer // optional: a line every 100 heights
 	// Entries, if set, serves the node's access-log events (client.API.LogEntry), each
 	// compared with the replay's; without it only the log's size and root are.
-	Entries client.Entries
+	Entries Entries
 }
 
-// Run replays the chain the node behind c serves, from gen, trusting only gen's
-// validator set. It returns a *Problem for the first inconsistency.
-func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Config) (*Report, error) {
-	v, err := client.NewVerifier(c, gen)
+// Replay replays the chain the node behind c serves, from gen, trusting only gen's
+// validator set: every block must be the one the validators signed, re-executing
+// every block's txs in a fresh consent machine must give the app hash the validators
+// signed for it, and the access log the node serves must be the one the replay built:
+// its root (public, over the RPC) and, given cfg.Entries (role-scoped: the node's API
+// with a privacy officer's token), event for event. It returns a *Problem for the
+// first inconsistency.
+func Replay(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg ReplayConfig) (*ReplayReport, error) {
+	v, err := NewVerifier(c, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +68,7 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 		to = latest
 	}
 	if to < gen.InitialHeight {
-		return nil, fmt.Errorf("replay: the chain has no verifiable block yet (latest %d)", latest)
+		return nil, fmt.Errorf("auditor: replay: the chain has no verifiable block yet (latest %d)", latest)
 	}
 	progress := cfg.Progress
 	if progress == nil {
@@ -87,10 +86,10 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 	defer app.Close()
 	if _, err := app.InitChain(ctx, &abcitypes.RequestInitChain{ChainId: gen.ChainID, InitialHeight: gen.InitialHeight,
 		Time: gen.GenesisTime, AppStateBytes: gen.AppState}); err != nil {
-		return nil, fmt.Errorf("replay: genesis: %w", err)
+		return nil, fmt.Errorf("auditor: replay: genesis: %w", err)
 	}
 
-	rep := &Report{}
+	rep := &ReplayReport{}
 	header, err := v.SignedHeader(ctx, gen.InitialHeight)
 	if err != nil {
 		return nil, err
@@ -133,7 +132,7 @@ func Run(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg Co
 	// The access log the node serves must be the replay's, event for event.
 	parts, err := app.HashPartsAt(to)
 	if err != nil || parts == nil {
-		return nil, fmt.Errorf("replay: hash parts at %d: %v", to, err)
+		return nil, fmt.Errorf("auditor: replay: hash parts at %d: %v", to, err)
 	}
 	log, err := consent.DecodeLogCommitment(parts.Commitment)
 	if err != nil {
@@ -180,7 +179,7 @@ func queryApp(ctx context.Context, app *abci.App, path string, v any) error {
 		return err
 	}
 	if res.Code != 0 {
-		return fmt.Errorf("replay: query %s: %s", path, res.Log)
+		return fmt.Errorf("auditor: replay: query %s: %s", path, res.Log)
 	}
 	return jsonUnmarshal(res.Value, v)
 }
