@@ -18,6 +18,4 @@
 // subscription, so one per waiting tx made each commit cost O(txs in flight)), and
 // Node.WaitHeight and Node.NewHeight learn of new heights through another (NewBlockHeader
 // events): nothing polls for a height.
-// Instead of a StateMachine, a Node may run a raw ABCI application (Config.App), e.g.
-// CometBFT's kvstore as a yardstick for benchmarks.
 package chain

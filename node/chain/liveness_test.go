@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/p2p/mock"
 	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/medledger/medledger/node/chain/abci"
 )
 
 // fakePeer is a started mock peer that advertises channels and counts the heartbeats
@@ -216,6 +216,6 @@ func validConfig(t *testing.T) Config {
 	}
 	return Config{
 		Home: t.TempDir(), NodeKey: key, ValidatorKey: key, Genesis: &cmttypes.GenesisDoc{},
-		App: abcitypes.NewBaseApplication(), P2PListen: "tcp://127.0.0.1:26656",
+		Machine: abci.NewConsentMachine(), P2PListen: "tcp://127.0.0.1:26656",
 	}
 }

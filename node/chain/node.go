@@ -1,12 +1,10 @@
 package chain
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,16 +42,11 @@ type Config struct {
 	// PublicQuery decides which of the Machine's query paths CometBFT's RPC
 	// (abci_query) answers: those any client may read. The others are answered only
 	// for the node's own reads (Node.Query). nil: none (HashPartsPath is always public).
-	// It does not apply to a raw App.
 	PublicQuery     func(path string) bool
 	PersistentPeers []string // "nodeid@host:port" (see Node.P2PAddr)
-	// Machine is the state machine the node replicates, run by an App over its own store
-	// in data/app.db. Exactly one of Machine and App is set.
+	// Machine is the state machine the node replicates, run by an abci.App over its own
+	// store in data/app.db.
 	Machine abci.StateMachine
-	// App is a raw ABCI application run instead of a Machine (e.g. CometBFT's kvstore,
-	// to compare against): it keeps its own state, and Node.Stop closes it if it is an
-	// io.Closer.
-	App abcitypes.Application
 	// EmptyBlockInterval 0 makes a block right after the previous one (≈ 7 blocks/s on
 	// a LAN: fast commits and steady heights, for tests and demos). A positive value
 	// makes a block as soon as txs arrive but, when idle, an empty one only this often
@@ -87,8 +80,8 @@ func (c *Config) Validate() error {
 		return errors.New("chain: config: ValidatorKey must be an Ed25519 private key")
 	case c.Genesis == nil:
 		return errors.New("chain: config: Genesis is required")
-	case (c.Machine == nil) == (c.App == nil):
-		return errors.New("chain: config: set exactly one of Machine and App")
+	case c.Machine == nil:
+		return errors.New("chain: config: Machine is required")
 	case !strings.HasPrefix(c.P2PListen, "tcp://"):
 		return fmt.Errorf("chain: config: P2PListen %q: use tcp://host:port", c.P2PListen)
 	case strings.HasSuffix(c.P2PListen, ":0"):
@@ -157,12 +150,10 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	return cc
 }
 
-// Node is a CometBFT validator running in this process over an App (or a raw ABCI
-// application: Config.App).
+// Node is a CometBFT validator running in this process over an abci.App.
 type Node struct {
 	cmt     *cmtnode.Node
-	app     *abci.App             // nil when raw is set
-	raw     abcitypes.Application // Config.App
+	app     *abci.App
 	dbs     *openDBs
 	nodeID  string
 	p2pAddr string
@@ -204,22 +195,13 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	nodeKey := &p2p.NodeKey{PrivKey: cmted25519.PrivKey(cfg.NodeKey)}
 
-	var app *abci.App
 	faults := newFaultLatch()
-	abciApp := cfg.App
-	// A raw app gets one mutex over all its connections, as CometBFT's default;
-	// App is safe for concurrent use, so each connection gets its own.
-	clients := proxy.NewLocalClientCreator
-	if cfg.Machine != nil {
-		clients = proxy.NewConnSyncLocalClientCreator
-		app, err = abci.NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
-		if err != nil {
-			return nil, err
-		}
-		app.ReportFaults(faults.set)
-		app.GateQueries(cfg.PublicQuery)
-		abciApp = app
+	app, err := abci.NewApp(filepath.Join(cfg.Home, cmtcfg.DefaultDataDir, "app.db"), cfg.Machine, cfg.Logger)
+	if err != nil {
+		return nil, err
 	}
+	app.ReportFaults(faults.set)
+	app.GateQueries(cfg.PublicQuery)
 	dbs := new(openDBs)
 	// The handshake panics when the app and the chain disagree (e.g. a different app
 	// hash at the same height); report it as an error to the caller instead.
@@ -229,14 +211,14 @@ func NewNode(cfg Config) (n *Node, err error) {
 		}
 		if err != nil {
 			dbs.closeAll()
-			if app != nil {
-				_ = app.Close()
-			}
+			_ = app.Close()
 		}
 	}()
 	var logger cmtlog.Logger = cometLogger{l: cfg.Logger, min: cfg.CometLogLevel.Level(), faults: faults}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
-		clients(abciApp),
+		// The App is safe for concurrent use, so each ABCI connection gets its own
+		// lock (CometBFT's default is one over all of them).
+		proxy.NewConnSyncLocalClientCreator(app),
 		func() (*cmttypes.GenesisDoc, error) { return genesis, nil },
 		dbs.provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
@@ -250,7 +232,6 @@ func NewNode(cfg Config) (n *Node, err error) {
 	n = &Node{
 		cmt:        cmt,
 		app:        app,
-		raw:        cfg.App,
 		dbs:        dbs,
 		faults:     faults,
 		nodeID:     id,
@@ -347,17 +328,7 @@ func (n *Node) Stop() error {
 		err = perr
 	}
 	n.dbs.closeAll()
-	return errors.Join(err, n.closeApp())
-}
-
-func (n *Node) closeApp() error {
-	if n.app != nil {
-		return n.app.Close()
-	}
-	if c, ok := n.raw.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
+	return errors.Join(err, n.app.Close())
 }
 
 func execResult(r *abcitypes.ExecTxResult) consent.Result {
@@ -402,35 +373,13 @@ func (n *Node) AppHash() []byte {
 	return hash
 }
 
-// LastCommitted returns Height and AppHash read together. A raw ABCI app (Config.App)
-// is asked through ABCI Info; if it cannot answer (e.g. closed), the result is 0, nil.
-func (n *Node) LastCommitted() (int64, []byte) {
-	if n.app != nil {
-		return n.app.LastCommitted()
-	}
-	// Through the local client, which serialises calls into the app.
-	r, err := n.cmt.ProxyApp().Query().Info(context.Background(), proxy.RequestInfo)
-	if err != nil {
-		return 0, nil
-	}
-	return r.LastBlockHeight, r.LastBlockAppHash
-}
+// LastCommitted returns Height and AppHash read together.
+func (n *Node) LastCommitted() (int64, []byte) { return n.app.LastCommitted() }
 
 // AppHashAt returns the app hash after a committed height (nil if not committed here).
-// For a raw ABCI app it is the hash the next block's header records, so nil until that
-// block is stored.
-func (n *Node) AppHashAt(height int64) ([]byte, error) {
-	if n.app != nil {
-		return n.app.AppHashAt(height)
-	}
-	if m := n.cmt.BlockStore().LoadBlockMeta(height + 1); m != nil {
-		return bytes.Clone(m.Header.AppHash), nil
-	}
-	return nil, nil
-}
+func (n *Node) AppHashAt(height int64) ([]byte, error) { return n.app.AppHashAt(height) }
 
-// App is the node's ABCI app, which keeps the state machine's state (nil for a raw ABCI
-// app: Config.App).
+// App is the node's ABCI app, which keeps the state machine's state.
 func (n *Node) App() *abci.App { return n.app }
 
 // NodeID is the CometBFT node ID (derived from the node key).

@@ -1,8 +1,6 @@
 package chain
 
 import (
-	"errors"
-
 	"github.com/medledger/medledger/consent"
 )
 
@@ -12,8 +10,5 @@ import (
 // into the node. An error of read is returned as it is; a store failure under it is
 // the node's fault (as in Query) and is returned instead.
 func (n *Node) ReadCommitted(read func(consent.Reader) error) (int64, error) {
-	if n.app == nil {
-		return 0, errors.New("chain: no consent state to read (raw ABCI app)")
-	}
 	return n.app.ReadCommitted(read)
 }
