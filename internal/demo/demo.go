@@ -27,12 +27,12 @@ import (
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node"
-	"github.com/medledger/medledger/node/web"
 	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
+	"github.com/medledger/medledger/node/web"
 	"github.com/medledger/medledger/storage"
 )
 
