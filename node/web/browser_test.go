@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The pages are tested in Debian's Chromium, driven through the DevTools protocol
@@ -235,14 +237,15 @@ func (tb *tab) shot(name string) string {
 	return path
 }
 
-// download waits for a finished download whose name starts with prefix in dir.
-func download(t *testing.T, dir, prefix string) []byte {
+// download waits for a finished download in dir whose whole name matches pattern.
+func download(t *testing.T, dir, pattern string) []byte {
 	t.Helper()
+	name := regexp.MustCompile(pattern)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), prefix) && !strings.HasSuffix(e.Name(), ".crdownload") {
+			if name.MatchString(e.Name()) {
 				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 				if err != nil {
 					t.Fatal(err)
@@ -254,6 +257,52 @@ func download(t *testing.T, dir, prefix string) []byte {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("no download named %s* in %s", prefix, dir)
+	t.Fatalf("no download matching %s in %s", pattern, dir)
+	return nil
+}
+
+// press presses keys (kb's names for the special ones: kb.Tab, kb.Enter) on the
+// focused element, as a person at the keyboard would.
+func (tb *tab) press(keys string) {
+	tb.b.t.Helper()
+	tb.do(10*time.Second, chromedp.KeyEvent(keys))
+}
+
+// focusState is the focused element as a keyboard user sees it.
+type focusState struct {
+	Name    string  `json:"name"`    // tag#id[name=value], for messages
+	Visible bool    `json:"visible"` // it matches :focus-visible
+	Outline string  `json:"outline"` // its computed outline style (none: no focus shown)
+	Width   float64 `json:"width"`   // and width, in px
+	Match   bool    `json:"match"`   // it matches the selector awaited
+}
+
+// focusExpr reports document.activeElement as a focusState; %s is the selector.
+const focusExpr = `(() => {
+	const e = document.activeElement, s = getComputedStyle(e);
+	const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.name ? "[" + e.name + "=" + e.value + "]" : "");
+	return { name, visible: e.matches(":focus-visible"), outline: s.outlineStyle, width: parseFloat(s.outlineWidth) || 0, match: e.matches(%s) };
+})()`
+
+// tabTo presses Tab until the focused element matches sel (at most max times), and
+// returns every element focused on the way, sel's last.
+func (tb *tab) tabTo(sel string, max int) []focusState {
+	tb.b.t.Helper()
+	var seen []focusState
+	for range max {
+		tb.press(kb.Tab)
+		ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+		f, err := chromedp.Run(ctx, chromedp.Evaluate[focusState](fmt.Sprintf(focusExpr, strconv.Quote(sel))))
+		cancel()
+		if err != nil {
+			tb.b.t.Fatalf("browser: the focused element: %v", err)
+		}
+		seen = append(seen, f)
+		if f.Match {
+			return seen
+		}
+	}
+	tb.shot("failure")
+	tb.b.t.Fatalf("%d presses of Tab never reached %s; focused on the way: %v", max, sel, seen)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,10 +15,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/nodetest"
 )
 
@@ -25,17 +28,27 @@ import (
 // nodes: a patient creates a key in the page and signs in; Ada ingests a record of
 // theirs; the patient grants Bayside TREAT in the page; Bayside's clinician reads the
 // record through the API and the page shows the access within one block; the
-// patient revokes, Bayside is denied, and the page shows the denial; Bayside breaks
-// the glass, the page shows the emergency apart, and Ada's privacy officer reviews it
-// in the officer's page, which the patient's page then shows; the page's accounting
-// download is byte for byte the API's; the officer searches, opens an event and
-// exports. Then: another patient (a key made with `medledger patient keygen`,
-// imported into another browser) sees none of this patient's data, and no page
-// wrote an error to the console.
+// patient revokes, Bayside is denied, and the page shows the denial; a second tab
+// still showing the consent in force tries to revoke it again and is told, in a
+// sentence, that it is already revoked; Bayside breaks the glass, the page shows the
+// emergency apart, and Ada's privacy officer reviews it in the officer's page, which
+// the patient's page then shows; the page's accounting downloads (CSV and JSON) are
+// the API's; the patient gives and revokes a consent with the keyboard alone, every
+// element reached showing the focus outline; the officer searches ten events to a
+// page, pages through them all with "Older events", opens an event with its proof
+// checked, exports, and downloads the patient's accounting (CSV and JSON, the API's);
+// on Dunmore, whose chain RPC is off, the officer's page says an event's proof was
+// not checked, and why. Then: another patient (a key made with `medledger patient
+// keygen`, imported into another browser) sees none of this patient's data, and no
+// page wrote an error to the console.
 func TestPages(t *testing.T) {
 	b := newBrowser(t)
-	net := nodetest.StartConsortium(t, 4)
-	ada, bayside := net.Nodes[0], net.Nodes[1]
+	net := nodetest.StartConsortiumWith(t, 4, func(i int, c *node.Config) {
+		if i == 3 { // Dunmore runs without the chain's RPC: its officer's page cannot check proofs
+			c.Home.Config.Chain.RPCListen = ""
+		}
+	})
+	ada, bayside, dunmore := net.Nodes[0], net.Nodes[1], net.Nodes[3]
 	adaTokens, bayTokens := tokens(t, net, 0), tokens(t, net, 1)
 
 	p := b.newTab(false)
@@ -55,6 +68,9 @@ func TestPages(t *testing.T) {
 	p.shot("patient-signed-in")
 
 	grantInPage(t, p)
+	stale := b.newTab(false) // the patient's page in a second tab, still showing the consent in force
+	stale.open(ada.APIURL() + "/app/")
+	stale.wait(`document.querySelectorAll("#consents li.consent:not(.revoked)").length === 1`, 20*time.Second)
 	read := func() (int, string) {
 		return apiCall(t, "GET", bayside.APIURL()+"/records/"+string(rec.ID)+"?purpose=TREAT", bayTokens["clinician"])
 	}
@@ -70,6 +86,8 @@ func TestPages(t *testing.T) {
 		t.Fatalf("bayside's read after the revocation: %d %s, want 403 revoked", status, body)
 	}
 	waitWithinBlock(t, p, ada, `#activity li[data-kind="access-denied"]`, "the consent was revoked")
+	stale.click(`#consents li.consent:not(.revoked) button`)
+	stale.wait(`document.getElementById("alert").textContent === "This consent is already revoked."`, 10*time.Second)
 
 	// An emergency access appears apart, awaiting review; the officer reviews it.
 	status, body = apiCall(t, "POST", bayside.APIURL()+"/records/"+string(rec.ID)+"/$emergency-access?reason=life-threatening", bayTokens["clinician"])
@@ -82,18 +100,34 @@ func TestPages(t *testing.T) {
 	reviewInOfficerPage(t, o, ada.APIURL(), adaTokens["privacy-officer"])
 	p.wait(`[...document.querySelectorAll("#emergencies li.reviewed")].some(li => li.textContent.includes("reviewed: justified"))`, 10*time.Second)
 
-	// The page's accounting is the API's.
-	p.click("#accounting-csv")
-	got := download(t, b.downloads, "accounting-of-disclosures-")
-	status, want := apiCall(t, "GET", ada.APIURL()+"/audit/accounting?format=csv&patient="+string(patient), adaTokens["privacy-officer"])
-	if status != http.StatusOK || string(got) != want {
-		t.Errorf("the page's accounting download:\n%s\nthe API's (%d):\n%s", got, status, want)
+	// The page's accounting is the API's, in both formats.
+	accountingAPI := func(format string) string {
+		status, body := apiCall(t, "GET", ada.APIURL()+"/audit/accounting?format="+format+"&patient="+string(patient), adaTokens["privacy-officer"])
+		if status != http.StatusOK {
+			t.Fatalf("the API's accounting (%s): %d %s", format, status, body)
+		}
+		return body
 	}
-	if !strings.Contains(want, "Bayside Medical Center") {
+	p.click("#accounting-csv")
+	if got, want := download(t, b.downloads, `^accounting-of-disclosures-[0-9-]+\.csv$`), accountingAPI("csv"); string(got) != want {
+		t.Errorf("the page's accounting download:\n%s\nthe API's:\n%s", got, want)
+	} else if !strings.Contains(want, "Bayside Medical Center") {
 		t.Errorf("the accounting names no release to Bayside:\n%s", want)
 	}
+	p.click("#accounting-json")
+	sameReport(t, "the page's JSON accounting", download(t, b.downloads, `^accounting-of-disclosures-[0-9-]+\.json$`), accountingAPI("json"), 2)
 
-	searchInOfficerPage(t, o, patient, b.downloads)
+	keyboardConsent(t, p)
+
+	searchInOfficerPage(t, o, patient, b.downloads, officerEvents(t, ada.APIURL(), patient, adaTokens["privacy-officer"]))
+	o.fill("#acc-patient", string(patient))
+	o.click("#acc-csv")
+	if got, want := download(t, b.downloads, `^accounting-[0-9]{4}-[0-9-]+\.csv$`), accountingAPI("csv"); string(got) != want {
+		t.Errorf("the officer's accounting download:\n%s\nthe API's:\n%s", got, want)
+	}
+	o.click("#acc-json")
+	sameReport(t, "the officer's JSON accounting", download(t, b.downloads, `^accounting-[0-9]{4}-[0-9-]+\.json$`), accountingAPI("json"), 2)
+	proofNotChecked(t, b, dunmore.APIURL(), tokens(t, net, 3)["privacy-officer"])
 
 	// A phone-sized screen: nothing wider than the screen.
 	p.do(10*time.Second, chromedp.EmulateViewport(390, 844))
@@ -110,7 +144,8 @@ func TestPages(t *testing.T) {
 	labelled(t, o, "the officer's page")
 
 	wrongToken := "/audit-app/session:1: Failed to load resource: the server responded with a status of 401"
-	if problems := b.consoleProblems(wrongToken); len(problems) > 0 {
+	revoked := "/app/api/revoke/prepare:1: Failed to load resource: the server responded with a status of 409"
+	if problems := b.consoleProblems(wrongToken, revoked); len(problems) > 0 {
 		t.Errorf("the console has errors or warnings:\n%s", strings.Join(problems, "\n"))
 	}
 }
@@ -130,7 +165,7 @@ func createKeyInPage(t *testing.T, p *tab, base string) (consent.PatientID, []by
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(string(id)) {
 		t.Fatalf("the page signed in as %q, not a patient ID", id)
 	}
-	file := download(t, p.b.downloads, "medledger-key-backup-")
+	file := download(t, p.b.downloads, `^medledger-key-backup-[0-9a-f]+\.json$`)
 	var backup struct {
 		Format, Patient string
 	}
@@ -245,13 +280,28 @@ func reviewInOfficerPage(t *testing.T, o *tab, base, token string) {
 	}
 }
 
-// searchInOfficerPage searches the patient's events, opens one with its leaf, and
-// exports the search as FHIR AuditEvents.
-func searchInOfficerPage(t *testing.T, o *tab, patient consent.PatientID, downloads string) {
+// searchInOfficerPage searches the patient's events ten to a page, pages through
+// them with "Older events" until it has all of want (the API's list, newest first),
+// opens one with its leaf, and exports the search as FHIR AuditEvents.
+func searchInOfficerPage(t *testing.T, o *tab, patient consent.PatientID, downloads string, want []string) {
 	t.Helper()
+	if len(want) <= 10 {
+		t.Fatalf("the patient has %d events: too few to page through ten at a time", len(want))
+	}
 	o.fill("#q-patient", string(patient))
+	o.do(10*time.Second, chromedp.SetValue(chromedp.CSS("#q-limit"), "10"))
 	o.click("#search")
-	o.wait(`document.querySelectorAll("#results tbody tr").length >= 5`, 10*time.Second)
+	rows := `document.querySelectorAll("#results tbody tr").length`
+	o.wait(rows+` === 10 && !document.getElementById("older").hidden`, 10*time.Second)
+	for n := 10; n < len(want); {
+		o.click("#older")
+		n = min(len(want), n+10)
+		o.wait(rows+` === `+strconv.Itoa(n), 10*time.Second)
+	}
+	o.wait(`document.getElementById("older").hidden`, 10*time.Second)
+	if got := o.eval(`[...document.querySelectorAll("#results tbody tr")].map(r => r.dataset.index).join(" ")`); got != strings.Join(want, " ") {
+		t.Errorf("the officer's pages of events: %s\nthe API's: %s", got, strings.Join(want, " "))
+	}
 	if other := o.eval(`[...document.querySelectorAll("#results tbody tr code")].filter(c => c.title !== ` + strconv.Quote(string(patient)) + `).length`); other != "0" {
 		t.Errorf("%s rows of the patient's search are another patient's", other)
 	}
@@ -263,10 +313,105 @@ func searchInOfficerPage(t *testing.T, o *tab, patient consent.PatientID, downlo
 		ResourceType string
 		Entry        []struct{ Resource struct{ ResourceType string } }
 	}
-	if err := json.Unmarshal(download(t, downloads, "audit-events-"), &bundle); err != nil || bundle.ResourceType != "Bundle" || len(bundle.Entry) < 5 ||
-		bundle.Entry[0].Resource.ResourceType != "AuditEvent" {
-		t.Errorf("exported AuditEvents: %+v, %v", bundle, err)
+	if err := json.Unmarshal(download(t, downloads, `^audit-events-[0-9-]+\.json$`), &bundle); err != nil || bundle.ResourceType != "Bundle" ||
+		len(bundle.Entry) != len(want) || bundle.Entry[0].Resource.ResourceType != "AuditEvent" {
+		t.Errorf("exported AuditEvents: %+v, %v; want %d", bundle, err, len(want))
 	}
+}
+
+// officerEvents are the log indexes of the patient's events, newest first, as the
+// API lists them.
+func officerEvents(t *testing.T, base string, patient consent.PatientID, token string) []string {
+	t.Helper()
+	status, body := apiCall(t, "GET", base+"/audit/events?limit=500&patient="+string(patient), token)
+	var page struct{ Events []consent.AuditEvent }
+	if err := json.Unmarshal([]byte(body), &page); status != http.StatusOK || err != nil {
+		t.Fatalf("the API's events: %d %s", status, body)
+	}
+	out := make([]string, len(page.Events))
+	for i, e := range page.Events {
+		out[i] = strconv.FormatUint(e.Index, 10)
+	}
+	return out
+}
+
+// sameReport checks that an accounting downloaded as JSON is the API's: the same
+// patient and disclosures, made within slack seconds of each other.
+func sameReport(t *testing.T, what string, got []byte, want string, slack int64) {
+	t.Helper()
+	var g, w auditor.Report
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, got)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("the API's JSON accounting: %v\n%s", err, want)
+	}
+	gt, err1 := time.Parse(time.RFC3339, g.Generated)
+	wt, err2 := time.Parse(time.RFC3339, w.Generated)
+	if err1 != nil || err2 != nil || g.Patient != w.Patient || len(w.Disclosures) == 0 || !reflect.DeepEqual(g.Disclosures, w.Disclosures) ||
+		gt.Sub(wt).Abs() > time.Duration(slack)*time.Second {
+		t.Errorf("%s:\n%s\nthe API's:\n%s", what, got, want)
+	}
+}
+
+// keyboardConsent gives City Children's Hospital a consent for treatment and then
+// revokes it with the keyboard alone: Tab through the grant form, Space to tick,
+// Enter to review and to sign. Every field, button and choice reached on the way
+// shows the focus outline.
+func keyboardConsent(t *testing.T, p *tab) {
+	t.Helper()
+	var reached []focusState
+	reached = append(reached, p.tabTo(`input[name=hospital][value=city]`, 60)...)
+	p.press(" ")
+	reached = append(reached, p.tabTo("#grant-review", 40)...)
+	p.press(kb.Enter)
+	p.wait(`!document.getElementById("confirm").hidden && document.activeElement.id === "confirm"`, 10*time.Second)
+	if s := p.eval(`document.getElementById("confirm-summary").textContent`); !strings.Contains(s, "City Children's Hospital (city) may obtain your records, for treatment (TREAT).") {
+		t.Errorf("the summary of the consent given by keyboard = %q", s)
+	}
+	reached = append(reached, p.tabTo("#confirm-sign", 2)...)
+	p.press(kb.Enter)
+	p.wait(`document.getElementById("status").textContent.includes("Your consent is on the chain")`, 20*time.Second)
+	p.wait(`[...document.querySelectorAll("#consents li.consent:not(.revoked)")].some(li => li.textContent.includes("City Children's Hospital (city)"))`, 10*time.Second)
+
+	reached = append(reached, p.tabTo(`#consents li.consent:not(.revoked) button`, 60)...)
+	p.press(kb.Enter)
+	p.wait(`!document.getElementById("confirm").hidden && document.activeElement.id === "confirm"`, 10*time.Second)
+	reached = append(reached, p.tabTo("#confirm-sign", 2)...)
+	p.press(kb.Enter)
+	p.wait(`document.getElementById("status").textContent.includes("Your revocation is on the chain")`, 20*time.Second)
+	p.wait(`document.querySelectorAll("#consents li.consent:not(.revoked)").length === 0`, 10*time.Second)
+
+	for _, f := range reached {
+		if f.Name == "body" { // Tab left the page for the browser's own controls, and came back
+			continue
+		}
+		if f.Outline == "none" || f.Width < 2 {
+			t.Errorf("%s, focused by Tab, shows no focus outline (focus-visible %v, outline %s %.0f px)", f.Name, f.Visible, f.Outline, f.Width)
+		}
+	}
+}
+
+// proofNotChecked: on Dunmore, whose chain RPC is off, the officer opens an event and
+// the page says its inclusion proof was not checked, and why.
+func proofNotChecked(t *testing.T, b *browser, base, token string) {
+	t.Helper()
+	d := b.newTab(true)
+	d.open(base + "/audit-app/")
+	d.wait(`!document.getElementById("signed-out").hidden`, 10*time.Second)
+	d.fill("#token", token)
+	d.click("#sign-in")
+	d.wait(`document.querySelectorAll("#results tbody tr[data-kind='access-denied']").length > 0`, 10*time.Second)
+	d.click(`#results tbody tr[data-kind="access-denied"] button`)
+	d.wait(`!document.getElementById("entry").hidden && document.getElementById("entry-proof").textContent !== ""`, 20*time.Second)
+	want := "The inclusion proof was not checked: this node's chain RPC is off (chain.rpc_listen), so it cannot fetch the proof."
+	if got := d.eval(`document.getElementById("entry-proof").textContent`); got != want {
+		t.Errorf("an event opened where the proof cannot be checked says %q, want %q", got, want)
+	}
+	if got := d.eval(`document.querySelectorAll("#entry-proof .verified").length`); got != "0" {
+		t.Errorf("an unchecked proof is marked verified")
+	}
+	d.shot("officer-proof-not-checked")
 }
 
 // otherPatientSeesNothing imports, in another browser, a key made as `medledger

@@ -70,7 +70,7 @@ function filters() {
 }
 
 async function search(older) {
-  const f = older && last ? { ...last.filter, before: last.next } : { ...filters(), limit: 50 };
+  const f = older && last ? { ...last.filter, before: last.next } : { ...filters(), limit: Number($("q-limit").value) };
   const page = await call("/audit-app/api/events", f);
   const body = $("results").tBodies[0];
   if (!older) body.replaceChildren();
