@@ -15,7 +15,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/fhir"
-	audit "github.com/medledger/medledger/node/auditor"
+	"github.com/medledger/medledger/node/auditor"
 )
 
 // The audit endpoints: the chain's access log as FHIR AuditEvents (IHE BALP shape,
@@ -59,7 +59,7 @@ func (s *server) searchAuditEvents(w http.ResponseWriter, r *http.Request) error
 		b.SetTotal(len(page.Events)) // the whole result: the total is known
 	}
 	for _, e := range page.Events {
-		res, err := audit.ToFHIR(e, chain)
+		res, err := auditor.ToFHIR(e, chain)
 		if err != nil {
 			return err
 		}
@@ -119,7 +119,7 @@ func (s *server) getAuditEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := audit.ToFHIR(page.Events[0], chain)
+	res, err := auditor.ToFHIR(page.Events[0], chain)
 	if err != nil {
 		return err
 	}
@@ -128,12 +128,12 @@ func (s *server) getAuditEvent(w http.ResponseWriter, r *http.Request) error {
 }
 
 // auditChain is what an export needs of the chain: its ID and the hospitals' names.
-func (s *server) auditChain(ctx context.Context) (audit.Chain, error) {
+func (s *server) auditChain(ctx context.Context) (auditor.Chain, error) {
 	hs, err := s.b.Hospitals(ctx)
 	if err != nil {
-		return audit.Chain{}, err
+		return auditor.Chain{}, err
 	}
-	return audit.NewChain(s.id.ChainID, hs), nil
+	return auditor.NewChain(s.id.ChainID, hs), nil
 }
 
 // auditEvents is GET /audit/events?patient=&hospital=&kind=&from=&to=&before=&limit=:
@@ -203,7 +203,7 @@ func (s *server) accounting(w http.ResponseWriter, r *http.Request) error {
 	}
 	if format == "csv" {
 		var buf bytes.Buffer
-		if err := audit.WriteCSV(&buf, rows); err != nil {
+		if err := auditor.WriteCSV(&buf, rows); err != nil {
 			return err
 		}
 		h := w.Header()
@@ -213,15 +213,15 @@ func (s *server) accounting(w http.ResponseWriter, r *http.Request) error {
 		w.Write(buf.Bytes()) // an error here is the client gone: nothing to do
 		return nil
 	}
-	return writeJSON(w, http.StatusOK, audit.NewReport(patient, rows, now))
+	return writeJSON(w, http.StatusOK, auditor.NewReport(patient, rows, now))
 }
 
 // disclosures gathers what the accounting needs — all the patient's events in the
 // window (and a day before it, for the emergencies whose keys were released just
 // inside), their records and the hospitals' names — and applies the rule. It returns
 // the rows and how many events it read.
-func (s *server) disclosures(ctx context.Context, p consent.PatientID, now time.Time) ([]audit.Disclosure, int, error) {
-	events, err := s.allEvents(ctx, consent.AuditFilter{Patient: p, From: audit.FetchFrom(now).Unix()})
+func (s *server) disclosures(ctx context.Context, p consent.PatientID, now time.Time) ([]auditor.Disclosure, int, error) {
+	events, err := s.allEvents(ctx, consent.AuditFilter{Patient: p, From: auditor.FetchFrom(now).Unix()})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -250,7 +250,7 @@ func (s *server) disclosures(ctx context.Context, p consent.PatientID, now time.
 	if err != nil {
 		return nil, 0, err
 	}
-	return audit.Accounting(p, events, records, chain.Names, now), len(events), nil
+	return auditor.Accounting(p, events, records, chain.Names, now), len(events), nil
 }
 
 // allEvents reads every page of the events f matches, newest first.

@@ -19,7 +19,7 @@ import (
 	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/fhir"
 	"github.com/medledger/medledger/node/api"
-	audit "github.com/medledger/medledger/node/auditor"
+	"github.com/medledger/medledger/node/auditor"
 )
 
 var (
@@ -416,10 +416,10 @@ func TestAccountingEndpoint(t *testing.T) {
 	}
 	var rep struct {
 		Patient, Generated, Since string
-		Disclosures               []audit.Disclosure
+		Disclosures               []auditor.Disclosure
 	}
 	decode(t, res.body, &rep)
-	want := []audit.Disclosure{
+	want := []auditor.Disclosure{
 		{Date: time.Unix(ago(5*year), 0).UTC(), RecipientName: "City Hospital", Recipient: "city", Description: "Condition, Observation",
 			Classes: []consent.DataClass{"Condition", "Observation"}, Statement: "payment", Purpose: "HPAYMT",
 			CustodianName: "St Ada Infirmary", Custodian: "ada", Record: recA, Grant: toCity, Consent: aliceConsent, Event: relIndex(toCity)},
@@ -457,7 +457,7 @@ func TestAccountingEndpoint(t *testing.T) {
 		t.Errorf("Content-Disposition %q", cd)
 	}
 	var csvWant bytes.Buffer
-	audit.WriteCSV(&csvWant, want)
+	auditor.WriteCSV(&csvWant, want)
 	if !bytes.Equal(res.body, csvWant.Bytes()) {
 		t.Errorf("csv\n%s\nwant\n%s", res.body, csvWant.Bytes())
 	}

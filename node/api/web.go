@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/consent"
-	audit "github.com/medledger/medledger/node/auditor"
+	"github.com/medledger/medledger/node/auditor"
 )
 
 // What the node's web pages (node/web) share with the API: they answer on routes of
@@ -26,7 +26,7 @@ func WriteFHIR(w http.ResponseWriter, status int, body []byte) { writeFHIR(w, st
 
 // Accounting is a patient's accounting of disclosures as of now, as GET
 // /audit/accounting computes it, read through b.
-func Accounting(ctx context.Context, b Backend, p consent.PatientID, now time.Time) ([]audit.Disclosure, error) {
+func Accounting(ctx context.Context, b Backend, p consent.PatientID, now time.Time) ([]auditor.Disclosure, error) {
 	s := &server{b: b, id: b.Identity()}
 	rows, _, err := s.disclosures(ctx, p, now)
 	return rows, err

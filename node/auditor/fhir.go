@@ -391,13 +391,9 @@ func (c Chain) orgRef(h consent.HospitalID) fhir.Reference {
 }
 
 var (
-	patientPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	idPattern       = regexp.MustCompile(`^[0-9a-f]{32}$`) // RecordID, ConsentID, GrantID, TxID
-	hospitalPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-	kindPattern     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	purposePattern  = regexp.MustCompile(`^[A-Z]{1,32}$`)
-	reasonPattern   = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
-	chainIDPattern  = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`) // printable ASCII, no spaces
+	kindPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	purposePattern = regexp.MustCompile(`^[A-Z]{1,32}$`)
+	reasonPattern  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 )
 
 // maxRecorded is the last second a FHIR instant can hold (9999-12-31T23:59:59Z).
@@ -406,8 +402,8 @@ const maxRecorded = 253402300799
 // check rejects what the export would have to drop or could not write as valid FHIR:
 // IDs of the wrong shape, and fields an event's kind needs.
 func (c Chain) check(e *consent.AuditEvent) error {
-	if !chainIDPattern.MatchString(c.ID) {
-		return fmt.Errorf("chain ID %q is not 1-64 printable ASCII characters", c.ID)
+	if !consent.ValidChainID(c.ID) {
+		return fmt.Errorf("chain ID %q is not a chain ID: 1-49 lowercase letters, digits and dashes", consent.Truncate(c.ID, 80))
 	}
 	if !kindPattern.MatchString(string(e.Kind)) {
 		return fmt.Errorf("kind %q is not a code", e.Kind)
@@ -429,26 +425,26 @@ func (c Chain) check(e *consent.AuditEvent) error {
 func checkIDs(e *consent.AuditEvent) error {
 	checks := []struct {
 		name, value string
-		re          *regexp.Regexp
+		ok          bool
 	}{
-		{"patient", string(e.Patient), patientPattern},
-		{"record", string(e.Record), idPattern},
-		{"consent", string(e.Consent), idPattern},
-		{"grant", string(e.Grant), idPattern},
-		{"tx", string(e.Tx), idPattern},
-		{"hospital", string(e.Hospital), hospitalPattern},
-		{"recipient", string(e.Recipient), hospitalPattern},
-		{"purpose", string(e.Purpose), purposePattern},
-		{"reason", e.Reason, reasonPattern},
+		{"patient", string(e.Patient), e.Patient.Valid()},
+		{"record", string(e.Record), e.Record == "" || e.Record.Valid()},
+		{"consent", string(e.Consent), e.Consent == "" || e.Consent.Valid()},
+		{"grant", string(e.Grant), e.Grant == "" || e.Grant.Valid()},
+		{"tx", string(e.Tx), e.Tx == "" || e.Tx.Valid()},
+		{"hospital", string(e.Hospital), e.Hospital == "" || e.Hospital.Valid()},
+		{"recipient", string(e.Recipient), e.Recipient == "" || e.Recipient.Valid()},
+		{"purpose", string(e.Purpose), e.Purpose == "" || purposePattern.MatchString(string(e.Purpose))},
+		{"reason", e.Reason, e.Reason == "" || reasonPattern.MatchString(e.Reason)},
 	}
 	for _, ch := range checks {
-		if (ch.value != "" || ch.name == "patient") && !ch.re.MatchString(ch.value) {
-			return fmt.Errorf("%s %q has the wrong shape", ch.name, truncate(ch.value, 80))
+		if !ch.ok {
+			return fmt.Errorf("%s %q has the wrong shape", ch.name, consent.Truncate(ch.value, 80))
 		}
 	}
 	for _, h := range e.Custodians {
-		if !hospitalPattern.MatchString(string(h)) {
-			return fmt.Errorf("custodian %q is not a hospital ID", truncate(string(h), 80))
+		if !h.Valid() {
+			return fmt.Errorf("custodian %q is not a hospital ID", consent.Truncate(string(h), 80))
 		}
 	}
 	return nil
@@ -494,10 +490,3 @@ func cleanText(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// truncate shortens s to at most n bytes for a message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
-}

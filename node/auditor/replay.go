@@ -181,7 +181,6 @@ func queryApp(ctx context.Context, app *abci.App, path string, v any) error {
 	if res.Code != 0 {
 		return fmt.Errorf("auditor: replay: query %s: %s", path, res.Log)
 	}
-	return jsonUnmarshal(res.Value, v)
+	return json.Unmarshal(res.Value, v)
 }
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
