@@ -489,4 +489,3 @@ func cleanText(s string) string {
 	}, s)
 	return strings.TrimSpace(s)
 }
-

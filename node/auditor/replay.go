@@ -183,4 +183,3 @@ func queryApp(ctx context.Context, app *abci.App, path string, v any) error {
 	}
 	return json.Unmarshal(res.Value, v)
 }
-
