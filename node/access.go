@@ -5,6 +5,7 @@ package node
 // decrypt it.
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -129,6 +131,9 @@ func (n *Node) servingErr() error {
 // could answer either (not current, unreachable), it is *api.Unavailable: retry.
 func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Record, recID crypto.RecordID) (*crypto.DEK, error) {
 	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(d.ID)}
+	if rec.Shared() {
+		return n.obtainShares(ctx, d, rec, wctx)
+	}
 	var firstRefusal *api.Denied
 	var errs []error
 	for _, c := range rec.Custodians {
@@ -241,4 +246,103 @@ func WriteFileAtomically(path string, r io.Reader) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// shareAnswer is one custodian's answer to a share request: its share (not yet
+// verified), a refusal on the chain's word, or why it gave none.
+type shareAnswer struct {
+	custodian consent.HospitalID
+	share     crypto.Share
+	refusal   *api.Denied
+	err       error
+}
+
+// obtainShares gets a threshold record's key for grant d: it asks every custodian for
+// its share at once and combines the first k that verify against the record's
+// commitments (crypto.Combine), not waiting for the rest. A custodian whose share does
+// not verify is named in the log (never the share). With fewer than k valid shares the
+// access is *api.Denied if a custodian refused on the chain's word, else
+// *api.Unavailable naming the custody that is missing.
+func (n *Node) obtainShares(ctx context.Context, d consent.Decision, rec consent.Record, wctx crypto.WrapContext) (*crypto.DEK, error) {
+	comm, err := crypto.ParseCommitments(rec.Commitments)
+	if err != nil {
+		return nil, fmt.Errorf("node: record %s: share commitments: %w", rec.ID, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan shareAnswer, len(rec.Custodians))
+	for i, c := range rec.Custodians {
+		go func() { answers <- n.askShare(ctx, c, crypto.ShareIndex(i+1), d, wctx) }()
+	}
+	var got []crypto.Share
+	var reachable, missing []string
+	var refusal *api.Denied
+	named := map[crypto.ShareIndex]bool{}
+	for range rec.Custodians {
+		a := <-answers
+		switch {
+		case a.refusal != nil:
+			refusal = cmp.Or(refusal, a.refusal)
+			missing = append(missing, fmt.Sprintf("%s refused: %s", a.custodian, a.refusal.Detail))
+			continue
+		case a.err != nil:
+			missing = append(missing, fmt.Sprintf("%s: %v", a.custodian, a.err))
+			continue
+		}
+		got = append(got, a.share)
+		dek, bad, err := crypto.Combine(comm, got)
+		for _, i := range bad {
+			if !named[i] {
+				named[i] = true
+				liar := rec.Custodians[i-1]
+				missing = append(missing, fmt.Sprintf("%s sent an invalid share", liar))
+				n.log.Error("custodian released a share that does not verify against the record's commitments",
+					"custodian", liar, "share", int(i), "grant", d.ID, "record", rec.ID)
+			}
+		}
+		if !named[a.share.Index] {
+			reachable = append(reachable, string(a.custodian))
+		}
+		if err == nil {
+			return dek, nil
+		}
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	detail := fmt.Sprintf("record %s needs %d of its %d custodians' key shares; valid shares from: %s; missing: %s",
+		rec.ID, rec.Threshold, len(rec.Custodians), listOrNone(reachable), strings.Join(missing, "; "))
+	n.log.Warn("too few custodians released a key share", "grant", d.ID, "record", rec.ID, "detail", detail)
+	return nil, &api.Unavailable{Reason: "custody-unavailable", RetryAfter: 2 * time.Second, Detail: detail}
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// askShare asks custodian c for its share (index i) of grant d's record key and opens
+// it. A refusal for lack of custody (the custodian holds no share) counts as missing
+// custody, not as the chain's word on the grant.
+func (n *Node) askShare(ctx context.Context, c consent.HospitalID, i crypto.ShareIndex, d consent.Decision, wctx crypto.WrapContext) shareAnswer {
+	a := shareAnswer{custodian: c}
+	resp, err := n.askCustodian(ctx, c, d)
+	switch {
+	case err != nil:
+		a.err = err
+	case consent.Code(resp.Code) == consent.CodeNotCurrent || consent.Code(resp.Code) == consent.CodeUnknownRecord:
+		a.err = errors.New(resp.Reason)
+	case resp.Code != 0:
+		a.refusal = &api.Denied{Record: d.Record, Grant: d.ID, Reason: consent.Code(resp.Code).String(), Detail: resp.Reason}
+	case resp.Record != string(d.Record) || crypto.ShareIndex(resp.Share) != i:
+		a.err = fmt.Errorf("answered for record %q share %d, not share %d", resp.Record, resp.Share, i)
+	default:
+		a.share, a.err = n.home.Keys.Wrap.UnwrapShare(resp.Wrapped, wctx, i)
+	}
+	return a
 }

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medledger/medledger/consent"
@@ -29,17 +28,7 @@ import (
 // out only HPKE-wrapped to the requester's registered key, bound to chain, record and
 // grant; a receipt tx follows.
 func (n *Node) Release(ctx context.Context, from peer.ID, req p2p.ReleaseRequest) p2p.ReleaseResponse {
-	n.mu.RLock()
-	requester, ok := n.registry.byPeer[from]
-	n.mu.RUnlock()
-	if !ok {
-		// The registry may have changed since the last refresh.
-		if err := n.refreshRegistry(); err == nil {
-			n.mu.RLock()
-			requester, ok = n.registry.byPeer[from]
-			n.mu.RUnlock()
-		}
-	}
+	requester, ok := n.peerHospital(from)
 	if !ok {
 		n.metrics.releases.WithLabelValues(consent.CodeUnauthorized.String()).Inc()
 		return refusal(consent.CodeUnauthorized, "peer is not a registered hospital's node")
@@ -93,7 +82,7 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	if n.chain.CatchingUp() {
 		return refusal(consent.CodeNotCurrent, "this custodian is catching up with the chain; try again")
 	}
-	record, wrapped, err := n.prepareRelease(requester, grant)
+	record, wrapped, share, err := n.prepareRelease(requester, grant)
 	if err != nil {
 		var rej *consent.Rejection
 		if errors.As(err, &rej) {
@@ -117,43 +106,81 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
 	}
 	n.log.Info("key released", "grant", grant, "requester", requester, "record", record, "receipt_height", committed.Height)
-	return p2p.ReleaseResponse{Record: string(record), Wrapped: wrapped}
+	return p2p.ReleaseResponse{Record: string(record), Wrapped: wrapped, Share: uint8(share)}
 }
 
 // prepareRelease is the custodian's own check before it commits a receipt, and the
 // key it would answer: the chain's release check on this node's committed state (with
 // the wall clock: the receipt's block time decides in the end), this hospital a
-// custodian holding the key, the requester registered; then the DEK HPKE-wrapped to the
-// requester's registered key, bound to chain, record and grant. A refusal is a
-// *consent.Rejection; any other error is this node's own failure.
-func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (consent.RecordID, []byte, error) {
+// custodian holding the key, the requester registered; then the DEK — or, for a record
+// in threshold custody, this custodian's share of it (its index returned) —
+// HPKE-wrapped to the requester's registered key, bound to chain, record and grant
+// (and share index). A refusal is a *consent.Rejection; any other error is this node's
+// own failure.
+func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (consent.RecordID, []byte, crypto.ShareIndex, error) {
 	rec, err := n.checkRelease(requester, grant, time.Now().Unix())
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	if !slices.Contains(rec.Custodians, n.id) {
-		return "", nil, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
+		return "", nil, 0, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
 	}
 	h, ok := n.hospital(requester)
 	if !ok {
-		return "", nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
+		return "", nil, 0, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
 	}
 	recID, err := crypto.ParseRecordID(string(rec.ID))
 	if err != nil {
-		return "", nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
+		return "", nil, 0, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
+	}
+	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)}
+	if rec.Shared() {
+		wrapped, idx, err := n.wrapShare(rec, recID, crypto.WrapPublicKey(h.Wrap), wctx)
+		return rec.ID, wrapped, idx, err
 	}
 	dek, err := CustodyDEK(n.home, recID)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", nil, &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's key"}
-	case err != nil: // a read or unwrap failure here is this node's, not the chain's word
-		return "", nil, fmt.Errorf("node: custody key of record %s: %w", rec.ID, err)
+	if err := custodyErr(rec, "key", err); err != nil {
+		return "", nil, 0, err
 	}
-	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)})
+	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), wctx)
 	if err != nil {
-		return "", nil, fmt.Errorf("node: wrap the key of record %s: %w", rec.ID, err)
+		return "", nil, 0, fmt.Errorf("node: wrap the key of record %s: %w", rec.ID, err)
 	}
-	return rec.ID, wrapped, nil
+	return rec.ID, wrapped, 0, nil
+}
+
+// custodyErr is how a failure to open this custodian's key (or share) of rec answers:
+// a refusal when it does not hold one, else this node's own failure.
+func custodyErr(rec *consent.Record, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return &consent.Rejection{Code: consent.CodeUnknownRecord, Log: "this custodian does not hold the record's " + what}
+	default: // a read or unwrap failure here is this node's, not the chain's word
+		return fmt.Errorf("node: custody %s of record %s: %w", what, rec.ID, err)
+	}
+}
+
+// wrapShare wraps this custodian's share of a threshold record for a requester. The
+// ShareHook, set only by tests, alters the share first: a custodian that lies.
+func (n *Node) wrapShare(rec *consent.Record, id crypto.RecordID, to crypto.WrapPublicKey, wctx crypto.WrapContext) ([]byte, crypto.ShareIndex, error) {
+	s, err := n.ownShare(rec, id)
+	if err := custodyErr(rec, "share", err); err != nil {
+		return nil, 0, err
+	}
+	if n.shareHook != nil {
+		b := s.Bytes()
+		n.shareHook(b)
+		if s, err = crypto.ParseShare(b); err != nil {
+			return nil, 0, err
+		}
+	}
+	wrapped, err := crypto.WrapShare(s, to, wctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("node: wrap the share of record %s: %w", rec.ID, err)
+	}
+	return wrapped, s.Index, nil
 }
 
 // checkRelease is consent's release check on this node's committed state, at the later
@@ -187,11 +214,14 @@ func CustodyDEK(h *home.Home, id crypto.RecordID) (*crypto.DEK, error) {
 	return dek, err
 }
 
-// shredErased destroys this custodian's copy of the key of every record erased since
-// the log index from (crypto-shredding: the ciphertext becomes unreadable everywhere)
-// and unpins its ciphertext (a block-store GC then reclaims it; GC is not run here,
-// where it could race an ingest between its import and its pin). It returns the log
-// size it read to.
+// shredErased destroys this custodian's copy of the key (or its share of it) of every
+// record erased since the log index from (crypto-shredding: the ciphertext becomes
+// unreadable everywhere), unpins its ciphertext (a block-store GC then reclaims it; GC
+// is not run here, where it could race an ingest between its import and its pin) and
+// attests the erasure on the chain, unless the chain shows it attested already. It
+// returns the log size it read to; on error it is called again from the same index
+// (destroying what is destroyed is a no-op), so a custodian that was down attests when
+// it is back.
 func (n *Node) shredErased(ctx context.Context, from uint64) (uint64, error) {
 	events, size, err := n.eventsSince(from, consent.AuditFilter{Hospital: n.id, Kind: consent.AuditRecordErased})
 	if err != nil {
@@ -201,23 +231,44 @@ func (n *Node) shredErased(ctx context.Context, from uint64) (uint64, error) {
 		if !slices.Contains(e.Custodians, n.id) {
 			continue
 		}
-		rec, err := n.Record(ctx, e.Record)
-		if err != nil {
+		if err := n.shred(ctx, e.Record); err != nil {
 			return from, err
 		}
-		id, err := crypto.ParseRecordID(string(rec.ID))
-		if err != nil {
-			return from, err
-		}
-		if err := os.Remove(CustodyKeyPath(n.home, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return from, fmt.Errorf("node: destroy the key of erased record %s: %w", rec.ID, err)
-		}
-		if c, err := cid.Decode(rec.CID); err == nil {
-			if err := n.store.Unpin(ctx, c); err != nil {
-				n.log.Warn("unpin of an erased record failed", "record", rec.ID, "err", err)
-			}
-		}
-		n.log.Info("erased record's key destroyed", "record", rec.ID, "height", e.Height)
 	}
 	return size, nil
+}
+
+// shred destroys this custodian's key and share of an erased record, unpins its
+// ciphertext and attests the erasure.
+func (n *Node) shred(ctx context.Context, id consent.RecordID) error {
+	st, err := read(n, consent.Custody, id)
+	if err != nil {
+		return err
+	}
+	rec, err := n.Record(ctx, id)
+	if err != nil {
+		return err
+	}
+	sealed, err := sealedOf(rec)
+	if err != nil {
+		return err
+	}
+	for _, path := range []string{CustodyKeyPath(n.home, sealed.ID), ShareKeyPath(n.home, sealed.ID)} {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("node: destroy the key of erased record %s: %w", rec.ID, err)
+		}
+	}
+	if err := n.store.Unpin(ctx, sealed.CID); err != nil {
+		n.log.Warn("unpin of an erased record failed", "record", rec.ID, "err", err)
+	}
+	if !slices.Contains(st.Unattested, n.id) {
+		return nil // attested before, at an earlier start
+	}
+	_, err = n.submit(ctx, consent.Body{Kind: consent.KindAttestErasure, AttestErasure: &consent.AttestErasure{Custodian: n.id, Record: rec.ID}})
+	var rej *consent.Rejection
+	if err != nil && !(errors.As(err, &rej) && rej.Code == consent.CodeDuplicate) {
+		return fmt.Errorf("node: attest the erasure of record %s: %w", rec.ID, err)
+	}
+	n.log.Info("erased record's key destroyed and erasure attested", "record", rec.ID, "height", rec.Erased)
+	return nil
 }

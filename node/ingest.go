@@ -32,7 +32,11 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 	if !patient.Valid() {
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
 	}
-	in, err := n.ingest.Ingest(ctx, n.home, n.store, bundle, nil, nil)
+	share, err := n.planCustody()
+	if err != nil {
+		return nil, err
+	}
+	in, err := n.ingest.ingestShared(ctx, n.home, n.store, bundle, share)
 	if err != nil {
 		return nil, err
 	}
@@ -43,6 +47,9 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 	slices.Sort(classes)
 	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
 		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
+	if share != nil {
+		reg.Custodians, reg.Threshold, reg.Commitments = share.Custodians, share.Threshold, in.commitments.Bytes()
+	}
 	if _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
 		// Forget the record only when the chain refused it. If the outcome is unknown
 		// (no quorum, the request's deadline) the register tx may still commit, and a
@@ -60,13 +67,18 @@ func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.
 	if err != nil {
 		return nil, err
 	}
-	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size)
+	if share != nil {
+		n.distribute(ctx, rec, in.shares, share)
+	}
+	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size,
+		"custodians", len(rec.Custodians), "threshold", rec.Threshold)
 	return rec, nil
 }
 
 // forget drops a record this node sealed but could not register: its DEK and pin.
 func (n *Node) forget(id crypto.RecordID, c cid.Cid) {
 	os.Remove(CustodyKeyPath(n.home, id))
+	os.Remove(ShareKeyPath(n.home, id))
 	if err := n.store.Unpin(context.Background(), c); err != nil {
 		n.log.Warn("unpin failed", "record", id.String(), "err", err)
 	}
@@ -81,6 +93,10 @@ type Ingested struct {
 	Key     *KeyFile
 	Patient string   // the Bundle's Patient resource id (pseudonymous), if it has one
 	Classes []string // resource types in the Bundle (data classes)
+	// shares and commitments are the record key's shares, when it was shared among
+	// custodians (then Key is nil): secret, held only until handed out.
+	shares      []crypto.Share
+	commitments crypto.Commitments
 }
 
 // maxBundleBytes is the largest Bundle an ingest takes (fhir.Limits.MaxBytes), and
@@ -101,8 +117,10 @@ func Ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.R
 }
 
 // ingest is Ingest once the gate has let it in; the gate's sync makes the DEK file
-// durable.
-func ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress, sync Syncer) (*Ingested, error) {
+// durable. With a sharing the DEK is split among the custodians instead: this
+// hospital's share is written (and the whole key only if the sharing keeps it), and
+// every share returned in the Ingested for the caller to hand out.
+func ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, to crypto.WrapPublicKey, progress Progress, sync Syncer, s *sharing) (*Ingested, error) {
 	b, err := fhir.ReadRecord(bundle, fhir.Limits{MaxBytes: maxBundleBytes}) // valid R4, and a Bundle type a record may be
 	if err != nil {
 		return nil, err
@@ -114,7 +132,12 @@ func ingest(ctx context.Context, h *home.Home, store *storage.Store, bundle io.R
 	}
 	patient, _ := b.PatientID()
 	in := &Ingested{Sealed: sealed, Patient: patient, Classes: b.ResourceTypes()}
-	if in.Key, err = custody(h, sealed, dek, to, sync); err != nil {
+	if s != nil {
+		in.shares, in.commitments, err = s.keep(h, sealed, dek, sync)
+	} else {
+		in.Key, err = custody(h, sealed, dek, to, sync)
+	}
+	if err != nil {
 		if uerr := store.Unpin(context.WithoutCancel(ctx), sealed.CID); uerr != nil {
 			err = errors.Join(err, uerr)
 		}

@@ -68,7 +68,18 @@ func (g *IngestGate) Ingest(ctx context.Context, h *home.Home, store *storage.St
 		return nil, err
 	}
 	defer release()
-	return ingest(ctx, h, store, bundle, to, progress, g.sync)
+	return ingest(ctx, h, store, bundle, to, progress, g.sync, nil)
+}
+
+// ingestShared is Ingest through this gate of a record whose key is shared among
+// custodians as s says (nil: kept whole, as Ingest).
+func (g *IngestGate) ingestShared(ctx context.Context, h *home.Home, store *storage.Store, bundle io.Reader, s *sharing) (*Ingested, error) {
+	release, err := g.enter(ctx, g.weight(bundle))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return ingest(ctx, h, store, bundle, nil, nil, g.sync, s)
 }
 
 // weight is what an ingest of bundle counts against the byte cap.

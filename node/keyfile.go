@@ -22,6 +22,10 @@ type KeyFile struct {
 	Grant     crypto.GrantID       `json:"grant_id,omitempty"`
 	Recipient crypto.WrapPublicKey `json:"recipient"`
 	Wrapped   []byte               `json:"wrapped_dek"`
+	// Share, if set, says Wrapped holds that share of the DEK (crypto.WrapShare), a
+	// custodian's own copy of its share of a record in threshold custody; Unwrap
+	// does not open it.
+	Share crypto.ShareIndex `json:"share,omitempty"`
 }
 
 // NewKeyFile wraps dek for recipient under grant.

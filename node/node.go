@@ -46,6 +46,10 @@ type Config struct {
 	// IngestGate, if set, is the gate the node's ingests pass (tests inject a small cap
 	// or a sync hook); nil makes one from the home's [ingest] config.
 	IngestGate *IngestGate
+	// ShareHook, if set, alters each share of a threshold record's key this custodian
+	// releases (its encoding, crypto.Share.Bytes) before it is wrapped: tests make a
+	// custodian lie. Nil releases shares as they are.
+	ShareHook func(share []byte)
 }
 
 // Node is a hospital's node: the consent chain's validator, the libp2p host with
@@ -71,8 +75,9 @@ type Node struct {
 	stopStreams context.CancelFunc
 	wg          sync.WaitGroup
 
-	unlock func() error // releases the home (home.Lock)
-	ingest *IngestGate  // every ingest of this node passes it
+	unlock    func() error       // releases the home (home.Lock)
+	ingest    *IngestGate        // every ingest of this node passes it
+	shareHook func(share []byte) // Config.ShareHook
 
 	mu       sync.RWMutex
 	registry registry // the committed hospital registry, as last read
@@ -114,7 +119,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics(),
-		ingest: cfg.IngestGate}
+		ingest: cfg.IngestGate, shareHook: cfg.ShareHook}
 	if n.ingest == nil {
 		n.ingest = NewIngestGate(h.Config.Ingest)
 	}
@@ -169,14 +174,16 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("node: hospital %q is not in the chain's registry", n.id)
 	}
 	n.host.ServeKeyRelease(n)
+	n.host.ServeCustody(n)
 	if err := n.chain.Start(); err != nil {
 		return nil, err
 	}
 	if err := n.startAPI(cfg.APIListener); err != nil {
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.followRegistry()
+	go n.repairLoop()
 	go n.watch()
 	go n.probeStorage([]string{h.Path(home.DEKDir), h.Path(home.BlocksDir), h.Path(home.ChainDir, "data")})
 	log.Info("node started", "chain_id", gen.ChainID, "peer", n.host.ID().String(), "api", n.apiAddr)
@@ -345,6 +352,22 @@ func (n *Node) followRegistry() {
 			}
 		}
 		n.connectMembers()
+	}
+}
+
+// repairLoop offers again, every repairInterval, the shares this hospital could not
+// hand out at ingest (see repairCustody).
+func (n *Node) repairLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(repairInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.repairCustody(n.ctx)
+		}
 	}
 }
 

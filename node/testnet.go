@@ -28,6 +28,11 @@ type TestnetConfig struct {
 	// block right after another, for tests and demos; `medledger testnet` gives the
 	// production default, a heartbeat: home.DefaultEmptyBlockInterval).
 	EmptyBlockInterval string
+	// Custodians and Threshold are the consortium's default custody in genesis (r and
+	// k: each record's ciphertext on r custodians, its key shared k-of-r among them).
+	// Zero Custodians keeps each record's key whole with the hospital that ingests it
+	// (1 of 1).
+	Custodians, Threshold int
 }
 
 // testnetNames are the consortium's hospitals, in order (fictional).
@@ -64,7 +69,10 @@ func Testnet(cfg TestnetConfig) ([]*home.Home, error) {
 		return nil, fmt.Errorf("node: testnet: %s is not empty", cfg.Dir)
 	}
 	homes := make([]*home.Home, cfg.Hospitals)
-	var g consent.Genesis
+	g := consent.Genesis{Params: consent.Params{Custodians: 1, Threshold: 1}}
+	if cfg.Custodians > 0 { // a zero Threshold takes the chain's default for r
+		g.Params.Custodians, g.Params.Threshold = cfg.Custodians, cfg.Threshold
+	}
 	gen := &cmttypes.GenesisDoc{
 		ChainID:         cfg.ChainID,
 		GenesisTime:     time.Now().UTC(),

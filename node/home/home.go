@@ -48,14 +48,23 @@ const DefaultChainID = "medledger-local"
 
 // Config is config.toml.
 type Config struct {
-	Name        string       `toml:"name" comment:"this hospital's display name (no PHI)"`
-	ID          string       `toml:"hospital_id" comment:"this hospital's ID in the chain's registry (default: from name)"`
-	ChainID     string       `toml:"chain_id" comment:"the consent chain this node belongs to"`
-	ListenAddrs []string     `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
-	Chain       ChainConfig  `toml:"chain"`
-	API         APIConfig    `toml:"api"`
-	Ingest      IngestConfig `toml:"ingest"`
-	LogLevel    string       `toml:"log_level" comment:"debug, info, warn or error (default info)"`
+	Name        string        `toml:"name" comment:"this hospital's display name (no PHI)"`
+	ID          string        `toml:"hospital_id" comment:"this hospital's ID in the chain's registry (default: from name)"`
+	ChainID     string        `toml:"chain_id" comment:"the consent chain this node belongs to"`
+	ListenAddrs []string      `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
+	Chain       ChainConfig   `toml:"chain"`
+	API         APIConfig     `toml:"api"`
+	Ingest      IngestConfig  `toml:"ingest"`
+	Custody     CustodyConfig `toml:"custody"`
+	LogLevel    string        `toml:"log_level" comment:"debug, info, warn or error (default info)"`
+}
+
+// CustodyConfig is the [custody] section: what the ingesting hospital keeps of a
+// record in threshold custody (its key shared k-of-r among the record's custodians).
+type CustodyConfig struct {
+	// KeepWholeKey keeps a copy of the whole key too, wrapped to this hospital, after
+	// the shares are handed out: this hospital alone could then release the record.
+	KeepWholeKey bool `toml:"keep_whole_key" comment:"after sharing a record's key among its custodians, also keep the whole key (default false: keep only this hospital's share, so no single hospital can release a record)"`
 }
 
 // IngestConfig is the [ingest] section: how much ingest work the node takes on at

@@ -43,7 +43,16 @@ func StartConsortium(t testing.TB, n int) *Consortium {
 // node.Config before each of its starts (see Consortium.Configure).
 func StartConsortiumWith(t testing.TB, n int, configure func(i int, c *node.Config)) *Consortium {
 	t.Helper()
-	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: n})
+	return StartTestnet(t, node.TestnetConfig{Hospitals: n}, configure)
+}
+
+// StartTestnet is StartConsortiumWith for a testnet configured as cfg (its Dir is the
+// test's temporary directory): threshold custody, for one.
+func StartTestnet(t testing.TB, cfg node.TestnetConfig, configure func(i int, c *node.Config)) *Consortium {
+	t.Helper()
+	n := cfg.Hospitals
+	cfg.Dir = t.TempDir()
+	homes, err := node.Testnet(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,10 +133,19 @@ func (h *Host) OpenStream(ctx context.Context, p peer.ID, id protocol.ID) (netwo
 // bitswap session for the whole graph) and returns a reader of it. Bytes are only
 // as trustworthy as their CID: every block is hash-checked.
 func (h *Host) Fetch(ctx context.Context, c cid.Cid) (storage.Reader, error) {
-	if err := merkledag.FetchGraph(ctx, c, h.dag); err != nil {
-		return nil, fmt.Errorf("p2p: fetch %s: %w", c, err)
+	if err := h.FetchAll(ctx, c); err != nil {
+		return nil, err
 	}
 	return storage.NewReader(ctx, h.dag, c)
+}
+
+// FetchAll fetches every block of the file rooted at c from connected peers into the
+// local store (one bitswap session), each block hash-checked.
+func (h *Host) FetchAll(ctx context.Context, c cid.Cid) error {
+	if err := merkledag.FetchGraph(ctx, c, h.dag); err != nil {
+		return fmt.Errorf("p2p: fetch %s: %w", c, err)
+	}
+	return nil
 }
 
 // Close stops bitswap and the host.

@@ -14,8 +14,9 @@ import (
 )
 
 // KeyReleaseID is the key-release protocol: the requester sends a grant ID; the
-// custodian answers the record's DEK HPKE-wrapped to the requester's registered key,
-// or a coded refusal. One request and one response per stream.
+// custodian answers the record's DEK (or, in threshold custody, its share of it)
+// HPKE-wrapped to the requester's registered key, or a coded refusal. One request and
+// one response per stream.
 const KeyReleaseID = protocol.ID("/medledger/keyrelease/1.0.0")
 
 const (
@@ -38,7 +39,10 @@ type ReleaseResponse struct {
 	Code    uint32 `json:"code"`
 	Reason  string `json:"reason,omitempty"`
 	Record  string `json:"record,omitempty"`
-	Wrapped []byte `json:"wrapped,omitempty"` // the DEK, HPKE-wrapped for the requester
+	Wrapped []byte `json:"wrapped,omitempty"` // the DEK (or share), HPKE-wrapped for the requester
+	// Share is the index of the share Wrapped holds, for a record in threshold custody
+	// (0: Wrapped holds the whole DEK).
+	Share uint8 `json:"share,omitempty"`
 }
 
 // Custodian decides key-release requests. from is the requester's authenticated peer
@@ -50,85 +54,34 @@ type Custodian interface {
 
 // ServeKeyRelease answers key-release requests with c.
 func (h *Host) ServeKeyRelease(c Custodian) {
-	h.host.SetStreamHandler(KeyReleaseID, func(s network.Stream) { serveRelease(s, c) })
+	h.host.SetStreamHandler(KeyReleaseID, func(s network.Stream) {
+		serveOne(s, keyReleaseService, maxReleaseMsg, releaseTimeout, c.Release)
+	})
 }
 
-func serveRelease(s network.Stream, c Custodian) {
-	if err := s.Scope().SetService(keyReleaseService); err != nil {
-		s.Reset()
-		return
-	}
-	if err := s.Scope().ReserveMemory(2*maxReleaseMsg, network.ReservationPriorityAlways); err != nil {
-		s.Reset()
-		return
-	}
-	defer s.Scope().ReleaseMemory(2 * maxReleaseMsg)
-	s.SetDeadline(time.Now().Add(releaseTimeout))
-	var req ReleaseRequest
-	if err := readMsg(s, &req); err != nil {
-		s.Reset()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	defer cancel()
-	resp := c.Release(ctx, s.Conn().RemotePeer(), req)
-	if err := writeMsg(s, resp); err != nil {
-		s.Reset()
-		return
-	}
-	s.Close()
-}
-
-// ErrReleaseProtocol means the custodian broke the protocol or the stream failed.
+// ErrReleaseProtocol means the peer broke the protocol (key release or share
+// delivery) or the stream failed.
 var ErrReleaseProtocol = errors.New("p2p: key release failed")
 
 // RequestKey asks custodian for the key of a grant. A refusal is a response with
 // Code != 0, not an error; an error means no answer was had.
 func (h *Host) RequestKey(ctx context.Context, custodian peer.ID, req ReleaseRequest) (*ReleaseResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
-	defer cancel()
-	s, err := h.host.NewStream(ctx, custodian, KeyReleaseID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: open stream to %s: %v", ErrReleaseProtocol, custodian, err)
-	}
-	if err := s.Scope().SetService(keyReleaseService); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("%w: %v", ErrReleaseProtocol, err)
-	}
-	if err := s.Scope().ReserveMemory(2*maxReleaseMsg, network.ReservationPriorityAlways); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("%w: %v", ErrReleaseProtocol, err)
-	}
-	defer s.Scope().ReleaseMemory(2 * maxReleaseMsg)
-	if d, ok := ctx.Deadline(); ok {
-		s.SetDeadline(d)
-	}
-	if err := writeMsg(s, req); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("%w: %v", ErrReleaseProtocol, err)
-	}
-	var resp ReleaseResponse
-	if err := readMsg(s, &resp); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("%w: %v", ErrReleaseProtocol, err)
-	}
-	s.Close()
-	return &resp, nil
+	return exchange[ReleaseRequest, ReleaseResponse](ctx, h, custodian, KeyReleaseID, keyReleaseService, maxReleaseMsg, releaseTimeout, req)
 }
 
-func writeMsg(s network.Stream, v any) error {
+func writeMsg(s network.Stream, v any, max int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if len(b) > maxReleaseMsg {
-		return fmt.Errorf("message of %d bytes exceeds %d", len(b), maxReleaseMsg)
+	if len(b) > max {
+		return fmt.Errorf("message of %d bytes exceeds %d", len(b), max)
 	}
 	return msgio.NewVarintWriter(s).WriteMsg(b)
 }
 
-func readMsg(s network.Stream, v any) error {
-	r := msgio.NewVarintReaderSize(s, maxReleaseMsg)
+func readMsg(s network.Stream, v any, max int) error {
+	r := msgio.NewVarintReaderSize(s, max)
 	b, err := r.ReadMsg()
 	if err != nil {
 		return err

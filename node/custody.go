@@ -1,0 +1,413 @@
+package node
+
+// Threshold custody, the node's part: at ingest the record's key is split k-of-r
+// among r custodians (this hospital and the next members in the registry's order), each
+// custodian is handed its share HPKE-wrapped to its registered key over the custody
+// protocol (p2p.CustodyID), fetches and pins the ciphertext, checks the share against
+// the commitments on the chain, keeps it durably and accepts custody on the chain. The
+// ingesting hospital keeps only its own share (unless [custody] keep_whole_key), and
+// the shares it could not hand out, wrapped to their custodians, until they are
+// accepted: a repair loop offers them again, a bounded number of times.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/p2p"
+)
+
+// sharing is how an ingest shares a new record's key: Threshold of the Custodians'
+// shares rebuild it; Self is this hospital's share.
+type sharing struct {
+	Custodians []consent.HospitalID // sorted: share i is the i-th's
+	Threshold  int
+	Self       crypto.ShareIndex
+	KeepWhole  bool // keep the whole key too ([custody] keep_whole_key)
+}
+
+// planCustody chooses a new record's custodians: the chain's default custody r of k
+// (genesis), r capped by the registry's members, taken from this hospital on in the
+// registry's sorted order (wrapping round). A nil sharing means one custodian, this
+// hospital, holding the whole key, as without threshold custody.
+func (n *Node) planCustody() (*sharing, error) {
+	params, err := read(n, func(r consent.Reader, _ struct{}) (consent.Params, error) { return consent.GetParams(r) }, struct{}{})
+	if err != nil {
+		return nil, err
+	}
+	members := n.Members()
+	r := min(params.Custodians, len(members))
+	if r <= 1 {
+		return nil, nil
+	}
+	at := max(slices.Index(members, n.id), 0)
+	custodians := make([]consent.HospitalID, r)
+	for i := range custodians {
+		custodians[i] = members[(at+i)%len(members)]
+	}
+	slices.Sort(custodians)
+	self, _ := slices.BinarySearch(custodians, n.id)
+	return &sharing{Custodians: custodians, Threshold: min(params.Threshold, r), Self: crypto.ShareIndex(self + 1),
+		KeepWhole: n.home.Config.Custody.KeepWholeKey}, nil
+}
+
+// keep splits dek, writes this hospital's share durably (and the whole key when
+// KeepWhole) and returns every share with the commitments. On error no file is left.
+func (s *sharing) keep(h *home.Home, sealed Sealed, dek *crypto.DEK, sync Syncer) ([]crypto.Share, crypto.Commitments, error) {
+	shares, c, err := dek.Split(s.Threshold, len(s.Custodians))
+	if err != nil {
+		return nil, c, err
+	}
+	own, err := newShareFile(sealed, shares[s.Self-1], h.ChainID(), h.Keys.Wrap.Public())
+	if err != nil {
+		return nil, c, err
+	}
+	if err := own.WriteSynced(ShareKeyPath(h, sealed.ID), sync); err != nil {
+		return nil, c, err
+	}
+	if s.KeepWhole {
+		if _, err := custody(h, sealed, dek, nil, sync); err != nil {
+			os.Remove(ShareKeyPath(h, sealed.ID))
+			return nil, c, err
+		}
+	}
+	return shares, c, nil
+}
+
+// newShareFile is a key file holding share s wrapped to recipient as its custodian's
+// own copy (no grant).
+func newShareFile(sealed Sealed, s crypto.Share, chain crypto.ChainID, recipient crypto.WrapPublicKey) (*KeyFile, error) {
+	w, err := crypto.WrapShare(s, recipient, crypto.WrapContext{Chain: chain, Record: sealed.ID})
+	if err != nil {
+		return nil, err
+	}
+	return &KeyFile{Chain: chain, Record: sealed.ID.String(), CID: sealed.CID.String(), Recipient: recipient,
+		Wrapped: w, Share: s.Index}, nil
+}
+
+// ShareKeyPath is where a custodian keeps its share of a record's key, wrapped to
+// itself.
+func ShareKeyPath(h *home.Home, id crypto.RecordID) string {
+	return h.Path(home.DEKDir, id.String()+".share.json")
+}
+
+// PendingSharesDir holds the shares an ingesting hospital has not handed out yet,
+// each wrapped to its custodian (useless to this hospital), until the chain shows them
+// accepted.
+func PendingSharesDir(h *home.Home) string { return h.Path(home.DEKDir, "pending") }
+
+// pendingShare is a share offer not yet accepted, as kept in pendingDir.
+type pendingShare struct {
+	Custodian consent.HospitalID `json:"custodian"`
+	Offer     p2p.ShareOffer     `json:"offer"`
+	Attempts  int                `json:"attempts"`
+}
+
+func (p *pendingShare) path(h *home.Home) string {
+	return filepath.Join(PendingSharesDir(h), p.Offer.Record+"."+string(p.Custodian)+".json")
+}
+
+// save writes p durably, replacing an earlier version.
+func (p *pendingShare) save(h *home.Home, sync Syncer) error {
+	if err := os.MkdirAll(PendingSharesDir(h), 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	path := p.path(h)
+	return writeTemp(PendingSharesDir(h), b, sync, func(tmp string) error { return os.Rename(tmp, path) })
+}
+
+// distribute hands out a freshly registered record's shares: its own it accepts on the
+// chain itself; each other custodian's is saved as pending, then offered, all at once.
+// It returns when every offer has been answered (or ctx ends); the record is available
+// once Threshold custodians accepted. Shares not accepted stay pending for repair.
+func (n *Node) distribute(ctx context.Context, rec *consent.Record, shares []crypto.Share, s *sharing) {
+	type result struct {
+		c   consent.HospitalID
+		err error
+	}
+	results := make(chan result, len(s.Custodians))
+	for i, c := range s.Custodians {
+		if c == n.id {
+			go func() { results <- result{c, n.acceptCustody(ctx, rec)} }()
+			continue
+		}
+		p, err := n.pendingOffer(rec, c, shares[i])
+		if err != nil {
+			results <- result{c, err}
+			continue
+		}
+		go func() { results <- result{c, n.offer(ctx, p)} }()
+	}
+	var failed []string
+	for range s.Custodians {
+		if r := <-results; r.err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", r.c, r.err))
+		}
+	}
+	if len(failed) > 0 {
+		n.log.Warn("custody not accepted by every custodian yet; the ingest hospital offers again",
+			"record", rec.ID, "threshold", s.Threshold, "custodians", len(s.Custodians), "failed", strings.Join(failed, "; "))
+	}
+}
+
+// pendingOffer wraps share to custodian c's registered key and saves the offer as
+// pending.
+func (n *Node) pendingOffer(rec *consent.Record, c consent.HospitalID, share crypto.Share) (*pendingShare, error) {
+	h, ok := n.hospital(c)
+	if !ok {
+		return nil, errors.New("not registered")
+	}
+	id, err := crypto.ParseRecordID(string(rec.ID))
+	if err != nil {
+		return nil, err
+	}
+	w, err := crypto.WrapShare(share, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: id})
+	if err != nil {
+		return nil, err
+	}
+	p := &pendingShare{Custodian: c, Offer: p2p.ShareOffer{Record: string(rec.ID), Height: int64(rec.Height), Share: uint8(share.Index), Wrapped: w}}
+	return p, p.save(n.home, n.ingest.sync)
+}
+
+// offer offers a pending share to its custodian; once accepted, the pending copy goes.
+func (n *Node) offer(ctx context.Context, p *pendingShare) error {
+	h, ok := n.hospital(p.Custodian)
+	if !ok {
+		return errors.New("not registered")
+	}
+	pid, err := p2p.PeerID(ed25519.PublicKey(h.Node))
+	if err != nil {
+		return err
+	}
+	if err := n.connect(ctx, h); err != nil {
+		return err
+	}
+	ans, err := n.host.OfferShare(ctx, pid, p.Offer)
+	switch {
+	case err != nil:
+		return err
+	case ans.Code != 0:
+		return fmt.Errorf("refused (%s): %s", consent.Code(ans.Code), ans.Reason)
+	}
+	if err := os.Remove(p.path(n.home)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		n.log.Warn("pending share not removed", "record", p.Offer.Record, "custodian", p.Custodian, "err", err)
+	}
+	return nil
+}
+
+// maxOfferAttempts bounds how often the repair loop offers a pending share; after
+// that it stays pending and is reported, for an operator.
+const maxOfferAttempts = 20
+
+// repairInterval is how often the repair loop looks at pending shares.
+const repairInterval = 5 * time.Second
+
+// repairCustody offers every pending share again whose custodian has not accepted
+// custody yet (one attempt each, counted), and drops those the chain shows accepted
+// or whose record was erased.
+func (n *Node) repairCustody(ctx context.Context) {
+	entries, err := os.ReadDir(PendingSharesDir(n.home))
+	if err != nil {
+		return // none yet
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") || ctx.Err() != nil {
+			continue
+		}
+		path := filepath.Join(PendingSharesDir(n.home), e.Name())
+		if err := n.repairOne(ctx, path); err != nil {
+			n.log.Warn("custody repair", "file", e.Name(), "err", err)
+		}
+	}
+}
+
+func (n *Node) repairOne(ctx context.Context, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var p pendingShare
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	st, err := read(n, consent.Custody, consent.RecordID(p.Offer.Record))
+	if err != nil {
+		return err
+	}
+	if st.Erased != 0 || slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == p.Custodian }) {
+		return os.Remove(path)
+	}
+	if p.Attempts >= maxOfferAttempts {
+		return fmt.Errorf("custodian %s has not accepted its share after %d offers; it stays pending", p.Custodian, p.Attempts)
+	}
+	p.Attempts++
+	if err := p.save(n.home, n.ingest.sync); err != nil {
+		return err
+	}
+	if err := n.offer(ctx, &p); err != nil {
+		return fmt.Errorf("offer %d to %s: %w", p.Attempts, p.Custodian, err)
+	}
+	n.log.Info("custody repaired: custodian accepted its share", "record", p.Offer.Record, "custodian", p.Custodian, "attempt", p.Attempts)
+	return nil
+}
+
+// AcceptShare answers a share offer (p2p.Keeper): the offerer must be a registered
+// hospital and a custodian of the record; this hospital must be the custodian of the
+// share's index; the share must open with this hospital's wrap key and verify against
+// the record's commitments on the chain. Then the custodian fetches every block of the
+// ciphertext and pins it, keeps the share durably and accepts custody on the chain,
+// and only then answers yes.
+func (n *Node) AcceptShare(ctx context.Context, from peer.ID, offer p2p.ShareOffer) p2p.ShareAnswer {
+	offerer, ok := n.peerHospital(from)
+	if !ok {
+		return shareRefusal(consent.CodeUnauthorized, "peer is not a registered hospital's node")
+	}
+	if !n.waitHeight(ctx, offer.Height) {
+		return shareRefusal(consent.CodeNotCurrent, "this custodian's chain is behind the record's registration; try again")
+	}
+	rec, err := n.Record(ctx, consent.RecordID(offer.Record))
+	if err != nil {
+		return shareRefusal(consent.CodeUnknownRecord, "record %s: %v", offer.Record, err)
+	}
+	if err := n.takeShare(ctx, rec, offerer, offer); err != nil {
+		var rej *consent.Rejection
+		if errors.As(err, &rej) {
+			return shareRefusal(rej.Code, "%s", rej.Log)
+		}
+		n.log.Warn("share offer not taken", "record", rec.ID, "from", offerer, "err", err)
+		return shareRefusal(consent.CodeNotCurrent, "this custodian could not take custody now: %v", err)
+	}
+	return p2p.ShareAnswer{}
+}
+
+func shareRefusal(code consent.Code, format string, args ...any) p2p.ShareAnswer {
+	return p2p.ShareAnswer{Code: uint32(code), Reason: fmt.Sprintf(format, args...)}
+}
+
+// takeShare checks an offer against rec, then keeps the ciphertext and the share and
+// accepts custody. A refusal on the offer's merits is a *consent.Rejection.
+func (n *Node) takeShare(ctx context.Context, rec *consent.Record, offerer consent.HospitalID, offer p2p.ShareOffer) error {
+	idx, ok := rec.ShareIndex(n.id)
+	switch {
+	case !slices.Contains(rec.Custodians, offerer):
+		return &consent.Rejection{Code: consent.CodeUnauthorized, Log: "the offerer is not a custodian of the record"}
+	case !ok || idx != crypto.ShareIndex(offer.Share):
+		return &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not the custodian of that share"}
+	case rec.Erased != 0:
+		return &consent.Rejection{Code: consent.CodeErased, Log: "the record was erased"}
+	}
+	sealed, err := sealedOf(rec)
+	if err != nil {
+		return err
+	}
+	if err := n.checkShare(rec, sealed, idx, offer.Wrapped); err != nil {
+		return err
+	}
+	if err := n.host.FetchAll(ctx, sealed.CID); err != nil {
+		return err
+	}
+	if err := n.store.Pin(ctx, sealed.CID); err != nil {
+		return err
+	}
+	kf := &KeyFile{Chain: n.home.ChainID(), Record: sealed.ID.String(), CID: sealed.CID.String(),
+		Recipient: n.home.Keys.Wrap.Public(), Wrapped: offer.Wrapped, Share: idx}
+	if err := kf.WriteSynced(ShareKeyPath(n.home, sealed.ID), n.ingest.sync); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return n.acceptCustody(ctx, rec)
+}
+
+// checkShare opens a share wrapped to this hospital as its own copy and verifies it
+// against the record's commitments.
+func (n *Node) checkShare(rec *consent.Record, sealed Sealed, idx crypto.ShareIndex, wrapped []byte) error {
+	c, err := crypto.ParseCommitments(rec.Commitments)
+	if err != nil {
+		return err
+	}
+	s, err := n.home.Keys.Wrap.UnwrapShare(wrapped, crypto.WrapContext{Chain: n.home.ChainID(), Record: sealed.ID}, idx)
+	if err != nil {
+		return &consent.Rejection{Code: consent.CodeInvalid, Log: "the share does not open with this custodian's key for this record and index"}
+	}
+	if err := crypto.VerifyShare(c, s); err != nil {
+		return &consent.Rejection{Code: consent.CodeInvalid, Log: "the share does not verify against the record's commitments"}
+	}
+	return nil
+}
+
+// acceptCustody says on the chain that this custodian holds rec's blocks and a valid
+// share; an earlier acceptance counts.
+func (n *Node) acceptCustody(ctx context.Context, rec *consent.Record) error {
+	_, err := n.submit(ctx, consent.Body{Kind: consent.KindAcceptCustody, AcceptCustody: &consent.AcceptCustody{
+		Custodian: n.id, Record: rec.ID, Commitments: rec.CommitmentsHash()}})
+	var rej *consent.Rejection
+	if errors.As(err, &rej) && rej.Code == consent.CodeDuplicate {
+		return nil
+	}
+	return err
+}
+
+// sealedOf is a registered record's sealed form: its record ID and root CID.
+func sealedOf(rec *consent.Record) (Sealed, error) {
+	id, err := crypto.ParseRecordID(string(rec.ID))
+	if err != nil {
+		return Sealed{}, err
+	}
+	c, err := cid.Decode(rec.CID)
+	if err != nil {
+		return Sealed{}, fmt.Errorf("node: record %s: CID: %w", rec.ID, err)
+	}
+	return Sealed{ID: id, CID: c}, nil
+}
+
+// ownShare opens this custodian's own share of a threshold record.
+func (n *Node) ownShare(rec *consent.Record, id crypto.RecordID) (crypto.Share, error) {
+	idx, ok := rec.ShareIndex(n.id)
+	if !ok {
+		return crypto.Share{}, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital holds no share of the record"}
+	}
+	kf, err := ReadKeyFile(ShareKeyPath(n.home, id))
+	if err != nil {
+		return crypto.Share{}, err
+	}
+	return n.home.Keys.Wrap.UnwrapShare(kf.Wrapped, crypto.WrapContext{Chain: n.home.ChainID(), Record: id}, idx)
+}
+
+// peerHospital is the registered hospital whose node is peer p, re-reading the
+// registry once if p is not in it (it may have changed since the last refresh).
+func (n *Node) peerHospital(p peer.ID) (consent.HospitalID, bool) {
+	n.mu.RLock()
+	h, ok := n.registry.byPeer[p]
+	n.mu.RUnlock()
+	if ok || n.refreshRegistry() != nil {
+		return h, ok
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	h, ok = n.registry.byPeer[p]
+	return h, ok
+}
+
+// Custody is a record's custody from committed state: its custodians and threshold,
+// who accepted custody, whether it is available, and for an erased record who has
+// attested the erasure and who has not.
+func (n *Node) Custody(_ context.Context, id consent.RecordID) (*consent.CustodyStatus, error) {
+	return read(n, consent.Custody, id)
+}
