@@ -217,7 +217,13 @@ func (n *Node) startAPI(l net.Listener) error {
 		l.Close()
 		return fmt.Errorf("node: config: %w", err)
 	}
-	handler, err := api.New(n, api.Config{Tokens: tokens, Logger: n.log.With("component", "api"), Limits: limits})
+	// The API and the web pages charge the same rate limits on consent operations.
+	rate, err := api.NewRateLimits(limits, nil)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	handler, err := api.New(n, api.Config{Tokens: tokens, Logger: n.log.With("component", "api"), Limits: limits, Rate: rate})
 	if err != nil {
 		l.Close()
 		return err
@@ -225,7 +231,7 @@ func (n *Node) startAPI(l net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("/", handler)
-	if err := web.Mount(mux, n, web.Config{API: handler, Tokens: tokens, Logger: n.log.With("component", "web"),
+	if err := web.Mount(mux, n, web.Config{API: handler, Tokens: tokens, Logger: n.log.With("component", "web"), Rate: rate,
 		RPC: n.home.Config.Chain.RPCListen, GenesisFile: n.home.Path(home.GenesisFile)}); err != nil {
 		l.Close()
 		return err

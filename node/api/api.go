@@ -45,6 +45,9 @@ type Config struct {
 	Limits Limits
 	// Now is the rate limiters' clock (default time.Now; tests inject one).
 	Now func() time.Time
+	// Rate, if set, are the rate limits to charge instead of ones of the API's own
+	// from Limits and Now: the node shares one RateLimits with its web pages.
+	Rate *RateLimits
 }
 
 // Defaults of Config.
@@ -124,9 +127,12 @@ func New(b Backend, cfg Config) (http.Handler, error) {
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBody,
 		limits:  cfg.Limits,
-		rate:    newRateLimits(cfg.Limits, cfg.Now),
+		rate:    cfg.Rate,
 		mux:     http.NewServeMux(),
 		started: time.Now().UTC().Truncate(time.Second),
+	}
+	if s.rate == nil {
+		s.rate = newRateLimits(cfg.Limits, cfg.Now)
 	}
 	for _, t := range cfg.Tokens {
 		h, _ := hex.DecodeString(t.SHA256) // checked by Validate

@@ -34,7 +34,7 @@ func (s *server) resourceLimit() int64 { return min(s.maxBody, maxResource) }
 // to sign, the patient who must sign it, and the policy as the chain will hold it, in
 // the chain's form (policy) and rendered as a FHIR Consent (consent).
 func (s *server) prepareGrant(w http.ResponseWriter, r *http.Request) error {
-	if err := s.rate.client(r); err != nil {
+	if err := s.rate.Client(r); err != nil {
 		return err
 	}
 	res, err := readResource(w, r, "Consent", s.resourceLimit())
@@ -88,7 +88,7 @@ func (s *server) writePrepared(w http.ResponseWriter, body consent.Body, signer 
 // Consent as the chain holds it (rendered from its policy, not echoed), its id the
 // consent ID (the committed tx's ID).
 func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
-	if err := s.rate.client(r); err != nil {
+	if err := s.rate.Client(r); err != nil {
 		return err
 	}
 	ps, err := readParameters(w, r, s.resourceLimit(), "resource", "body", "signature")
@@ -116,7 +116,7 @@ func (s *server) grant(w http.ResponseWriter, r *http.Request) error {
 	if body.Kind != consent.KindGrant || body.Grant == nil || !sameGrant(*body.Grant, g) {
 		return mismatch("the Consent")
 	}
-	if err := s.rate.patient(g.Patient); err != nil {
+	if err := s.rate.Patient(g.Patient); err != nil {
 		return err
 	}
 	committed, err := s.b.SubmitTx(r.Context(), tx)
@@ -182,7 +182,7 @@ func sameGrant(a, b consent.Grant) bool {
 // prepareRevoke is POST /fhir/Consent/{id}/$revoke-prepare?patient=ID: the revoke tx
 // body for the patient to sign.
 func (s *server) prepareRevoke(w http.ResponseWriter, r *http.Request) error {
-	if err := s.rate.client(r); err != nil {
+	if err := s.rate.Client(r); err != nil {
 		return err
 	}
 	id, err := consentParam(r)
@@ -212,7 +212,7 @@ func (s *server) prepareRevoke(w http.ResponseWriter, r *http.Request) error {
 // $revoke-prepare, signature}: 200 with the Consent as the chain now holds it
 // (status inactive).
 func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
-	if err := s.rate.client(r); err != nil {
+	if err := s.rate.Client(r); err != nil {
 		return err
 	}
 	id, err := consentParam(r)
@@ -234,7 +234,7 @@ func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if body.Kind != consent.KindRevoke || body.Revoke == nil || body.Revoke.Consent != id {
 		return mismatch("a revocation of consent " + string(id))
 	}
-	if err := s.rate.patient(patient); err != nil {
+	if err := s.rate.Patient(patient); err != nil {
 		return err
 	}
 	committed, err := s.b.SubmitTx(r.Context(), tx)

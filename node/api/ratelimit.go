@@ -86,31 +86,46 @@ func (b *buckets) len() int {
 	return b.lru.Len()
 }
 
-// rateLimits are the API's limits on anonymous consent operations.
-type rateLimits struct {
+// RateLimits are the limits on anonymous consent operations (Limits' ClientRate and
+// ClientBurst, PatientRate and PatientBurst). One value may serve several handlers
+// (Config.Rate): the API and the node's web pages then spend the same allowances, so
+// a patient or an address gains nothing by using both.
+type RateLimits struct {
 	clients  *buckets // by client address: every anonymous consent operation
 	patients *buckets // by patient key: consent writes whose signature verified
 }
 
-func newRateLimits(l Limits, now func() time.Time) *rateLimits {
-	return &rateLimits{
+// NewRateLimits returns the limits l sets (its zero fields the defaults), on the
+// clock now (nil: time.Now).
+func NewRateLimits(l Limits, now func() time.Time) (*RateLimits, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return newRateLimits(l, now), nil
+}
+
+func newRateLimits(l Limits, now func() time.Time) *RateLimits {
+	return &RateLimits{
 		clients:  newBuckets(l.ClientRate, l.ClientBurst, maxBuckets, now),
 		patients: newBuckets(l.PatientRate, l.PatientBurst, maxBuckets, now),
 	}
 }
 
-// client charges r's client for an anonymous consent operation: a 429 problem when
+// Client charges r's client for an anonymous consent operation: a 429 problem when
 // it is over its rate.
-func (rl *rateLimits) client(r *http.Request) error {
+func (rl *RateLimits) Client(r *http.Request) error {
 	if ok, wait := rl.clients.take(clientKey(r.RemoteAddr)); !ok {
 		return throttled(wait, "too many consent requests from this address; try again in "+retryAfter(wait)+" s")
 	}
 	return nil
 }
 
-// patient charges a patient's key for a consent write: a 429 problem when it is
+// Patient charges a patient's key for a consent write: a 429 problem when it is
 // over its rate (nothing is submitted then).
-func (rl *rateLimits) patient(p consent.PatientID) error {
+func (rl *RateLimits) Patient(p consent.PatientID) error {
 	if ok, wait := rl.patients.take(string(p)); !ok {
 		return throttled(wait, "too many consent changes for this patient; try again in "+retryAfter(wait)+" s")
 	}

@@ -19,7 +19,7 @@ type server struct {
 	log     *slog.Logger
 	maxBody int64
 	limits  Limits
-	rate    *rateLimits
+	rate    *RateLimits
 	tokens  []token
 	mux     *http.ServeMux
 	started time.Time // the CapabilityStatement's date

@@ -37,7 +37,7 @@ var errNoTxStatus = errors.New("api: this node cannot look txs up")
 func (s *server) txStatus(w http.ResponseWriter, r *http.Request) error {
 	// Anonymous, and a lookup scans the node's mempool: it counts against the client's
 	// rate like the anonymous consent operations.
-	if err := s.rate.client(r); err != nil {
+	if err := s.rate.Client(r); err != nil {
 		return err
 	}
 	raw := r.PathValue("hash")

@@ -16,6 +16,10 @@
 //   - A privacy officer signs in once with their bearer token (role privacy-officer);
 //     the node keeps the token in memory with the session and calls the API with it,
 //     so the officer's page can do exactly what the token may do through the API.
+//   - A patient's consent changes through the page count against the same rate
+//     limits as the API's anonymous consent operations, per client address and per
+//     patient (Config.Rate: the node shares the API's, so both spend one allowance),
+//     and against a limit of the session's own; over any, 429 and nothing submitted.
 //   - Every state-changing POST needs the session's CSRF token (X-CSRF-Token) and a
 //     same-origin Origin header; a request failing either changes nothing.
 //   - Sessions are cookies (HttpOnly, SameSite=Strict, Secure over TLS) that expire

@@ -34,7 +34,8 @@ import (
 // emergency apart, and Ada's privacy officer reviews it in the officer's page, which
 // the patient's page then shows; the page's accounting downloads (CSV and JSON) are
 // the API's; the patient gives and revokes a consent with the keyboard alone, every
-// element reached showing the focus outline; the officer searches ten events to a
+// element reached showing the focus outline, and a fifth change, over Ada's
+// per-patient limit, is refused in a sentence; the officer searches ten events to a
 // page, pages through them all with "Older events", opens an event with its proof
 // checked, exports, and downloads the patient's accounting (CSV and JSON, the API's);
 // on Dunmore, whose chain RPC is off, the officer's page says an event's proof was
@@ -44,7 +45,10 @@ import (
 func TestPages(t *testing.T) {
 	b := newBrowser(t)
 	net := nodetest.StartConsortiumWith(t, 4, func(i int, c *node.Config) {
-		if i == 3 { // Dunmore runs without the chain's RPC: its officer's page cannot check proofs
+		switch i {
+		case 0: // Ada allows a patient four consent changes, then one a minute
+			c.Home.Config.API.PatientBurst, c.Home.Config.API.PatientRate = 4, 1
+		case 3: // Dunmore runs without the chain's RPC: its officer's page cannot check proofs
 			c.Home.Config.Chain.RPCListen = ""
 		}
 	})
@@ -118,6 +122,7 @@ func TestPages(t *testing.T) {
 	sameReport(t, "the page's JSON accounting", download(t, b.downloads, `^accounting-of-disclosures-[0-9-]+\.json$`), accountingAPI("json"), 2)
 
 	keyboardConsent(t, p)
+	throttledInPage(t, p)
 
 	searchInOfficerPage(t, o, patient, b.downloads, officerEvents(t, ada.APIURL(), patient, adaTokens["privacy-officer"]))
 	o.fill("#acc-patient", string(patient))
@@ -145,7 +150,8 @@ func TestPages(t *testing.T) {
 
 	wrongToken := "/audit-app/session:1: Failed to load resource: the server responded with a status of 401"
 	revoked := "/app/api/revoke/prepare:1: Failed to load resource: the server responded with a status of 409"
-	if problems := b.consoleProblems(wrongToken, revoked); len(problems) > 0 {
+	throttled := "/app/api/submit:1: Failed to load resource: the server responded with a status of 429"
+	if problems := b.consoleProblems(wrongToken, revoked, throttled); len(problems) > 0 {
 		t.Errorf("the console has errors or warnings:\n%s", strings.Join(problems, "\n"))
 	}
 }
@@ -389,6 +395,28 @@ func keyboardConsent(t *testing.T, p *tab) {
 		if f.Outline == "none" || f.Width < 2 {
 			t.Errorf("%s, focused by Tab, shows no focus outline (focus-visible %v, outline %s %.0f px)", f.Name, f.Visible, f.Outline, f.Width)
 		}
+	}
+}
+
+// throttledInPage: the patient's fifth consent change at Ada, which allows four at
+// once (the API's per-patient limit), is refused in a sentence and changes nothing.
+func throttledInPage(t *testing.T, p *tab) {
+	t.Helper()
+	before := p.eval(`document.querySelectorAll("#consents li.consent").length`)
+	p.click(`input[name=hospital][value=dunmore]`)
+	p.click("#grant-review")
+	p.wait(`!document.getElementById("confirm").hidden`, 10*time.Second)
+	p.click("#confirm-sign")
+	p.wait(`document.getElementById("alert").textContent !== ""`, 10*time.Second)
+	alert := p.eval(`document.getElementById("alert").textContent`)
+	if !regexp.MustCompile(`^Too many consent changes for this patient; try again in [0-9]+ s\.$`).MatchString(alert) {
+		t.Errorf("a change over the patient's limit says %q", alert)
+	}
+	p.click("#confirm-cancel")
+	p.open(p.eval(`location.href`))
+	p.wait(`document.getElementById("status").textContent === "Signed in."`, 20*time.Second) // said once all is loaded
+	if after := p.eval(`document.querySelectorAll("#consents li.consent").length`); after != before {
+		t.Errorf("a refused change changed the consents: %s, then %s", before, after)
 	}
 }
 

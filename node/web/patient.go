@@ -259,6 +259,9 @@ type prepared struct {
 // prepareGrant is POST /app/api/grant/prepare with a grantChoice: the grant's tx
 // body. The page decodes it, shows what it says and has the patient sign it.
 func (s *Server) prepareGrant(w http.ResponseWriter, r *http.Request, se *session) error {
+	if err := s.cfg.Rate.Client(r); err != nil {
+		return err
+	}
 	var c grantChoice
 	if err := readJSON(w, r, &c); err != nil {
 		return err
@@ -285,6 +288,9 @@ type revokeChoice struct {
 // prepareRevoke is POST /app/api/revoke/prepare {consent}: the revocation's tx body,
 // for one of the patient's own active consents.
 func (s *Server) prepareRevoke(w http.ResponseWriter, r *http.Request, se *session) error {
+	if err := s.cfg.Rate.Client(r); err != nil {
+		return err
+	}
 	var c revokeChoice
 	if err := readJSON(w, r, &c); err != nil {
 		return err
@@ -341,8 +347,13 @@ type submitted struct {
 
 // submit is POST /app/api/submit {body, signature}: a grant or revocation the
 // session's patient signed, checked (signature, chain, that it is the patient's own)
-// and submitted; the answer comes once it is committed.
+// and submitted; the answer comes once it is committed. It counts against the
+// client address's rate and, once checked, the patient's (Config.Rate, as the API's
+// consent writes) and the session's (maxWrites): over any, 429 and nothing submitted.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, se *session) error {
+	if err := s.cfg.Rate.Client(r); err != nil {
+		return err
+	}
 	var in signedTx
 	if err := readJSON(w, r, &in); err != nil {
 		return err
@@ -358,6 +369,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, se *session) err
 			msg: "The signature does not match your key and this consent, so nothing was sent to the chain."}
 	}
 	if err := s.ownChange(r.Context(), se, decoded); err != nil {
+		return err
+	}
+	if err := s.cfg.Rate.Patient(se.patient); err != nil {
 		return err
 	}
 	if !se.allowWrite(s.cfg.Now()) {

@@ -20,6 +20,12 @@ type Config struct {
 	// is privacy-officer.
 	Tokens []api.Token
 	Logger *slog.Logger // default: discard
+	// Rate are the limits a patient's consent changes through the page count against,
+	// per client address and per patient, as the API's anonymous consent operations
+	// do (beside the page's own per-session limit); the node passes the API's own, so
+	// both spend the same allowances. Default: limits of the pages' own, with the
+	// API's default rates.
+	Rate *api.RateLimits
 	// RPC is the node's CometBFT RPC address (tcp://host:port) and GenesisFile its
 	// genesis.json: with both, an event the officer opens has its inclusion proof
 	// checked against headers the genesis validators signed; without, the page says
@@ -65,6 +71,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Rate == nil {
+		rate, err := api.NewRateLimits(api.Limits{}, c.Now)
+		if err != nil {
+			return err
+		}
+		c.Rate = rate
 	}
 	for i, t := range c.Tokens {
 		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
