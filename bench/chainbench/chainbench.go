@@ -122,6 +122,12 @@ type Result struct {
 	// RatioSigned and RatiosSigned are the same against SignedKVStore.
 	RatioSigned  float64   `json:"ratio_signed"`
 	RatiosSigned []float64 `json:"ratios_signed"`
+	// CPURatio is the median over the runs of KVStore's CPU time per committed tx
+	// over Consent's (CPURatioSigned: SignedKVStore's): the throughput ratio where CPU
+	// is the limit, as it is here, and less disturbed than tx/s by other processes
+	// sharing the machine. 0 where the platform does not tell CPU time.
+	CPURatio       float64 `json:"cpu_ratio,omitempty"`
+	CPURatioSigned float64 `json:"cpu_ratio_signed,omitempty"`
 	// RatioWithinGoal is the ratio of their WithinGoal throughputs (0 if either has
 	// none).
 	RatioWithinGoal float64 `json:"ratio_within_goal,omitempty"`
@@ -208,8 +214,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		a.out.Loaded = medianStep(a.out.Runs)
 		a.out.TxBytes = a.out.Loaded.TxBytes
 	}
-	res.Ratios, res.Ratio = ratios(res.Consent.Runs, res.KVStore.Runs)
-	res.RatiosSigned, res.RatioSigned = ratios(res.Consent.Runs, res.SignedKVStore.Runs)
+	res.Ratios, res.Ratio = ratios(res.Consent.Runs, res.KVStore.Runs, txPerSec)
+	res.RatiosSigned, res.RatioSigned = ratios(res.Consent.Runs, res.SignedKVStore.Runs, txPerSec)
+	_, res.CPURatio = ratios(res.KVStore.Runs, res.Consent.Runs, cpuPerTx)
+	_, res.CPURatioSigned = ratios(res.SignedKVStore.Runs, res.Consent.Runs, cpuPerTx)
 	if c, k := res.Consent.WithinGoal, res.KVStore.WithinGoal; c != nil && k != nil && k.TxPerSec > 0 {
 		res.RatioWithinGoal = c.TxPerSec / k.TxPerSec
 	}
@@ -270,12 +278,15 @@ func medianStep(steps []Step) Step {
 	return sorted[(len(sorted)-1)/2]
 }
 
-// ratios are a's throughputs over b's, round by round, and their median.
-func ratios(a, b []Step) ([]float64, float64) {
+func txPerSec(s Step) float64 { return s.TxPerSec }
+func cpuPerTx(s Step) float64 { return s.cpuPerTx().Seconds() }
+
+// ratios are f(a) over f(b), run by run, and their median (0 if f is never positive).
+func ratios(a, b []Step, f func(Step) float64) ([]float64, float64) {
 	var rs []float64
 	for i := range min(len(a), len(b)) {
-		if b[i].TxPerSec > 0 {
-			rs = append(rs, a[i].TxPerSec/b[i].TxPerSec)
+		if x, y := f(a[i]), f(b[i]); x > 0 && y > 0 {
+			rs = append(rs, x/y)
 		}
 	}
 	if len(rs) == 0 {

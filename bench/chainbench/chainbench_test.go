@@ -93,6 +93,9 @@ func TestRun(t *testing.T) {
 	if res.Ratio <= 0 || res.RatioSigned <= 0 || len(res.Ratios) != 2 || len(res.RatiosSigned) != 2 {
 		t.Errorf("ratios %v %v, signed %v %v", res.Ratio, res.Ratios, res.RatioSigned, res.RatiosSigned)
 	}
+	if _, ok := processCPU(); ok && (res.CPURatio <= 0 || res.CPURatioSigned <= 0) {
+		t.Errorf("CPU ratios %v and %v", res.CPURatio, res.CPURatioSigned)
+	}
 	// The kvstores' txs are the consent txs' size (to within the consent txs' spread
 	// from run to run).
 	for _, k := range []AppResult{res.KVStore, res.SignedKVStore} {

@@ -30,6 +30,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 		r.Validators, r.CPUs, r.Consent.TxBytes, r.KVStore.TxBytes, r.SignedKVStore.TxBytes,
 		r.Ratio, fmtRatios(r.Ratios), GoalRatio, verdict(r.Ratio >= GoalRatio),
 		r.RatioSigned, fmtRatios(r.RatiosSigned))
+	if r.CPURatio > 0 {
+		fmt.Fprintf(w, "CPU per tx, kvstore/consent %.2f, signed kvstore/consent %.2f  (medians: the throughput ratios where CPU is the limit)\n",
+			r.CPURatio, r.CPURatioSigned)
+	}
 	if c, k, s := r.Consent.Loaded.cpuPerTx(), r.KVStore.Loaded.cpuPerTx(), r.SignedKVStore.Loaded.cpuPerTx(); c > 0 && k > 0 && s > 0 {
 		fmt.Fprintf(w, "CPU per committed tx (all validators and the load, median runs): consent %v, kvstore %v (%.2f×), signed kvstore %v (%.2f×)\n",
 			c.Round(time.Microsecond), k.Round(time.Microsecond), float64(c)/float64(k), s.Round(time.Microsecond), float64(c)/float64(s))
