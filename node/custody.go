@@ -27,6 +27,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/node/p2p"
 )
@@ -404,6 +405,8 @@ func (n *Node) peerHospital(p peer.ID) (consent.HospitalID, bool) {
 	h, ok = n.registry.byPeer[p]
 	return h, ok
 }
+
+var _ api.CustodyReader = (*Node)(nil)
 
 // Custody is a record's custody from committed state: its custodians and threshold,
 // who accepted custody, whether it is available, and for an erased record who has

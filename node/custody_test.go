@@ -2,7 +2,9 @@ package node_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -149,20 +151,29 @@ func TestLyingCustodian(t *testing.T) {
 	}
 }
 
-// TestThresholdErasure: on the patient's erase every custodian destroys its share,
-// unpins the ciphertext and attests; a custodian down at the time attests when it is
-// back; the record never reads again.
-func TestThresholdErasure(t *testing.T) {
+// TestThresholdRepairAndErasure: a custodian down at ingest gets its share when it is
+// back (the ingesting hospital offers it again); on the patient's erase every
+// custodian destroys its share, unpins the ciphertext and attests, a custodian down at
+// the time attests when it is back, and the API shows who has not attested; the
+// record never reads again.
+func TestThresholdRepairAndErasure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
 	var lie atomic.Bool
 	net := startCustody(t, &lie)
 	ada, dunmore := net.Nodes[0], net.Nodes[3]
+	net.StopNode(2) // city is down at ingest
 	rec, patient := ingestForDunmore(t, net)
+	waitCustody(t, dunmore, rec.ID, func(s *consent.CustodyStatus) bool { return s.Available && len(s.Accepted) == 2 })
 	acc, err := dunmore.Read(nodetest.Ctx(t), rec.ID, "TREAT")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("read with 2 of 3 custodians accepted: %v", err)
+	}
+	net.StartNode(2)
+	waitCustody(t, dunmore, rec.ID, func(s *consent.CustodyStatus) bool { return len(s.Accepted) == 3 })
+	if left, _ := os.ReadDir(node.PendingSharesDir(ada.Home())); len(left) != 0 {
+		t.Fatalf("shares left pending after every custodian accepted: %d", len(left))
 	}
 
 	net.StopNode(2) // city is down when the patient erases
@@ -170,6 +181,11 @@ func TestThresholdErasure(t *testing.T) {
 	st := waitCustody(t, dunmore, rec.ID, func(s *consent.CustodyStatus) bool { return len(s.Attested) == 2 })
 	if !slices.Equal(st.Unattested, []consent.HospitalID{"city"}) || st.ErasureComplete {
 		t.Fatalf("erasure with city down: %+v; want only city unattested", st)
+	}
+	var shown consent.CustodyStatus
+	getJSON(t, dunmore, "/records/"+string(rec.ID)+"/custody", &shown)
+	if !slices.Equal(shown.Unattested, []consent.HospitalID{"city"}) {
+		t.Fatalf("the API shows %+v; want city unattested", shown)
 	}
 	id, _ := crypto.ParseRecordID(string(rec.ID))
 	root, _ := cid.Decode(rec.CID)
@@ -196,6 +212,28 @@ func TestThresholdErasure(t *testing.T) {
 	}
 	if _, err := dunmore.Fetch(nodetest.Ctx(t), acc.Decision.ID); err == nil {
 		t.Fatal("a grant made before the erasure still released a key")
+	}
+}
+
+// getJSON GETs path from nd's API with its privacy officer's token into v.
+func getJSON(t *testing.T, nd *node.Node, path string, v any) {
+	t.Helper()
+	tokens, err := node.ReadTokens(nd.Home())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(nodetest.Ctx(t), http.MethodGet, nd.APIURL()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tokens["privacy-officer"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 func recordCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "record", Short: "Ingest and read encrypted FHIR records"}
-	cmd.AddCommand(recordPutCmd(), recordGetCmd())
+	cmd.AddCommand(recordPutCmd(), recordGetCmd(), recordCustodyCmd())
 	return cmd
 }
 

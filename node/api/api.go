@@ -155,6 +155,7 @@ func (s *server) routes(cfg Config) {
 	s.route("GET /fhir/DocumentReference/{id}", anyStaff, s.getRecord)
 	s.route("GET /records/{id}", []Role{RoleClinician}, s.read)
 	s.route("POST /records/{id}/$emergency-access", []Role{RoleClinician}, s.emergency)
+	s.route("GET /records/{id}/custody", anyStaff, s.custody) // custody.go
 	s.route("GET /fhir/Consent", anyStaff, s.searchConsents)
 	s.route("GET /fhir/Consent/{id}", anyStaff, s.getConsent)
 	s.route("POST /fhir/Consent/$prepare", nil, s.prepareGrant)
