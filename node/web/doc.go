@@ -15,7 +15,8 @@
 //     patient's and that the body is a grant or revocation of their own.
 //   - A privacy officer signs in once with their bearer token (role privacy-officer);
 //     the node keeps the token in memory with the session and calls the API with it,
-//     so the officer's page can do exactly what the token may do through the API.
+//     so the officer's page can do exactly what the token may do through the API
+//     (its live review queue included: the API's event stream, proxied).
 //   - A patient's consent changes through the page count against the same rate
 //     limits as the API's anonymous consent operations, per client address and per
 //     patient (Config.Rate: the node shares the API's, so both spend one allowance),

@@ -14,18 +14,28 @@ import (
 // callAPI serves r's caller the API's answer to method path?query, made with the
 // officer's token.
 func (s *Server) callAPI(w http.ResponseWriter, r *http.Request, se *session, method, path string, query url.Values) error {
+	req, err := s.apiRequest(r, se, method, path, query)
+	if err != nil {
+		return err
+	}
+	s.cfg.API.ServeHTTP(w, req)
+	return nil
+}
+
+// apiRequest is the API request method path?query, made in r's context with the
+// officer's token.
+func (s *Server) apiRequest(r *http.Request, se *session, method, path string, query url.Values) (*http.Request, error) {
 	target := path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
 	req, err := http.NewRequestWithContext(r.Context(), method, target, http.NoBody)
 	if err != nil {
-		return badInput("The request names something the node cannot look up.")
+		return nil, badInput("The request names something the node cannot look up.")
 	}
 	req.Host, req.RemoteAddr, req.TLS = r.Host, r.RemoteAddr, r.TLS
 	req.Header.Set("Authorization", "Bearer "+se.token)
-	s.cfg.API.ServeHTTP(w, req)
-	return nil
+	return req, nil
 }
 
 // search is what the officer's page searches the access log by; empty fields match

@@ -31,11 +31,12 @@ import (
 // patient revokes, Bayside is denied, and the page shows the denial; a second tab
 // still showing the consent in force tries to revoke it again and is told, in a
 // sentence, that it is already revoked; Bayside breaks the glass, the page shows the
-// emergency apart, and Ada's privacy officer reviews it in the officer's page, which
-// the patient's page then shows; the page's accounting downloads (CSV and JSON) are
-// the API's; the patient gives and revokes a consent with the keyboard alone, every
-// element reached showing the focus outline, and a fifth change, over Ada's
-// per-patient limit, is refused in a sentence; the officer searches ten events to a
+// emergency apart, Ada's privacy officer's review queue shows it live (within a
+// block, no reload), and the officer reviews it there, which the patient's page then
+// shows; the page's accounting downloads (CSV and JSON) are the API's; the patient
+// gives and revokes a consent with the keyboard alone, every element reached showing
+// the focus outline, and a fifth change, over Ada's per-patient limit, is refused in
+// a sentence; the officer searches ten events to a
 // page, pages through them all with "Older events", opens an event with its proof
 // checked, exports, and downloads the patient's accounting (CSV and JSON, the API's);
 // on Dunmore, whose chain RPC is off, the officer's page says an event's proof was
@@ -93,15 +94,19 @@ func TestPages(t *testing.T) {
 	stale.click(`#consents li.consent:not(.revoked) button`)
 	stale.wait(`document.getElementById("alert").textContent === "This consent is already revoked."`, 10*time.Second)
 
-	// An emergency access appears apart, awaiting review; the officer reviews it.
+	// Ada's privacy officer signs in to an empty review queue. An emergency access
+	// appears in it live, within a block, and apart on the patient's page; the
+	// officer reviews it.
+	o := b.newTab(false)
+	officerSignIn(t, o, ada.APIURL(), adaTokens["privacy-officer"])
 	status, body = apiCall(t, "POST", bayside.APIURL()+"/records/"+string(rec.ID)+"/$emergency-access?reason=life-threatening", bayTokens["clinician"])
 	if status != http.StatusOK {
 		t.Fatalf("bayside's emergency access: %d %s", status, body)
 	}
+	waitWithinBlock(t, o, ada, "#queue li.unreviewed", "Bayside Medical Center (bayside) broke the glass")
 	p.wait(`[...document.querySelectorAll("#emergencies li.unreviewed")].some(li => li.textContent.includes("Bayside Medical Center (bayside)") && li.textContent.includes("awaiting review"))`, 10*time.Second)
 	p.shot("patient-emergency")
-	o := b.newTab(false)
-	reviewInOfficerPage(t, o, ada.APIURL(), adaTokens["privacy-officer"])
+	reviewInOfficerPage(t, o)
 	p.wait(`[...document.querySelectorAll("#emergencies li.reviewed")].some(li => li.textContent.includes("reviewed: justified"))`, 10*time.Second)
 
 	// The page's accounting is the API's, in both formats.
@@ -262,9 +267,9 @@ func waitWithinBlock(t *testing.T, p *tab, nd *node.Node, sel, text string) {
 	}
 }
 
-// reviewInOfficerPage signs the officer in with their token and reviews the one
-// emergency awaiting review as justified.
-func reviewInOfficerPage(t *testing.T, o *tab, base, token string) {
+// officerSignIn signs the officer in with their token (a wrong one first, refused
+// in a sentence) and waits for the live review queue, empty.
+func officerSignIn(t *testing.T, o *tab, base, token string) {
 	t.Helper()
 	o.open(base + "/audit-app/")
 	o.wait(`!document.getElementById("signed-out").hidden`, 10*time.Second)
@@ -273,7 +278,15 @@ func reviewInOfficerPage(t *testing.T, o *tab, base, token string) {
 	o.wait(`document.getElementById("alert").textContent.includes("not a privacy officer's token")`, 10*time.Second)
 	o.fill("#token", token)
 	o.click("#sign-in")
-	o.wait(`!document.getElementById("signed-in").hidden && document.querySelectorAll("#queue li.unreviewed").length === 1`, 10*time.Second)
+	o.wait(`!document.getElementById("signed-in").hidden && document.getElementById("live-state").textContent.startsWith("Live")`, 10*time.Second)
+	if got := o.eval(`document.getElementById("queue-count").textContent`); got != "0 emergency accesses await review." {
+		t.Errorf("queue count before any emergency = %q", got)
+	}
+}
+
+// reviewInOfficerPage reviews the one emergency awaiting review as justified.
+func reviewInOfficerPage(t *testing.T, o *tab) {
+	t.Helper()
 	if got := o.eval(`document.getElementById("queue-count").textContent`); got != "1 emergency access awaits review." {
 		t.Errorf("queue count = %q", got)
 	}

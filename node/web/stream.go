@@ -10,11 +10,11 @@ import (
 	"github.com/medledger/medledger/consent"
 )
 
-// handleStream registers a patient's live stream at pattern: no request deadline (a
-// stream lasts), but it ends when the session does.
-func (s *Server) handleStream(pattern string, h handler) {
+// handleStream registers a live stream at pattern for callers with access a: no
+// request deadline (a stream lasts), but it ends when the session does.
+func (s *Server) handleStream(pattern string, a access, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		se, err := s.admit(r, patientOnly)
+		se, err := s.admit(r, a)
 		if err == nil {
 			err = h(w, r, se)
 		}
@@ -57,6 +57,45 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, se *session) err
 		case <-tick.C:
 			if !s.sessions.alive(se) || out.comment("heartbeat") != nil {
 				return nil
+			}
+		}
+	}
+}
+
+// officerStream is GET /audit-app/api/stream: the access log's events as they are
+// committed — the API's GET /audit/stream, called with the officer's token (and the
+// page's Last-Event-ID, so a reconnecting page misses nothing). The officer's page
+// refreshes its review queue when an emergency access or a review arrives. The
+// stream ends when the page goes, the session ends or the node stops.
+func (s *Server) officerStream(w http.ResponseWriter, r *http.Request, se *session) error {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go s.endWithSession(ctx, cancel, se)
+	r = r.WithContext(ctx)
+	req, err := s.apiRequest(r, se, http.MethodGet, "/audit/stream", nil)
+	if err != nil {
+		return err
+	}
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		req.Header.Set("Last-Event-ID", last)
+	}
+	s.cfg.API.ServeHTTP(w, req)
+	return nil
+}
+
+// endWithSession calls cancel once se is no longer live (looked at every heartbeat);
+// it returns when ctx ends.
+func (s *Server) endWithSession(ctx context.Context, cancel context.CancelFunc, se *session) {
+	tick := time.NewTicker(s.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if !s.sessions.alive(se) {
+				cancel()
+				return
 			}
 		}
 	}

@@ -39,7 +39,8 @@ type Config struct {
 	MaxSessions int
 	// RequestTimeout bounds a request other than the live event stream (default 30 s).
 	RequestTimeout time.Duration
-	// Heartbeat is how often the live event stream sends a comment (default 15 s).
+	// Heartbeat is how often the patient's live event stream sends a comment, and
+	// how often a live stream looks whether its session has ended (default 15 s).
 	Heartbeat time.Duration
 	// Now is the sessions' clock (default time.Now).
 	Now func() time.Time
@@ -152,7 +153,7 @@ func (s *Server) routes() {
 	s.handle("POST /app/api/revoke/prepare", patientOnly, s.prepareRevoke)
 	s.handle("POST /app/api/submit", patientOnly, s.submit)
 	s.handle("GET /app/api/accounting", patientOnly, s.accounting)
-	s.handleStream("GET /app/api/events", s.events)
+	s.handleStream("GET /app/api/events", patientOnly, s.events)
 	// The privacy officer's page (officer.go).
 	s.handle("POST /audit-app/session", anyone, s.officerSignIn)
 	s.handle("GET /audit-app/session", anyone, s.officerSession)
@@ -164,6 +165,7 @@ func (s *Server) routes() {
 	s.handle("POST /audit-app/api/export", officerOnly, s.officerExport)
 	s.handle("POST /audit-app/api/accounting", officerOnly, s.officerAccounting)
 	s.handle("POST /audit-app/api/entry", officerOnly, s.officerEntry)
+	s.handleStream("GET /audit-app/api/stream", officerOnly, s.officerStream)
 }
 
 // ServeHTTP adds the security headers to every answer, answers an unknown path with

@@ -1,5 +1,5 @@
 // The patient's page: key, sign-in, records, consents, live accesses, accounting.
-import { $, NodeError, UserError, call, day, download, el, guard, kindNames, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
+import { $, NodeError, UserError, call, day, download, el, guard, kindNames, listen, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
 import { decodeCBOR } from "./cbor.js";
 import { createKey, forgetKey, fromB64, importKeygen, loadKey, restoreKey, sign, toB64 } from "./keys.js";
 import { describePolicy, policyFromCBOR } from "./policy.js";
@@ -213,11 +213,7 @@ function addEvent(e) {
 // follow listens to the live stream of the patient's events.
 function follow() {
   if (live) live.close();
-  live = new EventSource("/app/api/events");
-  live.addEventListener("open", () => { $("live-state").textContent = "Live."; });
-  live.addEventListener("error", () => { $("live-state").textContent = "Reconnecting…"; });
-  live.addEventListener("audit", (m) => {
-    const e = JSON.parse(m.data);
+  live = listen("/app/api/events", "live-state", "Live.", (e) => {
     addEvent(e);
     if (e.kind === "emergency-access" || e.kind === "emergency-reviewed") {
       refreshEmergencies().catch((err) => say("alert", err.message));

@@ -1,9 +1,10 @@
 // The privacy officer's page: sign in with the token once, search the access log,
 // work the emergency review queue, open an event with its proof, export.
-import { $, NodeError, call, day, download, el, guard, kindNames, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
+import { $, NodeError, call, day, download, el, guard, kindNames, listen, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
 
 let names = {};
 let last = null; // the last search, and its next page's cursor
+let live = null; // the EventSource of the access log
 const OUTCOMES = ["justified", "unjustified", "referred"];
 
 async function start() {
@@ -27,16 +28,36 @@ async function enter(s) {
   $("q-kind").replaceChildren(el("option", { value: "", text: "Any kind" }),
     ...Object.entries(kindNames).map(([k, v]) => el("option", { value: k, text: v })));
   await Promise.all([loadQueue(), search(false)]);
+  follow();
+}
+
+// follow listens to the access log as it is committed and refreshes the review
+// queue when an emergency access or a review arrives.
+function follow() {
+  if (live) live.close();
+  live = listen("/audit-app/api/stream", "live-state", "Live: new emergency accesses and reviews appear as they are committed.", (e) => {
+    if (e.kind === "emergency-access" || e.kind === "emergency-reviewed") {
+      loadQueue().catch((err) => say("alert", err.message));
+    }
+  });
 }
 
 function hospital(id) {
   return names[id] ? names[id] + " (" + id + ")" : id || "—";
 }
 
+// loadQueue shows the review queue, keeping the outcomes chosen and the focus of the
+// items still awaiting review.
 async function loadQueue() {
   const q = await call("/audit-app/api/emergencies");
+  const chosen = new Map(Array.from($("queue").querySelectorAll("select"), (s) => [s.id, s.value]));
+  const focused = $("queue").contains(document.activeElement) ? document.activeElement.id : "";
   $("queue-count").textContent = q.unreviewed === 1 ? "1 emergency access awaits review." : q.unreviewed + " emergency accesses await review.";
   $("queue").replaceChildren(...q.emergencies.map(queueItem));
+  for (const [id, value] of chosen) {
+    if ($(id)) $(id).value = value;
+  }
+  if (focused && $(focused)) $(focused).focus();
 }
 
 function queueItem(e) {
@@ -52,7 +73,7 @@ function queueItem(e) {
   }
   const id = "outcome-" + d.id;
   const select = el("select", { id }, ...OUTCOMES.map((o) => el("option", { value: o, text: plain(reasonNames, o) })));
-  const button = el("button", { type: "button", text: "Record this review" });
+  const button = el("button", { type: "button", id: "review-" + d.id, text: "Record this review" });
   guard(button, "alert", async () => {
     const r = await call("/audit-app/api/review", { grant: d.id, outcome: select.value });
     say("status", "Review recorded on the chain at block " + r.height + ".");
@@ -132,6 +153,7 @@ async function accounting(format) {
 function wire() {
   guard($("sign-in"), "alert", async () => enter(await call("/audit-app/session", { token: $("token").value.trim() })));
   guard($("sign-out"), "alert", async () => {
+    if (live) live.close();
     await call("/audit-app/session/end", {});
     show("signed-in", false);
     show("signed-out", true);

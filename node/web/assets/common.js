@@ -142,6 +142,17 @@ export function download(name, data, type) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+// listen opens the live stream of access-log events at path: its state is said in
+// the element stateId (openText while connected), and each event, parsed, goes to
+// onEvent. The browser reconnects by itself (sending the last event ID it saw).
+export function listen(path, stateId, openText, onEvent) {
+  const es = new EventSource(path);
+  es.addEventListener("open", () => { $(stateId).textContent = openText; });
+  es.addEventListener("error", () => { $(stateId).textContent = "Reconnecting…"; });
+  es.addEventListener("audit", (m) => onEvent(JSON.parse(m.data)));
+  return es;
+}
+
 // guard runs an async action for a button: disables it meanwhile and shows an error
 // in the alert area.
 export function guard(button, alertId, action) {
