@@ -5,6 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +97,35 @@ func TestConfig(t *testing.T) {
 		if _, err := Launch(cfg); err == nil {
 			t.Errorf("%s: Launch succeeded", name)
 		}
+	}
+}
+
+// failingInfo is a kvstore whose Info fails: CometBFT's handshake cannot start.
+type failingInfo struct{ SignedKVStore }
+
+func (failingInfo) Info(context.Context, *abcitypes.RequestInfo) (*abcitypes.ResponseInfo, error) {
+	return nil, errors.New("no info")
+}
+
+// TestLaunchFails: a node that cannot start fails Launch with its number, and what was
+// made is closed (the apps' stores among it: reopening them works).
+func TestLaunchFails(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Launch(Config{Dir: dir, NewApp: func(i int, home string) (abcitypes.Application, error) {
+		app, err := NewSignedKVStore(i, home)
+		if err != nil || i < 2 {
+			return app, err
+		}
+		return failingInfo{app.(SignedKVStore)}, nil
+	}})
+	if err == nil || !strings.Contains(err.Error(), "node 2") {
+		t.Fatalf("Launch: %v, want node 2's failure", err)
+	}
+	for i := range 3 {
+		app, err := NewKVStore(i, filepath.Join(dir, fmt.Sprintf("node%d", i)))
+		if err != nil {
+			t.Fatalf("node %d's store is still open: %v", i, err)
+		}
+		app.(io.Closer).Close()
 	}
 }

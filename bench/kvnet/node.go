@@ -65,8 +65,8 @@ func cometConfig(s spec) *cmtcfg.Config {
 }
 
 // newNode creates a node's home and stores and runs the ABCI handshake.
-func newNode(s spec, genesis []byte, app abcitypes.Application, logger *slog.Logger) (n *Node, err error) {
-	n = &Node{app: app, dbs: new(openDBs)}
+func newNode(s spec, genesis []byte, app abcitypes.Application, logger *slog.Logger) (_ *Node, err error) {
+	n := &Node{app: app, dbs: new(openDBs)}
 	defer func() {
 		if r := recover(); r != nil { // the handshake panics on a disagreeing app
 			err = fmt.Errorf("start CometBFT: %v", r)
