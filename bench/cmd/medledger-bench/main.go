@@ -1,6 +1,7 @@
 // Command medledger-bench measures this machine: the consent chain against CometBFT's
-// kvstore (plain and with signed txs), key release and revocation on hospital nodes,
-// and the access log at scale. It is not part of the product binary (cmd/medledger).
+// kvstore (plain and with signed txs), a record's fetch and decryption against a raw
+// fetch, key release and revocation on hospital nodes, and the access log at scale.
+// It is not part of the product binary (cmd/medledger).
 package main
 
 import (
@@ -129,7 +130,7 @@ func rootCmd() *cobra.Command {
 		pprof.StopCPUProfile()
 		return profiling.Close()
 	}
-	cmd.AddCommand(benchChainCmd(), benchFetchCmd(), benchAccessCmd(), benchAuditCmd())
+	cmd.AddCommand(chainCmd(), fetchCmd(), accessCmd(), auditCmd())
 	return cmd
 }
 
@@ -139,7 +140,7 @@ func writeJSON(cmd *cobra.Command, v any) error {
 	return enc.Encode(v)
 }
 
-func benchChainCmd() *cobra.Command {
+func chainCmd() *cobra.Command {
 	var (
 		cfg    chainbench.Config
 		asJSON bool
@@ -171,7 +172,7 @@ minutes.`,
 	return cmd
 }
 
-func benchFetchCmd() *cobra.Command {
+func fetchCmd() *cobra.Command {
 	var (
 		cfg    fetchbench.Config
 		sizes  []int
@@ -203,7 +204,7 @@ the sealed side). Reports each side's median throughput and their ratio.`,
 	return cmd
 }
 
-func benchAccessCmd() *cobra.Command {
+func accessCmd() *cobra.Command {
 	var (
 		cfg    accessbench.Config
 		asJSON bool
@@ -232,7 +233,7 @@ request's denial is in hand, and how many blocks after the revocation it was dec
 	return cmd
 }
 
-func benchAuditCmd() *cobra.Command {
+func auditCmd() *cobra.Command {
 	var (
 		cfg    auditbench.Config
 		asJSON bool
