@@ -138,7 +138,7 @@ func TestAuditStream(t *testing.T) {
 // order, then the live events, none twice.
 func TestAuditStreamResume(t *testing.T) {
 	e := newEnv(t, api.Config{})
-	log := seedLog(t, e.f) // alice's events after index 7: 8, 10, 11
+	seedLog(t, e.f) // alice's events after index 7: 8, 10, 11
 	c := e.f.chain
 	e.f.at(jan(28, 0))
 	e.f.onFollow = func() { // committed while the stream is catching up: sent once
@@ -146,7 +146,7 @@ func TestAuditStreamResume(t *testing.T) {
 	}
 	s := e.openStream("/audit/stream?patient="+alice, api.RolePrivacyOfficer, http.Header{"Last-Event-Id": {"7"}})
 	must(c.Grant(aliceKey, permits("city", "TREAT")))
-	log = e.f.fullLog(t)
+	log := e.f.fullLog(t)
 	if len(log) != 14 {
 		t.Fatalf("%d events, want 14", len(log))
 	}
