@@ -119,7 +119,7 @@ func TestMain(m *testing.M) {
 // once, and reports the latency percentiles (µs) of max(b.N, 200) samples of each
 // query, and the generation rate. For the full size:
 //
-//	go test ./node/auditbench -run '^$' -bench AuditLog -benchtime 2000x -audit.events 1000000 -timeout 60m
+//	go test ./bench/auditbench -run '^$' -bench AuditLog -benchtime 2000x -audit.events 1000000 -timeout 60m
 func BenchmarkAuditLog(b *testing.B) {
 	benchOnce.Do(func() {
 		cfg := Config{Events: *benchEvents}

@@ -364,7 +364,7 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test ./node/audit -run %s -update writes it)", err, t.Name())
+		t.Fatalf("%v (go test ./node/auditor -run %s -update writes it)", err, t.Name())
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from the golden file (-update rewrites it after a deliberate change)\n got:\n%s\nwant:\n%s", path, got, want)
