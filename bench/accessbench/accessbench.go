@@ -43,17 +43,27 @@ type Config struct {
 	Samples     int       // key releases and bare commits measured (default 100)
 	Revocations int       // revoke → denial measurements (default 10)
 	Progress    io.Writer // optional narration
+	// Custodians and Threshold put the record in threshold custody, its key shared
+	// Threshold-of-Custodians (node.TestnetConfig); zero keeps it whole at one
+	// custodian. OneDown stops city before measuring: one of the four validators
+	// (consensus waits out its turns to propose), and one of the record's custodians
+	// when there are 3 or more (neither the requester nor the ingesting hospital).
+	Custodians, Threshold int
+	OneDown               bool
 }
 
 // Result is a run's outcome.
 type Result struct {
-	Hospitals   int                `json:"hospitals"`
-	CPUs        int                `json:"cpus"`
-	RecordBytes int                `json:"record_bytes"`
-	Commit      chainbench.Latency `json:"commit"`      // a signed tx submitted → committed
-	KeyRelease  chainbench.Latency `json:"key_release"` // request submitted → plaintext in hand
-	Ratio       float64            `json:"ratio"`       // KeyRelease.P50 / Commit.P50
-	Revocation  chainbench.Latency `json:"revocation"`  // revoke submitted → first denial in hand
+	Hospitals   int `json:"hospitals"`
+	CPUs        int `json:"cpus"`
+	RecordBytes int `json:"record_bytes"`
+	// Custody is how the record's key is held: "1 of 1" (whole) or "k of r", and
+	// ", city down" when city was stopped (Config.OneDown).
+	Custody    string             `json:"custody"`
+	Commit     chainbench.Latency `json:"commit"`      // a signed tx submitted → committed
+	KeyRelease chainbench.Latency `json:"key_release"` // request submitted → plaintext in hand
+	Ratio      float64            `json:"ratio"`       // KeyRelease.P50 / Commit.P50
+	Revocation chainbench.Latency `json:"revocation"`  // revoke submitted → first denial in hand
 	// RevocationBlocks is, per measurement, the height of the first denial minus
 	// the height of the revocation (1: the very next block).
 	RevocationBlocks []int64 `json:"revocation_blocks"`
@@ -76,7 +86,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	homes, err := node.Testnet(node.TestnetConfig{Dir: dir, Hospitals: 4, ChainID: "medledger-bench"})
+	homes, err := node.Testnet(node.TestnetConfig{Dir: dir, Hospitals: 4, ChainID: "medledger-bench",
+		Custodians: cfg.Custodians, Threshold: cfg.Threshold})
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +143,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	res := &Result{Hospitals: len(nodes), CPUs: runtime.GOMAXPROCS(0), RecordBytes: len(bundle)}
+	res := &Result{Hospitals: len(nodes), CPUs: runtime.GOMAXPROCS(0), RecordBytes: len(bundle),
+		Custody: fmt.Sprintf("%d of %d", max(rec.Threshold, 1), len(rec.Custodians))}
+	if cfg.OneDown {
+		if err := nodes[2].Close(); err != nil {
+			return nil, err
+		}
+		nodes = append(nodes[:2], nodes[3:]...)
+		res.Custody += ", city down"
+		if _, err := bayside.Read(ctx, rec.ID, "TREAT"); err != nil { // and warm up without it
+			return nil, err
+		}
+	}
 	fmt.Fprintf(progress, "key release and bare commit, %d samples each, interleaved…\n", cfg.Samples)
 	var commit, release []time.Duration
 	for range cfg.Samples {
@@ -244,11 +266,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	for _, b := range r.RevocationBlocks {
 		maxBlocks = max(maxBlocks, b)
 	}
-	_, err := fmt.Fprintf(w, "\n%d hospitals on %d CPUs; a record of %d bytes\n"+
+	_, err := fmt.Fprintf(w, "\n%d hospitals on %d CPUs; a record of %d bytes, its key held %s\n"+
 		"key release p50 / bare commit p50  %.2f  (two commits, decision and receipt; goal ≤ %.1f: %s)\n"+
 		"key release p99                    %v  (goal ≤ %v: %s)\n"+
 		"revocation effective after         %d block(s) at most  (goal ≤ %d: %s)\n",
-		r.Hospitals, r.CPUs, r.RecordBytes,
+		r.Hospitals, r.CPUs, r.RecordBytes, r.Custody,
 		r.Ratio, GoalRatio, verdict(r.Ratio > 0 && r.Ratio <= GoalRatio),
 		ms(r.KeyRelease.P99), GoalP99, verdict(r.KeyRelease.P99 <= GoalP99),
 		maxBlocks, GoalBlock, verdict(len(r.RevocationBlocks) > 0 && maxBlocks <= GoalBlock))

@@ -57,3 +57,18 @@ func BenchmarkKeyRelease(b *testing.B) {
 	b.ReportMetric(float64(res.Commit.P50.Microseconds())/1000, "commit-p50-ms")
 	b.ReportMetric(res.Ratio, "ratio")
 }
+
+// TestRunThresholdOneDown: the record's key 2 of 3 with one custodian stopped still
+// releases, and the result says how the key was held.
+func TestRunThresholdOneDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four hospital nodes")
+	}
+	res, err := Run(t.Context(), Config{Samples: 3, Revocations: 1, Custodians: 3, Threshold: 2, OneDown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Custody != "2 of 3, city down" || res.KeyRelease.N != 3 {
+		t.Fatalf("got custody %q and %d key releases, want 2 of 3, city down and 3", res.Custody, res.KeyRelease.N)
+	}
+}

@@ -210,7 +210,7 @@ func accessCmd() *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "access [--samples 100] [--json]",
+		Use:   "access [--samples 100] [--custodians 3 --threshold 2] [--one-down] [--json]",
 		Short: "Key release (request → plaintext) next to bare commit latency, and revoke → first denial, on 4 hospital nodes",
 		Long: `Starts four hospital nodes on 127.0.0.1 in this process (validators, libp2p hosts,
 block stores), ingests a Synthea record at one, has its patient consent, and measures,
@@ -229,6 +229,9 @@ request's denial is in hand, and how many blocks after the revocation it was dec
 	}
 	cmd.Flags().IntVar(&cfg.Samples, "samples", 100, "key releases (and bare commits) measured")
 	cmd.Flags().IntVar(&cfg.Revocations, "revocations", 10, "revocations measured")
+	cmd.Flags().IntVar(&cfg.Custodians, "custodians", 0, "threshold custody: the record on this many custodians (0: its key whole at one)")
+	cmd.Flags().IntVar(&cfg.Threshold, "threshold", 0, "threshold custody: shares needed to rebuild the key (0: the chain's default for --custodians)")
+	cmd.Flags().BoolVar(&cfg.OneDown, "one-down", false, "stop one hospital before measuring (city: a validator, and a custodian with --custodians 3 or more)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (and no progress)")
 	return cmd
 }
