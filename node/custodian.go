@@ -266,7 +266,12 @@ func (n *Node) shred(ctx context.Context, id consent.RecordID) error {
 	}
 	_, err = n.submit(ctx, consent.Body{Kind: consent.KindAttestErasure, AttestErasure: &consent.AttestErasure{Custodian: n.id, Record: rec.ID}})
 	var rej *consent.Rejection
-	if err != nil && !(errors.As(err, &rej) && rej.Code == consent.CodeDuplicate) {
+	switch {
+	case errors.As(err, &rej) && rej.Code != consent.CodeDuplicate:
+		// The chain's word is final: retrying would hold up every later erasure.
+		n.log.Error("erasure attestation refused by the chain", "record", rec.ID, "code", rej.Code.String(), "reason", rej.Log)
+		return nil
+	case err != nil && rej == nil:
 		return fmt.Errorf("node: attest the erasure of record %s: %w", rec.ID, err)
 	}
 	n.log.Info("erased record's key destroyed and erasure attested", "record", rec.ID, "height", rec.Erased)

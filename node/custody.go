@@ -222,8 +222,8 @@ const maxOfferAttempts = 20
 const repairInterval = 5 * time.Second
 
 // repairCustody offers every pending share again whose custodian has not accepted
-// custody yet (one attempt each, counted), and drops those the chain shows accepted
-// or whose record was erased.
+// custody yet (one attempt each, counted, maxOfferAttempts at most), and drops those
+// the chain shows accepted or whose record was erased.
 func (n *Node) repairCustody(ctx context.Context) {
 	entries, err := os.ReadDir(PendingSharesDir(n.home))
 	if err != nil {
@@ -257,13 +257,17 @@ func (n *Node) repairOne(ctx context.Context, path string) error {
 		return os.Remove(path)
 	}
 	if p.Attempts >= maxOfferAttempts {
-		return fmt.Errorf("custodian %s has not accepted its share after %d offers; it stays pending", p.Custodian, p.Attempts)
+		return nil // reported once, at the last attempt
 	}
 	p.Attempts++
 	if err := p.save(n.home, n.ingest.sync); err != nil {
 		return err
 	}
 	if err := n.offer(ctx, &p); err != nil {
+		if p.Attempts == maxOfferAttempts {
+			return fmt.Errorf("custodian %s did not accept its share in %d offers; no more are made (the offer stays in %s): %w",
+				p.Custodian, p.Attempts, PendingSharesDir(n.home), err)
+		}
 		return fmt.Errorf("offer %d to %s: %w", p.Attempts, p.Custodian, err)
 	}
 	n.log.Info("custody repaired: custodian accepted its share", "record", p.Offer.Record, "custodian", p.Custodian, "attempt", p.Attempts)

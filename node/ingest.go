@@ -1,9 +1,9 @@
 package node
 
 // The ingest flow: a FHIR Bundle is validated, sealed under a fresh DEK into the
-// block store (pinned), its DEK kept wrapped to this hospital, and the record
-// registered on the chain. The CLI's `record put` runs the same pipeline (Ingest)
-// without the chain.
+// block store (pinned), its DEK kept wrapped to this hospital (or shared among the
+// record's custodians: custody.go), and the record registered on the chain. The CLI's
+// `record put` runs the same pipeline (Ingest) without the chain, its key whole.
 
 import (
 	"bytes"
@@ -25,7 +25,10 @@ import (
 
 // Ingest validates a FHIR Bundle, seals it into the block store (pinned) under a fresh
 // DEK kept wrapped to this hospital, and registers it on the chain for patient with
-// this hospital as custodian. If anything fails — invalid FHIR, the chain's refusal —
+// this hospital as custodian. When the chain's custody is r > 1 (planCustody), the DEK
+// is shared k-of-r among r custodians instead, this hospital keeping only its share,
+// and Ingest returns once every custodian has answered its share's offer (distribute).
+// If anything fails — invalid FHIR, the chain's refusal —
 // nothing is kept; if the register tx's outcome is unknown (it may still commit), the
 // key and ciphertext are kept so that the record stays readable if it does.
 func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {

@@ -3,7 +3,8 @@
 // record's plaintext in hand: the chain's decision, the custodian's check and wrapped
 // key over libp2p, the ciphertext over bitswap, decryption) next to the bare commit
 // latency of the same network in the same run, and how fast a revocation takes
-// effect (revoke committed → first denial, in blocks and time).
+// effect (revoke committed → first denial, in blocks and time). The record's key is
+// held whole or, as configured, k-of-r by r custodians, with one hospital down or not.
 package accessbench
 
 import (
