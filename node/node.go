@@ -329,12 +329,14 @@ func (n *Node) shutdownAPI() error {
 }
 
 // followRegistry keeps the allowlist and connections in step with the chain's
-// hospital registry, re-reading it after each new height; it also destroys the keys of
-// records erased on the chain (see shredErased).
+// hospital registry, re-reading it at each new height (woken by the chain's event bus);
+// it also destroys the keys of records erased on the chain (see shredErased). Members
+// that cannot be reached are dialed again every reconnectInterval.
 func (n *Node) followRegistry() {
 	defer n.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
+	reconnect := time.NewTicker(reconnectInterval)
+	defer reconnect.Stop()
+	heights := n.chain.NewHeight()
 	// Erasures are looked for from the start of the log on every start: destroying a
 	// key already destroyed is a no-op.
 	var erasedFrom uint64
@@ -342,12 +344,15 @@ func (n *Node) followRegistry() {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-t.C:
+		case <-heights:
+			heights = n.chain.NewHeight()
+		case <-reconnect.C:
 		}
 		n.mu.RLock()
 		last := n.registry.height
 		n.mu.RUnlock()
-		if n.chain.Height() != last {
+		switch {
+		case n.chain.Height() != last:
 			if err := n.refreshRegistry(); err != nil {
 				n.log.Warn("registry refresh failed", "err", err)
 			}
@@ -356,8 +361,22 @@ func (n *Node) followRegistry() {
 			} else {
 				erasedFrom = next
 			}
+		case heights != nil && isClosed(heights):
+			heights = nil // the chain stopped: no height will follow; the ticker alone runs
 		}
 		n.connectMembers()
+	}
+}
+
+// reconnectInterval is how often a node dials the members it is not connected to.
+const reconnectInterval = 250 * time.Millisecond
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
