@@ -112,6 +112,7 @@ func wantRejected(t *testing.T, err error, code consent.Code) {
 
 // TestConsentOnChain drives the consent story through four real CometBFT validators.
 func TestConsentOnChain(t *testing.T) {
+	t.Parallel()
 	c := newConsortium(t)
 	patient, err := crypto.NewSigningKey()
 	if err != nil {

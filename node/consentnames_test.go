@@ -21,7 +21,8 @@ import (
 // client bypasses the check. After a revoke of the consent that would have permitted,
 // the denial says revoked, though another consent names city.
 func TestConsentNamesThroughTheStack(t *testing.T) {
-	hn := nodetest.StartConsortium(t, 4)
+	t.Parallel()
+	hn := shared.Get(t)
 	ada, bayside := hn.Nodes[0], hn.Nodes[1]
 	patient, pid := nodetest.NewPatient(t)
 	rec, err := ada.Ingest(ctxT(t), pid, bytes.NewReader(nodetest.Sample(t)))

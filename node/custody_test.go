@@ -56,6 +56,7 @@ func TestThresholdCustody(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	var lie atomic.Bool
 	net := startCustody(t, &lie)
 	ada, bayside, city, dunmore := net.Nodes[0], net.Nodes[1], net.Nodes[2], net.Nodes[3]
@@ -124,6 +125,7 @@ func TestLyingCustodian(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	var lie atomic.Bool
 	lie.Store(true)
 	net := startCustody(t, &lie)
@@ -160,6 +162,7 @@ func TestThresholdRepairAndErasure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	var lie atomic.Bool
 	net := startCustody(t, &lie)
 	ada, dunmore := net.Nodes[0], net.Nodes[3]

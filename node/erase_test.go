@@ -21,9 +21,10 @@ import (
 // with a grant made before.
 func TestErasureShredsKey(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a 4-hospital network")
+		t.Skip("runs on a 4-hospital network")
 	}
-	net := nodetest.StartConsortium(t, 4)
+	t.Parallel()
+	net := shared.Get(t)
 	ada, bayside := net.Nodes[0], net.Nodes[1]
 	patient, pid := nodetest.NewPatient(t)
 	rec, err := ada.Ingest(nodetest.Ctx(t), pid, bytes.NewReader(nodetest.Sample(t)))

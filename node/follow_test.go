@@ -21,9 +21,10 @@ import (
 // nothing about other patients.
 func TestFollowWithinOneBlock(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a 4-hospital network")
+		t.Skip("runs on a 4-hospital network")
 	}
-	net := nodetest.StartConsortium(t, 4)
+	t.Parallel()
+	net := shared.Get(t)
 	ada, bayside, city := net.Nodes[0], net.Nodes[1], net.Nodes[2]
 	patient, pid := nodetest.NewPatient(t)
 	_, other := nodetest.NewPatient(t)

@@ -83,6 +83,7 @@ func TestStorageFailureFailStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	hn := nodetest.StartConsortium(t, 4)
 	ada, bayside, city := hn.Nodes[0], hn.Nodes[1], hn.Nodes[2]
 	for _, n := range hn.Nodes {
@@ -180,6 +181,7 @@ func TestRestartCatchesUpUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	hn := nodetest.StartConsortium(t, 4)
 	for _, n := range hn.Nodes {
 		waitHealthy(t, n, time.Minute)

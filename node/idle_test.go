@@ -83,6 +83,7 @@ func TestIdleChainMakesNoBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	homes, nodes := startIdleNet(t, 4)
 	ada, bayside := nodes[0], nodes[1]
 	idleAt := settle(t, nodes, 2*time.Second)

@@ -128,6 +128,7 @@ func TestIngestDEKDurableBeforeRegister(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	g := node.NewIngestGate(home.IngestConfig{MaxConcurrent: 1, MaxWait: "100ms"})
 	log := &syncLog{}
 	g.SetSync(log.sync)

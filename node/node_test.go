@@ -51,6 +51,7 @@ func TestKeyReleaseEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	hn := nodetest.StartConsortium(t, 4)
 	ada, bayside, city := hn.Nodes[0], hn.Nodes[1], hn.Nodes[2]
 	bundle := nodetest.Sample(t)

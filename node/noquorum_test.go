@@ -26,6 +26,7 @@ func TestNoQuorumIsSaid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	hn := nodetest.StartConsortium(t, 4)
 	ada := hn.Nodes[0]
 	key, pid := nodetest.NewPatient(t)

@@ -32,6 +32,7 @@ func TestStaleCustodianReleasesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	stall := &stallMachine{}
 	hn := nodetest.StartConsortiumWith(t, 4, func(i int, c *node.Config) {
 		if i == 0 {

@@ -26,9 +26,10 @@ import (
 // proofs, hash parts) still answer over the RPC.
 func TestNoSideDoorThroughRPC(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a 2-hospital network")
+		t.Skip("runs on a 4-hospital network")
 	}
-	net := nodetest.StartConsortium(t, 2)
+	t.Parallel()
+	net := shared.Get(t)
 	ada, bayside := net.Nodes[0], net.Nodes[1]
 	ctx := nodetest.Ctx(t)
 	patient, pid := nodetest.NewPatient(t)

@@ -22,6 +22,7 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a hospital node")
 	}
+	t.Parallel()
 	homes, err := node.Testnet(node.TestnetConfig{Dir: t.TempDir(), Hospitals: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // part of the chain's cost that the consent machine and its adapter decide.
 func BenchmarkAppBlock(b *testing.B) {
 	const perBlock = 1000
-	w := newConsentLoad()
+	w := newConsentLoad(defaultPatients)
 	appState, err := w.appState()
 	if err != nil {
 		b.Fatal(err)
@@ -53,8 +53,8 @@ func BenchmarkAppBlock(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	regs := make([][]byte, patients)
-	parallel(patients, func(i int) { regs[i] = w.register(i, 0) })
+	regs := make([][]byte, defaultPatients)
+	parallel(defaultPatients, func(i int) { regs[i] = w.register(i, 0) })
 	for i := 0; i < len(regs); i += perBlock {
 		block(regs[i:min(i+perBlock, len(regs))])
 	}

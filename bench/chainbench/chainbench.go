@@ -7,12 +7,12 @@
 //
 // The consent load is half patients granting a hospital a consent, half hospitals
 // requesting a registered record (decided on chain), over 4096 patients with a record
-// each; the kvstores get "key=value" txs of the same mean size. The load is a closed loop:
-// submitters spread over the validators, each sending a tx and waiting for its commit
-// before the next, so the chain sets the pace. Unless told a concurrency, the benchmark
-// doubles it from 64 until throughput stops growing by 10 % a step, and measures at the
-// saturation point: the fewest submitters that reached 95 % of the best throughput
-// (more only add latency). Then it measures each application Runs times, in rounds
+// each (Config.Patients); the kvstores get "key=value" txs of the same mean size. The
+// load is a closed loop: submitters spread over the validators, each sending a tx and
+// waiting for its commit before the next, so the chain sets the pace. Unless told a
+// concurrency, the benchmark doubles it from 64 until throughput stops growing by 10 %
+// a step, and measures at the saturation point: the fewest submitters that reached
+// 95 % of the best throughput (more only add latency). Then it measures each application Runs times, in rounds
 // that take the applications in turn (so a change in the machine's load hits them
 // alike), and reports the median of the rounds' ratios. Every measurement runs on a
 // fresh network, and its txs are built and signed before it starts, so the submitters
@@ -59,6 +59,9 @@ type Config struct {
 	Runs int
 	// Validators is the network's size (default 4).
 	Validators int
+	// Patients is how many patients the consent load has, each with one record
+	// registered before the measurements (default 4096).
+	Patients int
 	// Dir holds the networks' homes; default a temporary directory, removed after.
 	Dir string
 	// Progress receives a line per measurement as the run goes; nil: nothing.
@@ -72,7 +75,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Duration < 0 || c.Warmup < 0 || c.StepDuration < 0:
 		return errors.New("chainbench: durations must not be negative")
-	case c.Concurrency < 0 || c.MaxConcurrency < 0 || c.Unloaded < 0 || c.Validators < 0 || c.Runs < 0:
+	case c.Concurrency < 0 || c.MaxConcurrency < 0 || c.Unloaded < 0 || c.Validators < 0 || c.Runs < 0 || c.Patients < 0:
 		return errors.New("chainbench: counts must not be negative")
 	}
 	if c.Duration == 0 {
@@ -95,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runs == 0 {
 		c.Runs = 3
+	}
+	if c.Patients == 0 {
+		c.Patients = defaultPatients
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -186,7 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Validators: cfg.Validators, CPUs: runtime.GOMAXPROCS(0)}
 	kv, signed := &kvLoad{}, &kvLoad{signed: true}
 	apps := []*app{
-		{w: newConsentLoad(), out: &res.Consent},
+		{w: newConsentLoad(cfg.Patients), out: &res.Consent},
 		{w: kv, out: &res.KVStore},
 		{w: signed, out: &res.SignedKVStore},
 	}

@@ -17,7 +17,7 @@ import (
 // every one is accepted, grants and requests alternate, and requests are decided both
 // ways.
 func TestConsentLoad(t *testing.T) {
-	w := newConsentLoad()
+	w := newConsentLoad(defaultPatients)
 	appState, err := w.appState()
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestConsentLoad(t *testing.T) {
 		}
 		return res
 	}
-	for i := range patients {
+	for i := range defaultPatients {
 		apply(w.register(i, 1))
 	}
 	kinds, verdicts := map[string]int{}, map[string]int{}
@@ -76,21 +76,45 @@ func TestKVLoad(t *testing.T) {
 	}
 }
 
+// TestRatios: the rounds' ratios are taken run by run, and the reported ratio is their
+// median (the mean of the middle two of an even number); the loaded step is the run
+// with the median throughput (the lower middle one).
+func TestRatios(t *testing.T) {
+	steps := func(tps ...float64) []Step {
+		var s []Step
+		for _, x := range tps {
+			s = append(s, Step{TxPerSec: x})
+		}
+		return s
+	}
+	consent, kv := steps(50, 300, 25, 100), steps(100, 300, 100, 100)
+	rs, r := ratios(consent, kv, txPerSec)
+	if len(rs) != 4 || rs[0] != 0.5 || rs[2] != 0.25 || r != 0.75 {
+		t.Errorf("ratios %v, median %v; want [0.5 1 0.25 1], 0.75", rs, r)
+	}
+	if rs, r := ratios(steps(50, 0, 25), steps(100, 100, 100), txPerSec); len(rs) != 2 || r != 0.375 {
+		t.Errorf("with a run that committed nothing: %v, %v; want it left out, median 0.375", rs, r)
+	}
+	if m := medianStep(consent); m.TxPerSec != 50 {
+		t.Errorf("median step %v, want the lower middle 50", m.TxPerSec)
+	}
+}
+
 // TestRun runs a short benchmark end to end and checks the result's shape.
 func TestRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs two 4-validator networks")
+		t.Skip("runs three 2-validator networks")
 	}
-	res, err := Run(t.Context(), Config{Duration: time.Second, Warmup: 500 * time.Millisecond, Concurrency: 32, Unloaded: 4, Runs: 2})
+	res, err := Run(t.Context(), Config{Duration: time.Second, Warmup: 250 * time.Millisecond, Concurrency: 16, Unloaded: 4, Runs: 1, Validators: 2, Patients: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []AppResult{res.Consent, res.KVStore, res.SignedKVStore} {
-		if a.Loaded.Committed == 0 || a.Loaded.Failed != 0 || a.Unloaded.N != 4 || a.Loaded.Latency.P50 <= 0 || len(a.Runs) != 2 {
+		if a.Loaded.Committed == 0 || a.Loaded.Failed != 0 || a.Unloaded.N != 4 || a.Loaded.Latency.P50 <= 0 || len(a.Runs) != 1 {
 			t.Errorf("%s: %+v", a.App, a)
 		}
 	}
-	if res.Ratio <= 0 || res.RatioSigned <= 0 || len(res.Ratios) != 2 || len(res.RatiosSigned) != 2 {
+	if res.Validators != 2 || res.Ratio <= 0 || res.RatioSigned <= 0 || len(res.Ratios) != 1 || len(res.RatiosSigned) != 1 {
 		t.Errorf("ratios %v %v, signed %v %v", res.Ratio, res.Ratios, res.RatioSigned, res.RatiosSigned)
 	}
 	if _, ok := processCPU(); ok && (res.CPURatio <= 0 || res.CPURatioSigned <= 0) {

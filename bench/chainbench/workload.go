@@ -49,8 +49,8 @@ type network struct {
 
 // The consent workload's shape.
 const (
-	hospitals = 4
-	patients  = 4096 // one record each
+	hospitals       = 4
+	defaultPatients = 4096 // one record each (Config.Patients)
 	// maxTxTTL is the genesis' bound on how far ahead a tx's expiry may be; txs expire
 	// txTTL after the height they are made at, so a pre-built pool stays valid for a
 	// long run.
@@ -83,7 +83,7 @@ type consentLoad struct {
 	nonces    atomic.Uint64
 }
 
-func newConsentLoad() *consentLoad {
+func newConsentLoad(patients int) *consentLoad {
 	w := &consentLoad{}
 	for i := range hospitals {
 		w.hospitals = append(w.hospitals, newKey(fmt.Sprintf("hospital %d", i)))
@@ -153,8 +153,8 @@ func consentSubmitter(n *chain.Node) submitter {
 func (w *consentLoad) setup(ctx context.Context, net *network) error {
 	w.chainID = net.chainID
 	h := net.height()
-	txs := make([][]byte, patients)
-	parallel(patients, func(i int) { txs[i] = w.register(i, h) })
+	txs := make([][]byte, len(w.patients))
+	parallel(len(txs), func(i int) { txs[i] = w.register(i, h) })
 	return submitAll(ctx, net, txs, 256)
 }
 
@@ -172,7 +172,7 @@ func (k key) patientID() consent.PatientID { return consent.PatientIDOf(k.Public
 func (w *consentLoad) tx(height int64) []byte {
 	s := w.picks.Add(1)
 	r := rand.New(rand.NewPCG(s, 0x9e3779b97f4a7c15))
-	p, h := r.IntN(patients), r.IntN(hospitals)
+	p, h := r.IntN(len(w.patients)), r.IntN(hospitals)
 	if s%2 == 0 {
 		return w.sign(consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{
 			Patient: w.patients[p].patientID(),

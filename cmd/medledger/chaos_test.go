@@ -51,7 +51,7 @@ import (
 // consensus (not catching up, within a block of the others) and to commit a tx
 // submitted through it.
 //
-// MEDLEDGER_CHAOS_SECONDS sets the soak's length (default 45), MEDLEDGER_CHAOS_SEED its
+// MEDLEDGER_CHAOS_SECONDS sets the soak's length (default 20), MEDLEDGER_CHAOS_SEED its
 // random choices, MEDLEDGER_CHAOS_EMPTY_BLOCKS=0s continuous blocks (a restarted node
 // then has blocks to catch up), MEDLEDGER_CHAOS_DIR a directory (empty) that keeps the
 // homes and logs. Runs of two minutes or more also take some nodes down for 10-40 s.
@@ -97,7 +97,7 @@ type chaosConfig struct {
 }
 
 func chaosConfigFromEnv(t *testing.T) chaosConfig {
-	c := chaosConfig{duration: 45 * time.Second, seed: uint64(time.Now().UnixNano())}
+	c := chaosConfig{duration: 20 * time.Second, seed: uint64(time.Now().UnixNano())}
 	if s := os.Getenv("MEDLEDGER_CHAOS_SECONDS"); s != "" {
 		secs, err := strconv.Atoi(s)
 		if err != nil || secs < 10 {
@@ -618,16 +618,21 @@ func (n *chaosNet) readLoop(ctx context.Context) {
 }
 
 // chaosLoop faults one random validator at a time until ctx ends: kill -9 and restart
-// after a moment, or SIGSTOP for a few seconds and SIGCONT; after each it waits for
-// the node to be back in consensus (measured) before the next. It also restarts a node
-// that exited by itself, as a supervisor would.
+// after a moment, or SIGSTOP for a few seconds and SIGCONT (the first fault is a kill,
+// the second a stop); after each it waits for the node to be back in consensus
+// (measured) before the next. It also restarts a node that exited by itself, as a
+// supervisor would.
 func (n *chaosNet) chaosLoop(ctx context.Context) {
 	if !pause(ctx, 3*time.Second) { // some load before the first fault
 		return
 	}
-	for pause(ctx, n.jitter(2*time.Second, 4*time.Second)) {
+	for faults := 0; pause(ctx, n.jitter(2*time.Second, 4*time.Second)); faults++ {
 		n.restartExited(ctx)
 		switch r := n.intN(100); {
+		case faults == 0: // a kill first, then a stop: even a short soak has both
+			n.killOne(ctx, n.intN(len(n.homes)))
+		case faults == 1:
+			n.stopOne(ctx, n.intN(len(n.homes)))
 		case n.cfg.twoDown && r < 15:
 			n.killTwo(ctx)
 		case r < 60:

@@ -3,6 +3,7 @@ package nodetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -22,7 +23,8 @@ import (
 
 // Consortium is a running consortium of real hospital nodes (node.Node: CometBFT
 // validators, libp2p hosts on 127.0.0.1, LevelDB stores, Tink keys, the API) in a
-// test's process, from node.Testnet homes in the test's temporary directory.
+// test's process, from node.Testnet homes in the test's temporary directory (or, for
+// Shared, a temporary directory of its own).
 type Consortium struct {
 	t     testing.TB
 	Homes []*home.Home
@@ -31,6 +33,8 @@ type Consortium struct {
 	// Configure, if set, adjusts hospital i's node.Config before each start (fault
 	// hooks).
 	Configure func(i int, c *node.Config)
+	// shared marks one of Shared's: its nodes neither stop nor restart.
+	shared bool
 }
 
 // StartConsortium creates n hospitals' homes and starts them; they stop with the test.
@@ -50,48 +54,78 @@ func StartConsortiumWith(t testing.TB, n int, configure func(i int, c *node.Conf
 // test's temporary directory): threshold custody, for one.
 func StartTestnet(t testing.TB, cfg node.TestnetConfig, configure func(i int, c *node.Config)) *Consortium {
 	t.Helper()
-	n := cfg.Hospitals
 	cfg.Dir = t.TempDir()
-	homes, err := node.Testnet(cfg)
+	net, err := newConsortium(cfg, configure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := &Consortium{t: t, Homes: homes, Nodes: make([]*node.Node, n), Logs: &SyncBuffer{}, Configure: configure}
+	net.t = t
 	t.Cleanup(net.Stop)
-	for i := range homes {
+	for i := range net.Homes {
 		net.StartNode(i)
 	}
 	net.WaitHeight(2)
 	return net
 }
 
+// newConsortium creates the homes of a testnet configured as cfg; no node runs yet.
+func newConsortium(cfg node.TestnetConfig, configure func(i int, c *node.Config)) (*Consortium, error) {
+	homes, err := node.Testnet(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Consortium{Homes: homes, Nodes: make([]*node.Node, len(homes)), Logs: &SyncBuffer{}, Configure: configure}, nil
+}
+
 // StartNode (re)starts hospital i, its API on a free loopback port.
 func (n *Consortium) StartNode(i int) {
 	n.t.Helper()
+	if n.shared {
+		n.t.Fatal("nodetest: the nodes of a shared consortium do not restart")
+	}
+	if err := n.startNode(n.t.Context(), i); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *Consortium) startNode(ctx context.Context, i int) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		n.t.Fatal(err)
+		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := node.Config{Home: n.Homes[i], Logger: logger, APIListener: l}
 	if n.Configure != nil {
 		n.Configure(i, &cfg)
 	}
-	nd, err := node.Start(n.t.Context(), cfg)
+	nd, err := node.Start(ctx, cfg)
 	if err != nil {
-		n.t.Fatal(err)
+		return err
 	}
 	n.Nodes[i] = nd
+	return nil
 }
 
 // StopNode stops hospital i (its home stays for StartNode).
 func (n *Consortium) StopNode(i int) {
-	if n.Nodes[i] != nil {
-		if err := n.Nodes[i].Close(); err != nil {
-			n.t.Errorf("close %d: %v", i, err)
-		}
-		n.Nodes[i] = nil
+	if n.shared {
+		n.t.Fatal("nodetest: the nodes of a shared consortium do not stop")
 	}
+	if err := n.stopNode(i); err != nil {
+		n.t.Error(err)
+	}
+}
+
+func (n *Consortium) stopNode(i int) error {
+	if n.Nodes[i] == nil {
+		return nil
+	}
+	err := n.Nodes[i].Close()
+	n.Nodes[i] = nil
+	if err != nil {
+		return fmt.Errorf("close %d: %w", i, err)
+	}
+	return nil
 }
 
 // Stop stops every node.
@@ -105,15 +139,22 @@ func (n *Consortium) Stop() {
 // consensus (a node still catching up by block sync refuses txs).
 func (n *Consortium) WaitHeight(h int64) {
 	n.t.Helper()
+	if err := n.waitHeight(h); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *Consortium) waitHeight(h int64) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for _, nd := range n.Nodes {
 		for nd != nil && (nd.Chain().Height() < h || nd.Chain().CatchingUp()) {
 			if time.Now().After(deadline) {
-				n.t.Fatalf("height %d not reached, or a node still catching up", h)
+				return fmt.Errorf("nodetest: height %d not reached, or a node still catching up", h)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return nil
 }
 
 // Ctx is the test's context with a minute's deadline.

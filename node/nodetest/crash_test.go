@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -83,22 +84,39 @@ func TestHelperValidator(t *testing.T) {
 	}
 }
 
+// crashRoundsEnv sets TestCrashRecovery's number of rounds (default crashRounds).
+const crashRoundsEnv = "MEDLEDGER_CRASH_ROUNDS"
+
+// crashRounds is TestCrashRecovery's default number of rounds: each kills the child
+// after it caught up, and two of them (every third) kill it again during its restart.
+// A long run:
+//
+//	MEDLEDGER_CRASH_ROUNDS=20 go test ./node/nodetest -run TestCrashRecovery -v
+const crashRounds = 6
+
 // TestCrashRecovery runs the consent chain on four validators, one of them in a child
 // process, under a steady load of signed grants and access requests, and kills that one
-// with SIGKILL at random moments and restarts it. After each restart it must still hold
-// everything it had committed, then catch up with the others with the same app hash at
-// the same height, and hold every consent and decision the network committed before the
-// kill, decided the same way.
+// with SIGKILL at random moments and restarts it; every third round kills it a second
+// time while it starts up, replays or block-syncs. After each restart it must still
+// hold everything it had committed, then catch up with the others with the same app
+// hash at the same height, and hold every consent and decision the network committed
+// before the kill, decided the same way.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills and restarts a child process 20+ times")
+		t.Skip("kills and restarts a child process")
 	}
-	const (
-		rounds   = 20
-		external = 3
-	)
+	t.Parallel()
+	const external = 3
+	rounds := crashRounds
+	if s := os.Getenv(crashRoundsEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			t.Fatalf("%s=%q: want a number of rounds (1-1000)", crashRoundsEnv, s)
+		}
+		rounds = n
+	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), max(4*time.Minute, time.Duration(rounds)*12*time.Second))
 	defer cancel()
 	w := newConsentWorld()
 	net := nodetest.New(t, 4, func(int) abci.StateMachine { return abci.NewConsentMachine() },
@@ -142,10 +160,10 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		child.checkCommitted(ctx, round, wantNetwork, "committed on the network before the kill")
 
-		// 3. Kill it at a random moment, sometimes twice in a row (the second time
-		// while it starts up, replays or block-syncs).
+		// 3. Kill it at a random moment, every third round twice in a row (the second
+		// time while it starts up, replays or block-syncs).
 		time.Sleep(rand.N(800 * time.Millisecond))
-		if round%4 == 3 {
+		if round%3 == 2 {
 			child.kill()
 			kills++
 			child.start()

@@ -18,6 +18,7 @@ import (
 func newKV(int) abci.StateMachine { return new(nodetest.KV) }
 
 func TestFourValidators(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -149,6 +150,7 @@ func sameAppHashes(t *testing.T, net *nodetest.Net, upTo int64) {
 }
 
 func TestRestartNode(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	net := nodetest.New(t, 4, newKV)

@@ -1,8 +1,8 @@
 // Package nodetest is the one way to build test networks in this process: validator
 // networks of CometBFT nodes over any abci.StateMachine (Validators, and Net, which
 // fails the test instead of returning errors and stops with it), and consortia of real
-// hospital nodes (Consortium). It also holds KV, a small state machine for tests of
-// the chain itself.
+// hospital nodes (Consortium, one per test, or Shared by a package's tests). It also
+// holds KV, a small state machine for tests of the chain itself.
 package nodetest
 
 import (

@@ -15,6 +15,7 @@ import (
 // commits on every node with one app hash, a restarted node reopens its state from its
 // home, and Stop removes the temporary directory LaunchValidators made.
 func TestValidators(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	net, err := nodetest.LaunchValidators(nodetest.ValidatorsConfig{
