@@ -28,6 +28,7 @@ func TestChainScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four hospital nodes")
 	}
+	t.Parallel()
 	net := nodetest.StartConsortium(t, 4)
 	homes := map[string]*home.Home{}
 	for _, h := range net.Homes {

@@ -62,6 +62,7 @@ func TestChaosSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four node processes and faults them")
 	}
+	t.Parallel()
 	cfg := chaosConfigFromEnv(t)
 	t.Logf("chaos: %s, seed %d, two-down windows %v, empty blocks %q", cfg.duration, cfg.seed, cfg.twoDown, cfg.emptyBlocks)
 	n := startChaosNet(t, cfg)

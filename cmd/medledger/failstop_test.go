@@ -25,6 +25,7 @@ func TestFailedNodeExits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node process")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	if out, err := cli("testnet", "--out", dir, "--hospitals", "1").CombinedOutput(); err != nil {
 		t.Fatalf("testnet: %v\n%s", err, out)

@@ -125,6 +125,7 @@ func TestSeparateProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four node processes")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	out, err := cli("testnet", "--out", dir, "--hospitals", "4").CombinedOutput()
 	if err != nil {
