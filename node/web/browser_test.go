@@ -16,6 +16,9 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -75,8 +78,9 @@ type browser struct {
 
 // tab is a page in the browser.
 type tab struct {
-	b   *browser
-	ctx context.Context
+	b      *browser
+	ctx    context.Context
+	clicks int // clicks attempted, numbering each click's marker
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -186,12 +190,19 @@ func (tb *tab) open(url string) {
 // wait waits until the JavaScript expression is truthy.
 func (tb *tab) wait(expr string, d time.Duration) {
 	tb.b.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, d)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+	if err := tb.poll(expr, d); err != nil {
 		tb.shot("failure")
 		tb.b.t.Fatalf("browser: waiting for %s: %v (alert: %q)", expr, err, tb.eval(`document.getElementById("alert").textContent`))
 	}
+}
+
+// poll waits until the JavaScript expression is truthy; an error if it is not
+// within d.
+func (tb *tab) poll(expr string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(tb.ctx, d)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond)))
+	return err
 }
 
 // eval evaluates a JavaScript expression to a string.
@@ -206,17 +217,149 @@ func (tb *tab) eval(expr string) string {
 	return v
 }
 
-// click clicks the first element matching a CSS selector.
-func (tb *tab) click(sel string) {
-	tb.b.t.Helper()
-	tb.do(10*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+// The actions below find their element and act on it without DevTools node IDs: a
+// node ID names one element object, and the pages replace elements when they
+// refresh (a list re-rendered by the live event stream, a search answered), so an
+// action that queries a node, then scrolls to it, then clicks it can find the node
+// gone in between ("Could not find node with given id"). Each action instead finds
+// its element and checks it in one JavaScript evaluation, and acts on what that
+// evaluation settled: a point on the screen, the focused element, a value.
+
+// clickExpr finds the element matching the selector (%[1]s) and, if it can be
+// clicked (present, shown, enabled, and the topmost element at its centre once
+// scrolled into view), arms a marker that the next click to reach an element
+// matching the selector sets to the attempt's number (%[2]d), and returns
+// {ok, x, y}; else {ok: false, why}.
+const clickExpr = `((sel, attempt) => {
+	const e = document.querySelector(sel);
+	if (!e) return { ok: false, why: "no element matches" };
+	if (!e.getClientRects().length || getComputedStyle(e).visibility !== "visible") return { ok: false, why: "it is not shown" };
+	if (e.disabled) return { ok: false, why: "it is disabled" };
+	let r = e.getBoundingClientRect();
+	if (r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) {
+		e.scrollIntoView({ block: "center", inline: "center", behavior: "instant" });
+		r = e.getBoundingClientRect();
+	}
+	const x = r.left + r.width / 2, y = r.top + r.height / 2, hit = document.elementFromPoint(x, y);
+	if (!hit || !(hit === e || e.contains(hit))) return { ok: false, why: "another element covers it: " + (hit ? hit.outerHTML.slice(0, 80) : "none") };
+	document.addEventListener("click", (ev) => { if (ev.target instanceof Element && ev.target.closest(sel)) window.__testClicked = attempt; }, { capture: true, once: true });
+	return { ok: true, x, y };
+})(%[1]s, %[2]d)`
+
+// clickTarget is clickExpr's answer.
+type clickTarget struct {
+	OK  bool    `json:"ok"`
+	Why string  `json:"why"`
+	X   float64 `json:"x"`
+	Y   float64 `json:"y"`
 }
 
-// fill types text into the input matching sel.
+// click clicks, with the mouse, the first element matching a CSS selector, once it
+// can be clicked. A click that reached no element matching the selector (the page
+// replaced it between finding and clicking, so the click met nothing or another
+// element) had no effect on it, and is made again, twice at most.
+func (tb *tab) click(sel string) {
+	tb.b.t.Helper()
+	const attempts = 3
+	deadline := time.Now().Add(10 * time.Second)
+	var last clickTarget
+	for n := 0; n < attempts && time.Now().Before(deadline); {
+		tb.clicks++
+		last = evalAs[clickTarget](tb, fmt.Sprintf(clickExpr, strconv.Quote(sel), tb.clicks))
+		if !last.OK {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		n++
+		tb.do(10*time.Second, chromedp.MouseClickXY(last.X, last.Y))
+		if tb.clicked(tb.clicks, 2*time.Second) {
+			return
+		}
+		last.Why = "the click reached no element matching it (the page replaced it meanwhile)"
+		tb.b.t.Logf("click %s: %s; clicking again", sel, last.Why)
+	}
+	tb.shot("failure")
+	tb.b.t.Fatalf("browser: clicking %s: %s", sel, last.Why)
+}
+
+// clicked says whether the click numbered attempt reached its element, looking for
+// at most d. It reads the marker with Runtime.evaluate, as clickExpr armed it: in
+// the page's own JavaScript world.
+func (tb *tab) clicked(attempt int, d time.Duration) bool {
+	tb.b.t.Helper()
+	expr := fmt.Sprintf(`window.__testClicked === %d`, attempt)
+	for end := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if tb.eval(expr) == "true" {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// focusInputExpr empties the input matching the selector (%s), if it is shown and
+// enabled, focuses it, and says whether it has the focus.
+const focusInputExpr = `((e) => {
+	if (!e || !e.getClientRects().length || e.disabled) return false;
+	e.value = "";
+	e.focus();
+	return document.activeElement === e;
+})(document.querySelector(%s))`
+
+// fill types text into the input matching sel, as a person at the keyboard would,
+// and checks the input then holds exactly text.
 func (tb *tab) fill(sel, text string) {
 	tb.b.t.Helper()
-	tb.eval(`document.querySelector(` + strconv.Quote(sel) + `).value = ""`)
-	tb.do(10*time.Second, chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
+	tb.wait(fmt.Sprintf(focusInputExpr, strconv.Quote(sel)), 10*time.Second)
+	tb.do(10*time.Second, chromedp.KeyEvent(text))
+	if got := tb.eval(`document.querySelector(` + strconv.Quote(sel) + `).value`); got != text {
+		tb.shot("failure")
+		tb.b.t.Fatalf("browser: typed %q into %s, which holds %q", text, sel, got)
+	}
+}
+
+// setValue chooses value in the select (or sets the input) matching sel, as a
+// person choosing it would (input and change events), once it is there.
+func (tb *tab) setValue(sel, value string) {
+	tb.b.t.Helper()
+	tb.wait(fmt.Sprintf(`((e, v) => {
+		if (!e || e.disabled) return false;
+		e.value = v;
+		e.dispatchEvent(new Event("input", { bubbles: true }));
+		e.dispatchEvent(new Event("change", { bubbles: true }));
+		return e.value === v;
+	})(document.querySelector(%s), %s)`, strconv.Quote(sel), strconv.Quote(value)), 10*time.Second)
+}
+
+// upload chooses files in the file input matching sel, once it is there. The input
+// is named by its JavaScript object, found in the same step.
+func (tb *tab) upload(sel string, files ...string) {
+	tb.b.t.Helper()
+	tb.wait(`document.querySelector(`+strconv.Quote(sel)+`) instanceof HTMLInputElement`, 10*time.Second)
+	tb.do(10*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		obj, err := chromedp.Evaluate[*runtime.RemoteObject](`document.querySelector(`+strconv.Quote(sel)+`)`)(ctx, t)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			_, _ = cdp.Call(ctx, t, runtime.ReleaseObject, runtime.ReleaseObjectParams{ObjectID: obj.ObjectID})
+		}()
+		_, err = cdp.Call(ctx, t, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: files, ObjectID: obj.ObjectID})
+		return err
+	}))
+}
+
+// evalAs evaluates a JavaScript expression to a value of type T.
+func evalAs[T any](tb *tab, expr string) T {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.b.t.Fatalf("browser: %s: %v", expr, err)
+	}
+	return v
 }
 
 // shot writes a full-page screenshot to the artifacts directory.
@@ -291,12 +434,7 @@ func (tb *tab) tabTo(sel string, max int) []focusState {
 	var seen []focusState
 	for range max {
 		tb.press(kb.Tab)
-		ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
-		f, err := chromedp.Run(ctx, chromedp.Evaluate[focusState](fmt.Sprintf(focusExpr, strconv.Quote(sel))))
-		cancel()
-		if err != nil {
-			tb.b.t.Fatalf("browser: the focused element: %v", err)
-		}
+		f := evalAs[focusState](tb, fmt.Sprintf(focusExpr, strconv.Quote(sel)))
 		seen = append(seen, f)
 		if f.Match {
 			return seen

@@ -32,8 +32,9 @@ import (
 // still showing the consent in force tries to revoke it again and is told, in a
 // sentence, that it is already revoked; Bayside breaks the glass, the page shows the
 // emergency apart, Ada's privacy officer's review queue shows it live (within a
-// block, no reload), and the officer reviews it there, which the patient's page then
-// shows; the page's accounting downloads (CSV and JSON) are the API's; the patient
+// block, no reload), and the officer reviews it there — a second emergency arriving
+// meanwhile refreshes the queue without replacing the item under review — which the
+// patient's page then shows; the page's accounting downloads (CSV and JSON) are the API's; the patient
 // gives and revokes a consent with the keyboard alone, every element reached showing
 // the focus outline, and a fifth change, over Ada's per-patient limit, is refused in
 // a sentence; the officer searches ten events to a
@@ -99,14 +100,17 @@ func TestPages(t *testing.T) {
 	// officer reviews it.
 	o := b.newTab(false)
 	officerSignIn(t, o, ada.APIURL(), adaTokens["privacy-officer"])
-	status, body = apiCall(t, "POST", bayside.APIURL()+"/records/"+string(rec.ID)+"/$emergency-access?reason=life-threatening", bayTokens["clinician"])
-	if status != http.StatusOK {
-		t.Fatalf("bayside's emergency access: %d %s", status, body)
+	breakGlass := func() {
+		status, body := apiCall(t, "POST", bayside.APIURL()+"/records/"+string(rec.ID)+"/$emergency-access?reason=life-threatening", bayTokens["clinician"])
+		if status != http.StatusOK {
+			t.Fatalf("bayside's emergency access: %d %s", status, body)
+		}
 	}
+	breakGlass()
 	waitWithinBlock(t, o, ada, "#queue li.unreviewed", "Bayside Medical Center (bayside) broke the glass")
 	p.wait(`[...document.querySelectorAll("#emergencies li.unreviewed")].some(li => li.textContent.includes("Bayside Medical Center (bayside)") && li.textContent.includes("awaiting review"))`, 10*time.Second)
 	p.shot("patient-emergency")
-	reviewInOfficerPage(t, o)
+	reviewInOfficerPage(t, o, breakGlass)
 	p.wait(`[...document.querySelectorAll("#emergencies li.reviewed")].some(li => li.textContent.includes("reviewed: justified"))`, 10*time.Second)
 
 	// The page's accounting is the API's, in both formats.
@@ -198,7 +202,7 @@ func restoreInPage(t *testing.T, b *browser, base string, patient consent.Patien
 	r := b.newTab(true)
 	r.open(base + "/app/")
 	r.wait(`!document.getElementById("no-key").hidden`, 10*time.Second)
-	r.do(10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#restore-file"), []string{file}))
+	r.upload("#restore-file", file)
 	r.fill("#restore-pass", "wrong horse battery")
 	r.click("#restore-key")
 	r.wait(`document.getElementById("alert").textContent === "The passphrase is wrong, or the backup file is damaged."`, 30*time.Second)
@@ -284,18 +288,35 @@ func officerSignIn(t *testing.T, o *tab, base, token string) {
 	}
 }
 
-// reviewInOfficerPage reviews the one emergency awaiting review as justified.
-func reviewInOfficerPage(t *testing.T, o *tab) {
+// reviewInOfficerPage reviews the one emergency awaiting review as justified. While
+// the officer has chosen the outcome and not yet recorded it, another emergency
+// arrives (another makes it) and the queue refreshes live: the item under review
+// stays the same element, with the outcome chosen, and the review is recorded; the
+// new one awaits review.
+func reviewInOfficerPage(t *testing.T, o *tab, another func()) {
 	t.Helper()
 	if got := o.eval(`document.getElementById("queue-count").textContent`); got != "1 emergency access awaits review." {
 		t.Errorf("queue count = %q", got)
 	}
 	o.shot("officer-queue")
-	o.do(10*time.Second, chromedp.SetValue(chromedp.CSS("#queue li.unreviewed select"), "justified"))
-	o.click("#queue li.unreviewed button")
-	o.wait(`document.querySelectorAll("#queue li.reviewed").length === 1 && document.querySelectorAll("#queue li.unreviewed").length === 0`, 20*time.Second)
+	item := `#queue li[data-grant="` + o.eval(`document.querySelector("#queue li.unreviewed").dataset.grant`) + `"]`
+	o.setValue(item+" select", "justified")
+	o.eval(`document.querySelector(` + strconv.Quote(item+" select") + `).chosenBeforeRefresh = true`)
+	another()
+	o.wait(`document.querySelectorAll("#queue li.unreviewed").length === 2`, 20*time.Second)
+	if got := o.eval(`document.getElementById("queue-count").textContent`); got != "2 emergency accesses await review." {
+		t.Errorf("queue count after another emergency = %q", got)
+	}
+	if got := o.eval(`((s) => s.chosenBeforeRefresh === true && s.value)(document.querySelector(` + strconv.Quote(item+" select") + `))`); got != "justified" {
+		t.Errorf("the queue's live refresh replaced the item being reviewed, or its outcome chosen (%s)", got)
+	}
+	o.click(item + " button")
+	o.wait(`document.querySelectorAll("#queue li.reviewed").length === 1 && document.querySelectorAll("#queue li.unreviewed").length === 1`, 20*time.Second)
 	if got := o.eval(`document.querySelector("#queue li.reviewed .outcome").textContent`); !strings.Contains(got, "Reviewed: justified by Ada General Hospital (ada)") {
 		t.Errorf("reviewed emergency says %q", got)
+	}
+	if got := o.eval(`document.getElementById("queue-count").textContent`); got != "1 emergency access awaits review." {
+		t.Errorf("queue count after the review = %q", got)
 	}
 }
 
@@ -308,7 +329,7 @@ func searchInOfficerPage(t *testing.T, o *tab, patient consent.PatientID, downlo
 		t.Fatalf("the patient has %d events: too few to page through ten at a time", len(want))
 	}
 	o.fill("#q-patient", string(patient))
-	o.do(10*time.Second, chromedp.SetValue(chromedp.CSS("#q-limit"), "10"))
+	o.setValue("#q-limit", "10")
 	o.click("#search")
 	rows := `document.querySelectorAll("#results tbody tr").length`
 	o.wait(rows+` === 10 && !document.getElementById("older").hidden`, 10*time.Second)
@@ -468,8 +489,7 @@ func otherPatientSeesNothing(t *testing.T, b *browser, base string, first consen
 	q := b.newTab(true)
 	q.open(base + "/app/")
 	q.wait(`!document.getElementById("no-key").hidden`, 10*time.Second)
-	q.do(10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#import-files"),
-		[]string{filepath.Join(dir, crypto.KEKFile), filepath.Join(dir, "patient.keyset.json")}))
+	q.upload("#import-files", filepath.Join(dir, crypto.KEKFile), filepath.Join(dir, "patient.keyset.json"))
 	q.click("#import-key")
 	q.wait(`!document.getElementById("signed-in").hidden && document.getElementById("live-state").textContent === "Live."`, 30*time.Second)
 	if got, want := q.eval(`document.getElementById("me").textContent`), string(consent.PatientIDOf(k.Public())); got != want {

@@ -1,5 +1,5 @@
 // The patient's page: key, sign-in, records, consents, live accesses, accounting.
-import { $, NodeError, UserError, call, day, download, el, guard, kindNames, listen, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
+import { $, NodeError, UserError, call, day, download, el, emergencyKey, guard, keyedList, kindNames, latest, listen, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
 import { decodeCBOR } from "./cbor.js";
 import { createKey, forgetKey, fromB64, importKeygen, loadKey, restoreKey, sign, toB64 } from "./keys.js";
 import { describePolicy, policyFromCBOR } from "./policy.js";
@@ -172,20 +172,21 @@ async function loadActivity() {
   showEmergencies(a.emergencies);
 }
 
-async function refreshEmergencies() {
-  const a = await call("/app/api/activity");
-  showEmergencies(a.emergencies);
-}
+// refreshEmergencies shows the emergency accesses again, when one or its review
+// arrives on the live stream.
+const refreshEmergencies = latest(() => call("/app/api/activity"), (a) => showEmergencies(a.emergencies));
 
+// showEmergencies lists the emergency accesses; one already shown and unchanged
+// stays as it is.
 function showEmergencies(list) {
-  $("emergencies").replaceChildren(...list.map((e) => {
+  keyedList($("emergencies"), list, emergencyKey, (e) => {
     const d = e.decision;
     const outcome = e.review ? "reviewed: " + plain(reasonNames, e.review.outcome) + " (by " + hospital(e.review.reviewer) + ")" : "awaiting review";
     return el("li", { class: e.review ? "emergency reviewed" : "emergency unreviewed", "data-grant": d.id },
       el("strong", { text: hospital(d.requester) }),
       " broke the glass on " + when(d.time) + " — " + plain(reasonNames, d.emergency) + "; ",
       el("span", { class: "outcome", text: outcome }));
-  }));
+  });
   show("no-emergencies", list.length === 0);
 }
 

@@ -1,6 +1,6 @@
 // The privacy officer's page: sign in with the token once, search the access log,
 // work the emergency review queue, open an event with its proof, export.
-import { $, NodeError, call, day, download, el, guard, kindNames, listen, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
+import { $, NodeError, call, day, download, el, emergencyKey, guard, keyedList, kindNames, latest, listen, plain, purposeNames, reasonNames, say, setCSRF, show, when } from "./common.js";
 
 let names = {};
 let last = null; // the last search, and its next page's cursor
@@ -46,19 +46,14 @@ function hospital(id) {
   return names[id] ? names[id] + " (" + id + ")" : id || "—";
 }
 
-// loadQueue shows the review queue, keeping the outcomes chosen and the focus of the
-// items still awaiting review.
-async function loadQueue() {
-  const q = await call("/audit-app/api/emergencies");
-  const chosen = new Map(Array.from($("queue").querySelectorAll("select"), (s) => [s.id, s.value]));
-  const focused = $("queue").contains(document.activeElement) ? document.activeElement.id : "";
-  $("queue-count").textContent = q.unreviewed === 1 ? "1 emergency access awaits review." : q.unreviewed + " emergency accesses await review.";
-  $("queue").replaceChildren(...q.emergencies.map(queueItem));
-  for (const [id, value] of chosen) {
-    if ($(id)) $(id).value = value;
-  }
-  if (focused && $(focused)) $(focused).focus();
-}
+// loadQueue shows the review queue. An item already shown and unchanged stays the
+// same element, so the outcome chosen in it, its focus and a click on its way are
+// kept; a refresh that changes nothing changes nothing in the page.
+const loadQueue = latest(() => call("/audit-app/api/emergencies"), (q) => {
+  const count = q.unreviewed === 1 ? "1 emergency access awaits review." : q.unreviewed + " emergency accesses await review.";
+  if ($("queue-count").textContent !== count) $("queue-count").textContent = count; // said again, it would be announced again
+  keyedList($("queue"), q.emergencies, emergencyKey, queueItem);
+});
 
 function queueItem(e) {
   const d = e.decision;

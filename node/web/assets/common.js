@@ -153,6 +153,48 @@ export function listen(path, stateId, openText, onEvent) {
   return es;
 }
 
+// latest makes the loader of a part of the page that more than one thing refreshes
+// (a person's action, the live stream): fetchIt fetches, showIt shows; of loads
+// that overlap, only the last one started shows its answer, so an older answer
+// arriving late never replaces a newer one.
+export function latest(fetchIt, showIt) {
+  let seq = 0;
+  return async () => {
+    const mine = ++seq;
+    const data = await fetchIt();
+    if (mine === seq) showIt(data);
+  };
+}
+
+// keyedList makes list's children the elements for items, in order. Each item's
+// element is named by key(item), a key that changes whenever what the element shows
+// changes: an element already shown under its key stays as it is — the same element,
+// with its focus, its chosen value, under the pointer of a person about to click it —
+// and only the others are made, with make(item), or removed. A refresh that changes
+// nothing changes nothing in the page.
+export function keyedList(list, items, key, make) {
+  const shown = new Map(Array.from(list.children, (c) => [c.dataset.key, c]));
+  const want = items.map((it) => {
+    const k = key(it);
+    const e = shown.get(k) || make(it);
+    e.dataset.key = k;
+    return e;
+  });
+  const keep = new Set(want);
+  for (const c of Array.from(list.children)) {
+    if (!keep.has(c)) c.remove();
+  }
+  want.forEach((e, i) => {
+    if (list.children[i] !== e) list.insertBefore(e, list.children[i] || null);
+  });
+}
+
+// emergencyKey is the key (for keyedList) of an emergency access as both pages list
+// it: the emergency, and its review once made.
+export function emergencyKey(e) {
+  return e.decision.id + (e.review ? " reviewed " + e.review.outcome + " " + e.review.reviewer + " " + e.review.height : "");
+}
+
 // guard runs an async action for a button: disables it meanwhile and shows an error
 // in the alert area.
 export function guard(button, alertId, action) {
