@@ -1,7 +1,6 @@
 package consent
 
 import (
-	"slices"
 	"strconv"
 )
 
@@ -42,9 +41,10 @@ func (a *action) request(r Request) ([]Event, error) {
 	}
 	d := Decision{ID: GrantID(a.id), Record: rec.ID, Patient: rec.Patient, Requester: h.ID,
 		Purpose: r.Purpose, Height: a.block.Height, Time: a.block.Time.Unix()}
-	if rec.Erased != 0 {
-		d.Reason = ReasonErased
-	} else {
+	if d.Reason, err = recordReason(a.st, rec); err != nil {
+		return nil, err
+	}
+	if d.Reason == "" {
 		d.Granted, d.Consent, d.Reason, err = decideAccess(a.st, rec, Access{
 			Actor: h.ID, Purpose: r.Purpose, Record: rec.ID, Classes: rec.Classes, Time: a.block.Time.Unix()})
 		if err != nil {
@@ -69,7 +69,8 @@ func decideAccess(r Reader, rec *Record, acc Access) (bool, ConsentID, string, e
 }
 
 // emergency grants break-glass access with a coded reason, flagged for review: it
-// joins the review queue (review.go).
+// joins the review queue (review.go). A record not yet available (recordReason) is
+// denied instead: break-glass overrides consent, not custody.
 func (a *action) emergency(e Emergency) ([]Event, error) {
 	h, err := a.requester(e.Requester)
 	if err != nil {
@@ -87,8 +88,19 @@ func (a *action) emergency(e Emergency) ([]Event, error) {
 	}
 	t := a.block.Time.Unix()
 	d := Decision{ID: GrantID(a.id), Record: rec.ID, Patient: rec.Patient, Requester: h.ID,
-		Purpose: "ETREAT", Granted: true, Emergency: e.Reason, Height: a.block.Height, Time: t,
-		Expires: t + a.params.GrantValidity}
+		Purpose: "ETREAT", Height: a.block.Height, Time: t}
+	if a.check {
+		return nil, nil // accepted whatever the decision, as a request
+	}
+	if d.Reason, err = recordReason(a.st, rec); err != nil || d.Reason != "" {
+		if err != nil {
+			return nil, err
+		}
+		// Break-glass cannot release a key that is not there: a denial (purpose
+		// ETREAT, the record's reason), recorded like a request's, not for review.
+		return a.putDecision(d, rec)
+	}
+	d.Granted, d.Emergency, d.Expires = true, e.Reason, t+a.params.GrantValidity
 	if err := a.st.Set([]byte(keyEmergency+heightKey(d.Height)+"/"+string(d.ID)), []byte{}); err != nil {
 		return nil, err
 	}
@@ -180,8 +192,8 @@ func (a *action) receipt(r Receipt) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(rec.Custodians, h.ID) {
-		return nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", h.ID, rec.ID)
+	if err := CheckCustodian(a.st, rec, h.ID); err != nil {
+		return nil, err
 	}
 	prefix := keyReceipt + string(d.ID) + "/" + string(h.ID) + "/"
 	n := 0

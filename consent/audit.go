@@ -14,7 +14,9 @@ import (
 type AuditKind string
 
 // Audit event kinds: every access decision, key release, consent change, record
-// registration or erasure, and review of an emergency access.
+// registration or erasure, each custodian's attestation that it destroyed its key or
+// share of an erased record (crypto-shredding, per custodian), and review of an
+// emergency access.
 const (
 	AuditConsentGranted    AuditKind = "consent-granted"
 	AuditConsentRevoked    AuditKind = "consent-revoked"
@@ -25,6 +27,7 @@ const (
 	AuditRecordRegistered  AuditKind = "record-registered"
 	AuditRecordErased      AuditKind = "record-erased"
 	AuditEmergencyReviewed AuditKind = "emergency-reviewed"
+	AuditErasureAttested   AuditKind = "erasure-attested"
 )
 
 // auditKinds lists every audit event kind. Never modified: the chain checks queries
@@ -32,7 +35,7 @@ const (
 var auditKinds = []AuditKind{
 	AuditConsentGranted, AuditConsentRevoked, AuditAccessGranted, AuditAccessDenied,
 	AuditEmergency, AuditKeyReleased, AuditRecordRegistered, AuditRecordErased,
-	AuditEmergencyReviewed,
+	AuditEmergencyReviewed, AuditErasureAttested,
 }
 
 // AuditKinds returns every audit event kind (a copy).
@@ -55,8 +58,8 @@ type AuditEvent struct {
 	Patient PatientID `cbor:"6,keyasint" json:"patient"`
 	Record  RecordID  `cbor:"7,keyasint,omitempty" json:"record,omitempty"`
 	// Hospital is the hospital that acted: the requester of an access or emergency,
-	// the custodian that released a key or registered a record, the reviewer of an
-	// emergency. Empty when the patient acted.
+	// the custodian that released a key, registered a record or attested its
+	// erasure, the reviewer of an emergency. Empty when the patient acted.
 	Hospital HospitalID `cbor:"8,keyasint,omitempty" json:"hospital,omitempty"`
 	// Custodians are the record's custodians, for events about a record other than a
 	// key release.

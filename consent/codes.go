@@ -21,6 +21,7 @@ const (
 	CodeDuplicate       Code = 12 // already registered / already revoked / already voted
 	CodeErased          Code = 13 // the record is erased
 	CodeNotGranted      Code = 14 // a receipt for a denial or an expired grant
+	CodeNoCustody       Code = 15 // a receipt from a custodian that has not accepted custody of the threshold record
 	CodeUnknownQuery    Code = 20 // query path unknown
 	CodeNotFound        Code = 21 // query found nothing
 	// CodeNotCurrent is not a chain's answer but a custodian's: it cannot show that its
@@ -36,7 +37,7 @@ var codeNames = map[Code]string{
 	CodeUnknownConsent: "unknown-consent", CodeUnknownGrant: "unknown-grant",
 	CodeInvalid: "invalid", CodeDuplicate: "duplicate", CodeErased: "erased",
 	CodeNotGranted: "not-granted", CodeUnknownQuery: "unknown-query", CodeNotFound: "not-found",
-	CodeNotCurrent: "not-current",
+	CodeNotCurrent: "not-current", CodeNoCustody: "no-custody",
 }
 
 func (c Code) String() string {

@@ -54,6 +54,25 @@ func (r *Record) CommitmentsHash() []byte {
 	return sum[:]
 }
 
+// available reports whether a record not erased can be released: held whole, or in
+// threshold custody with at least Threshold custodians that accepted it.
+func available(r Reader, rec *Record) (bool, error) {
+	if rec.Erased != 0 {
+		return false, nil
+	}
+	if !rec.Shared() {
+		return true, nil
+	}
+	accepted, err := attestations(r, keyCustody, rec.ID)
+	return len(accepted) >= rec.Threshold, err
+}
+
+// hasAccepted reports whether custodian h accepted custody of rec.
+func hasAccepted(r Reader, rec *Record, h HospitalID) (bool, error) {
+	var prev Attestation
+	return getValue(r, keyCustody+string(rec.ID)+"/"+string(h), &prev)
+}
+
 // fillCustody sets the default custody for a consortium of n genesis hospitals where
 // genesis left it unset (r = min(n, 3), at least 1; k = ⌈r/2⌉, so 2 of 3, 1 of 2,
 // 1 of 1) and rejects custody outside 1 ≤ k ≤ r ≤ MaxCustodians.
@@ -140,7 +159,8 @@ func (a *action) acceptCustody(c AcceptCustody) ([]Event, error) {
 }
 
 // attestErasure records that a custodian destroyed an erased record's key or share and
-// its blocks, once per custodian.
+// its blocks, once per custodian, and logs it in the access log (erasure-attested,
+// the custodian as the hospital that acted): crypto-shredding reported per custodian.
 func (a *action) attestErasure(e AttestErasure) ([]Event, error) {
 	h, rec, err := a.custodianOf(e.Custodian, e.Record)
 	if err != nil {
@@ -151,6 +171,10 @@ func (a *action) attestErasure(e AttestErasure) ([]Event, error) {
 	}
 	attested, err := a.attest(keyErasure, rec, h.ID, "attested erasure of")
 	if err != nil {
+		return nil, err
+	}
+	if err := a.audit(AuditEvent{Kind: AuditErasureAttested, Patient: rec.Patient, Record: rec.ID,
+		Hospital: h.ID, Custodians: rec.Custodians}); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "erasure", Attrs: []Attr{

@@ -5,8 +5,12 @@ import (
 	"slices"
 )
 
-// The reason a denial gives. A request is decided against every consent of the
-// patient; when none permits, each has its own reason, and the denial gives the most
+// The reason a denial gives. Before any consent, the record itself: a record the
+// chain cannot release whatever the consents say is denied for that, erased first,
+// then not-yet-available (a record in threshold custody that fewer than its threshold
+// of custodians have accepted: no k shares to combine, so no key to release; the
+// request is denied, not left hanging, and may be made again once it is available).
+// Otherwise a request is decided against every consent of the patient; when none permits, each has its own reason, and the denial gives the most
 // telling one: the one that says best what stands between the requester and the
 // record. A reason is ranked by its tier first, then by its place in the tier's list
 // (later is more telling). From most to least telling:
@@ -29,6 +33,23 @@ import (
 //
 // Among equal reasons the first consent in ID order gives it (its ID is not part of
 // the denial). The transcripts in testdata/reasons.txt pin this order.
+
+// ReasonNotYetAvailable denies access to a record in threshold custody that fewer than
+// its threshold of custodians have accepted (Record.Available).
+const ReasonNotYetAvailable = "not-yet-available"
+
+// recordReason is why a record cannot be released whatever the consents say
+// (erased, then not-yet-available), or "" if it can.
+func recordReason(r Reader, rec *Record) (string, error) {
+	if rec.Erased != 0 {
+		return ReasonErased, nil
+	}
+	ok, err := available(r, rec)
+	if err != nil || ok {
+		return "", err
+	}
+	return ReasonNotYetAvailable, nil
+}
 
 // tier is the first key of a reason's rank.
 type tier uint8

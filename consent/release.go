@@ -1,5 +1,7 @@
 package consent
 
+import "slices"
+
 // CheckRelease decides, against committed state r at block time now (Unix seconds),
 // whether a custodian may release a record's key to requester for grant: the grant
 // must be committed and granted, name this requester, not have expired, its consent
@@ -44,6 +46,28 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 		}
 	}
 	return d, rec, nil
+}
+
+// CheckCustodian decides, against committed state r, whether hospital h may release
+// its key of rec: it must be one of rec's custodians and, for a record in threshold
+// custody, must have accepted custody on the chain (so its share verified against the
+// record's commitments); else a *Rejection (unauthorized, no-custody). Custodians call
+// it with CheckRelease before every release; the chain checks it on every receipt.
+func CheckCustodian(r Reader, rec *Record, h HospitalID) error {
+	if !slices.Contains(rec.Custodians, h) {
+		return reject(CodeUnauthorized, "%s is not a custodian of record %s", h, rec.ID)
+	}
+	if !rec.Shared() {
+		return nil
+	}
+	ok, err := hasAccepted(r, rec, h)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return reject(CodeNoCustody, "%s has not accepted custody of record %s: it releases no share before its share has verified", h, rec.ID)
+	}
+	return nil
 }
 
 // BlockTime returns the time of the last applied block (Unix seconds).

@@ -327,15 +327,16 @@ func listOrNone(s []string) string {
 }
 
 // askShare asks custodian c for its share (index i) of grant d's record key and opens
-// it. A refusal for lack of custody (the custodian holds no share) counts as missing
-// custody, not as the chain's word on the grant.
+// it. A refusal for lack of custody (the custodian holds no share, or has not accepted
+// custody on the chain) counts as missing custody, not as the chain's word on the grant.
 func (n *Node) askShare(ctx context.Context, c consent.HospitalID, i crypto.ShareIndex, d consent.Decision, wctx crypto.WrapContext) shareAnswer {
 	a := shareAnswer{custodian: c}
 	resp, err := n.askCustodian(ctx, c, d)
 	switch {
 	case err != nil:
 		a.err = err
-	case consent.Code(resp.Code) == consent.CodeNotCurrent || consent.Code(resp.Code) == consent.CodeUnknownRecord:
+	case consent.Code(resp.Code) == consent.CodeNotCurrent || consent.Code(resp.Code) == consent.CodeUnknownRecord ||
+		consent.Code(resp.Code) == consent.CodeNoCustody:
 		a.err = errors.New(resp.Reason)
 	case resp.Code != 0:
 		a.refusal = &api.Denied{Record: d.Record, Grant: d.ID, Reason: consent.Code(resp.Code).String(), Detail: resp.Reason}

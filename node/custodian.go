@@ -122,9 +122,6 @@ func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantI
 	if err != nil {
 		return "", nil, 0, err
 	}
-	if !slices.Contains(rec.Custodians, n.id) {
-		return "", nil, 0, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital is not a custodian of the record"}
-	}
 	h, ok := n.hospital(requester)
 	if !ok {
 		return "", nil, 0, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
@@ -185,7 +182,9 @@ func (n *Node) wrapShare(rec *consent.Record, id crypto.RecordID, to crypto.Wrap
 
 // checkRelease is consent's release check on this node's committed state, at the later
 // of the last block's time and now (Unix seconds: this node's clock), and the record
-// it would release. A failed check is the *consent.Rejection saying which.
+// it would release; then that this hospital is a custodian of it that has accepted
+// custody (consent.CheckCustodian: a share that never verified is never released). A
+// failed check is the *consent.Rejection saying which.
 func (n *Node) checkRelease(requester consent.HospitalID, grant consent.GrantID, now int64) (*consent.Record, error) {
 	var rec *consent.Record
 	_, err := n.chain.ReadCommitted(func(r consent.Reader) error {
@@ -193,8 +192,10 @@ func (n *Node) checkRelease(requester consent.HospitalID, grant consent.GrantID,
 		if err != nil {
 			return err
 		}
-		_, rec, err = consent.CheckRelease(r, grant, requester, max(last, now))
-		return err
+		if _, rec, err = consent.CheckRelease(r, grant, requester, max(last, now)); err != nil {
+			return err
+		}
+		return consent.CheckCustodian(r, rec, n.id)
 	})
 	return rec, err
 }

@@ -67,6 +67,7 @@ var rejections = map[consent.Code]struct {
 	consent.CodeDuplicate:       {http.StatusConflict, "duplicate"},
 	consent.CodeErased:          {http.StatusGone, "deleted"},
 	consent.CodeNotGranted:      {http.StatusForbidden, "forbidden"},
+	consent.CodeNoCustody:       {http.StatusConflict, "business-rule"},
 	consent.CodeNotFound:        {http.StatusNotFound, "not-found"},
 }
 
@@ -100,6 +101,8 @@ func problemOf(err error) *problem {
 			issues = []fhir.Issue{issue("invalid", "", ve.Error())}
 		}
 		return &problem{status: status, issue: issues[0], more: issues[1:]}
+	case errors.As(err, &d) && d.Reason == consent.ReasonNotYetAvailable:
+		return notYetAvailable(d)
 	case errors.As(err, &d):
 		msg := d.Error()
 		if d.Grant != "" {
@@ -124,6 +127,23 @@ func problemOf(err error) *problem {
 		return &problem{status: http.StatusServiceUnavailable, issue: issue("transient", "", "the request was cancelled")}
 	}
 	return internal
+}
+
+// notYetAvailableRetry is when a client may ask again for a record not yet available:
+// custodians accept custody within a few blocks of its registration.
+const notYetAvailableRetry = 5 * time.Second
+
+// notYetAvailable answers a denial because the record is not yet available (fewer
+// than its threshold of custodians have accepted custody): 503 with Retry-After, an
+// OperationOutcome that says so, the reason as details. The denial is on the chain;
+// asking again after the custodians have accepted makes a new request.
+func notYetAvailable(d *Denied) *problem {
+	msg := fmt.Sprintf("record %s is not yet available: fewer than its threshold of custodians have accepted custody of it, so no key can be released yet; try again later", d.Record)
+	if d.Grant != "" {
+		msg += "; decision " + string(d.Grant) + " on the chain"
+	}
+	return &problem{status: http.StatusServiceUnavailable, issue: issue("transient", "", msg), details: d.Reason,
+		header: http.Header{"Retry-After": {strconv.Itoa(int(notYetAvailableRetry / time.Second))}}}
 }
 
 var internal = &problem{status: http.StatusInternalServerError, issue: issue("exception", "", "internal error; the node's log has the cause")}

@@ -32,6 +32,10 @@ import (
 //	record-registered / -erased    Create / Delete: type rest, subtype create / delete
 //	emergency-reviewed             type DCM 110113, subtype medledger
 //	                               emergency-reviewed (BALP has no review pattern)
+//	erasure-attested               Delete, per custodian: type rest, subtype delete and
+//	                               iso-21089-lifecycle destroy, action D; the
+//	                               custodian that destroyed its key or share is the
+//	                               agent (CST, requestor)
 //	any other kind                 type (KindSystem, kind): exported, not dropped
 //
 // Every resource carries the chain's kind as meta.tag (KindSystem), its log index as id
@@ -68,6 +72,7 @@ var (
 	subCreate           = fhir.Coding{System: fhir.SystemRestfulInteraction, Code: "create", Display: "create"}
 	subUpdate           = fhir.Coding{System: fhir.SystemRestfulInteraction, Code: "update", Display: "update"}
 	subDelete           = fhir.Coding{System: fhir.SystemRestfulInteraction, Code: "delete", Display: "delete"}
+	subDestroy          = fhir.Coding{System: fhir.SystemLifecycle, Code: "destroy", Display: "Destroy/Delete Record Lifecycle Event"}
 	subReviewed         = fhir.Coding{System: KindSystem, Code: string(consent.AuditEmergencyReviewed), Display: "Emergency access reviewed"}
 
 	agentRecipient   = fhir.Coding{System: fhir.SystemParticipationType, Code: "IRCP", Display: "information recipient"}
@@ -152,6 +157,8 @@ func (c Chain) resource(e consent.AuditEvent) (*fhir.AuditEvent, error) {
 		b.recordChange()
 	case consent.AuditEmergencyReviewed:
 		b.review()
+	case consent.AuditErasureAttested:
+		b.shredded()
 	default:
 		b.other()
 	}
@@ -259,6 +266,21 @@ func (b *builder) recordChange() {
 		b.agent(agentPatient, fhir.Reference{Reference: "Patient/" + string(e.Patient)}, true, false)
 		b.custodians("")
 	}
+	b.chainAgent(agentDestination)
+	b.patientEntity()
+	b.recordEntity(roleDomainResource)
+	b.txEntity()
+}
+
+// shredded is one custodian attesting that it destroyed its key (or share) of an
+// erased record and unpinned its ciphertext: crypto-shredding, per custodian.
+func (b *builder) shredded() {
+	e := b.e
+	b.r.Type, b.r.Subtype, b.r.Action = typeRest, []fhir.Coding{subDelete, subDestroy}, "D"
+	b.r.Outcome = fhir.AuditOutcomeSuccess
+	b.r.OutcomeDesc = "custodian " + string(e.Hospital) + " destroyed its key (or key share) of the erased record"
+	b.hospital(e.Hospital, agentCustodian, true, false)
+	b.custodians(e.Hospital)
 	b.chainAgent(agentDestination)
 	b.patientEntity()
 	b.recordEntity(roleDomainResource)
@@ -475,6 +497,7 @@ var required = map[consent.AuditKind][]field{
 	consent.AuditRecordRegistered:  {fRecord, fHospital},
 	consent.AuditRecordErased:      {fRecord},
 	consent.AuditEmergencyReviewed: {fHospital, fGrant},
+	consent.AuditErasureAttested:   {fRecord, fHospital},
 }
 
 // cleanText makes a registry name a valid FHIR string: valid UTF-8, no control

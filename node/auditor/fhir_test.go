@@ -80,6 +80,9 @@ func oneOfEach() []consent.AuditEvent {
 		with(9, func(e *consent.AuditEvent) {
 			e.Kind, e.Record, e.Hospital, e.Purpose = "future-kind", recordA, "bayside", "HRESCH"
 		}),
+		with(10, func(e *consent.AuditEvent) {
+			e.Kind, e.Record, e.Hospital, e.Custodians = consent.AuditErasureAttested, recordA, "bayside", []consent.HospitalID{"ada", "bayside"}
+		}),
 	}
 }
 
@@ -178,9 +181,13 @@ func TestToFHIRPatterns(t *testing.T) {
 			[]string{"PAT@Patient/" + string(alice) + "*", "110152@chain"}},
 		{consent.AuditRecordErased, typeRest, subDelete, "D", "0", "",
 			[]string{"PAT@Patient/" + string(alice) + "*", "CST@Organization/ada", "110152@chain"}},
+		{consent.AuditErasureAttested, typeRest, subDelete, "D", "0", "",
+			[]string{"CST@Organization/bayside*", "CST@Organization/ada", "110152@chain"}},
 		{"future-kind", fhir.Coding{System: KindSystem, Code: "future-kind"}, fhir.Coding{}, "", "", "HRESCH",
 			[]string{"@Organization/bayside*", "@chain"}},
 	}
+	// more are the subtypes a pattern has after the first.
+	more := map[consent.AuditKind][]fhir.Coding{consent.AuditErasureAttested: {subDestroy}}
 	events := map[consent.AuditKind]consent.AuditEvent{}
 	for _, e := range oneOfEach() {
 		events[e.Kind] = e
@@ -194,8 +201,8 @@ func TestToFHIRPatterns(t *testing.T) {
 			switch {
 			case tt.subtype == fhir.Coding{} && len(ae.Subtype) != 0:
 				t.Errorf("subtype %+v, want none", ae.Subtype)
-			case tt.subtype != fhir.Coding{} && (len(ae.Subtype) != 1 || ae.Subtype[0] != tt.subtype):
-				t.Errorf("subtype %+v, want [%+v]", ae.Subtype, tt.subtype)
+			case tt.subtype != fhir.Coding{} && !slices.Equal(ae.Subtype, append([]fhir.Coding{tt.subtype}, more[tt.kind]...)):
+				t.Errorf("subtype %+v, want %+v", ae.Subtype, append([]fhir.Coding{tt.subtype}, more[tt.kind]...))
 			}
 			if ae.Action != tt.action || ae.Outcome != tt.outcome {
 				t.Errorf("action %q outcome %q, want %q %q", ae.Action, ae.Outcome, tt.action, tt.outcome)
@@ -335,13 +342,14 @@ func TestToFHIRNames(t *testing.T) {
 	}
 }
 
-// The golden export of a key release and of an emergency access: the whole shape.
+// The golden export of a key release, an emergency access and a custodian's erasure
+// attestation: the whole shape.
 func TestToFHIRGolden(t *testing.T) {
 	events := oneOfEach()
 	for _, c := range []struct {
 		file string
 		e    consent.AuditEvent
-	}{{"key-released.json", events[4]}, {"emergency-access.json", events[5]}} {
+	}{{"key-released.json", events[4]}, {"emergency-access.json", events[5]}, {"erasure-attested.json", events[10]}} {
 		b, _ := export(t, c.e)
 		var out bytes.Buffer
 		if err := json.Indent(&out, b, "", "  "); err != nil {

@@ -234,7 +234,7 @@ export const kindNames = {
   "access-granted": "Access granted", "access-denied": "Access denied",
   "emergency-access": "Emergency access", "key-released": "Record released",
   "record-registered": "Record added", "record-erased": "Record erased",
-  "emergency-reviewed": "Emergency access reviewed",
+  "emergency-reviewed": "Emergency access reviewed", "erasure-attested": "Record's key destroyed by a custodian",
 };
 
 export const reasonNames = {
@@ -244,7 +244,7 @@ export const reasonNames = {
   "record-not-permitted": "that record is not permitted", "denied-by-provision": "a consent denies it",
   "class-denied": "a consent denies that kind of data", "record-denied": "a consent denies that record",
   "actor-denied": "a consent denies that hospital", "purpose-denied": "a consent denies that purpose",
-  erased: "the record was erased",
+  erased: "the record was erased", "not-yet-available": "the record is not yet held by enough custodians",
   "unconscious-patient": "the patient was unconscious", "life-threatening": "a life-threatening situation",
   "patient-unable-to-consent": "the patient was unable to consent", "public-health-emergency": "a public health emergency",
   justified: "justified", unjustified: "not justified", referred: "referred for further review",
