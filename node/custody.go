@@ -41,29 +41,73 @@ type sharing struct {
 	KeepWhole  bool // keep the whole key too ([custody] keep_whole_key)
 }
 
-// planCustody chooses a new record's custodians: the chain's default custody r of k
-// (genesis), r capped by the registry's members, taken from this hospital on in the
-// registry's sorted order (wrapping round). A nil sharing means one custodian, this
-// hospital, holding the whole key, as without threshold custody.
-func (n *Node) planCustody() (*sharing, error) {
+// planCustody chooses a new record's custodians: those the hospital named (checked:
+// registered, this hospital among them, at most consent.MaxCustodians), else the
+// chain's default custody r (genesis), r capped by the registry's members, taken from
+// this hospital on in the registry's sorted order (wrapping round); and the threshold
+// named (1 ≤ k ≤ r), else the chain's k capped by r. A nil sharing means one
+// custodian, this hospital, holding the whole key, as without threshold custody.
+func (n *Node) planCustody(named api.Custody) (*sharing, error) {
 	params, err := read(n, func(r consent.Reader, _ struct{}) (consent.Params, error) { return consent.GetParams(r) }, struct{}{})
 	if err != nil {
 		return nil, err
 	}
-	members := n.Members()
-	r := min(params.Custodians, len(members))
+	custodians, err := n.chooseCustodians(named.Custodians, params.Custodians)
+	if err != nil {
+		return nil, err
+	}
+	r := len(custodians)
+	k := min(params.Threshold, r)
+	if named.Threshold != 0 {
+		if named.Threshold < 1 || named.Threshold > r {
+			return nil, &consent.Rejection{Code: consent.CodeInvalid,
+				Log: fmt.Sprintf("threshold %d of %d custodians: want 1 ≤ threshold ≤ custodians", named.Threshold, r)}
+		}
+		k = named.Threshold
+	}
 	if r <= 1 {
 		return nil, nil
 	}
-	at := max(slices.Index(members, n.id), 0)
-	custodians := make([]consent.HospitalID, r)
-	for i := range custodians {
-		custodians[i] = members[(at+i)%len(members)]
-	}
-	slices.Sort(custodians)
 	self, _ := slices.BinarySearch(custodians, n.id)
-	return &sharing{Custodians: custodians, Threshold: min(params.Threshold, r), Self: crypto.ShareIndex(self + 1),
+	return &sharing{Custodians: custodians, Threshold: k, Self: crypto.ShareIndex(self + 1),
 		KeepWhole: n.home.Config.Custody.KeepWholeKey}, nil
+}
+
+// chooseCustodians is the named custodians, checked and sorted, or, if none are
+// named, r members from this hospital on in the registry's order, sorted.
+func (n *Node) chooseCustodians(named []consent.HospitalID, r int) ([]consent.HospitalID, error) {
+	members := n.Members()
+	if len(named) == 0 {
+		if r = min(r, len(members)); r <= 1 {
+			return []consent.HospitalID{n.id}, nil
+		}
+		at := max(slices.Index(members, n.id), 0)
+		out := make([]consent.HospitalID, r)
+		for i := range out {
+			out[i] = members[(at+i)%len(members)]
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	out := slices.Clone(named)
+	slices.Sort(out)
+	invalid := func(format string, args ...any) error {
+		return &consent.Rejection{Code: consent.CodeInvalid, Log: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case len(out) > consent.MaxCustodians:
+		return nil, invalid("%d custodians: at most %d", len(out), consent.MaxCustodians)
+	case len(slices.Compact(slices.Clone(out))) != len(out):
+		return nil, invalid("a custodian is named twice")
+	case !slices.Contains(out, n.id):
+		return nil, invalid("the ingesting hospital, %s, must be one of the record's custodians", n.id)
+	}
+	for _, c := range out {
+		if !slices.Contains(members, c) {
+			return nil, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: fmt.Sprintf("custodian %s is not a registered hospital", c)}
+		}
+	}
+	return out, nil
 }
 
 // keep splits dek, writes this hospital's share durably (and the whole key when

@@ -19,6 +19,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/fhir"
+	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/home"
 	"github.com/medledger/medledger/storage"
 )
@@ -32,10 +33,20 @@ import (
 // nothing is kept; if the register tx's outcome is unknown (it may still commit), the
 // key and ciphertext are kept so that the record stays readable if it does.
 func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
+	return n.IngestCustody(ctx, patient, bundle, api.Custody{})
+}
+
+var _ api.CustodyIngester = (*Node)(nil)
+
+// IngestCustody is Ingest with the custody this hospital names: its custodians (this
+// hospital among them, every one registered) and a threshold within 1 ≤ k ≤ r, the
+// chain's defaults for what it leaves unset (planCustody). A custody out of bounds is
+// a *consent.Rejection, checked before anything is stored.
+func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bundle io.Reader, c api.Custody) (*consent.Record, error) {
 	if !patient.Valid() {
 		return nil, &consent.Rejection{Code: consent.CodeInvalid, Log: "patient ID must be 64 lowercase hex digits (an Ed25519 public key)"}
 	}
-	share, err := n.planCustody()
+	share, err := n.planCustody(c)
 	if err != nil {
 		return nil, err
 	}

@@ -78,3 +78,37 @@ func TestNotYetAvailable(t *testing.T) {
 		t.Fatalf("a read once the custodians accepted: %d %s", res.status, res.body)
 	}
 }
+
+// An ingest that names its custody is checked against the registry before anything
+// reaches the backend: an unknown custodian is a 400 naming it, so is a custody
+// without the ingesting hospital, a custodian named twice, and a
+// threshold out of 1 ≤ k ≤ r; a Backend that cannot take named custodians answers 501.
+func TestIngestNamedCustody(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	base := "/fhir/Bundle?patient=" + alice
+	for _, tt := range []struct {
+		query, code, says string
+	}{
+		{"&custodian=bayside&custodian=nowhere", "value", "custodian 'nowhere' is not a registered hospital"},
+		{"&custodian=ada,city", "business-rule", "the ingesting hospital, bayside, must be one of"},
+		{"&custodian=bayside,bayside", "value", "named twice"},
+		{"&custodian=ada,bayside&threshold=3", "business-rule", "threshold 3 of 2 custodians"},
+		{"&custodian=ada,bayside&threshold=0", "value", "threshold '0'"},
+		{"&threshold=two", "value", "threshold 'two'"},
+		{"&threshold=1&threshold=2", "invalid", "threshold once"},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			before := e.f.mutations()
+			res := e.do(req{method: "POST", path: base + tt.query, role: api.RoleClinician, body: strings.NewReader(string(synthea(t)))})
+			oo := wantOutcome(t, res, http.StatusBadRequest, tt.code)
+			if !strings.Contains(oo.Issue[0].Diagnostics, tt.says) {
+				t.Errorf("diagnostics %q, want %q", oo.Issue[0].Diagnostics, tt.says)
+			}
+			if e.f.mutations() != before {
+				t.Error("a refused custody reached the backend")
+			}
+		})
+	}
+	res := e.do(req{method: "POST", path: base + "&custodian=ada,bayside&threshold=2", role: api.RoleClinician, body: strings.NewReader(string(synthea(t)))})
+	wantOutcome(t, res, http.StatusNotImplemented, "not-supported")
+}

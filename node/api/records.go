@@ -16,7 +16,9 @@ import (
 
 // ingest is POST /fhir/Bundle?patient=ID: validate, encrypt, store and register a
 // Bundle (Backend.Ingest, which stores nothing for invalid FHIR); 201 with the
-// record's DocumentReference.
+// record's DocumentReference. With custodian=ID (repeated or comma-separated) and
+// threshold=K the hospital names the record's custody (custodyParams; a bad one is a
+// 400 and stores nothing).
 func (s *server) ingest(w http.ResponseWriter, r *http.Request) error {
 	if err := s.serving(); err != nil {
 		return err
@@ -31,8 +33,22 @@ func (s *server) ingest(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > s.maxBody {
 		return &http.MaxBytesError{Limit: s.maxBody}
 	}
+	c, named, err := s.custodyParams(r)
+	if err != nil {
+		return err
+	}
+	ingest := s.b.Ingest
+	if named {
+		ci, ok := s.b.(CustodyIngester)
+		if !ok {
+			return &problem{status: http.StatusNotImplemented, issue: issue("not-supported", "", "this node does not take named custodians")}
+		}
+		ingest = func(ctx context.Context, p consent.PatientID, b io.Reader) (*consent.Record, error) {
+			return ci.IngestCustody(ctx, p, b, c)
+		}
+	}
 	s.allowUpload(w, r) // a large body from a known client: until the ingest's deadline
-	rec, err := s.b.Ingest(r.Context(), patient, bodyOf(w, r, s.maxBody))
+	rec, err := ingest(r.Context(), patient, bodyOf(w, r, s.maxBody))
 	if err != nil {
 		return err
 	}
