@@ -32,7 +32,8 @@ func TestRun(t *testing.T) {
 	}
 	total := 0
 	for _, k := range consent.AuditKinds() {
-		if res.Kinds[k] == 0 && k != consent.AuditRecordErased {
+		// The load erases nothing, so no custodian attests an erasure either.
+		if res.Kinds[k] == 0 && k != consent.AuditRecordErased && k != consent.AuditErasureAttested {
 			t.Errorf("no %s event: %v", k, res.Kinds)
 		}
 		total += res.Kinds[k]
