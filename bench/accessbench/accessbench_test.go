@@ -14,6 +14,7 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four hospital nodes")
 	}
+	t.Parallel()
 	res, err := Run(t.Context(), Config{Samples: 5, Revocations: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +65,7 @@ func TestRunThresholdOneDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four hospital nodes")
 	}
+	t.Parallel()
 	res, err := Run(t.Context(), Config{Samples: 3, Revocations: 1, Custodians: 3, Threshold: 2, OneDown: true})
 	if err != nil {
 		t.Fatal(err)
