@@ -73,6 +73,7 @@ func TestNamedCustodyFailsClosed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-hospital network")
 	}
+	t.Parallel()
 	var lie atomic.Bool
 	net := startCustody(t, &lie)
 	ada, dunmore := net.Nodes[0], net.Nodes[3]

@@ -18,8 +18,9 @@ var shared nodetest.Shared
 // minParallel is how many parallel tests run at once unless -test.parallel says: the
 // package's networked tests mostly wait for blocks, peers and timeouts, not for a CPU
 // (together they keep about a third of one core busy), so more of them than there are
-// cores run at once. The tests that measure the whole process (its heap, its open
-// files) are not parallel: they run alone, before the parallel ones.
+// cores run at once. A test with a network of its own calls t.Parallel; the tests
+// that measure the whole process (its heap, its open files) do not: they run alone,
+// before the parallel ones.
 const minParallel = 4
 
 // TestMain raises the default -test.parallel to minParallel, and stops the shared
