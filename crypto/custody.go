@@ -66,11 +66,13 @@ func (c Commitments) Threshold() int { return len(c.points) }
 var custodyGroup = group.Ristretto255
 
 const (
-	scalarSize    = 32 // a Ristretto255 scalar or element, encoded
-	shareVersion  = 1
-	commitVersion = 1
-	shareSize     = 2 + scalarSize // version, index, value
-	shareLabel    = "medledger/share-wrap/v1"
+	scalarSize = 32 // a Ristretto255 scalar or element, encoded
+	// shareTag and commitTag open the two encodings and differ, so that no prefix of
+	// a commitments encoding parses as a share (or the reverse).
+	shareTag   = 1
+	commitTag  = 2
+	shareSize  = 2 + scalarSize // tag, index, value
+	shareLabel = "medledger/share-wrap/v1"
 )
 
 // Split shares d's secret k-of-n: any k of the n shares rebuild d (Combine), fewer
@@ -159,11 +161,11 @@ func badList(bad []ShareIndex) string {
 	return "; invalid shares: " + strings.Join(s, ", ")
 }
 
-// Bytes is the share's stable encoding: version 1, index, 32-byte scalar (34 bytes).
+// Bytes is the share's stable encoding: tag 1, index, 32-byte scalar (34 bytes).
 // It is secret: zero it after use.
 func (s Share) Bytes() []byte {
 	b := make([]byte, 2, shareSize)
-	b[0], b[1] = shareVersion, byte(s.Index)
+	b[0], b[1] = shareTag, byte(s.Index)
 	v, err := s.value.MarshalBinary()
 	if err != nil || len(v) != scalarSize {
 		panic("crypto: a Ristretto255 scalar encodes in 32 bytes") // unreachable: value is always set by this package
@@ -174,8 +176,8 @@ func (s Share) Bytes() []byte {
 
 // ParseShare decodes Bytes' output, accepting only the canonical form.
 func ParseShare(b []byte) (Share, error) {
-	if len(b) != shareSize || b[0] != shareVersion || !ShareIndex(b[1]).Valid() {
-		return Share{}, fmt.Errorf("%w: a share is %d bytes: version %d, index 1-%d, scalar", ErrShareEncoding, shareSize, shareVersion, MaxShares)
+	if len(b) != shareSize || b[0] != shareTag || !ShareIndex(b[1]).Valid() {
+		return Share{}, fmt.Errorf("%w: a share is %d bytes: tag %d, index 1-%d, scalar", ErrShareEncoding, shareSize, shareTag, MaxShares)
 	}
 	v := custodyGroup.NewScalar()
 	if err := v.UnmarshalBinary(b[2:]); err != nil {
@@ -184,11 +186,11 @@ func ParseShare(b []byte) (Share, error) {
 	return Share{Index: ShareIndex(b[1]), value: v}, nil
 }
 
-// Bytes is the commitments' stable encoding: version 1, k, then k 32-byte Ristretto255
+// Bytes is the commitments' stable encoding: tag 2, k, then k 32-byte Ristretto255
 // elements. It is public.
 func (c Commitments) Bytes() []byte {
 	b := make([]byte, 2, 2+scalarSize*len(c.points))
-	b[0], b[1] = commitVersion, byte(len(c.points))
+	b[0], b[1] = commitTag, byte(len(c.points))
 	for _, p := range c.points {
 		e, err := p.MarshalBinaryCompress()
 		if err != nil || len(e) != scalarSize {
@@ -203,9 +205,9 @@ func (c Commitments) Bytes() []byte {
 // 1 ≤ k ≤ MaxShares and no identity element (which would weaken the threshold or
 // commit to a zero key).
 func ParseCommitments(b []byte) (Commitments, error) {
-	if len(b) < 2 || b[0] != commitVersion || b[1] < 1 || b[1] > MaxShares || len(b) != 2+scalarSize*int(b[1]) {
-		return Commitments{}, fmt.Errorf("%w: commitments are version %d, k (1-%d), then k elements of %d bytes",
-			ErrShareEncoding, commitVersion, MaxShares, scalarSize)
+	if len(b) < 2 || b[0] != commitTag || b[1] < 1 || b[1] > MaxShares || len(b) != 2+scalarSize*int(b[1]) {
+		return Commitments{}, fmt.Errorf("%w: commitments are tag %d, k (1-%d), then k elements of %d bytes",
+			ErrShareEncoding, commitTag, MaxShares, scalarSize)
 	}
 	pts := make([]group.Element, b[1])
 	for i := range pts {

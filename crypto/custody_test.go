@@ -286,11 +286,15 @@ func TestShareEncoding(t *testing.T) {
 		"empty":          nil,
 		"short":          good[:33],
 		"long":           append(bytes.Clone(good), 0),
-		"version 2":      append([]byte{2}, good[1:]...),
+		"commitment tag": append([]byte{2}, good[1:]...),
+		"tag 3":          append([]byte{3}, good[1:]...),
 		"index 0":        append([]byte{1, 0}, good[2:]...),
 		"index 17":       append([]byte{1, 17}, good[2:]...),
 		"unreduced":      append([]byte{1, 1}, bytes.Repeat([]byte{0xff}, 32)...),
 		"commitments in": s.comm.Bytes()[:34],
+		// a commitments prefix whose element happens to be a reduced scalar (about 1 in
+		// 16 random ones): it must still not parse as a share
+		"commitments tag, reduced": append([]byte{2, 1}, make([]byte, 32)...),
 	}
 	for name, b := range badShares {
 		if _, err := ParseShare(b); !errors.Is(err, ErrShareEncoding) {
@@ -301,13 +305,14 @@ func TestShareEncoding(t *testing.T) {
 	identity := make([]byte, 32) // Ristretto255's identity encodes as zeros
 	badComms := map[string][]byte{
 		"empty":     nil,
-		"k 0":       {1, 0},
-		"k 17":      append([]byte{1, 17}, bytes.Repeat(gc[2:34], 17)...),
+		"k 0":       {2, 0},
+		"k 17":      append([]byte{2, 17}, bytes.Repeat(gc[2:34], 17)...),
 		"short":     gc[:len(gc)-1],
-		"k too big": append([]byte{1, 4}, gc[2:]...),
-		"version 2": append([]byte{2}, gc[1:]...),
-		"identity":  append(append([]byte{1, 3}, identity...), gc[34:]...),
-		"not point": append(append([]byte{1, 3}, bytes.Repeat([]byte{0xff}, 32)...), gc[34:]...),
+		"k too big": append([]byte{2, 4}, gc[2:]...),
+		"share tag": append([]byte{1}, gc[1:]...),
+		"tag 3":     append([]byte{3}, gc[1:]...),
+		"identity":  append(append([]byte{2, 3}, identity...), gc[34:]...),
+		"not point": append(append([]byte{2, 3}, bytes.Repeat([]byte{0xff}, 32)...), gc[34:]...),
 	}
 	for name, b := range badComms {
 		if _, err := ParseCommitments(b); !errors.Is(err, ErrShareEncoding) {
