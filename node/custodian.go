@@ -160,7 +160,8 @@ func custodyErr(rec *consent.Record, what string, err error) error {
 }
 
 // wrapShare wraps this custodian's share of a threshold record for a requester. The
-// ShareHook, set only by tests, alters the share first: a custodian that lies.
+// ShareHook, a test seam, alters the share first: a custodian that lies. Its plaintext
+// encoding is zeroed once parsed.
 func (n *Node) wrapShare(rec *consent.Record, id crypto.RecordID, to crypto.WrapPublicKey, wctx crypto.WrapContext) ([]byte, crypto.ShareIndex, error) {
 	s, err := n.ownShare(rec, id)
 	if err := custodyErr(rec, "share", err); err != nil {
@@ -169,7 +170,9 @@ func (n *Node) wrapShare(rec *consent.Record, id crypto.RecordID, to crypto.Wrap
 	if n.shareHook != nil {
 		b := s.Bytes()
 		n.shareHook(b)
-		if s, err = crypto.ParseShare(b); err != nil {
+		s, err = crypto.ParseShare(b)
+		clear(b)
+		if err != nil {
 			return nil, 0, err
 		}
 	}
@@ -239,8 +242,9 @@ func (n *Node) shredErased(ctx context.Context, from uint64) (uint64, error) {
 	return size, nil
 }
 
-// shred destroys this custodian's key and share of an erased record, unpins its
-// ciphertext and attests the erasure.
+// shred destroys this custodian's key and share of an erased record and the share
+// offers it still held for other custodians, unpins its ciphertext and attests the
+// erasure.
 func (n *Node) shred(ctx context.Context, id consent.RecordID) error {
 	st, err := read(n, consent.Custody, id)
 	if err != nil {
@@ -258,6 +262,9 @@ func (n *Node) shred(ctx context.Context, id consent.RecordID) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("node: destroy the key of erased record %s: %w", rec.ID, err)
 		}
+	}
+	if err := removePending(n.home, rec.ID); err != nil {
+		return fmt.Errorf("node: destroy the pending share offers of erased record %s: %w", rec.ID, err)
 	}
 	if err := n.store.Unpin(ctx, sealed.CID); err != nil {
 		n.log.Warn("unpin of an erased record failed", "record", rec.ID, "err", err)

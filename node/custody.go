@@ -68,7 +68,10 @@ func (n *Node) planCustody(named api.Custody) (*sharing, error) {
 	if r <= 1 {
 		return nil, nil
 	}
-	self, _ := slices.BinarySearch(custodians, n.id)
+	self, found := slices.BinarySearch(custodians, n.id)
+	if !found { // chooseCustodians puts this hospital among them; never split without it
+		return nil, errNotMember(n.id)
+	}
 	return &sharing{Custodians: custodians, Threshold: k, Self: crypto.ShareIndex(self + 1),
 		KeepWhole: n.home.Config.Custody.KeepWholeKey}, nil
 }
@@ -77,6 +80,14 @@ func (n *Node) planCustody(named api.Custody) (*sharing, error) {
 // named, r members from this hospital on in the registry's order, sorted.
 func (n *Node) chooseCustodians(named []consent.HospitalID, r int) ([]consent.HospitalID, error) {
 	members := n.Members()
+	if !slices.Contains(members, n.id) && n.refreshRegistry() == nil {
+		members = n.Members() // the registry may have changed since the last refresh
+	}
+	if !slices.Contains(members, n.id) {
+		// fail closed: a hospital that is not a member cannot be a custodian, and the
+		// custodians are chosen from its place in the registry
+		return nil, errNotMember(n.id)
+	}
 	if len(named) == 0 {
 		if r = min(r, len(members)); r <= 1 {
 			return []consent.HospitalID{n.id}, nil
@@ -110,9 +121,18 @@ func (n *Node) chooseCustodians(named []consent.HospitalID, r int) ([]consent.Ho
 	return out, nil
 }
 
+// errNotMember refuses an ingest by a hospital that is not a registered member.
+func errNotMember(id consent.HospitalID) error {
+	return &consent.Rejection{Code: consent.CodeUnknownHospital,
+		Log: fmt.Sprintf("this hospital, %s, is not a registered member: it cannot be a record's custodian", id)}
+}
+
 // keep splits dek, writes this hospital's share durably (and the whole key when
 // KeepWhole) and returns every share with the commitments. On error no file is left.
 func (s *sharing) keep(h *home.Home, sealed Sealed, dek *crypto.DEK, sync Syncer) ([]crypto.Share, crypto.Commitments, error) {
+	if s.Self < 1 || int(s.Self) > len(s.Custodians) {
+		return nil, crypto.Commitments{}, fmt.Errorf("node: share %d of %d custodians: this hospital is not among them", s.Self, len(s.Custodians))
+	}
 	shares, c, err := dek.Split(s.Threshold, len(s.Custodians))
 	if err != nil {
 		return nil, c, err
@@ -151,11 +171,16 @@ func ShareKeyPath(h *home.Home, id crypto.RecordID) string {
 }
 
 // PendingSharesDir holds the shares an ingesting hospital has not handed out yet,
-// each wrapped to its custodian (useless to this hospital), until the chain shows them
-// accepted.
+// each wrapped to its custodian (useless to this hospital), and a marker for its own
+// acceptance of custody, until the chain shows them accepted. They are saved before
+// the record's register tx is submitted, so that no share is lost to a crash or an
+// unknown outcome.
 func PendingSharesDir(h *home.Home) string { return h.Path(home.DEKDir, "pending") }
 
-// pendingShare is a share offer not yet accepted, as kept in pendingDir.
+// pendingShare is a share offer not yet accepted, as kept in PendingSharesDir. For the
+// ingesting hospital itself (Custodian is this hospital) it carries no share: it says
+// that this hospital's own acceptance of custody is still to be seen on the chain.
+// Offer.Height is 0 until the record is registered.
 type pendingShare struct {
 	Custodian consent.HospitalID `json:"custodian"`
 	Offer     p2p.ShareOffer     `json:"offer"`
@@ -176,35 +201,80 @@ func (p *pendingShare) save(h *home.Home, sync Syncer) error {
 		return err
 	}
 	path := p.path(h)
-	return writeTemp(PendingSharesDir(h), b, sync, func(tmp string) error { return os.Rename(tmp, path) })
+	if err := writeTemp(PendingSharesDir(h), b, sync, func(tmp string) error { return os.Rename(tmp, path) }); err != nil {
+		return err
+	}
+	return syncDir(PendingSharesDir(h), sync)
 }
 
-// distribute hands out a freshly registered record's shares: its own it accepts on the
-// chain itself; each other custodian's is saved as pending, then offered, all at once.
-// It returns when every offer has been answered (or ctx ends); the record is available
-// once Threshold custodians accepted. Shares not accepted stay pending for repair.
-func (n *Node) distribute(ctx context.Context, rec *consent.Record, shares []crypto.Share, s *sharing) {
+// done removes p once its custodian's acceptance is known.
+func (p *pendingShare) done(n *Node) {
+	if err := os.Remove(p.path(n.home)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		n.log.Warn("pending share not removed", "record", p.Offer.Record, "custodian", p.Custodian, "err", err)
+	}
+}
+
+// removePending removes every pending offer of record id (the chain refused its
+// register tx, or it was erased).
+func removePending(h *home.Home, id consent.RecordID) error {
+	paths, err := filepath.Glob(filepath.Join(PendingSharesDir(h), string(id)+".*.json"))
+	if err != nil {
+		return err
+	}
+	for _, path := range paths {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// saveOffers saves, durably and before the record is registered, what the ingest has
+// to hand out: each other custodian's share wrapped to its registered key, and the
+// marker of this hospital's own acceptance. On error none is left.
+func (n *Node) saveOffers(id crypto.RecordID, shares []crypto.Share, s *sharing) ([]*pendingShare, error) {
+	out := make([]*pendingShare, len(s.Custodians))
+	for i, c := range s.Custodians {
+		p, err := n.pendingOffer(id, c, shares[i])
+		if err != nil {
+			if rerr := removePending(n.home, consent.RecordID(id.String())); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return nil, fmt.Errorf("node: save custodian %s's share offer: %w", c, err)
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// distribute hands out a freshly registered record's shares, saved as pending
+// (saveOffers): its own acceptance it submits itself, under the node's context (it
+// does not end with the request); each other custodian's share is offered, all at
+// once. It returns when every offer has been answered or ctx ends; the record is
+// available once Threshold custodians accepted. What is not accepted stays pending
+// for repair.
+func (n *Node) distribute(ctx context.Context, rec *consent.Record, pending []*pendingShare, s *sharing) {
 	type result struct {
 		c   consent.HospitalID
 		err error
 	}
-	results := make(chan result, len(s.Custodians))
-	for i, c := range s.Custodians {
-		if c == n.id {
-			go func() { results <- result{c, n.acceptCustody(ctx, rec)} }()
-			continue
-		}
-		p, err := n.pendingOffer(rec, c, shares[i])
-		if err != nil {
-			results <- result{c, err}
-			continue
-		}
-		go func() { results <- result{c, n.offer(ctx, p)} }()
+	results := make(chan result, len(pending))
+	for _, p := range pending {
+		p.Offer.Height = int64(rec.Height)
+		go func() { results <- result{p.Custodian, n.settle(ctx, rec, p)} }()
 	}
 	var failed []string
-	for range s.Custodians {
-		if r := <-results; r.err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", r.c, r.err))
+	for range pending {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", r.c, r.err))
+			}
+		case <-ctx.Done():
+			failed = append(failed, "unanswered: "+ctx.Err().Error())
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	if len(failed) > 0 {
@@ -213,22 +283,34 @@ func (n *Node) distribute(ctx context.Context, rec *consent.Record, shares []cry
 	}
 }
 
-// pendingOffer wraps share to custodian c's registered key and saves the offer as
-// pending.
-func (n *Node) pendingOffer(rec *consent.Record, c consent.HospitalID, share crypto.Share) (*pendingShare, error) {
-	h, ok := n.hospital(c)
-	if !ok {
-		return nil, errors.New("not registered")
+// settle has p's custodian accept custody of rec: this hospital on the chain (under
+// the node's context), another custodian by an offer. Once accepted, p goes.
+func (n *Node) settle(ctx context.Context, rec *consent.Record, p *pendingShare) error {
+	if p.Custodian != n.id {
+		return n.offer(ctx, p)
 	}
-	id, err := crypto.ParseRecordID(string(rec.ID))
-	if err != nil {
-		return nil, err
+	if err := n.acceptCustody(n.ctx, rec); err != nil {
+		return err
 	}
-	w, err := crypto.WrapShare(share, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: id})
-	if err != nil {
-		return nil, err
+	p.done(n)
+	return nil
+}
+
+// pendingOffer saves custodian c's pending offer of record id: share wrapped to c's
+// registered key, or for this hospital the marker of its own acceptance (no share).
+func (n *Node) pendingOffer(id crypto.RecordID, c consent.HospitalID, share crypto.Share) (*pendingShare, error) {
+	p := &pendingShare{Custodian: c, Offer: p2p.ShareOffer{Record: id.String(), Share: uint8(share.Index)}}
+	if c != n.id {
+		h, ok := n.hospital(c)
+		if !ok {
+			return nil, errors.New("not registered")
+		}
+		w, err := crypto.WrapShare(share, crypto.WrapPublicKey(h.Wrap), crypto.WrapContext{Chain: n.home.ChainID(), Record: id})
+		if err != nil {
+			return nil, err
+		}
+		p.Offer.Wrapped = w
 	}
-	p := &pendingShare{Custodian: c, Offer: p2p.ShareOffer{Record: string(rec.ID), Height: int64(rec.Height), Share: uint8(share.Index), Wrapped: w}}
 	return p, p.save(n.home, n.ingest.sync)
 }
 
@@ -252,9 +334,7 @@ func (n *Node) offer(ctx context.Context, p *pendingShare) error {
 	case ans.Code != 0:
 		return fmt.Errorf("refused (%s): %s", consent.Code(ans.Code), ans.Reason)
 	}
-	if err := os.Remove(p.path(n.home)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		n.log.Warn("pending share not removed", "record", p.Offer.Record, "custodian", p.Custodian, "err", err)
-	}
+	p.done(n)
 	return nil
 }
 
@@ -267,7 +347,10 @@ const repairInterval = 5 * time.Second
 
 // repairCustody offers every pending share again whose custodian has not accepted
 // custody yet (one attempt each, counted, maxOfferAttempts at most), and drops those
-// the chain shows accepted or whose record was erased.
+// the chain shows accepted or whose record was erased. This hospital's own pending
+// acceptance it submits again. A record not (yet) on the chain is skipped: its
+// register tx may still commit, and if the chain refused it the ingest removed its
+// offers (forget).
 func (n *Node) repairCustody(ctx context.Context) {
 	entries, err := os.ReadDir(PendingSharesDir(n.home))
 	if err != nil {
@@ -294,7 +377,11 @@ func (n *Node) repairOne(ctx context.Context, path string) error {
 		return err
 	}
 	st, err := read(n, consent.Custody, consent.RecordID(p.Offer.Record))
-	if err != nil {
+	var rej *consent.Rejection
+	switch {
+	case errors.As(err, &rej) && rej.Code == consent.CodeUnknownRecord:
+		return nil // not registered (yet)
+	case err != nil:
 		return err
 	}
 	if st.Erased != 0 || slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == p.Custodian }) {
@@ -303,11 +390,16 @@ func (n *Node) repairOne(ctx context.Context, path string) error {
 	if p.Attempts >= maxOfferAttempts {
 		return nil // reported once, at the last attempt
 	}
+	rec, err := n.Record(ctx, st.Record)
+	if err != nil {
+		return err
+	}
+	p.Offer.Height = int64(rec.Height)
 	p.Attempts++
 	if err := p.save(n.home, n.ingest.sync); err != nil {
 		return err
 	}
-	if err := n.offer(ctx, &p); err != nil {
+	if err := n.settle(ctx, rec, &p); err != nil {
 		if p.Attempts == maxOfferAttempts {
 			return fmt.Errorf("custodian %s did not accept its share in %d offers; no more are made (the offer stays in %s): %w",
 				p.Custodian, p.Attempts, PendingSharesDir(n.home), err)
@@ -381,7 +473,35 @@ func (n *Node) takeShare(ctx context.Context, rec *consent.Record, offerer conse
 	if err := kf.WriteSynced(ShareKeyPath(n.home, sealed.ID), n.ingest.sync); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return n.acceptCustody(ctx, rec)
+	err = n.acceptCustody(ctx, rec)
+	if erasedSince(err) || (err == nil && n.erasedNow(rec.ID)) {
+		// the erase committed during the fetch: this node's shredder may have passed
+		// it already, so the share and pin written after it go here
+		n.dropShare(sealed)
+	}
+	return err
+}
+
+// erasedSince reports whether err is the chain's refusal of an erased record.
+func erasedSince(err error) bool {
+	var rej *consent.Rejection
+	return errors.As(err, &rej) && rej.Code == consent.CodeErased
+}
+
+// erasedNow reports whether the committed state shows record id erased.
+func (n *Node) erasedNow(id consent.RecordID) bool {
+	st, err := read(n, consent.Custody, id)
+	return err == nil && st.Erased != 0
+}
+
+// dropShare removes this custodian's share of an erased record and its pin.
+func (n *Node) dropShare(sealed Sealed) {
+	if err := os.Remove(ShareKeyPath(n.home, sealed.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		n.log.Warn("share of an erased record not removed", "record", sealed.ID.String(), "err", err)
+	}
+	if err := n.store.Unpin(context.Background(), sealed.CID); err != nil {
+		n.log.Warn("unpin of an erased record failed", "record", sealed.ID.String(), "err", err)
+	}
 }
 
 // checkShare opens a share wrapped to this hospital as its own copy and verifies it

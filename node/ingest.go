@@ -31,7 +31,8 @@ import (
 // and Ingest returns once every custodian has answered its share's offer (distribute).
 // If anything fails — invalid FHIR, the chain's refusal —
 // nothing is kept; if the register tx's outcome is unknown (it may still commit), the
-// key and ciphertext are kept so that the record stays readable if it does.
+// key (or share), the other custodians' pending share offers and the ciphertext are
+// kept so that the record stays readable if it does.
 func (n *Node) Ingest(ctx context.Context, patient consent.PatientID, bundle io.Reader) (*consent.Record, error) {
 	return n.IngestCustody(ctx, patient, bundle, api.Custody{})
 }
@@ -61,8 +62,16 @@ func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bun
 	slices.Sort(classes)
 	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
 		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
+	var pending []*pendingShare
 	if share != nil {
 		reg.Custodians, reg.Threshold, reg.Commitments = share.Custodians, share.Threshold, in.commitments.Bytes()
+		// every custodian's share is durable, wrapped to it, before the record may
+		// commit: a share held only in memory would be lost to a crash or an unknown
+		// outcome, and the record with it
+		if pending, err = n.saveOffers(in.ID, in.shares, share); err != nil {
+			n.forget(in.ID, in.CID)
+			return nil, err
+		}
 	}
 	if _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
 		// Forget the record only when the chain refused it. If the outcome is unknown
@@ -82,17 +91,21 @@ func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bun
 		return nil, err
 	}
 	if share != nil {
-		n.distribute(ctx, rec, in.shares, share)
+		n.distribute(ctx, rec, pending, share)
 	}
 	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size,
 		"custodians", len(rec.Custodians), "threshold", rec.Threshold)
 	return rec, nil
 }
 
-// forget drops a record this node sealed but could not register: its DEK and pin.
+// forget drops a record this node sealed but could not register: its DEK or share,
+// its pending share offers and its pin.
 func (n *Node) forget(id crypto.RecordID, c cid.Cid) {
 	os.Remove(CustodyKeyPath(n.home, id))
 	os.Remove(ShareKeyPath(n.home, id))
+	if err := removePending(n.home, consent.RecordID(id.String())); err != nil {
+		n.log.Warn("pending share offers not removed", "record", id.String(), "err", err)
+	}
 	if err := n.store.Unpin(context.Background(), c); err != nil {
 		n.log.Warn("unpin failed", "record", id.String(), "err", err)
 	}

@@ -46,9 +46,11 @@ type Config struct {
 	// IngestGate, if set, is the gate the node's ingests pass (tests inject a small cap
 	// or a sync hook); nil makes one from the home's [ingest] config.
 	IngestGate *IngestGate
-	// ShareHook, if set, alters each share of a threshold record's key this custodian
-	// releases (its encoding, crypto.Share.Bytes) before it is wrapped: tests make a
-	// custodian lie. Nil releases shares as they are.
+	// ShareHook is a test seam, never set in production: if set, it alters each share
+	// of a threshold record's key this custodian releases (its plaintext encoding,
+	// crypto.Share.Bytes) before it is wrapped, so that tests make a custodian lie.
+	// The bytes are secret and zeroed after the hook returns: it must not keep them.
+	// Nil releases shares as they are.
 	ShareHook func(share []byte)
 }
 
