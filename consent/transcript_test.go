@@ -110,7 +110,7 @@ func (r *runner) custody(t *testing.T, reg *consent.RegisterRecord, name string,
 	if p := opts["points"]; p != "" {
 		n, _ = strconv.Atoi(p)
 	}
-	c := []byte{1, byte(n)}
+	c := []byte{2, byte(n)} // crypto.Commitments.Bytes: tag 2, k, then the elements
 	for i := range n {
 		e, err := group.Ristretto255.HashToElement([]byte(fmt.Sprintf("%s/%d", name, i)), []byte("transcript")).MarshalBinaryCompress()
 		if err != nil {
