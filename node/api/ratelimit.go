@@ -142,6 +142,10 @@ func retryAfter(wait time.Duration) string {
 	return strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)
 }
 
+// ClientKey names r's client as the rate limits do (see clientKey): handlers that
+// keep per-client state of their own key it the same way.
+func ClientKey(r *http.Request) string { return clientKey(r.RemoteAddr) }
+
 // clientKey names a client by its address: an IPv4 address, or an IPv6 address's /64
 // (one subscriber's usual allocation, so rotating within it gains nothing). The
 // address is the connection's peer: headers such as X-Forwarded-For are not trusted.

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -72,6 +73,13 @@ func (v *verifier) check(ctx context.Context, index uint64, entries auditor.Entr
 	return ver.VerifyEvent(ctx, index, entries)
 }
 
+// errProofUnchecked is what the page says when the check failed for a reason of the
+// node's own (logged, not shown: it may name the node's internal addresses).
+const errProofUnchecked = "the proof could not be fetched or checked on this node right now; the node's log says why"
+
+// errProofFails is what the page says when the proof was fetched and does not verify.
+const errProofFails = "the proof does NOT verify against the headers the genesis validators signed: this event is not proven to be in the chain's log; the node's log has the details"
+
 var errNoRPC = errors.New("this node's chain RPC is off (chain.rpc_listen), so it cannot fetch the proof")
 
 // officerEntry is POST /audit-app/api/entry {index}: one event of the access log,
@@ -94,8 +102,14 @@ func (s *Server) officerEntry(w http.ResponseWriter, r *http.Request, _ *session
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 		out.Proof.Problem = "the event is newer than the latest header the validators have signed; open it again in a moment"
+	case errors.Is(err, errNoRPC):
+		out.Proof.Problem = errNoRPC.Error()
+	case errors.Is(err, auditor.ErrUnverified):
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "web: inclusion proof does not verify", slog.Uint64("index", in.Index), slog.String("error", err.Error()))
+		out.Proof.Problem = errProofFails
 	case err != nil:
-		out.Proof.Problem = err.Error()
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "web: inclusion proof not checked", slog.Uint64("index", in.Index), slog.String("error", err.Error()))
+		out.Proof.Problem = errProofUnchecked
 	default:
 		out.Proof = proofView{Verified: true, Height: p.Height, LogSize: p.Log.Size, Root: p.Log.Root}
 		for _, h := range p.Proof {

@@ -29,10 +29,44 @@ type session struct {
 	created time.Time
 	seen    time.Time
 	id      [32]byte // SHA-256 of the cookie's value
+	addr    string   // the client address (api.ClientKey) that signed in
+	done    chan struct{}
+	once    sync.Once
 
-	mu     sync.Mutex
-	writes []time.Time // consent changes submitted in the last minute
+	mu      sync.Mutex
+	writes  []time.Time // consent changes submitted in the last minute
+	streams int         // live event streams open on this session
 }
+
+// maxStreams bounds the live event streams one session holds open at once.
+const maxStreams = 2
+
+// errTooManyStreams: the session already has maxStreams streams open.
+var errTooManyStreams = &problem{status: http.StatusTooManyRequests, code: "throttled",
+	msg: "This session already has as many live streams open as it may. Close another tab of this page and try again."}
+
+// openStream counts a live stream against the session's allowance; the caller calls
+// closeStream when the stream ends.
+func (se *session) openStream() error {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	if se.streams >= maxStreams {
+		return errTooManyStreams
+	}
+	se.streams++
+	return nil
+}
+
+func (se *session) closeStream() {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	se.streams--
+}
+
+// ended is closed once the session is ended, replaced or found expired.
+func (se *session) ended() <-chan struct{} { return se.done }
+
+func (se *session) finish() { se.once.Do(func() { close(se.done) }) }
 
 // maxWrites bounds the consent changes one session submits a minute.
 const maxWrites = 10
@@ -58,18 +92,33 @@ var cookies = map[role]struct{ name, path string }{
 }
 
 // sessions holds the live sessions by the SHA-256 of their cookie's value (so the
-// map holds no usable secret of the cookie), at most max of them.
+// map holds no usable secret of the cookie). Patients and officers have pools of
+// their own, each of at most max sessions, so anonymous patient sign-ins can never
+// lock officers out; one client address holds at most maxPerAddress patient
+// sessions, and one patient key one session (a new sign-in replaces the last).
 type sessions struct {
 	mu         sync.Mutex
 	m          map[[32]byte]*session
+	count      map[role]int
+	byAddr     map[string]int                 // patient sessions by client address
+	byPatient  map[consent.PatientID]*session // each patient's one session
 	max        int
 	idle, life time.Duration
 	now        func() time.Time
 }
 
+// maxPerAddress bounds the live patient sessions signed in from one client address.
+const maxPerAddress = 32
+
 func newSessions(cfg Config) *sessions {
-	return &sessions{m: map[[32]byte]*session{}, max: cfg.MaxSessions, idle: cfg.IdleTimeout, life: cfg.MaxLife, now: cfg.Now}
+	return &sessions{m: map[[32]byte]*session{}, count: map[role]int{}, byAddr: map[string]int{},
+		byPatient: map[consent.PatientID]*session{},
+		max:       cfg.MaxSessions, idle: cfg.IdleTimeout, life: cfg.MaxLife, now: cfg.Now}
 }
+
+// errAddressBusy: this client address holds as many patient sessions as it may.
+var errAddressBusy = &problem{status: http.StatusTooManyRequests, code: "throttled",
+	msg: "Too many people are signed in from this address right now. Sign out elsewhere, or try again later."}
 
 // errBusy: the node holds as many sessions (or sign-ins) as it may.
 var errBusy = &problem{status: http.StatusServiceUnavailable, code: "transient",
@@ -86,15 +135,13 @@ func (s *sessions) start(w http.ResponseWriter, r *http.Request, se *session) er
 	}
 	now := s.now()
 	se.created, se.seen, se.id = now, now, sha256.Sum256([]byte(value))
+	se.done = make(chan struct{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.m) >= s.max {
-		s.sweep(now)
-		if len(s.m) >= s.max {
-			return errBusy
-		}
+	if err := s.room(se, now); err != nil {
+		return err
 	}
-	s.m[se.id] = se
+	s.add(se)
 	c := cookies[se.role]
 	http.SetCookie(w, &http.Cookie{Name: c.name, Value: value, Path: c.path, MaxAge: int(s.life / time.Second),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
@@ -116,7 +163,7 @@ func (s *sessions) get(req *http.Request, r role) *session {
 		return nil
 	}
 	if s.expired(se, now) {
-		delete(s.m, id)
+		s.remove(se)
 		return nil
 	}
 	se.seen = now
@@ -126,7 +173,7 @@ func (s *sessions) get(req *http.Request, r role) *session {
 // end forgets se and clears its cookie.
 func (s *sessions) end(w http.ResponseWriter, r *http.Request, se *session) {
 	s.mu.Lock()
-	delete(s.m, se.id)
+	s.remove(se)
 	s.mu.Unlock()
 	c := cookies[se.role]
 	http.SetCookie(w, &http.Cookie{Name: c.name, Value: "", Path: c.path, MaxAge: -1,
@@ -139,11 +186,61 @@ func (s *sessions) expired(se *session, now time.Time) bool {
 
 // sweep drops expired sessions (s.mu held).
 func (s *sessions) sweep(now time.Time) {
-	for id, se := range s.m {
+	for _, se := range s.m {
 		if s.expired(se, now) {
-			delete(s.m, id)
+			s.remove(se)
 		}
 	}
+}
+
+// room makes room for se (s.mu held): a patient's earlier session ends; then se's
+// pool and, for a patient, its address must be under their limits (after expired
+// sessions are swept).
+func (s *sessions) room(se *session, now time.Time) error {
+	if old := s.byPatient[se.patient]; se.role == rolePatient && old != nil {
+		s.remove(old)
+	}
+	full := func() bool {
+		return s.count[se.role] >= s.max || (se.role == rolePatient && s.byAddr[se.addr] >= maxPerAddress)
+	}
+	if full() {
+		s.sweep(now)
+	}
+	switch {
+	case s.count[se.role] >= s.max:
+		return errBusy
+	case se.role == rolePatient && s.byAddr[se.addr] >= maxPerAddress:
+		return errAddressBusy
+	}
+	return nil
+}
+
+// add holds se (s.mu held).
+func (s *sessions) add(se *session) {
+	s.m[se.id] = se
+	s.count[se.role]++
+	if se.role == rolePatient {
+		s.byAddr[se.addr]++
+		s.byPatient[se.patient] = se
+	}
+}
+
+// remove forgets se and ends its streams (s.mu held); a session not held is left.
+func (s *sessions) remove(se *session) {
+	if s.m[se.id] != se {
+		return
+	}
+	delete(s.m, se.id)
+	s.count[se.role]--
+	if se.role == rolePatient {
+		if s.byAddr[se.addr]--; s.byAddr[se.addr] <= 0 {
+			delete(s.byAddr, se.addr)
+		}
+		if s.byPatient[se.patient] == se {
+			delete(s.byPatient, se.patient)
+		}
+	}
+	se.finish()
 }
 
 // randomText is n random bytes, base64url without padding.

@@ -34,21 +34,43 @@ func SignInMessage(chainID, origin, challenge string) []byte {
 // challengeTTL is how long a challenge may be answered.
 const challengeTTL = 2 * time.Minute
 
+// maxChallengesPerAddress bounds the unanswered challenges one client address holds,
+// so one address cannot fill the table.
+const maxChallengesPerAddress = 4
+
+// Sign-in challenges one client address may ask for: signInRate a minute, in bursts
+// of signInBurst (a limiter of the pages' own, apart from the consent operations').
+const (
+	signInRate  = 10
+	signInBurst = 20
+)
+
 // challenges are the sign-in challenges handed out and not yet answered, each usable
-// once, at most max at a time.
+// once, at most max at a time and maxChallengesPerAddress per client address.
 type challenges struct {
-	mu  sync.Mutex
-	m   map[string]time.Time // hex challenge → expiry
-	max int
-	now func() time.Time
+	mu     sync.Mutex
+	m      map[string]issued // by hex challenge
+	byAddr map[string]int
+	max    int
+	now    func() time.Time
+}
+
+// issued is a challenge's expiry and the client address it was issued to.
+type issued struct {
+	exp  time.Time
+	addr string
 }
 
 func newChallenges(cfg Config) *challenges {
-	return &challenges{m: map[string]time.Time{}, max: cfg.MaxSessions, now: cfg.Now}
+	return &challenges{m: map[string]issued{}, byAddr: map[string]int{}, max: cfg.MaxSessions, now: cfg.Now}
 }
 
-// issue returns a fresh challenge.
-func (c *challenges) issue() (string, error) {
+// errChallengesBusy: the address holds as many unanswered challenges as it may.
+var errChallengesBusy = &problem{status: http.StatusTooManyRequests, code: "throttled",
+	msg: "Too many sign-ins are under way from this address. Finish one, or try again in two minutes."}
+
+// issue returns a fresh challenge for the client at addr.
+func (c *challenges) issue(addr string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -57,27 +79,46 @@ func (c *challenges) issue() (string, error) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for k, exp := range c.m {
-			if now.After(exp) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= c.max {
-			return "", errBusy
+	if len(c.m) >= c.max || c.byAddr[addr] >= maxChallengesPerAddress {
+		c.sweep(now)
+	}
+	switch {
+	case c.byAddr[addr] >= maxChallengesPerAddress:
+		return "", errChallengesBusy
+	case len(c.m) >= c.max:
+		return "", errBusy
+	}
+	c.m[ch] = issued{exp: now.Add(challengeTTL), addr: addr}
+	c.byAddr[addr]++
+	return ch, nil
+}
+
+// sweep drops expired challenges (c.mu held).
+func (c *challenges) sweep(now time.Time) {
+	for k, is := range c.m {
+		if now.After(is.exp) {
+			c.drop(k, is)
 		}
 	}
-	c.m[ch] = now.Add(challengeTTL)
-	return ch, nil
+}
+
+// drop forgets challenge k (c.mu held).
+func (c *challenges) drop(k string, is issued) {
+	delete(c.m, k)
+	if c.byAddr[is.addr]--; c.byAddr[is.addr] <= 0 {
+		delete(c.byAddr, is.addr)
+	}
 }
 
 // take uses up ch: true if it was issued here and has not expired or been used.
 func (c *challenges) take(ch string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	exp, ok := c.m[ch]
-	delete(c.m, ch)
-	return ok && !c.now().After(exp)
+	is, ok := c.m[ch]
+	if ok {
+		c.drop(ch, is)
+	}
+	return ok && !c.now().After(is.exp)
 }
 
 // info is GET /app/api/info: this node's hospital and chain (what the sign-in
@@ -86,9 +127,13 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, _ *session) error 
 	return writeJSON(w, http.StatusOK, s.b.Identity())
 }
 
-// challenge is POST /app/session/challenge.
+// challenge is POST /app/session/challenge: charged against the address's sign-in
+// allowance, and refused while the address holds maxChallengesPerAddress unanswered.
 func (s *Server) challenge(w http.ResponseWriter, r *http.Request, _ *session) error {
-	ch, err := s.signins.issue()
+	if err := s.signInRate.Client(r); err != nil {
+		return err
+	}
+	ch, err := s.signins.issue(api.ClientKey(r))
 	if err != nil {
 		return err
 	}
@@ -132,7 +177,7 @@ func (s *Server) patientSignIn(w http.ResponseWriter, r *http.Request, _ *sessio
 	if !ed25519.Verify(pub, SignInMessage(s.b.Identity().ChainID, origin(r), in.Challenge), sig) {
 		return errBadSignIn
 	}
-	se := &session{role: rolePatient, patient: in.Patient}
+	se := &session{role: rolePatient, patient: in.Patient, addr: api.ClientKey(r)}
 	if err := s.sessions.start(w, r, se); err != nil {
 		return err
 	}

@@ -11,11 +11,16 @@ import (
 )
 
 // handleStream registers a live stream at pattern for callers with access a: no
-// request deadline (a stream lasts), but it ends when the session does.
+// request deadline (a stream lasts), but it ends when the session does; a session
+// holds at most maxStreams open (429 beyond).
 func (s *Server) handleStream(pattern string, a access, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		se, err := s.admit(r, a)
 		if err == nil {
+			err = se.openStream()
+		}
+		if err == nil {
+			defer se.closeStream()
 			err = h(w, r, se)
 		}
 		if err != nil {
@@ -50,6 +55,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, se *session) err
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-se.ended():
+			return nil
 		case e, ok := <-live:
 			if !ok || out.event(e) != nil {
 				return nil
@@ -83,14 +90,18 @@ func (s *Server) officerStream(w http.ResponseWriter, r *http.Request, se *sessi
 	return nil
 }
 
-// endWithSession calls cancel once se is no longer live (looked at every heartbeat);
-// it returns when ctx ends.
+// endWithSession calls cancel once se is no longer live: at once when it is ended,
+// replaced or found expired, else at the next heartbeat that finds it expired; it
+// returns when ctx ends.
 func (s *Server) endWithSession(ctx context.Context, cancel context.CancelFunc, se *session) {
 	tick := time.NewTicker(s.cfg.Heartbeat)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-se.ended():
+			cancel()
 			return
 		case <-tick.C:
 			if !s.sessions.alive(se) {

@@ -34,8 +34,9 @@ type Config struct {
 	// IdleTimeout ends a session unused for this long (default 30 min); MaxLife ends
 	// any session this long after sign-in (default 12 h).
 	IdleTimeout, MaxLife time.Duration
-	// MaxSessions bounds the sessions and the sign-in challenges held at once, each
-	// (default 10,000): past it a sign-in is refused (503) until some expire.
+	// MaxSessions bounds the patients' sessions, the officers' sessions and the
+	// sign-in challenges held at once, each apart (default 10,000): past it a sign-in
+	// is refused (503) until some expire.
 	MaxSessions int
 	// RequestTimeout bounds a request other than the live event stream (default 30 s).
 	RequestTimeout time.Duration
@@ -102,7 +103,9 @@ type Server struct {
 	mux      *http.ServeMux
 	sessions *sessions
 	signins  *challenges
-	proofs   *verifier
+	// signInRate is the per-address allowance of sign-in challenges.
+	signInRate *api.RateLimits
+	proofs     *verifier
 }
 
 // New returns the pages over b, the node the API serves.
@@ -113,8 +116,13 @@ func New(b api.Backend, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	signInRate, err := api.NewRateLimits(api.Limits{ClientRate: signInRate, ClientBurst: signInBurst}, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
-		sessions: newSessions(cfg), signins: newChallenges(cfg), proofs: &verifier{rpc: cfg.RPC, genesis: cfg.GenesisFile}}
+		sessions: newSessions(cfg), signins: newChallenges(cfg), signInRate: signInRate,
+		proofs: &verifier{rpc: cfg.RPC, genesis: cfg.GenesisFile}}
 	s.routes()
 	return s, nil
 }
