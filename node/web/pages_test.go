@@ -86,6 +86,7 @@ func TestPages(t *testing.T) {
 	waitWithinBlock(t, p, ada, `#activity li[data-kind="access-granted"]`, "Bayside Medical Center (bayside)")
 	p.shot("patient-access-live")
 
+	revokeOtherRefused(t, p)
 	revokeInPage(t, p)
 	status, body := read()
 	if status != http.StatusForbidden || !strings.Contains(body, `"code":"revoked"`) {
@@ -249,6 +250,34 @@ func revokeInPage(t *testing.T, p *tab) {
 	p.click("#confirm-sign")
 	p.wait(`document.getElementById("status").textContent.includes("Your revocation is on the chain")`, 20*time.Second)
 	p.wait(`document.querySelectorAll("#consents li.consent.revoked").length === 1`, 10*time.Second)
+}
+
+// revokeOtherRefused: a node that prepares the revocation of a consent other than
+// the one clicked (here the page's fetch, altered once, changes one hex digit of the
+// prepared body's consent ID) is refused in a sentence; nothing is offered to sign.
+func revokeOtherRefused(t *testing.T, p *tab) {
+	t.Helper()
+	p.eval(`(() => {
+  const real = window.fetch;
+  window.fetch = async (path, init) => {
+    const res = await real(path, init);
+    if (!String(path).includes("/app/api/revoke/prepare")) return res;
+    window.fetch = real;
+    const prep = await res.json();
+    const id = JSON.parse(init.body).consent;
+    const bytes = Uint8Array.from(atob(prep.body), (c) => c.charCodeAt(0));
+    const at = String.fromCharCode(...bytes).indexOf(id);
+    bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
+    prep.body = btoa(String.fromCharCode(...bytes));
+    return new Response(JSON.stringify(prep), { status: res.status, headers: res.headers });
+  };
+  return "altered";
+})()`)
+	p.click(`#consents li.consent:not(.revoked) button`)
+	p.wait(`document.getElementById("alert").textContent.includes("revocation of a different consent than the one you chose")`, 10*time.Second)
+	if p.eval(`document.getElementById("confirm").hidden`) != "true" {
+		t.Errorf("the revocation of another consent than the one clicked was offered for signing")
+	}
 }
 
 // waitWithinBlock waits for an element matching sel whose text contains text, and

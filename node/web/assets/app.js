@@ -108,7 +108,7 @@ function consentItem(c) {
     el("ul", {}, ...describePolicy(c.policy, hospital).map((line) => el("li", { text: line }))));
   if (!c.revoked) {
     const b = el("button", { type: "button", class: "secondary", text: "Revoke this consent" });
-    guard(b, "alert", async () => review(await call("/app/api/revoke/prepare", { consent: c.id })));
+    guard(b, "alert", async () => review(await call("/app/api/revoke/prepare", { consent: c.id }), { revoke: c.id }));
     li.append(b);
   }
   return li;
@@ -127,27 +127,31 @@ function choices() {
 }
 
 // review decodes the body the node prepared and shows what it says — from the very
-// bytes that will be signed — refusing anything that is not this patient's grant or
-// revocation on this chain.
-function review(prep) {
+// bytes that will be signed — refusing anything that is not what the patient asked
+// for (want: {grant: true}, or {revoke: the consent ID clicked}): this patient's
+// grant, or the revocation of that very consent, on this chain.
+function review(prep, want) {
   const bytes = fromB64(prep.body);
-  const lines = summary(decodeCBOR(bytes));
+  const lines = summary(decodeCBOR(bytes), want);
   pending = bytes;
   $("confirm-summary").replaceChildren(...lines.map((l) => el("li", { text: l })));
   show("confirm", true);
   $("confirm").focus();
 }
 
-function summary(body) {
+function summary(body, want) {
   if (!(body instanceof Map) || body.get(1) !== node.chain_id) {
     throw new Error("the node prepared something for another network; nothing was signed");
   }
   const kind = body.get(4);
-  if (kind === 3 && body.get(12) instanceof Map && body.get(12).get(1) === me) {
+  if (want.grant && kind === 3 && body.get(12) instanceof Map && body.get(12).get(1) === me) {
     return ["You give this consent:", ...describePolicy(policyFromCBOR(body.get(12).get(2)), hospital)];
   }
-  if (kind === 4 && body.get(13) instanceof Map) {
-    return ["You revoke consent " + body.get(13).get(1) + ": from the block that records this, it permits nothing."];
+  if (want.revoke && kind === 4 && body.get(13) instanceof Map) {
+    if (body.get(13).get(1) !== want.revoke) {
+      throw new UserError("the node prepared the revocation of a different consent than the one you chose; nothing was signed");
+    }
+    return ["You revoke consent " + want.revoke + ": from the block that records this, it permits nothing."];
   }
   throw new Error("the node prepared something other than your consent; nothing was signed");
 }
@@ -269,7 +273,7 @@ function wire() {
     showKeyState();
     say("status", "Signed out.");
   });
-  guard($("grant-review"), "alert", async () => review(await call("/app/api/grant/prepare", choices())));
+  guard($("grant-review"), "alert", async () => review(await call("/app/api/grant/prepare", choices()), { grant: true }));
   guard($("confirm-sign"), "alert", signPending);
   $("confirm-cancel").addEventListener("click", () => {
     pending = null;
