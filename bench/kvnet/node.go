@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	dbm "github.com/cometbft/cometbft-db"
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cmtcfg "github.com/cometbft/cometbft/config"
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
@@ -22,6 +19,8 @@ import (
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/medledger/medledger/node/chain"
 )
 
 // ErrRejected is a tx the application refused, in CheckTx or in its block.
@@ -32,8 +31,8 @@ var ErrRejected = errors.New("kvnet: tx rejected")
 type Node struct {
 	cmt     *cmtnode.Node
 	app     abcitypes.Application
-	dbs     *openDBs
-	commits *commitWaiters
+	dbs     *chain.Stores
+	commits *chain.CommitWaiters
 	started bool
 }
 
@@ -66,7 +65,7 @@ func cometConfig(s spec) *cmtcfg.Config {
 
 // newNode creates a node's home and stores and runs the ABCI handshake.
 func newNode(s spec, genesis []byte, app abcitypes.Application, logger *slog.Logger) (_ *Node, err error) {
-	n := &Node{app: app, dbs: new(openDBs)}
+	n := &Node{app: app, dbs: new(chain.Stores)}
 	defer func() {
 		if r := recover(); r != nil { // the handshake panics on a disagreeing app
 			err = fmt.Errorf("start CometBFT: %v", r)
@@ -88,14 +87,14 @@ func newNode(s spec, genesis []byte, app abcitypes.Application, logger *slog.Log
 	n.cmt, err = cmtnode.NewNode(cc, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
 		func() (*cmttypes.GenesisDoc, error) { return cmttypes.GenesisDocFromJSON(genesis) },
-		n.dbs.provider,
+		n.dbs.Provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
 		cometLogger{logger},
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start CometBFT: %w", err)
 	}
-	if n.commits, err = watchCommits(n.cmt.EventBus()); err != nil {
+	if n.commits, err = chain.WatchCommits(n.cmt.EventBus()); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -118,7 +117,7 @@ func (n *Node) stop() error {
 		}
 		n.started = false
 	}
-	n.dbs.closeAll()
+	n.dbs.CloseAll()
 	if c, ok := n.app.(io.Closer); ok {
 		err = errors.Join(err, c.Close())
 	}
@@ -135,7 +134,7 @@ func (n *Node) CatchingUp() bool { return n.cmt.ConsensusReactor().WaitSync() }
 // SubmitTx puts tx in the node's mempool and waits until it is committed. A tx the app
 // refuses is ErrRejected, with its code and log.
 func (n *Node) SubmitTx(ctx context.Context, tx []byte) error {
-	committed, cancel := n.commits.wait(tx) // before CheckTx: the block may come right after
+	committed, cancel := n.commits.Wait(tx) // before CheckTx: the block may come right after
 	defer cancel()
 	checked := make(chan *abcitypes.ResponseCheckTx, 1)
 	err := n.cmt.Mempool().CheckTx(tx, func(r *abcitypes.ResponseCheckTx) {
@@ -167,150 +166,6 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) error {
 		}
 		return nil
 	}
-}
-
-// commitWaiters holds one event-bus subscription to every committed tx and tells
-// SubmitTx callers, by tx hash, when theirs is committed (a subscription per waiting
-// tx would cost the bus O(waiting txs) per committed tx).
-type commitWaiters struct {
-	mu      sync.Mutex
-	waiting map[string][]chan cmttypes.EventDataTx
-	done    bool
-}
-
-func watchCommits(bus *cmttypes.EventBus) (*commitWaiters, error) {
-	sub, err := bus.SubscribeUnbuffered(context.Background(), "kvnet.SubmitTx", cmttypes.EventQueryTx)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to committed txs: %w", err)
-	}
-	w := &commitWaiters{waiting: map[string][]chan cmttypes.EventDataTx{}}
-	go w.dispatch(sub)
-	return w, nil
-}
-
-func (w *commitWaiters) dispatch(sub cmttypes.Subscription) {
-	defer w.close()
-	for {
-		select {
-		case <-sub.Canceled():
-			return
-		case msg := <-sub.Out():
-			if ev, ok := msg.Data().(cmttypes.EventDataTx); ok {
-				w.deliver(ev)
-			}
-		}
-	}
-}
-
-func (w *commitWaiters) deliver(ev cmttypes.EventDataTx) {
-	key := string(cmttypes.Tx(ev.Tx).Hash())
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, c := range w.waiting[key] {
-		c <- ev // each channel has room for its one event
-	}
-	delete(w.waiting, key)
-}
-
-func (w *commitWaiters) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
-	for _, cs := range w.waiting {
-		for _, c := range cs {
-			close(c)
-		}
-	}
-	clear(w.waiting)
-}
-
-// wait returns a channel that receives tx's commit event (or is closed when the node
-// stops first), and the function that ends the wait.
-func (w *commitWaiters) wait(tx []byte) (<-chan cmttypes.EventDataTx, func()) {
-	key := string(cmttypes.Tx(tx).Hash())
-	c := make(chan cmttypes.EventDataTx, 1)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		close(c)
-		return c, func() {}
-	}
-	w.waiting[key] = append(w.waiting[key], c)
-	return c, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		rest := slices.DeleteFunc(w.waiting[key], func(o chan cmttypes.EventDataTx) bool { return o == c })
-		if len(rest) == 0 {
-			delete(w.waiting, key)
-		} else {
-			w.waiting[key] = rest
-		}
-	}
-}
-
-// openDBs opens CometBFT's stores and closes them all on stop: CometBFT leaves some
-// open, and a benchmark that starts many networks in one process must not leak them.
-type openDBs struct {
-	mu  sync.Mutex
-	dbs []*guardedDB
-}
-
-func (o *openDBs) provider(ctx *cmtcfg.DBContext) (dbm.DB, error) {
-	db, err := cmtcfg.DefaultDBProvider(ctx)
-	if err != nil {
-		return nil, err
-	}
-	g := &guardedDB{DB: db}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.dbs = append(o.dbs, g)
-	return g, nil
-}
-
-func (o *openDBs) closeAll() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, db := range o.dbs {
-		_ = db.Close()
-	}
-	o.dbs = nil
-}
-
-// guardedDB answers reads after Close as an empty store: CometBFT's per-peer gossip
-// goroutines can read the block store after the node stopped, and the block store
-// panics on a read error, which would end the whole process.
-type guardedDB struct {
-	dbm.DB
-	mu     sync.RWMutex
-	closed bool
-}
-
-func (g *guardedDB) Get(key []byte) ([]byte, error) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.closed {
-		return nil, nil
-	}
-	return g.DB.Get(key)
-}
-
-func (g *guardedDB) Has(key []byte) (bool, error) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.closed {
-		return false, nil
-	}
-	return g.DB.Has(key)
-}
-
-func (g *guardedDB) Close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil
-	}
-	g.closed = true
-	return g.DB.Close()
 }
 
 // cometLogger passes CometBFT's errors to a slog.Logger.

@@ -8,15 +8,17 @@ import (
 	cmtcfg "github.com/cometbft/cometbft/config"
 )
 
-// openDBs opens CometBFT's stores and remembers them. CometBFT does not close all of
-// them on Stop (the tx indexer's stays open), and a restart in the same process needs
-// their file locks.
-type openDBs struct {
+// Stores opens CometBFT's stores (Provider is a cmtcfg.DBProvider) and remembers them.
+// CometBFT does not close all of them on Stop (the tx indexer's stays open), and a
+// restart in the same process needs their file locks: CloseAll closes them. Any
+// CometBFT node run in this process (the validator here, the benchmarks' kvstore nodes)
+// opens its stores through one.
+type Stores struct {
 	mu  sync.Mutex
 	dbs []*guardedDB
 }
 
-func (o *openDBs) provider(ctx *cmtcfg.DBContext) (dbm.DB, error) {
+func (o *Stores) Provider(ctx *cmtcfg.DBContext) (dbm.DB, error) {
 	db, err := cmtcfg.DefaultDBProvider(ctx)
 	if err != nil {
 		return nil, err
@@ -28,8 +30,8 @@ func (o *openDBs) provider(ctx *cmtcfg.DBContext) (dbm.DB, error) {
 	return g, nil
 }
 
-// closeAll closes every store (closing one twice is harmless).
-func (o *openDBs) closeAll() {
+// CloseAll closes every store (closing one twice is harmless).
+func (o *Stores) CloseAll() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, db := range o.dbs {

@@ -154,10 +154,10 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 type Node struct {
 	cmt     *cmtnode.Node
 	app     *abci.App
-	dbs     *openDBs
+	dbs     *Stores
 	nodeID  string
 	p2pAddr string
-	commits *commitWaiters
+	commits *CommitWaiters
 	heights *heights
 	faults  *faultLatch
 	// validators is the size of the genesis validator set (the consent chain does
@@ -202,7 +202,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	app.ReportFaults(faults.set)
 	app.GateQueries(cfg.PublicQuery)
-	dbs := new(openDBs)
+	dbs := new(Stores)
 	// The handshake panics when the app and the chain disagree (e.g. a different app
 	// hash at the same height); report it as an error to the caller instead.
 	defer func() {
@@ -210,7 +210,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 			err = fmt.Errorf("chain: start CometBFT: %v", r)
 		}
 		if err != nil {
-			dbs.closeAll()
+			dbs.CloseAll()
 			_ = app.Close()
 		}
 	}()
@@ -220,7 +220,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		// lock (CometBFT's default is one over all of them).
 		proxy.NewConnSyncLocalClientCreator(app),
 		func() (*cmttypes.GenesisDoc, error) { return genesis, nil },
-		dbs.provider,
+		dbs.Provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
 		logger,
 		cmtnode.CustomReactors(livenessReactors(cfg.PeerSilence, cfg.PersistentPeers, logger)),
@@ -238,7 +238,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		validators: len(genesis.Validators),
 		p2pAddr:    id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
 	}
-	if n.commits, err = watchCommits(cmt.EventBus()); err != nil {
+	if n.commits, err = WatchCommits(cmt.EventBus()); err != nil {
 		_ = n.Stop()
 		return nil, err
 	}
@@ -327,7 +327,7 @@ func (n *Node) Stop() error {
 	if perr := n.cmt.ProxyApp().Stop(); perr != nil && err == nil {
 		err = perr
 	}
-	n.dbs.closeAll()
+	n.dbs.CloseAll()
 	return errors.Join(err, n.app.Close())
 }
 

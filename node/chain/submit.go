@@ -20,7 +20,7 @@ import (
 // for StallAfter (the tx stays in the mempool and may still commit).
 func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, height int64, deliver consent.Result, err error) {
 	// Wait for the commit before CheckTx: the block may come right after it.
-	committed, cancel := n.commits.wait(tx)
+	committed, cancel := n.commits.Wait(tx)
 	defer cancel()
 
 	checked := make(chan *abcitypes.ResponseCheckTx, 1)
@@ -57,30 +57,30 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, h
 	}
 }
 
-// commitWaiters tells SubmitTx callers when their txs are committed. It holds one
+// CommitWaiters tells SubmitTx callers when their txs are committed. It holds one
 // event-bus subscription to every committed tx and dispatches by tx hash: the event
 // bus matches each event against each subscription's query, so a subscription per
 // waiting tx costs O(waiting txs) per committed tx.
-type commitWaiters struct {
+type CommitWaiters struct {
 	mu      sync.Mutex
 	waiting map[string][]chan cmttypes.EventDataTx // by tx hash
 	done    bool                                   // the subscription ended
 }
 
-// watchCommits subscribes to bus and dispatches its tx events until bus stops.
-func watchCommits(bus *cmttypes.EventBus) (*commitWaiters, error) {
+// WatchCommits subscribes to bus and dispatches its tx events until bus stops.
+func WatchCommits(bus *cmttypes.EventBus) (*CommitWaiters, error) {
 	// Unbuffered: the bus waits for the dispatcher (which never blocks) instead of
 	// dropping the subscription when a large block's events arrive at once.
 	sub, err := bus.SubscribeUnbuffered(context.Background(), "chain.SubmitTx", cmttypes.EventQueryTx)
 	if err != nil {
 		return nil, fmt.Errorf("chain: subscribe to committed txs: %w", err)
 	}
-	w := &commitWaiters{waiting: map[string][]chan cmttypes.EventDataTx{}}
+	w := &CommitWaiters{waiting: map[string][]chan cmttypes.EventDataTx{}}
 	go w.dispatch(sub)
 	return w, nil
 }
 
-func (w *commitWaiters) dispatch(sub cmttypes.Subscription) {
+func (w *CommitWaiters) dispatch(sub cmttypes.Subscription) {
 	defer w.close()
 	for {
 		select {
@@ -103,7 +103,7 @@ func (w *commitWaiters) dispatch(sub cmttypes.Subscription) {
 }
 
 // close ends every wait: the node stopped.
-func (w *commitWaiters) close() {
+func (w *CommitWaiters) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true
@@ -115,9 +115,9 @@ func (w *commitWaiters) close() {
 	clear(w.waiting)
 }
 
-// wait returns a channel that receives tx's commit event (or is closed when the node
+// Wait returns a channel that receives tx's commit event (or is closed when the node
 // stops first), and a function to call when the caller no longer waits.
-func (w *commitWaiters) wait(tx []byte) (<-chan cmttypes.EventDataTx, func()) {
+func (w *CommitWaiters) Wait(tx []byte) (<-chan cmttypes.EventDataTx, func()) {
 	key := string(cmttypes.Tx(tx).Hash())
 	c := make(chan cmttypes.EventDataTx, 1)
 	w.mu.Lock()
