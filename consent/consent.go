@@ -71,6 +71,8 @@ const (
 	KindReview                          // a privacy officer reviews an emergency access
 	KindAcceptCustody                   // a custodian holds a threshold record's blocks and a valid share
 	KindAttestErasure                   // a custodian destroyed an erased record's key (or share) and blocks
+	KindLeave                           // a member's vote that a hospital leave the consortium
+	KindDealShares                      // a custodian deals its share again to a re-sharing's new custodians
 )
 
 var kindNames = map[Kind]string{
@@ -78,6 +80,7 @@ var kindNames = map[Kind]string{
 	KindGrant: "grant", KindRevoke: "revoke", KindRequest: "request",
 	KindEmergency: "emergency", KindReceipt: "receipt", KindErase: "erase", KindReview: "review",
 	KindAcceptCustody: "accept-custody", KindAttestErasure: "attest-erasure",
+	KindLeave: "leave", KindDealShares: "deal-shares",
 }
 
 func (k Kind) String() string {
@@ -106,6 +109,8 @@ type Body struct {
 	Review          *Review         `cbor:"18,keyasint,omitempty"`
 	AcceptCustody   *AcceptCustody  `cbor:"19,keyasint,omitempty"`
 	AttestErasure   *AttestErasure  `cbor:"20,keyasint,omitempty"`
+	Leave           *Leave          `cbor:"21,keyasint,omitempty"`
+	DealShares      *DealShares     `cbor:"22,keyasint,omitempty"`
 }
 
 // Hospital is a member hospital as registered: its keys and its voting power.
@@ -189,6 +194,27 @@ type AcceptCustody struct {
 	Custodian   HospitalID `cbor:"1,keyasint"`
 	Record      RecordID   `cbor:"2,keyasint"`
 	Commitments []byte     `cbor:"3,keyasint"`
+}
+
+// Leave is a member's vote that Hospital leave the consortium (the hospital itself may
+// vote). At ≥ 2/3 of the members' power it leaves: it is removed from the registry
+// (so from every node's allowlists), from the validator set if it validates, and every
+// threshold record it is a custodian of is re-shared to a new set (reshare.go).
+type Leave struct {
+	Hospital HospitalID `cbor:"1,keyasint"`
+}
+
+// DealShares is an old custodian's deal in a re-sharing of a threshold record: its
+// share dealt again Threshold-of-len(To) (crypto.Reshare), the commitments to that
+// dealing (whose constant term the chain checks against the record's commitments) and
+// one sub-share per new custodian, in the re-sharing's To order, each HPKE-wrapped to
+// that custodian's registered key (crypto.WrapSubShare). Epoch names the re-sharing.
+type DealShares struct {
+	Dealer      HospitalID `cbor:"1,keyasint"`
+	Record      RecordID   `cbor:"2,keyasint"`
+	Epoch       uint32     `cbor:"3,keyasint"`
+	Commitments []byte     `cbor:"4,keyasint"`
+	Shares      [][]byte   `cbor:"5,keyasint"`
 }
 
 // AttestErasure is a custodian's statement that it destroyed an erased record's key

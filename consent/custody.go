@@ -134,9 +134,25 @@ func (a *action) custodianOf(h HospitalID, id RecordID) (*Hospital, *Record, err
 // acceptCustody records that a custodian holds a threshold record's blocks and a valid
 // share, once per custodian and sharing.
 func (a *action) acceptCustody(c AcceptCustody) ([]Event, error) {
-	h, rec, err := a.custodianOf(c.Custodian, c.Record)
+	h, err := a.requester(c.Custodian)
 	if err != nil {
 		return nil, err
+	}
+	rec, err := GetRecord(a.st, c.Record)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Erased == 0 && !bytes.Equal(c.Commitments, rec.CommitmentsHash()) {
+		rs, err := GetReshare(a.st, rec.ID)
+		if err != nil {
+			return nil, err
+		}
+		if rs != nil && rs.Ready() && bytes.Equal(c.Commitments, rs.CommitmentsHash()) {
+			return a.acceptReshared(h, rec, rs)
+		}
+	}
+	if !slices.Contains(rec.Custodians, h.ID) {
+		return nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", h.ID, rec.ID)
 	}
 	switch {
 	case !rec.Shared():
@@ -221,6 +237,10 @@ type CustodyStatus struct {
 	Custodians []HospitalID `json:"custodians"`
 	// Threshold is k for a record in threshold custody, 0 for a whole-key record.
 	Threshold int `json:"threshold"`
+	// Epoch counts the record's completed re-sharings; Resharing is the one in
+	// progress, if any.
+	Epoch     uint32           `json:"epoch,omitempty"`
+	Resharing *ReshareProgress `json:"resharing,omitempty"`
 	// Accepted are the custody acceptances (threshold records), by custodian.
 	Accepted []Attestation `json:"accepted"`
 	// Available: a record not erased that is held whole, or in threshold custody
@@ -235,6 +255,17 @@ type CustodyStatus struct {
 	ErasureComplete bool          `json:"erasure_complete"`
 }
 
+// ReshareProgress is a re-sharing in progress, as the custody status shows it: the
+// new custodians, who has dealt, whether all deals are in, and who accepted the new
+// sharing.
+type ReshareProgress struct {
+	Epoch    uint32        `json:"epoch"`
+	To       []HospitalID  `json:"to"`
+	Dealers  []HospitalID  `json:"dealers"`
+	Dealt    bool          `json:"dealt"`
+	Accepted []Attestation `json:"accepted"`
+}
+
 // Custody returns a record's custody: who accepted it, whether it is available, and
 // for an erased record who attested its erasure and who has not.
 func Custody(r Reader, id RecordID) (*CustodyStatus, error) {
@@ -242,8 +273,18 @@ func Custody(r Reader, id RecordID) (*CustodyStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &CustodyStatus{Record: rec.ID, Custodians: rec.Custodians, Threshold: rec.Threshold,
+	s := &CustodyStatus{Record: rec.ID, Custodians: rec.Custodians, Threshold: rec.Threshold, Epoch: rec.Epoch,
 		Erased: rec.Erased, Unattested: []HospitalID{}}
+	rs, err := GetReshare(r, id)
+	if err != nil {
+		return nil, err
+	}
+	if rs != nil {
+		s.Resharing = &ReshareProgress{Epoch: rs.Epoch, To: rs.To, Dealers: []HospitalID{}, Dealt: rs.Ready(), Accepted: rs.Accepted}
+		for _, d := range rs.Deals {
+			s.Resharing.Dealers = append(s.Resharing.Dealers, d.Dealer)
+		}
+	}
 	if s.Accepted, err = attestations(r, keyCustody, rec.ID); err != nil {
 		return nil, err
 	}

@@ -90,19 +90,12 @@ func (a *action) proposeHospital(h Hospital) ([]Event, error) {
 		return nil, reject(CodeDuplicate, "%s already voted for %s", voter.ID, h.ID)
 	}
 	p.Votes = sortedUnique(append(p.Votes, voter.ID))
-	members, err := Hospitals(a.st)
+	passed, err := carried(a.st, p.Votes)
 	if err != nil {
 		return nil, err
 	}
-	var total, yes int64
-	for _, m := range members {
-		total += m.Power
-		if slices.Contains(p.Votes, m.ID) {
-			yes += m.Power
-		}
-	}
 	ev := Event{Type: "hospital", Attrs: []Attr{{Key: "id", Value: string(h.ID), Index: true}, {Key: "voter", Value: string(voter.ID)}}}
-	if total > 0 && 3*yes >= 2*total {
+	if passed {
 		if err := a.st.Delete([]byte(keyProposal + string(h.ID))); err != nil {
 			return nil, err
 		}
@@ -116,4 +109,21 @@ func sameHospital(a, b Hospital) bool {
 	ea, _ := encMode.Marshal(a)
 	eb, _ := encMode.Marshal(b)
 	return string(ea) == string(eb)
+}
+
+// carried reports whether the members among votes hold at least 2/3 of the members'
+// power (votes of hospitals no longer members do not count).
+func carried(r Reader, votes []HospitalID) (bool, error) {
+	members, err := Hospitals(r)
+	if err != nil {
+		return false, err
+	}
+	var total, yes int64
+	for _, m := range members {
+		total += m.Power
+		if slices.Contains(votes, m.ID) {
+			yes += m.Power
+		}
+	}
+	return total > 0 && 3*yes >= 2*total, nil
 }

@@ -16,6 +16,9 @@ type Result struct {
 	Log    string
 	Value  []byte
 	Events []Event
+	// Validators are the validator-set changes the tx makes (a hospital that leaves
+	// is removed: power 0); the chain applies them as CometBFT does.
+	Validators []ValidatorUpdate
 }
 
 // Event is an ABCI event: opaque IDs and codes only, never PHI.
@@ -206,7 +209,7 @@ func (m *Machine) apply(st Store, txBytes []byte, b Block, check bool) (Result, 
 		{Key: "kind", Value: body.Kind.String()},
 		{Key: "id", Value: string(id)},
 	}}}, events...)
-	res := Result{Code: OK, Events: events}
+	res := Result{Code: OK, Events: events, Validators: a.validators}
 	if a.logRoot != nil {
 		// The log's size and root after this tx: the block results, which the next
 		// header commits to, carry them to light clients.
@@ -281,6 +284,8 @@ type action struct {
 	check bool
 	// logRoot is the access log's size and root after this tx's appends, if any.
 	logRoot *LogRoot
+	// validators are the validator-set changes of the tx.
+	validators []ValidatorUpdate
 }
 
 func (a *action) run(body *Body) ([]Event, error) {
@@ -312,6 +317,10 @@ func (a *action) run(body *Body) ([]Event, error) {
 		events, err = a.acceptCustody(*body.AcceptCustody)
 	case KindAttestErasure:
 		events, err = a.attestErasure(*body.AttestErasure)
+	case KindLeave:
+		events, err = a.leave(*body.Leave)
+	case KindDealShares:
+		events, err = a.dealShares(*body.DealShares)
 	default:
 		return nil, reject(CodeDecode, "unknown kind %d", body.Kind)
 	}

@@ -100,6 +100,9 @@ func (a *action) erase(e Erase) ([]Event, error) {
 	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
 		return nil, err
 	}
+	if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil { // nothing left to re-share
+		return nil, err
+	}
 	if err := a.audit(AuditEvent{Kind: AuditRecordErased, Patient: rec.Patient, Record: rec.ID, Custodians: rec.Custodians}); err != nil {
 		return nil, err
 	}

@@ -49,13 +49,16 @@ func CheckRelease(r Reader, grant GrantID, requester HospitalID, now int64) (*De
 }
 
 // CheckCustodian decides, against committed state r, whether hospital h may release
-// its key of rec: it must be one of rec's custodians and, for a record in threshold
+// its key of rec: it must be one of rec's custodians, still a member, and, for a record in threshold
 // custody, must have accepted custody on the chain (so its share verified against the
 // record's commitments); else a *Rejection (unauthorized, no-custody). Custodians call
 // it with CheckRelease before every release; the chain checks it on every receipt.
 func CheckCustodian(r Reader, rec *Record, h HospitalID) error {
 	if !slices.Contains(rec.Custodians, h) {
 		return reject(CodeUnauthorized, "%s is not a custodian of record %s", h, rec.ID)
+	}
+	if _, err := getHospital(r, h); err != nil {
+		return reject(CodeUnauthorized, "%s is not a member of the consortium: it left", h)
 	}
 	if !rec.Shared() {
 		return nil

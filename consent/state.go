@@ -42,6 +42,9 @@ const (
 	keyReceipt    = "k/"       // k/<grant>/<custodian>/<tx>: one per key release
 	keyCustody    = "ca/"      // ca/<record>/<custodian> -> Attestation: custody accepted (threshold records)
 	keyErasure    = "ea/"      // ea/<record>/<custodian> -> Attestation: erasure attested
+	keyLeave      = "hl/"      // hl/<hospital> -> LeaveProposal: votes that it leave
+	keyValidator  = "vk/"      // vk/<node key hex> -> power: the validator set, as CometBFT runs it
+	keyReshare    = "rs/"      // rs/<record> -> Reshare: a re-sharing in progress
 	keyNonce      = "n/"       // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
@@ -63,7 +66,9 @@ const (
 // Layout 3: a receipt per key release (k/<grant>/<custodian>/<tx>), not per custodian.
 // Layout 4: threshold custody: custody params, a record's threshold and commitments,
 // custody acceptances (ca/) and erasure attestations (ea/).
-const stateLayout = 4
+// Layout 5: leaving by vote (hl/), the validator set (vk/, written at genesis),
+// re-sharings (rs/) and a record's epoch.
+const stateLayout = 5
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
 
@@ -160,6 +165,10 @@ type Record struct {
 	// custodian. A whole-key record has neither.
 	Threshold   int `cbor:"8,keyasint,omitempty" json:"threshold,omitempty"`
 	Commitments Hex `cbor:"9,keyasint,omitempty" json:"commitments,omitempty"`
+	// Epoch counts the record's completed re-sharings (reshare.go): its shares and
+	// commitments are those of this epoch. A custodian's share of another epoch does
+	// not verify against them.
+	Epoch uint32 `cbor:"10,keyasint,omitempty" json:"epoch,omitempty"`
 }
 
 // Consent is a patient's consent as granted, and its revocation.

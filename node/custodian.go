@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -258,7 +259,11 @@ func (n *Node) shred(ctx context.Context, id consent.RecordID) error {
 	if err != nil {
 		return err
 	}
-	for _, path := range []string{CustodyKeyPath(n.home, sealed.ID), ShareKeyPath(n.home, sealed.ID)} {
+	shares, err := shareFiles(n.home, sealed.ID)
+	if err != nil {
+		return err
+	}
+	for _, path := range append(slices.Collect(maps.Values(shares)), CustodyKeyPath(n.home, sealed.ID)) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("node: destroy the key of erased record %s: %w", rec.ID, err)
 		}

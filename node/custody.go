@@ -546,13 +546,14 @@ func sealedOf(rec *consent.Record) (Sealed, error) {
 	return Sealed{ID: id, CID: c}, nil
 }
 
-// ownShare opens this custodian's own share of a threshold record.
+// ownShare opens this custodian's own share of a threshold record, of the record's
+// current epoch.
 func (n *Node) ownShare(rec *consent.Record, id crypto.RecordID) (crypto.Share, error) {
 	idx, ok := rec.ShareIndex(n.id)
 	if !ok {
 		return crypto.Share{}, &consent.Rejection{Code: consent.CodeUnauthorized, Log: "this hospital holds no share of the record"}
 	}
-	kf, err := ReadKeyFile(ShareKeyPath(n.home, id))
+	kf, err := ReadKeyFile(ShareKeyPathAt(n.home, id, rec.Epoch))
 	if err != nil {
 		return crypto.Share{}, err
 	}

@@ -84,6 +84,10 @@ type Node struct {
 	mu       sync.RWMutex
 	registry registry // the committed hospital registry, as last read
 	closed   bool
+	// reshared are the records whose shares this node may have to destroy after a
+	// re-sharing (reshare.go): those it saw being re-shared, and at start every record
+	// it holds a share of.
+	reshared map[consent.RecordID]bool
 }
 
 // registry is the chain's hospital registry with the peer ID of each node key.
@@ -121,7 +125,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics(),
-		ingest: cfg.IngestGate, shareHook: cfg.ShareHook}
+		reshared: heldShares(h),
+		ingest:   cfg.IngestGate, shareHook: cfg.ShareHook}
 	if n.ingest == nil {
 		n.ingest = NewIngestGate(h.Config.Ingest)
 	}
@@ -363,6 +368,7 @@ func (n *Node) followRegistry() {
 			} else {
 				erasedFrom = next
 			}
+			n.followReshares(n.ctx)
 		case heights != nil && isClosed(heights):
 			heights = nil // the chain stopped: no height will follow; the ticker alone runs
 		}
@@ -419,8 +425,14 @@ func (n *Node) refreshRegistry() error {
 	}
 	n.members.Set(peers)
 	n.mu.Lock()
+	old := n.registry
 	n.registry = r
 	n.mu.Unlock()
+	for p, id := range old.byPeer {
+		if _, still := r.byPeer[p]; !still && id != n.id {
+			n.host.Disconnect(p) // a hospital that left: its open connections end too
+		}
+	}
 	return nil
 }
 
@@ -498,6 +510,14 @@ func (n *Node) Members() []consent.HospitalID {
 func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*consent.Committed, error) {
 	c, err := n.submit(ctx, consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
 	return c, err
+}
+
+// VoteLeave casts this hospital's vote that member h leave the consortium; h leaves
+// once members holding ≥ 2/3 of the power have voted so. Then every node's allowlist
+// drops h, the validator set loses it, and the threshold records it held are re-shared
+// (reshare.go).
+func (n *Node) VoteLeave(ctx context.Context, h consent.HospitalID) (*consent.Committed, error) {
+	return n.submit(ctx, consent.Body{Kind: consent.KindLeave, Leave: &consent.Leave{Hospital: h}})
 }
 
 // Identity names this node's hospital and chain.

@@ -84,8 +84,12 @@ func Replay(ctx context.Context, c *client.Client, gen *cmttypes.GenesisDoc, cfg
 		return nil, err
 	}
 	defer app.Close()
+	vals := make([]abcitypes.ValidatorUpdate, len(gen.Validators))
+	for i, gv := range gen.Validators {
+		vals[i] = abcitypes.Ed25519ValidatorUpdate(gv.PubKey.Bytes(), gv.Power)
+	}
 	if _, err := app.InitChain(ctx, &abcitypes.RequestInitChain{ChainId: gen.ChainID, InitialHeight: gen.InitialHeight,
-		Time: gen.GenesisTime, AppStateBytes: gen.AppState}); err != nil {
+		Time: gen.GenesisTime, AppStateBytes: gen.AppState, Validators: vals}); err != nil {
 		return nil, fmt.Errorf("auditor: replay: genesis: %w", err)
 	}
 

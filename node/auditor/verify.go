@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
+	cmtmath "github.com/cometbft/cometbft/libs/math"
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
@@ -24,7 +26,8 @@ var ErrUnverified = errors.New("auditor: does not verify")
 type Verifier struct {
 	c       *client.Client
 	chainID string
-	vals    *cmttypes.ValidatorSet
+	mu      sync.Mutex
+	vals    *cmttypes.ValidatorSet // the trusted set: genesis', then the latest verified change
 }
 
 // NewVerifier trusts the validator set of gen (the consortium's genesis.json).
@@ -54,13 +57,43 @@ func (v *Verifier) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedH
 	if err := sh.ValidateBasic(v.chainID); err != nil {
 		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
 	}
-	if !bytes.Equal(sh.ValidatorsHash, v.vals.Hash()) {
-		return nil, fmt.Errorf("%w: header %d is by another validator set than the trusted one", ErrUnverified, h)
+	vals, err := v.validatorsOf(ctx, sh)
+	if err != nil {
+		return nil, err
 	}
-	if err := v.vals.VerifyCommitLight(v.chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+	if err := vals.VerifyCommitLight(v.chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
 		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
 	}
 	return sh, nil
+}
+
+// validatorsOf is the validator set that signed sh: the trusted one, or, when the set
+// changed (a hospital left or joined the validators), the node's set at that height,
+// accepted the way a light client skips: its hash is the header's, and validators of
+// the trusted set holding more than 1/3 of its power signed the header (so at least
+// one honest validator vouches for the change). It then becomes the trusted set.
+func (v *Verifier) validatorsOf(ctx context.Context, sh *cmttypes.SignedHeader) (*cmttypes.ValidatorSet, error) {
+	v.mu.Lock()
+	trusted := v.vals
+	v.mu.Unlock()
+	if bytes.Equal(sh.ValidatorsHash, trusted.Hash()) {
+		return trusted, nil
+	}
+	vals, err := v.c.Validators(ctx, sh.Height)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+		return nil, fmt.Errorf("%w: header %d: the node's validator set is not the one the header names", ErrUnverified, sh.Height)
+	}
+	if err := trusted.VerifyCommitLightTrusting(v.chainID, sh.Commit, cmtmath.Fraction{Numerator: 1, Denominator: 3}); err != nil {
+		return nil, fmt.Errorf("%w: header %d is by another validator set than the trusted one, and the trusted one does not vouch for it: %v",
+			ErrUnverified, sh.Height, err)
+	}
+	v.mu.Lock()
+	v.vals = vals
+	v.mu.Unlock()
+	return vals, nil
 }
 
 // AppHash returns the app hash after height h, from the signed header h+1.

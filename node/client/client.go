@@ -199,6 +199,24 @@ func (c *Client) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedHea
 	return &res.SignedHeader, nil
 }
 
+// Validators returns the validator set at height h as the node serves it (unverified:
+// auditor.Verifier checks its hash against a signed header).
+func (c *Client) Validators(ctx context.Context, h int64) (*cmttypes.ValidatorSet, error) {
+	var vals []*cmttypes.Validator
+	for page := 1; page <= 10; page++ { // ≤ 1000 validators: far more than a consortium has
+		perPage := 100
+		res, err := c.rpc.Validators(ctx, &h, &page, &perPage)
+		if err != nil {
+			return nil, fmt.Errorf("client: validators at %d: %w", h, err)
+		}
+		vals = append(vals, res.Validators...)
+		if len(vals) >= res.Total {
+			return cmttypes.ValidatorSetFromExistingValidators(vals)
+		}
+	}
+	return nil, fmt.Errorf("client: validators at %d: more than 1000", h)
+}
+
 // LatestBlockHeight is the latest block height the node reports (CometBFT's status),
 // which may be a block ahead of Height.
 func (c *Client) LatestBlockHeight(ctx context.Context) (int64, error) {

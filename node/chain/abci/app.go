@@ -280,6 +280,15 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (_ *
 	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, block(height, req.Time)); err != nil {
 		return nil, fmt.Errorf("abci: InitChain: %w", err)
 	}
+	if vk, ok := a.machine.(ValidatorKeeper); ok {
+		vals := make([]consent.ValidatorUpdate, len(req.Validators))
+		for i, v := range req.Validators {
+			vals[i] = consent.ValidatorUpdate{Node: v.PubKey.GetEd25519(), Power: v.Power}
+		}
+		if err := vk.InitValidators(w, vals); err != nil {
+			return nil, fmt.Errorf("abci: InitChain: validators: %w", err)
+		}
+	}
 	if err := firstErr(base.err, w.Err()); err != nil {
 		return nil, fmt.Errorf("abci: InitChain: %w", err)
 	}
@@ -444,10 +453,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	b := block(req.Height, req.Time)
 	blk := consent.NewOverlay(parent)
 	results := make([]*abcitypes.ExecTxResult, len(req.Txs))
+	var valUpdates []abcitypes.ValidatorUpdate
 	for i, tx := range req.Txs {
 		res, err := a.machine.DeliverTx(blk, tx, b)
 		if err := firstErr(base.err, blk.Err(), err); err != nil {
 			return nil, fmt.Errorf("abci: height %d tx %d: %w", req.Height, i, err)
+		}
+		for _, v := range res.Validators {
+			valUpdates = append(valUpdates, abcitypes.Ed25519ValidatorUpdate(v.Node, v.Power))
 		}
 		results[i] = &abcitypes.ExecTxResult{
 			Code:   uint32(res.Code),
@@ -471,7 +484,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abcitypes.RequestFinalizeBlo
 	hash := AppHashOf(prev, digest, req.Height, commitment)
 	a.pending = &pendingBlock{height: req.Height, writes: writes, hash: hash,
 		parts: HashParts{Height: req.Height, Prev: bytes.Clone(prev), Digest: digest, Commitment: commitment, AppHash: hash}}
-	return &abcitypes.ResponseFinalizeBlock{TxResults: results, AppHash: bytes.Clone(hash)}, nil
+	return &abcitypes.ResponseFinalizeBlock{TxResults: results, ValidatorUpdates: valUpdates, AppHash: bytes.Clone(hash)}, nil
 }
 
 // finalizeIdle finalizes a block without txs: the machine is not called (no EndBlock),

@@ -42,10 +42,17 @@ type StateMachine interface {
 	Query(r consent.Reader, path string, data []byte) (consent.Result, error)
 }
 
+// ValidatorKeeper is a StateMachine that follows the validator set: it is told the
+// genesis validators after InitChain, and its results' Validators change the set.
+type ValidatorKeeper interface {
+	InitValidators(w consent.Store, vals []consent.ValidatorUpdate) error
+}
+
 // consentMachine is what the chain needs of the consent machine.
 type consentMachine interface {
 	StateMachine
 	Committer
+	ValidatorKeeper
 }
 
 var _ consentMachine = (*consent.Machine)(nil)

@@ -1,0 +1,287 @@
+package consent_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
+	"github.com/medledger/medledger/crypto"
+)
+
+// reshareChain is a consent machine over a MemStore with one tx per block.
+type reshareChain struct {
+	t      *testing.T
+	m      *consent.Machine
+	st     *consenttest.MemStore
+	b      consenttest.Builder
+	height consent.Height
+}
+
+func newReshareChain(t *testing.T, ids []string, validators []consent.ValidatorUpdate) *reshareChain {
+	t.Helper()
+	var g consent.Genesis
+	for _, id := range ids {
+		g.Hospitals = append(g.Hospitals, consenttest.Hospital(id, 1))
+	}
+	gb, _ := json.Marshal(g)
+	c := &reshareChain{t: t, m: consent.NewMachine(), st: consenttest.NewMemStore(), b: consenttest.Builder{ChainID: "reshare"}}
+	if err := c.m.InitChain(c.st, "reshare", gb, consent.Block{Time: c.time()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.m.InitValidators(c.st, validators); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *reshareChain) time() time.Time {
+	return time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(c.height) * time.Second)
+}
+
+// do signs body as signer and applies it in a block; it returns the result (a
+// rejection is a result, not a test failure).
+func (c *reshareChain) do(signer string, body consent.Body) consent.Result {
+	c.t.Helper()
+	body.Expiry = c.height + 10
+	tx := c.b.Tx(body, consenttest.NewKey(signer))
+	if res, err := c.m.CheckTx(c.st, tx); err != nil || res.Code != consent.OK {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return res
+	}
+	c.height++
+	b := consent.Block{Height: c.height, Time: c.time()}
+	res, err := c.m.DeliverTx(c.st, tx, b)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.m.EndBlock(c.st, b); err != nil {
+		c.t.Fatal(err)
+	}
+	return res
+}
+
+func (c *reshareChain) ok(signer string, body consent.Body) consent.Result {
+	c.t.Helper()
+	res := c.do(signer, body)
+	if res.Code != consent.OK {
+		c.t.Fatalf("%s %s: %s: %s", signer, body.Kind, res.Code, res.Log)
+	}
+	return res
+}
+
+func (c *reshareChain) refused(signer string, body consent.Body, want consent.Code) {
+	c.t.Helper()
+	if res := c.do(signer, body); res.Code != want {
+		c.t.Fatalf("%s %s: %s (%s), want %s", signer, body.Kind, res.Code, res.Log, want)
+	}
+}
+
+func leave(h string) consent.Body {
+	return consent.Body{Kind: consent.KindLeave, Leave: &consent.Leave{Hospital: consent.HospitalID(h)}}
+}
+
+func acceptBody(h string, rec consent.RecordID, commitments []byte) consent.Body {
+	return consent.Body{Kind: consent.KindAcceptCustody, AcceptCustody: &consent.AcceptCustody{
+		Custodian: consent.HospitalID(h), Record: rec, Commitments: commitments}}
+}
+
+// A custodian leaves by vote: it is out of the registry and the validator set, the
+// record is re-shared on the chain to a new set (deals checked against the record's
+// commitments, the new commitments computed by the chain), reads keep working from
+// the remaining custodians throughout, and once k new custodians accept, the record
+// switches to the new sharing, whose shares rebuild the same key while the leaver's
+// old share no longer combines with them.
+func TestLeaveReshares(t *testing.T) {
+	ids := []string{"ada", "bayside", "city", "dover", "eve"}
+	var vals []consent.ValidatorUpdate
+	for _, id := range ids {
+		vals = append(vals, consent.ValidatorUpdate{Node: consenttest.Hospital(id, 1).Node, Power: 1})
+	}
+	c := newReshareChain(t, ids, vals)
+	dek, err := crypto.NewDEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, oldC, err := dek.Split(2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := consent.RecordID("0123456789abcdef0123456789abcdef")
+	patient := consenttest.NewKey("alice")
+	custodians := []consent.HospitalID{"ada", "bayside", "city"}
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: rec, CID: consenttest.TestCID, Patient: patient.Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: custodians, Threshold: 2, Commitments: oldC.Bytes()}})
+	r, _ := consent.GetRecord(c.st, rec)
+	for _, h := range custodians {
+		c.ok(string(h), acceptBody(string(h), rec, r.CommitmentsHash()))
+	}
+	grant := c.b.Tx(consent.Body{Expiry: c.height + 10, Kind: consent.KindGrant, Grant: &consent.Grant{Patient: patient.Patient(),
+		Policy: consent.Policy{Base: consent.Permit}}}, patient)
+	c.height++
+	if res, err := c.m.DeliverTx(c.st, grant, consent.Block{Height: c.height, Time: c.time()}); err != nil || res.Code != consent.OK {
+		t.Fatalf("grant: %v %s", err, res.Log)
+	}
+	read := func(when string) {
+		t.Helper()
+		res := c.ok("dover", consent.Body{Kind: consent.KindRequest, Request: &consent.Request{Requester: "dover", Record: rec, Purpose: "TREAT"}})
+		if !hasAttr(res, "decision", "granted") {
+			t.Fatalf("%s: dover's read is not granted: %+v", when, res.Events)
+		}
+	}
+	read("before the leave")
+
+	// Votes: 4 of 5 members' power is ≥ 2/3; a vote is counted once.
+	res := c.ok("ada", leave("city"))
+	if len(res.Validators) != 0 {
+		t.Fatal("one vote changed the validator set")
+	}
+	c.refused("ada", leave("city"), consent.CodeDuplicate)
+	c.refused("mallory", leave("city"), consent.CodeUnauthorized)
+	c.ok("bayside", leave("city"))
+	c.ok("city", leave("city"))
+	res = c.ok("dover", leave("city"))
+	if len(res.Validators) != 1 || res.Validators[0].Power != 0 || !slices.Equal(res.Validators[0].Node, consenttest.Hospital("city", 1).Node) {
+		t.Fatalf("validator updates %+v, want city's node key at power 0", res.Validators)
+	}
+	if hs, _ := consent.Hospitals(c.st); slices.ContainsFunc(hs, func(h consent.Hospital) bool { return h.ID == "city" }) {
+		t.Fatal("city is still in the registry")
+	}
+	c.refused("city", leave("ada"), consent.CodeUnauthorized)
+	if err := consent.CheckCustodian(c.st, r, "city"); err == nil {
+		t.Fatal("the leaver may still release")
+	}
+	rs, err := consent.GetReshare(c.st, rec)
+	if err != nil || rs == nil {
+		t.Fatalf("no re-sharing started: %v", err)
+	}
+	if rs.Epoch != 1 || !slices.Equal(rs.From, custodians) || len(rs.To) != 3 || slices.Contains(rs.To, "city") ||
+		!slices.Contains(rs.To, "ada") || !slices.Contains(rs.To, "bayside") || !slices.IsSorted(rs.To) {
+		t.Fatalf("re-sharing %+v: want epoch 1 from ada,bayside,city to ada,bayside and a member in city's place", rs)
+	}
+	read("during the re-sharing")
+
+	// Deals: checked against the record's commitments; the leaver cannot deal.
+	deal := func(dealer string, s crypto.Share, epoch uint32) consent.Body {
+		subs, dc, err := crypto.Reshare(s, 2, len(rs.To))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped := make([][]byte, len(subs))
+		for i, sub := range subs {
+			wrapped[i] = sub.Bytes() // the chain cannot open them; the nodes wrap them (node tests)
+		}
+		subShares[dealer] = subs
+		dealCs[dealer] = dc
+		return consent.Body{Kind: consent.KindDealShares, DealShares: &consent.DealShares{Dealer: consent.HospitalID(dealer),
+			Record: rec, Epoch: epoch, Commitments: dc.Bytes(), Shares: wrapped}}
+	}
+	c.refused("city", deal("city", old[2], 1), consent.CodeUnknownHospital)
+	c.refused("ada", deal("ada", old[1], 1), consent.CodeInvalid) // bayside's share, dealt as ada's
+	c.refused("ada", deal("ada", old[0], 2), consent.CodeInvalid) // another epoch
+	adaDeal := deal("ada", old[0], 1)
+	c.ok("ada", adaDeal)
+	c.refused("ada", adaDeal, consent.CodeDuplicate)
+	c.ok("bayside", deal("bayside", old[1], 1))
+	if rs, _ = consent.GetReshare(c.st, rec); !rs.Ready() {
+		t.Fatal("two deals of a 2-of-3 record did not make the new commitments")
+	}
+	newC, err := crypto.ParseCommitments(rs.Commitments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newShares := make([]crypto.Share, len(rs.To))
+	for j := range rs.To {
+		subs := []crypto.Share{subShares["ada"][j], subShares["bayside"][j]}
+		s, bad, err := crypto.CombineSubShares(crypto.ShareIndex(j+1), []crypto.ShareIndex{1, 2},
+			[]crypto.Commitments{dealCs["ada"], dealCs["bayside"]}, subs)
+		if err != nil || len(bad) > 0 {
+			t.Fatalf("new share %d: %v %v", j+1, bad, err)
+		}
+		newShares[j] = s
+	}
+
+	// Acceptances of the new sharing: only by its custodians; at k the record switches.
+	newcomer := string(rs.To[slices.IndexFunc(rs.To, func(h consent.HospitalID) bool { return h != "ada" && h != "bayside" })])
+	outsider := "dover"
+	if newcomer == "dover" {
+		outsider = "eve"
+	}
+	c.refused(outsider, acceptBody(outsider, rec, rs.CommitmentsHash()), consent.CodeUnauthorized)
+	c.ok(newcomer, acceptBody(newcomer, rec, rs.CommitmentsHash()))
+	read("with one new acceptance")
+	res = c.ok("ada", acceptBody("ada", rec, rs.CommitmentsHash()))
+	r, _ = consent.GetRecord(c.st, rec)
+	if r.Epoch != 1 || !slices.Equal(r.Custodians, rs.To) || !slices.Equal(r.Commitments, rs.Commitments) {
+		t.Fatalf("record after k acceptances: epoch %d custodians %v", r.Epoch, r.Custodians)
+	}
+	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
+		t.Fatal("the re-sharing is still in progress after the switch")
+	}
+	st, _ := consent.Custody(c.st, rec)
+	if !st.Available || len(st.Accepted) != 2 {
+		t.Fatalf("custody after the switch: %+v", st)
+	}
+	c.ok("bayside", acceptBody("bayside", rec, r.CommitmentsHash())) // the third accepts the new sharing as usual
+	c.refused("bayside", acceptBody("bayside", rec, oldCHash(oldC)), consent.CodeInvalid)
+	read("after the switch")
+
+	// The new shares rebuild the same key; the leaver's old share does not combine.
+	got, _, err := crypto.Combine(newC, newShares[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameKey(t, dek, got) {
+		t.Fatal("the re-shared key is not the record's key")
+	}
+	if _, bad, err := crypto.Combine(newC, []crypto.Share{old[2], newShares[0]}); !errors.Is(err, crypto.ErrTooFewShares) || !slices.Contains(bad, 3) {
+		t.Fatalf("the leaver's old share combined with a new one: %v %v", bad, err)
+	}
+}
+
+var (
+	subShares = map[string][]crypto.Share{}
+	dealCs    = map[string]crypto.Commitments{}
+)
+
+func oldCHash(c crypto.Commitments) []byte {
+	r := consent.Record{Commitments: c.Bytes()}
+	return r.CommitmentsHash()
+}
+
+func hasAttr(res consent.Result, k, v string) bool {
+	for _, e := range res.Events {
+		if slices.Contains(e.Attrs, consent.Attr{Key: k, Value: v}) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameKey reports whether b opens what a sealed.
+func sameKey(t *testing.T, a, b *crypto.DEK) bool {
+	t.Helper()
+	bind := crypto.Binding{Chain: "reshare", Record: crypto.RecordID{1}}
+	var ct bytes.Buffer
+	w, err := a.Encrypt(&ct, bind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("a record")); err != nil || w.Close() != nil {
+		t.Fatal("seal failed")
+	}
+	r, err := b.Decrypt(&ct, bind)
+	if err != nil {
+		return false
+	}
+	pt, err := io.ReadAll(r)
+	return err == nil && string(pt) == "a record"
+}

@@ -1,0 +1,299 @@
+package node
+
+// Re-sharing, the node's part (the chain's is consent/reshare.go). When a hospital
+// leaves and a threshold record it held is being re-shared, each node follows the
+// re-sharings on the chain after every height:
+//   - an old custodian deals its share again to the new set (crypto.Reshare), each
+//     sub-share HPKE-wrapped to its new custodian, in a DealShares tx;
+//   - once the chain has k deals, a new custodian opens its sub-shares, combines them
+//     into its new share (crypto.CombineSubShares), checks it against the new
+//     commitments, holds every block of the ciphertext, keeps the share durably and
+//     accepts custody of the new sharing;
+//   - once the record has switched to the new epoch, a custodian destroys its shares
+//     of earlier epochs, and a former custodian also unpins the ciphertext.
+// A deal's sub-share that does not verify against its dealer's commitments names the
+// dealer in the log, and this node does not accept custody: the record stays with its
+// old custodians (fail closed) until another re-sharing.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node/api"
+	"github.com/medledger/medledger/node/home"
+)
+
+// ShareKeyPathAt is where a custodian keeps its share of a record's key of the given
+// epoch (ShareKeyPath for epoch 0, the sharing made at ingest).
+func ShareKeyPathAt(h *home.Home, id crypto.RecordID, epoch uint32) string {
+	if epoch == 0 {
+		return ShareKeyPath(h, id)
+	}
+	return h.Path(home.DEKDir, id.String()+".share."+strconv.FormatUint(uint64(epoch), 10)+".json")
+}
+
+// shareFiles lists this custodian's share files of a record, by epoch.
+func shareFiles(h *home.Home, id crypto.RecordID) (map[uint32]string, error) {
+	paths, err := filepath.Glob(filepath.Join(h.Path(home.DEKDir), id.String()+".share*.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32]string{}
+	for _, p := range paths {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), id.String()+".share"), ".json")
+		if name == "" {
+			out[0] = p
+			continue
+		}
+		e, err := strconv.ParseUint(strings.TrimPrefix(name, "."), 10, 32)
+		if err != nil || e == 0 {
+			continue // not a share file's name
+		}
+		out[uint32(e)] = p
+	}
+	return out, nil
+}
+
+// heldShares lists the records this custodian holds a share file of.
+func heldShares(h *home.Home) map[consent.RecordID]bool {
+	out := map[consent.RecordID]bool{}
+	paths, _ := filepath.Glob(filepath.Join(h.Path(home.DEKDir), "*.share*.json"))
+	for _, p := range paths {
+		id, _, _ := strings.Cut(filepath.Base(p), ".")
+		if _, err := crypto.ParseRecordID(id); err == nil {
+			out[consent.RecordID(id)] = true
+		}
+	}
+	return out
+}
+
+// followReshares takes this node's part in every re-sharing in progress, then
+// destroys the shares re-sharings made stale.
+func (n *Node) followReshares(ctx context.Context) {
+	list, err := read(n, func(r consent.Reader, _ struct{}) ([]consent.Reshare, error) { return consent.Reshares(r) }, struct{}{})
+	if err != nil {
+		n.log.Warn("re-sharing check failed", "err", err)
+		return
+	}
+	for _, rs := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := n.reshareStep(ctx, &rs); err != nil {
+			n.log.Warn("re-sharing", "record", rs.Record, "epoch", rs.Epoch, "err", err)
+		}
+		n.mu.Lock()
+		n.reshared[rs.Record] = true
+		n.mu.Unlock()
+	}
+	n.dropStaleShares(ctx)
+}
+
+// reshareStep deals this custodian's share, or takes its new share, as rs needs.
+func (n *Node) reshareStep(ctx context.Context, rs *consent.Reshare) error {
+	rec, err := n.Record(ctx, rs.Record)
+	if err != nil {
+		return err
+	}
+	if rec.Erased != 0 || rec.Epoch+1 != rs.Epoch {
+		return nil
+	}
+	switch {
+	case !rs.Ready() && slices.Contains(rs.From, n.id) && !slices.ContainsFunc(rs.Deals, func(d consent.Deal) bool { return d.Dealer == n.id }):
+		return n.deal(ctx, rec, rs)
+	case rs.Ready() && slices.Contains(rs.To, n.id) && !slices.ContainsFunc(rs.Accepted, func(a consent.Attestation) bool { return a.Custodian == n.id }):
+		return n.takeReshared(ctx, rec, rs)
+	}
+	return nil
+}
+
+// deal deals this custodian's share of rec again to rs's new custodians.
+func (n *Node) deal(ctx context.Context, rec *consent.Record, rs *consent.Reshare) error {
+	sealed, err := sealedOf(rec)
+	if err != nil {
+		return err
+	}
+	own, err := n.ownShare(rec, sealed.ID)
+	if err != nil {
+		return fmt.Errorf("open this custodian's share: %w", err)
+	}
+	subs, commitments, err := crypto.Reshare(own, rs.Threshold, len(rs.To))
+	if err != nil {
+		return err
+	}
+	rctx := crypto.ReshareContext{Chain: n.home.ChainID(), Record: sealed.ID, Epoch: rs.Epoch, Dealer: own.Index}
+	wrapped := make([][]byte, len(subs))
+	for i, s := range subs {
+		h, ok := n.hospital(rs.To[i])
+		if !ok {
+			return fmt.Errorf("new custodian %s is not in the registry", rs.To[i])
+		}
+		if wrapped[i], err = crypto.WrapSubShare(s, crypto.WrapPublicKey(h.Wrap), rctx); err != nil {
+			return err
+		}
+	}
+	_, err = n.submit(ctx, consent.Body{Kind: consent.KindDealShares, DealShares: &consent.DealShares{
+		Dealer: n.id, Record: rec.ID, Epoch: rs.Epoch, Commitments: commitments.Bytes(), Shares: wrapped}})
+	if ignorable(err) {
+		return nil
+	}
+	if err == nil {
+		n.log.Info("re-sharing: share dealt", "record", rec.ID, "epoch", rs.Epoch)
+	}
+	return err
+}
+
+// ignorable reports whether a chain's refusal means the step is no longer needed: done
+// already, or the re-sharing moved on.
+func ignorable(err error) bool {
+	var rej *consent.Rejection
+	return errors.As(err, &rej) && (rej.Code == consent.CodeDuplicate || rej.Code == consent.CodeErased)
+}
+
+// takeReshared makes this hospital's share of rs's new sharing from the deals, checks
+// it, holds the record's blocks, keeps the share and accepts custody of the new sharing.
+func (n *Node) takeReshared(ctx context.Context, rec *consent.Record, rs *consent.Reshare) error {
+	sealed, err := sealedOf(rec)
+	if err != nil {
+		return err
+	}
+	me, _ := rs.ShareIndexIn(n.id)
+	newC, err := crypto.ParseCommitments(rs.Commitments)
+	if err != nil {
+		return err
+	}
+	dealers := make([]crypto.ShareIndex, len(rs.Deals))
+	deals := make([]crypto.Commitments, len(rs.Deals))
+	subs := make([]crypto.Share, len(rs.Deals))
+	var unopened []string
+	for i, d := range rs.Deals {
+		dealers[i] = d.Index
+		if deals[i], err = crypto.ParseCommitments(d.Commitments); err != nil {
+			return err
+		}
+		rctx := crypto.ReshareContext{Chain: n.home.ChainID(), Record: sealed.ID, Epoch: rs.Epoch, Dealer: d.Index}
+		if int(me) > len(d.Shares) {
+			return fmt.Errorf("the deal of %s has no sub-share for this custodian", d.Dealer)
+		}
+		if subs[i], err = n.home.Keys.Wrap.UnwrapSubShare(d.Shares[me-1], rctx, me); err != nil {
+			unopened = append(unopened, string(d.Dealer))
+		}
+	}
+	if len(unopened) > 0 {
+		n.log.Error("re-sharing: a dealer's sub-share does not open with this custodian's key; custody not accepted",
+			"record", rec.ID, "epoch", rs.Epoch, "dealers", strings.Join(unopened, ","))
+		return nil
+	}
+	share, bad, err := crypto.CombineSubShares(me, dealers, deals, subs)
+	if len(bad) > 0 {
+		var names []string
+		for _, b := range bad {
+			if j := slices.Index(dealers, b); j >= 0 {
+				names = append(names, string(rs.Deals[j].Dealer))
+			}
+		}
+		n.log.Error("re-sharing: a dealer's sub-share does not verify against its commitments; custody not accepted",
+			"record", rec.ID, "epoch", rs.Epoch, "dealers", strings.Join(names, ","))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := crypto.VerifyShare(newC, share); err != nil {
+		return fmt.Errorf("the new share does not verify against the new commitments: %w", err)
+	}
+	if err := n.host.FetchAll(ctx, sealed.CID); err != nil {
+		return err
+	}
+	if err := n.store.Pin(ctx, sealed.CID); err != nil {
+		return err
+	}
+	kf, err := newShareFile(sealed, share, n.home.ChainID(), n.home.Keys.Wrap.Public())
+	if err != nil {
+		return err
+	}
+	if err := kf.WriteSynced(ShareKeyPathAt(n.home, sealed.ID, rs.Epoch), n.ingest.sync); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	_, err = n.submit(ctx, consent.Body{Kind: consent.KindAcceptCustody, AcceptCustody: &consent.AcceptCustody{
+		Custodian: n.id, Record: rec.ID, Commitments: rs.CommitmentsHash()}})
+	if ignorable(err) {
+		return nil
+	}
+	if err == nil {
+		n.log.Info("re-sharing: new share taken and custody accepted", "record", rec.ID, "epoch", rs.Epoch)
+	}
+	return err
+}
+
+// dropStaleShares destroys, for every record this node took part in re-sharing, its
+// shares of epochs other than the record's current one (and of a re-sharing still in
+// progress), and unpins the ciphertext of a record it is no longer a custodian of.
+func (n *Node) dropStaleShares(ctx context.Context) {
+	n.mu.Lock()
+	ids := make([]consent.RecordID, 0, len(n.reshared))
+	for id := range n.reshared {
+		ids = append(ids, id)
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		done, err := n.dropStale(ctx, id)
+		if err != nil {
+			n.log.Warn("re-sharing: stale shares not destroyed", "record", id, "err", err)
+			continue
+		}
+		if done {
+			n.mu.Lock()
+			delete(n.reshared, id)
+			n.mu.Unlock()
+		}
+	}
+}
+
+// dropStale destroys this node's stale shares of record id; done means no re-sharing
+// of it is in progress any more.
+func (n *Node) dropStale(ctx context.Context, id consent.RecordID) (done bool, err error) {
+	rec, err := n.Record(ctx, id)
+	if errors.Is(err, api.ErrNotFound) {
+		return true, nil // not registered (yet): nothing was re-shared
+	}
+	if err != nil {
+		return false, err
+	}
+	rs, err := read(n, consent.GetReshare, id)
+	if err != nil {
+		return false, err
+	}
+	sealed, err := sealedOf(rec)
+	if err != nil {
+		return false, err
+	}
+	files, err := shareFiles(n.home, sealed.ID)
+	if err != nil {
+		return false, err
+	}
+	for epoch, path := range files {
+		if epoch == rec.Epoch || (rs != nil && epoch == rs.Epoch) {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		n.log.Info("re-sharing: share of an earlier epoch destroyed", "record", id, "epoch", epoch)
+	}
+	if rs == nil && !slices.Contains(rec.Custodians, n.id) && len(files) > 0 {
+		if err := n.store.Unpin(ctx, sealed.CID); err != nil {
+			return false, err
+		}
+	}
+	return rs == nil, nil
+}

@@ -1,0 +1,139 @@
+package node_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/ipfs/go-cid"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/auditor"
+	"github.com/medledger/medledger/node/client"
+	"github.com/medledger/medledger/node/home"
+	"github.com/medledger/medledger/node/nodetest"
+)
+
+// TestLeaveByVoteReshares: five hospitals, a record held 2 of 3 by ada, bayside and
+// city. City leaves by a vote of four: it is out of the registry, the allowlists and
+// the validator set; the record is re-shared from ada and bayside to a new set with a
+// member in city's place, reads keep working throughout, the old custodians destroy
+// their old shares, and city's old share does not combine with the new ones. With city
+// and ada both down, the chain (now four validators) still decides and the record is
+// read from bayside and the newcomer; an auditor's replay from genesis follows the
+// validator set change.
+func TestLeaveByVoteReshares(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 5-hospital network")
+	}
+	t.Parallel()
+	net := nodetest.StartTestnet(t, node.TestnetConfig{Hospitals: 5, Custodians: 3, Threshold: 2}, nil)
+	ada, bayside, city, dunmore := net.Nodes[0], net.Nodes[1], net.Nodes[2], net.Nodes[3]
+	rec, _ := ingestForDunmore(t, net)
+	if !slices.Equal(rec.Custodians, []consent.HospitalID{"ada", "bayside", "city"}) || rec.Threshold != 2 {
+		t.Fatalf("custody %d of %v", rec.Threshold, rec.Custodians)
+	}
+	waitCustody(t, dunmore, rec.ID, func(s *consent.CustodyStatus) bool { return len(s.Accepted) == 3 })
+	read := func(when string) {
+		t.Helper()
+		acc, err := dunmore.Read(nodetest.Ctx(t), rec.ID, "TREAT")
+		if err != nil || !bytes.Equal(acc.Bundle, nodetest.Sample(t)) {
+			t.Fatalf("read %s: %v", when, err)
+		}
+	}
+	read("before the leave")
+	id, _ := crypto.ParseRecordID(string(rec.ID))
+	cityOld := openShare(t, city, id, 0, 3) // what a leaver could keep
+
+	for _, voter := range net.Nodes[:4] {
+		if _, err := voter.VoteLeave(nodetest.Ctx(t), "city"); err != nil {
+			t.Fatalf("%s votes that city leave: %v", voter.ID(), err)
+		}
+	}
+	if slices.Contains(dunmore.Members(), "city") {
+		t.Fatal("city is still a member after the vote")
+	}
+	read("during the re-sharing")
+
+	st := waitCustody(t, dunmore, rec.ID, func(s *consent.CustodyStatus) bool { return s.Epoch == 1 && len(s.Accepted) == 3 })
+	if slices.Contains(st.Custodians, "city") || len(st.Custodians) != 3 || !st.Available {
+		t.Fatalf("custody after the re-sharing: %+v", st)
+	}
+	newcomer := net.Nodes[slices.IndexFunc(net.Nodes, func(n *node.Node) bool {
+		return n.ID() != "ada" && n.ID() != "bayside" && slices.Contains(st.Custodians, n.ID())
+	})]
+	root, _ := cid.Decode(rec.CID)
+	if pinned, err := newcomer.Store().IsPinned(nodetest.Ctx(t), root); err != nil || !pinned {
+		t.Fatalf("the new custodian %s has not pinned the ciphertext (%v)", newcomer.ID(), err)
+	}
+	for _, old := range []*node.Node{ada, bayside} {
+		waitGone(t, node.ShareKeyPathAt(old.Home(), id, 0))
+	}
+	if dunmore.Host().ConnectedTo(city.Host().ID()) {
+		t.Error("dunmore keeps a connection with the hospital that left")
+	}
+
+	// The leaver's old share is useless with the new ones.
+	rec, err := dunmore.Record(nodetest.Ctx(t), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newC, err := crypto.ParseCommitments(rec.Commitments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, _ := rec.ShareIndex(newcomer.ID())
+	fresh := openShare(t, newcomer, id, 1, i)
+	if _, _, err := crypto.Combine(newC, []crypto.Share{cityOld, fresh}); !errors.Is(err, crypto.ErrTooFewShares) {
+		t.Fatalf("the leaver's old share combined with a new one: %v", err)
+	}
+
+	net.StopNode(2)
+	net.StopNode(0)
+	read("from bayside and the new custodian, with ada and city down")
+
+	gen, err := cmttypes.GenesisDocFromFile(net.Homes[1].Path(home.GenesisFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(nodetest.Ctx(t), net.RPC(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auditor.Replay(nodetest.Ctx(t), c, gen, auditor.ReplayConfig{}); err != nil {
+		t.Fatalf("an auditor's replay across the validator set change: %v", err)
+	}
+}
+
+// openShare opens hospital nd's share i of record id at epoch.
+func openShare(t *testing.T, nd *node.Node, id crypto.RecordID, epoch uint32, i crypto.ShareIndex) crypto.Share {
+	t.Helper()
+	kf, err := node.ReadKeyFile(node.ShareKeyPathAt(nd.Home(), id, epoch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := nd.Home().Keys.Wrap.UnwrapShare(kf.Wrapped, crypto.WrapContext{Chain: nd.Home().ChainID(), Record: id}, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitGone waits (bounded) until path does not exist.
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists", path)
+		}
+	}
+}
