@@ -48,6 +48,13 @@ func printCustody(out io.Writer, st *consent.CustodyStatus) {
 	fmt.Fprintf(out, "custodians   %s (%s)\n", join(st.Custodians), held)
 	fmt.Fprintf(out, "accepted     %s\n", attesters(st.Accepted))
 	fmt.Fprintf(out, "available    %t\n", st.Available)
+	if st.Epoch > 0 {
+		fmt.Fprintf(out, "epoch        %d (re-shared)\n", st.Epoch)
+	}
+	if rs := st.Resharing; rs != nil {
+		fmt.Fprintf(out, "re-sharing   to %s (epoch %d): dealt by %s%s, accepted by %s\n", join(rs.To), rs.Epoch,
+			orNone(join(rs.Dealers)), map[bool]string{true: " (all deals in)", false: ""}[rs.Dealt], attesters(rs.Accepted))
+	}
 	if st.Erased == 0 {
 		return
 	}

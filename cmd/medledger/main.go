@@ -41,7 +41,7 @@ func rootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().String("home", defaultHome(), "the node's home directory (or $MEDLEDGER_HOME)")
-	root.AddCommand(initCmd(), startCmd(), testnetCmd(), recordCmd(), patientCmd(), consentCmd(), accessCmd(), auditCmd(), txCmd(), demoCmd())
+	root.AddCommand(initCmd(), startCmd(), testnetCmd(), recordCmd(), patientCmd(), consentCmd(), accessCmd(), hospitalCmd(), auditCmd(), txCmd(), demoCmd())
 	return root
 }
 
