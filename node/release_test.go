@@ -100,11 +100,45 @@ func TestStaleCustodianReleasesNothing(t *testing.T) {
 	})
 }
 
+// TestStaleShareCustodianReleasesNothing is the stalled-then-lagging case of
+// TestStaleCustodianReleasesNothing for a custodian of a share: records held 2 of 3 by
+// ada, bayside and city; ada stalls, the consents are revoked, and ada, asked for its
+// share while stalled and while catching up, releases none.
+func TestStaleShareCustodianReleasesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-hospital network")
+	}
+	t.Parallel()
+	stall := &stallMachine{}
+	hn := nodetest.StartTestnet(t, node.TestnetConfig{Hospitals: 4, Custodians: 3, Threshold: 2}, func(i int, c *node.Config) {
+		if i == 0 {
+			c.WrapMachine = stall.wrap
+		}
+	})
+	t.Cleanup(stall.resume)
+	rounds := setupRounds(t, hn, staleRounds/2)
+	ada := hn.Nodes[0]
+	if rec, err := ada.Record(ctxT(t), rounds[0].grant.Record); err != nil || rec.Threshold != 2 {
+		t.Fatalf("the rounds' records are not in 2-of-3 custody: %v", err)
+	}
+	stall.stop()
+	hr := revokeAll(t, hn, rounds)
+	if frozen := waitFrozen(t, ada); frozen >= hr {
+		t.Fatalf("the stalled custodian reached height %d, the revocations' %d", frozen, hr)
+	}
+	released, answered := hammer(t, hn, rounds, 5*time.Second, func() bool { return true })
+	checkNoReleaseOf(t, hn, rounds, released, answered, 0)
+	stall.resume()
+	released, answered = hammer(t, hn, rounds, time.Second, func() bool { return ada.Chain().Height() > hr+2 })
+	checkNoReleaseOf(t, hn, rounds, released, answered, 0)
+}
+
 // round is one patient's record at ada, with a grant Bayside has read with.
 type round struct {
 	patient *crypto.SigningKey
 	consent consent.ConsentID
 	grant   consent.Decision
+	revoked int64 // the height the consent's revocation committed at
 }
 
 // setupRounds makes k rounds concurrently: each a new patient, a record ingested at
@@ -155,8 +189,9 @@ func revokeAll(t *testing.T, hn *nodetest.Consortium, rounds []round) int64 {
 	t.Helper()
 	city := hn.Nodes[2]
 	var hr int64
-	for _, r := range rounds {
+	for i, r := range rounds {
 		c := nodetest.AsPatient(t, city, r.patient, consent.Body{Kind: consent.KindRevoke, Revoke: &consent.Revoke{Consent: r.consent}})
+		rounds[i].revoked = c.Height
 		hr = max(hr, c.Height)
 	}
 	return hr
@@ -205,6 +240,13 @@ func hammer(t *testing.T, hn *nodetest.Consortium, rounds []round, least time.Du
 // revocation.
 func checkNoRelease(t *testing.T, hn *nodetest.Consortium, rounds []round, released, answered int64) {
 	t.Helper()
+	checkNoReleaseOf(t, hn, rounds, released, answered, 1)
+}
+
+// checkNoReleaseOf is checkNoRelease for a read that made want receipts (one per
+// custodian that released a key or share; 0: any number), all before the revocation.
+func checkNoReleaseOf(t *testing.T, hn *nodetest.Consortium, rounds []round, released, answered int64, want int) {
+	t.Helper()
 	if released != 0 {
 		t.Fatalf("a custodian behind the chain released %d keys after the revocation", released)
 	}
@@ -217,8 +259,13 @@ func checkNoRelease(t *testing.T, hn *nodetest.Consortium, rounds []round, relea
 		if err != nil || res.Code != 0 || !jsonInto(res.Value, &g) {
 			t.Fatalf("round %d: grant %s: %v %d %s", i, r.grant.ID, err, res.Code, res.Log)
 		}
-		if len(g.Receipts) != 1 {
-			t.Fatalf("round %d: grant %s has %d receipts, want the one of the read before the revocation", i, r.grant.ID, len(g.Receipts))
+		if (want > 0 && len(g.Receipts) != want) || len(g.Receipts) == 0 {
+			t.Fatalf("round %d: grant %s has %d receipts, want the %d of the read before the revocation", i, r.grant.ID, len(g.Receipts), want)
+		}
+		for _, rc := range g.Receipts {
+			if int64(rc.Height) >= r.revoked {
+				t.Fatalf("round %d: %s's receipt at height %d, after the revocation at %d", i, rc.Custodian, rc.Height, r.revoked)
+			}
 		}
 	}
 }

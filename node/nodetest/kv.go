@@ -152,6 +152,10 @@ func (m *KV) addCount(w consent.Store) error {
 	return w.Set([]byte(countKey), binary.BigEndian.AppendUint64(nil, n+1))
 }
 
+// InitValidators implements abci.StateMachine: the KV machine never changes the
+// validator set, so it keeps nothing of it.
+func (m *KV) InitValidators(consent.Store, []consent.ValidatorUpdate) error { return nil }
+
 // EndBlock implements abci.StateMachine: it deletes every tmp key while iterating over
 // them.
 func (m *KV) EndBlock(w consent.Store, _ consent.Block) error {

@@ -280,14 +280,12 @@ func (a *App) InitChain(_ context.Context, req *abcitypes.RequestInitChain) (_ *
 	if err := a.machine.InitChain(w, req.ChainId, req.AppStateBytes, block(height, req.Time)); err != nil {
 		return nil, fmt.Errorf("abci: InitChain: %w", err)
 	}
-	if vk, ok := a.machine.(ValidatorKeeper); ok {
-		vals := make([]consent.ValidatorUpdate, len(req.Validators))
-		for i, v := range req.Validators {
-			vals[i] = consent.ValidatorUpdate{Node: v.PubKey.GetEd25519(), Power: v.Power}
-		}
-		if err := vk.InitValidators(w, vals); err != nil {
-			return nil, fmt.Errorf("abci: InitChain: validators: %w", err)
-		}
+	vals := make([]consent.ValidatorUpdate, len(req.Validators))
+	for i, v := range req.Validators {
+		vals[i] = consent.ValidatorUpdate{Node: v.PubKey.GetEd25519(), Power: v.Power}
+	}
+	if err := a.machine.InitValidators(w, vals); err != nil {
+		return nil, fmt.Errorf("abci: InitChain: validators: %w", err)
 	}
 	if err := firstErr(base.err, w.Err()); err != nil {
 		return nil, fmt.Errorf("abci: InitChain: %w", err)

@@ -26,6 +26,9 @@ type StateMachine interface {
 	// InitChain writes the genesis state from the genesis app_state bytes; an error
 	// halts the node. b is the block before the initial height, at the genesis time.
 	InitChain(w consent.Store, chainID string, appState []byte, b consent.Block) error
+	// InitValidators is told the genesis validator set, after InitChain, in the same
+	// writes; a machine that changes the set (its results' Validators) keeps it.
+	InitValidators(w consent.Store, vals []consent.ValidatorUpdate) error
 	// CheckTx validates a tx against the latest committed state; code != 0 keeps it
 	// out of the mempool.
 	// An error (not a rejection: an infrastructure failure) halts the node.
@@ -42,17 +45,10 @@ type StateMachine interface {
 	Query(r consent.Reader, path string, data []byte) (consent.Result, error)
 }
 
-// ValidatorKeeper is a StateMachine that follows the validator set: it is told the
-// genesis validators after InitChain, and its results' Validators change the set.
-type ValidatorKeeper interface {
-	InitValidators(w consent.Store, vals []consent.ValidatorUpdate) error
-}
-
 // consentMachine is what the chain needs of the consent machine.
 type consentMachine interface {
 	StateMachine
 	Committer
-	ValidatorKeeper
 }
 
 var _ consentMachine = (*consent.Machine)(nil)
