@@ -166,6 +166,14 @@ func (a *action) acceptCustody(c AcceptCustody) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rs, err := GetReshare(a.st, rec.ID); err != nil || (rs != nil && rs.Switched) {
+		if err != nil {
+			return nil, err
+		}
+		if err := a.settleReshare(rec, rs); err != nil { // a late new custodian took its share
+			return nil, err
+		}
+	}
 	return []Event{{Type: "custody", Attrs: []Attr{
 		{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "custodian", Value: string(h.ID)},
@@ -264,6 +272,9 @@ type ReshareProgress struct {
 	Dealers  []HospitalID  `json:"dealers"`
 	Dealt    bool          `json:"dealt"`
 	Accepted []Attestation `json:"accepted"`
+	// Switched: the record is in the new sharing; the re-sharing is kept until every
+	// new custodian has taken its share.
+	Switched bool `json:"switched,omitempty"`
 }
 
 // Custody returns a record's custody: who accepted it, whether it is available, and
@@ -280,7 +291,8 @@ func Custody(r Reader, id RecordID) (*CustodyStatus, error) {
 		return nil, err
 	}
 	if rs != nil {
-		s.Resharing = &ReshareProgress{Epoch: rs.Epoch, To: rs.To, Dealers: []HospitalID{}, Dealt: rs.Ready(), Accepted: rs.Accepted}
+		s.Resharing = &ReshareProgress{Epoch: rs.Epoch, To: rs.To, Dealers: []HospitalID{}, Dealt: rs.Ready(),
+			Accepted: rs.Accepted, Switched: rs.Switched}
 		for _, d := range rs.Deals {
 			s.Resharing.Dealers = append(s.Resharing.Dealers, d.Dealer)
 		}

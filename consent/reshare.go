@@ -44,6 +44,10 @@ type Reshare struct {
 	Commitments Hex           `cbor:"7,keyasint,omitempty" json:"commitments,omitempty"`
 	Accepted    []Attestation `cbor:"8,keyasint" json:"accepted"`
 	Height      Height        `cbor:"9,keyasint" json:"height"` // when it started
+	// Switched is set once k new custodians accepted and the record switched to the new
+	// sharing; the deals are kept until every new custodian has accepted, so that one
+	// that was down takes its new share when it returns.
+	Switched bool `cbor:"10,keyasint,omitempty" json:"switched,omitempty"`
 }
 
 // Deal is an old custodian's deal, as recorded.
@@ -204,7 +208,7 @@ func (a *action) dealShares(d DealShares) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rs == nil || rs.Epoch != d.Epoch {
+	if rs == nil || rs.Epoch != d.Epoch || rs.Switched {
 		return nil, reject(CodeInvalid, "record %s has no re-sharing to epoch %d in progress", rec.ID, d.Epoch)
 	}
 	idx, ok := rec.ShareIndex(h.ID)
@@ -331,5 +335,19 @@ func (a *action) acceptReshared(h *Hospital, rec *Record, rs *Reshare) ([]Event,
 		return nil, err
 	}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "reshared", Value: "true"}, Attr{Key: "available", Value: "true"})
-	return []Event{ev}, a.st.Delete([]byte(keyReshare + string(rec.ID)))
+	rs.Switched = true
+	return []Event{ev}, a.settleReshare(rec, rs)
+}
+
+// settleReshare keeps a switched re-sharing until every new custodian has accepted
+// custody of the new sharing, then deletes it.
+func (a *action) settleReshare(rec *Record, rs *Reshare) error {
+	accepted, err := attestations(a.st, keyCustody, rec.ID)
+	if err != nil {
+		return err
+	}
+	if len(accepted) >= len(rec.Custodians) {
+		return a.st.Delete([]byte(keyReshare + string(rec.ID)))
+	}
+	return setValue(a.st, keyReshare+string(rec.ID), rs)
 }

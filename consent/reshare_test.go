@@ -223,14 +223,18 @@ func TestLeaveReshares(t *testing.T) {
 	if r.Epoch != 1 || !slices.Equal(r.Custodians, rs.To) || !slices.Equal(r.Commitments, rs.Commitments) {
 		t.Fatalf("record after k acceptances: epoch %d custodians %v", r.Epoch, r.Custodians)
 	}
-	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
-		t.Fatal("the re-sharing is still in progress after the switch")
+	if rs, _ := consent.GetReshare(c.st, rec); rs == nil || !rs.Switched {
+		t.Fatal("the switched re-sharing was not kept for the new custodian that has not taken its share")
 	}
+	c.refused("bayside", deal("bayside", old[1], 1), consent.CodeInvalid) // no deal after the switch
 	st, _ := consent.Custody(c.st, rec)
 	if !st.Available || len(st.Accepted) != 2 {
 		t.Fatalf("custody after the switch: %+v", st)
 	}
 	c.ok("bayside", acceptBody("bayside", rec, r.CommitmentsHash())) // the third accepts the new sharing as usual
+	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
+		t.Fatal("the re-sharing is kept after every new custodian accepted")
+	}
 	c.refused("bayside", acceptBody("bayside", rec, oldCHash(oldC)), consent.CodeInvalid)
 	read("after the switch")
 

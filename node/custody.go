@@ -384,8 +384,9 @@ func (n *Node) repairOne(ctx context.Context, path string) error {
 	case err != nil:
 		return err
 	}
-	if st.Erased != 0 || slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == p.Custodian }) {
-		return os.Remove(path)
+	if _, member := n.hospital(p.Custodian); st.Erased != 0 || !member ||
+		slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == p.Custodian }) {
+		return os.Remove(path) // accepted, erased, or the custodian left (the record is re-shared without it)
 	}
 	if p.Attempts >= maxOfferAttempts {
 		return nil // reported once, at the last attempt

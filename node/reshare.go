@@ -104,10 +104,19 @@ func (n *Node) reshareStep(ctx context.Context, rs *consent.Reshare) error {
 	if err != nil {
 		return err
 	}
-	if rec.Erased != 0 || rec.Epoch+1 != rs.Epoch {
-		return nil
-	}
 	switch {
+	case rec.Erased != 0:
+		return nil
+	case rs.Switched && rec.Epoch == rs.Epoch:
+		// a late new custodian: its acceptance now counts for the record itself
+		st, err := n.Custody(ctx, rec.ID)
+		if err != nil || !slices.Contains(rec.Custodians, n.id) ||
+			slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == n.id }) {
+			return err
+		}
+		return n.takeReshared(ctx, rec, rs)
+	case rec.Epoch+1 != rs.Epoch:
+		return nil
 	case !rs.Ready() && slices.Contains(rs.From, n.id) && !slices.ContainsFunc(rs.Deals, func(d consent.Deal) bool { return d.Dealer == n.id }):
 		return n.deal(ctx, rec, rs)
 	case rs.Ready() && slices.Contains(rs.To, n.id) && !slices.ContainsFunc(rs.Accepted, func(a consent.Attestation) bool { return a.Custodian == n.id }):
