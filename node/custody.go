@@ -248,39 +248,98 @@ func (n *Node) saveOffers(id crypto.RecordID, shares []crypto.Share, s *sharing)
 }
 
 // distribute hands out a freshly registered record's shares, saved as pending
-// (saveOffers): its own acceptance it submits itself, under the node's context (it
-// does not end with the request); each other custodian's share is offered, all at
-// once. It returns when every offer has been answered or ctx ends; the record is
-// available once Threshold custodians accepted. What is not accepted stays pending
-// for repair.
+// (saveOffers): its own acceptance it submits itself, each other custodian's share is
+// offered, all at once, in the background under the node's context (they do not end
+// with the request, and they end when the node closes). It returns once Threshold
+// acceptances are in (this hospital's own counts as one) and this node's committed state
+// shows the record available, or once every custodian has answered, or when ctx ends.
+// The offers still out go on; what is not accepted stays pending for repair.
 func (n *Node) distribute(ctx context.Context, rec *consent.Record, pending []*pendingShare, s *sharing) {
-	type result struct {
-		c   consent.HospitalID
-		err error
-	}
-	results := make(chan result, len(pending))
+	results := make(chan settled, len(pending))
 	for _, p := range pending {
 		p.Offer.Height = int64(rec.Height)
-		go func() { results <- result{p.Custodian, n.settle(ctx, rec, p)} }()
+		if !n.background(func(bg context.Context) { results <- settled{p.Custodian, n.settle(bg, rec, p)} }) {
+			return // the node is closing: the offers stay pending, for repair at its next start
+		}
 	}
+	available := make(chan struct{})
+	if !n.background(func(context.Context) { n.tally(rec, s, results, len(pending), available) }) {
+		return
+	}
+	select {
+	case <-available:
+		n.awaitAvailable(ctx, rec.ID)
+	case <-ctx.Done():
+	case <-n.ctx.Done():
+	}
+}
+
+// settled is one custodian's outcome of distribute: nil once it accepted custody.
+type settled struct {
+	custodian consent.HospitalID
+	err       error
+}
+
+// tally reads the outcomes of a record's n offers; it closes available at the
+// Threshold'th acceptance, or when all n are in, and then reports the custodians that
+// did not accept (their offers stay pending for repair).
+func (n *Node) tally(rec *consent.Record, s *sharing, results <-chan settled, count int, available chan<- struct{}) {
+	accepted := 0
 	var failed []string
-	for range pending {
-		select {
-		case r := <-results:
-			if r.err != nil {
-				failed = append(failed, fmt.Sprintf("%s: %v", r.c, r.err))
-			}
-		case <-ctx.Done():
-			failed = append(failed, "unanswered: "+ctx.Err().Error())
+	for range count {
+		r := <-results // every settle ends: it is bounded by custodyTimeout and the node's context
+		if r.err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", r.custodian, r.err))
+			continue
 		}
-		if ctx.Err() != nil {
-			break
+		if accepted++; accepted == s.Threshold {
+			close(available)
 		}
+	}
+	if accepted < s.Threshold {
+		close(available)
 	}
 	if len(failed) > 0 {
 		n.log.Warn("custody not accepted by every custodian yet; the ingest hospital offers again",
-			"record", rec.ID, "threshold", s.Threshold, "custodians", len(s.Custodians), "failed", strings.Join(failed, "; "))
+			"record", rec.ID, "threshold", s.Threshold, "custodians", len(s.Custodians), "accepted", accepted, "failed", strings.Join(failed, "; "))
 	}
+}
+
+// availableWait bounds how long distribute waits, once Threshold custodians accepted,
+// for this node's committed state to show it (the other custodians' acceptances
+// commit in blocks this node may not have applied yet).
+const availableWait = 5 * time.Second
+
+// awaitAvailable waits until this node's committed state shows record id available,
+// ctx ends or availableWait passes.
+func (n *Node) awaitAvailable(ctx context.Context, id consent.RecordID) {
+	ctx, cancel := context.WithTimeout(ctx, availableWait)
+	defer cancel()
+	for {
+		h := n.chain.Height()
+		if st, err := read(n, consent.Custody, id); err != nil || st.Available {
+			return
+		}
+		if n.chain.WaitHeight(ctx, h+1) != nil {
+			return
+		}
+	}
+}
+
+// background runs f in a goroutine under the node's context, counted in n.wg so that
+// Close waits for it; it reports false (and runs nothing) once the node is closing.
+func (n *Node) background(f func(ctx context.Context)) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+	return true
 }
 
 // settle has p's custodian accept custody of rec: this hospital on the chain (under

@@ -28,7 +28,9 @@ import (
 // DEK kept wrapped to this hospital, and registers it on the chain for patient with
 // this hospital as custodian. When the chain's custody is r > 1 (planCustody), the DEK
 // is shared k-of-r among r custodians instead, this hospital keeping only its share,
-// and Ingest returns once every custodian has answered its share's offer (distribute).
+// and Ingest returns once the record is available (k custodians accepted custody, this
+// hospital's own acceptance counting as one) or every custodian has answered; the offers still out go on in
+// the background until the node closes (distribute).
 // If anything fails — invalid FHIR, the chain's refusal —
 // nothing is kept; if the register tx's outcome is unknown (it may still commit), the
 // key (or share), the other custodians' pending share offers and the ciphertext are

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // TestChainScripts runs the CLI scripts in testdata/chain against four real hospital
 // nodes on 127.0.0.1 (nodetest.Consortium: CometBFT validators, libp2p hosts, stores, the
 // API). Each script starts with a patient key in ./alice and a record of alice's
-// registered by ada: $REC; $PATIENT is alice's ID. $ADA, $BAYSIDE, $CITY are the
+// registered by ada: $REC; $PATIENT is alice's ID; bundle.json is a Synthea Bundle and
+// invalid.json an invalid one. $ADA, $BAYSIDE, $CITY are the
 // hospitals' homes; $MEDLEDGER_NODE is bayside's RPC, $MEDLEDGER_API its API and
 // $MEDLEDGER_TOKEN its privacy officer's token ($CLINICIAN_TOKEN its clinician's,
 // $TOKENS its keys/api-tokens.json);
@@ -67,6 +69,9 @@ func TestChainScripts(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			if err := copySamples(env.WorkDir); err != nil {
+				return err
+			}
 			env.Setenv("REC", id.String())
 			env.Setenv("PATIENT", string(consent.PatientIDOf(patient.Public())))
 			env.Setenv("GENESIS", net.Homes[via].Path(home.GenesisFile))
@@ -84,8 +89,26 @@ func TestChainScripts(t *testing.T) {
 			"capture": capture,
 			"oneline": oneline,
 			"sleep":   sleep,
+			"records": func(ts *testscript.TestScript, neg bool, args []string) {
+				countRecords(ts, neg, args, net.Nodes[via])
+			},
 		},
 	})
+}
+
+// countRecords PATIENT N asserts that nd's committed state holds exactly N records of
+// PATIENT.
+func countRecords(ts *testscript.TestScript, neg bool, args []string, nd *node.Node) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: records PATIENT N")
+	}
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	recs, err := nd.Records(context.Background(), consent.PatientID(args[0]))
+	ts.Check(err)
+	if len(recs) != want {
+		ts.Fatalf("patient %s has %d records, want %d", consent.Truncate(args[0], 12), len(recs), want)
+	}
 }
 
 // sleep DURATION pauses the script (e.g. while a background command starts).

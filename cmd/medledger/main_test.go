@@ -33,18 +33,8 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
-			for dst, src := range map[string]string{
-				"bundle.json":  "../../testdata/fhir/synthea/Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json",
-				"large.json":   "../../testdata/fhir/synthea/Cleo_Friesen_59907280-53b1-4677-92b9-83c1332a08b3.json",
-				"invalid.json": "../../testdata/fhir/invalid/bundle-duplicate-id.json",
-			} {
-				b, err := os.ReadFile(src)
-				if err != nil {
-					return err
-				}
-				if err := os.WriteFile(filepath.Join(env.WorkDir, dst), b, 0o644); err != nil {
-					return err
-				}
+			if err := copySamples(env.WorkDir); err != nil {
+				return err
 			}
 			env.Setenv("MEDLEDGER_HOME", filepath.Join(env.WorkDir, "default-home"))
 			return nil
@@ -56,6 +46,25 @@ func TestScripts(t *testing.T) {
 			"noplaintext": noPlaintext,
 		},
 	})
+}
+
+// copySamples writes the scripts' sample Bundles into dir: bundle.json (a Synthea
+// Bundle), large.json (a 1.5 MB one) and invalid.json (an invalid one).
+func copySamples(dir string) error {
+	for dst, src := range map[string]string{
+		"bundle.json":  "../../testdata/fhir/synthea/Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json",
+		"large.json":   "../../testdata/fhir/synthea/Cleo_Friesen_59907280-53b1-4677-92b9-83c1332a08b3.json",
+		"invalid.json": "../../testdata/fhir/invalid/bundle-duplicate-id.json",
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // capture VAR REGEXP sets $VAR to the first group of REGEXP in the last stdout.

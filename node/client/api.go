@@ -69,7 +69,7 @@ func (a *API) Get(ctx context.Context, path string, query url.Values, v any) err
 
 // GetBytes reads path?query as it comes (e.g. CSV).
 func (a *API) GetBytes(ctx context.Context, path string, query url.Values) ([]byte, error) {
-	resp, err := a.do(ctx, path, query, nil)
+	resp, err := a.do(ctx, http.MethodGet, path, query, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -77,15 +77,42 @@ func (a *API) GetBytes(ctx context.Context, path string, query url.Values) ([]by
 	return io.ReadAll(resp.Body)
 }
 
-// do sends GET path?query with the token and extra headers; a non-2xx answer is an
-// *APIError.
-func (a *API) do(ctx context.Context, path string, query url.Values, header http.Header) (*http.Response, error) {
+// Body is a request body of a known length and content type.
+type Body struct {
+	Type   string // e.g. "application/fhir+json"
+	Size   int64  // sent as Content-Length
+	Reader io.Reader
+}
+
+// Post sends body to path?query and reads the JSON answer into v.
+func (a *API) Post(ctx context.Context, path string, query url.Values, body Body, v any) error {
+	resp, err := a.do(ctx, http.MethodPost, path, query, http.Header{"Content-Type": {body.Type}}, &body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("client: API %s: %w", path, err)
+	}
+	return nil
+}
+
+// do sends method path?query (with body, if not nil) with the token and extra
+// headers; a non-2xx answer is an *APIError.
+func (a *API) do(ctx context.Context, method, path string, query url.Values, header http.Header, body *Body) (*http.Response, error) {
 	u := *a.base
 	u.Path += path
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var r io.Reader
+	if body != nil {
+		r = body.Reader
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
 	if err != nil {
 		return nil, fmt.Errorf("client: API %s: %w", path, err)
+	}
+	if body != nil {
+		req.ContentLength = body.Size
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
@@ -141,7 +168,7 @@ func (a *API) Follow(ctx context.Context, query url.Values, after *uint64, fn fu
 		h.Set("Last-Event-ID", strconv.FormatUint(*after, 10))
 	}
 	h.Set("Accept", "text/event-stream")
-	resp, err := a.do(ctx, "/audit/stream", query, h)
+	resp, err := a.do(ctx, http.MethodGet, "/audit/stream", query, h, nil)
 	if err != nil {
 		return err
 	}

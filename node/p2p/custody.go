@@ -2,7 +2,9 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -51,25 +53,30 @@ type Keeper interface {
 	AcceptShare(ctx context.Context, from peer.ID, offer ShareOffer) ShareAnswer
 }
 
-// ServeCustody answers share offers with k.
+// ServeCustody answers share offers with k. The context k gets ends when the
+// offerer resets or closes the stream, the host closes, or custodyTimeout passes.
 func (h *Host) ServeCustody(k Keeper) {
 	h.host.SetStreamHandler(CustodyID, func(s network.Stream) {
-		serveOne(s, custodyService, maxCustodyMsg, custodyTimeout, func(ctx context.Context, from peer.ID, offer ShareOffer) ShareAnswer {
+		serveOne(h.life, s, custodyService, maxCustodyMsg, custodyTimeout, func(ctx context.Context, from peer.ID, offer ShareOffer) ShareAnswer {
 			return k.AcceptShare(ctx, from, offer)
 		})
 	})
 }
 
 // OfferShare offers custodian its share and waits for its answer. A refusal is an
-// answer with Code != 0, not an error; an error means no answer was had.
+// answer with Code != 0, not an error; an error means no answer was had. When ctx
+// ends the stream is reset, which ends the custodian's handling of the offer too.
 func (h *Host) OfferShare(ctx context.Context, custodian peer.ID, offer ShareOffer) (*ShareAnswer, error) {
-	return exchange[ShareOffer, ShareAnswer](ctx, h, custodian, CustodyID, custodyService, maxCustodyMsg, custodyTimeout, offer)
+	return exchange[ShareOffer, ShareAnswer](ctx, h, custodian, CustodyID, custodyService, maxCustodyMsg, custodyTimeout, true, offer)
 }
 
 // serveOne runs one request-response exchange on s for a protocol (the go-libp2p ping
 // model): the stream in the service's resource scope with its memory reserved, a
 // deadline, messages of at most max bytes, Reset on any error, Close on success.
-func serveOne[Req, Resp any](s network.Stream, service string, max int, timeout time.Duration, answer func(context.Context, peer.ID, Req) Resp) {
+// answer's context is bound to the stream (streamContext): it ends with life (the
+// host's), at the deadline, or when the peer resets or breaks the stream; then the
+// stream is reset unanswered.
+func serveOne[Req, Resp any](life context.Context, s network.Stream, service string, max int, timeout time.Duration, answer func(context.Context, peer.ID, Req) Resp) {
 	if err := s.Scope().SetService(service); err != nil {
 		s.Reset()
 		return
@@ -85,9 +92,12 @@ func serveOne[Req, Resp any](s network.Stream, service string, max int, timeout 
 		s.Reset()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	ctx, release := streamContext(life, s, timeout)
 	resp := answer(ctx, s.Conn().RemotePeer(), req)
+	if release() != nil {
+		s.Reset() // the peer is gone, or the host closing: no one to answer
+		return
+	}
 	if err := writeMsg(s, resp, max); err != nil {
 		s.Reset()
 		return
@@ -95,9 +105,41 @@ func serveOne[Req, Resp any](s network.Stream, service string, max int, timeout 
 	s.Close()
 }
 
+// errStreamEnded is the cause of a handler's context ending because its stream did.
+var errStreamEnded = errors.New("p2p: the peer reset or closed the stream")
+
+// streamContext is the context of a request read from s: it ends with life, after
+// timeout, or when the peer resets the stream or sends more than its one request (a
+// watcher reads s for that; a peer that half-closes its side is still waiting for the
+// answer, and does not end it). release stops the watcher, leaving s readable for
+// nothing more, cancels the context and returns why it ended before release (nil if
+// it had not).
+func streamContext(life context.Context, s network.Stream, timeout time.Duration) (ctx context.Context, release func() error) {
+	ctx, cancelTimeout := context.WithTimeout(life, timeout)
+	ctx, cancel := context.WithCancelCause(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		var b [1]byte
+		if _, err := s.Read(b[:]); !errors.Is(err, io.EOF) {
+			cancel(errStreamEnded)
+		}
+	}()
+	return ctx, func() error {
+		err := context.Cause(ctx)
+		s.SetReadDeadline(time.Now()) // ends the watcher's read
+		<-watched
+		cancel(nil)
+		cancelTimeout()
+		return err
+	}
+}
+
 // exchange is the requesting side of serveOne: open a stream to p for protocol id,
-// send req, read the response, within timeout (or ctx's deadline if sooner).
-func exchange[Req, Resp any](ctx context.Context, h *Host, p peer.ID, id protocol.ID, service string, max int, timeout time.Duration, req Req) (*Resp, error) {
+// send req, read the response, within timeout (or ctx's deadline if sooner). With
+// endWithCtx, ctx ending resets the stream (the peer's handler sees it end); without,
+// only the deadline ends the wait once the stream is open.
+func exchange[Req, Resp any](ctx context.Context, h *Host, p peer.ID, id protocol.ID, service string, max int, timeout time.Duration, endWithCtx bool, req Req) (*Resp, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := h.host.NewStream(ctx, p, id)
@@ -115,6 +157,9 @@ func exchange[Req, Resp any](ctx context.Context, h *Host, p peer.ID, id protoco
 	defer s.Scope().ReleaseMemory(2 * max)
 	if d, ok := ctx.Deadline(); ok {
 		s.SetDeadline(d)
+	}
+	if endWithCtx {
+		defer context.AfterFunc(ctx, func() { s.Reset() })()
 	}
 	if err := writeMsg(s, req, max); err != nil {
 		s.Reset()

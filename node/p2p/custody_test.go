@@ -3,6 +3,9 @@ package p2p_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,5 +96,91 @@ func TestShareDelivery(t *testing.T) {
 	defer keeper.mu.Unlock()
 	if keeper.offers != 2 {
 		t.Fatalf("the keeper was consulted %d times, want 2 (not for the oversized offer)", keeper.offers)
+	}
+}
+
+// blockingKeeper holds every offer until its context ends, and reports why it ended.
+type blockingKeeper struct {
+	entered chan struct{}
+	ended   chan error
+}
+
+func (k *blockingKeeper) AcceptShare(ctx context.Context, _ peer.ID, _ p2p.ShareOffer) p2p.ShareAnswer {
+	k.entered <- struct{}{}
+	select {
+	case <-ctx.Done():
+		k.ended <- context.Cause(ctx)
+	case <-time.After(30 * time.Second):
+		k.ended <- errors.New("the keeper's context did not end within 30 s")
+	}
+	return p2p.ShareAnswer{}
+}
+
+// TestOfferResetEndsKeeper: an offerer that resets its stream while the custodian
+// works on the offer ends the custodian's Keeper context at once (not at the
+// protocol's two-minute deadline); so does an offerer whose own context ends.
+func TestOfferResetEndsKeeper(t *testing.T) {
+	members := p2p.NewAllowlist()
+	a, b := newHospital(t, members), newHospital(t, members)
+	members.Set([]peer.ID{a.host.ID(), b.host.ID()})
+	keeper := &blockingKeeper{entered: make(chan struct{}, 1), ended: make(chan error, 1)}
+	b.host.ServeCustody(keeper)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := a.host.Connect(ctx, b.host.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := crypto.NewRecordID()
+	offer, _ := json.Marshal(p2p.ShareOffer{Record: rec.String(), Height: 1, Share: 2, Wrapped: []byte("wrapped")})
+	waitFor := func(what string, c <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not within 10 s", what)
+		}
+	}
+	ended := func() error {
+		t.Helper()
+		select {
+		case err := <-keeper.ended:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the keeper's context did not end within 10 s of the offerer's reset")
+			return nil
+		}
+	}
+
+	s, err := a.host.OpenStream(ctx, b.host.ID(), p2p.CustodyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := msgio.NewVarintWriter(s).WriteMsg(offer); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the keeper was not consulted", keeper.entered)
+	s.Reset()
+	if err := ended(); err == nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "30 s") {
+		t.Fatalf("the keeper's context ended with %v, want the stream's end", err)
+	}
+
+	offerCtx, stop := context.WithCancel(ctx)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := a.host.OfferShare(offerCtx, b.host.ID(), p2p.ShareOffer{Record: rec.String(), Height: 1, Share: 2})
+		answered <- err
+	}()
+	waitFor("the keeper was not consulted", keeper.entered)
+	stop()
+	if err := ended(); err == nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "30 s") {
+		t.Fatalf("the keeper's context ended with %v, want the stream's end", err)
+	}
+	select {
+	case err := <-answered:
+		if err == nil {
+			t.Fatal("an offer whose context ended has an answer")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OfferShare did not return within 10 s of its context's end")
 	}
 }

@@ -60,6 +60,10 @@ type Host struct {
 	bitswap *bitswap.Bitswap
 	dag     ipld.DAGService
 	members *Allowlist
+	// life ends when the host closes (or New's ctx ends): the protocol handlers'
+	// contexts are bound to it.
+	life context.Context
+	stop context.CancelFunc
 }
 
 // New starts a host.
@@ -95,7 +99,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	// A nil content router: wants go to connected peers only (closed consortium).
 	bs := bitswap.New(ctx, bsnet.NewFromIpfsHost(h), nil, cfg.Store.Blockstore(), opts...)
-	return &Host{host: h, bitswap: bs, dag: cfg.Store.DAG(bs), members: cfg.Members}, nil
+	life, stop := context.WithCancel(ctx)
+	return &Host{host: h, bitswap: bs, dag: cfg.Store.DAG(bs), members: cfg.Members, life: life, stop: stop}, nil
 }
 
 // ID is the host's peer ID.
@@ -148,7 +153,8 @@ func (h *Host) FetchAll(ctx context.Context, c cid.Cid) error {
 	return nil
 }
 
-// Close stops bitswap and the host.
+// Close ends the protocol handlers' contexts and stops bitswap and the host.
 func (h *Host) Close() error {
+	h.stop()
 	return errors.Join(h.bitswap.Close(), h.host.Close())
 }

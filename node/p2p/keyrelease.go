@@ -55,7 +55,7 @@ type Custodian interface {
 // ServeKeyRelease answers key-release requests with c.
 func (h *Host) ServeKeyRelease(c Custodian) {
 	h.host.SetStreamHandler(KeyReleaseID, func(s network.Stream) {
-		serveOne(s, keyReleaseService, maxReleaseMsg, releaseTimeout, c.Release)
+		serveOne(h.life, s, keyReleaseService, maxReleaseMsg, releaseTimeout, c.Release)
 	})
 }
 
@@ -66,7 +66,10 @@ var ErrReleaseProtocol = errors.New("p2p: key release failed")
 // RequestKey asks custodian for the key of a grant. A refusal is a response with
 // Code != 0, not an error; an error means no answer was had.
 func (h *Host) RequestKey(ctx context.Context, custodian peer.ID, req ReleaseRequest) (*ReleaseResponse, error) {
-	return exchange[ReleaseRequest, ReleaseResponse](ctx, h, custodian, KeyReleaseID, keyReleaseService, maxReleaseMsg, releaseTimeout, req)
+	// Not ended with ctx (false): a custodian asked commits its receipt and answers,
+	// and the losers of a threshold read (obtainShares cancels once k shares win) are
+	// read to the end, not cut mid-release.
+	return exchange[ReleaseRequest, ReleaseResponse](ctx, h, custodian, KeyReleaseID, keyReleaseService, maxReleaseMsg, releaseTimeout, false, req)
 }
 
 func writeMsg(s network.Stream, v any, max int) error {
