@@ -201,10 +201,14 @@ func (a *action) attestErasure(e AttestErasure) ([]Event, error) {
 		Hospital: h.ID, Custodians: rec.Custodians}); err != nil {
 		return nil, err
 	}
+	unattested, _, err := erasureGaps(a.st, rec, attested)
+	if err != nil {
+		return nil, err
+	}
 	return []Event{{Type: "erasure", Attrs: []Attr{
 		{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "custodian", Value: string(h.ID)},
-		{Key: "complete", Value: strconv.FormatBool(len(attested) == len(rec.Custodians))},
+		{Key: "complete", Value: strconv.FormatBool(len(unattested) == 0)},
 	}}}, nil
 }
 
@@ -256,10 +260,12 @@ type CustodyStatus struct {
 	Available bool `json:"available"`
 	// Erased is the height of the patient's erase (0: not erased); Attested the
 	// custodians' erasure attestations since, Unattested the custodians that have
-	// not attested yet, and ErasureComplete whether all have.
+	// not attested yet, Departed those that left the consortium without attesting (they
+	// no longer can), and ErasureComplete whether every custodian still a member has.
 	Erased          Height        `json:"erased,omitempty"`
 	Attested        []Attestation `json:"attested"`
 	Unattested      []HospitalID  `json:"unattested"`
+	Departed        []HospitalID  `json:"departed,omitempty"`
 	ErasureComplete bool          `json:"erasure_complete"`
 }
 
@@ -307,11 +313,31 @@ func Custody(r Reader, id RecordID) (*CustodyStatus, error) {
 	if rec.Erased == 0 {
 		return s, nil
 	}
-	for _, c := range rec.Custodians {
-		if !slices.ContainsFunc(s.Attested, func(e Attestation) bool { return e.Custodian == c }) {
-			s.Unattested = append(s.Unattested, c)
-		}
+	if s.Unattested, s.Departed, err = erasureGaps(r, rec, s.Attested); err != nil {
+		return nil, err
 	}
 	s.ErasureComplete = len(s.Unattested) == 0
 	return s, nil
+}
+
+// erasureGaps are an erased record's custodians that have not attested its erasure:
+// those still members (who will, e.g. when they return) and those that left the
+// consortium (who no longer can: their txs do not count).
+func erasureGaps(r Reader, rec *Record, attested []Attestation) (unattested, departed []HospitalID, err error) {
+	unattested = []HospitalID{}
+	for _, c := range rec.Custodians {
+		if slices.ContainsFunc(attested, func(e Attestation) bool { return e.Custodian == c }) {
+			continue
+		}
+		ok, err := getValue(r, keyHospital+string(c), &Hospital{})
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			unattested = append(unattested, c)
+		} else {
+			departed = append(departed, c)
+		}
+	}
+	return unattested, departed, nil
 }

@@ -138,6 +138,16 @@ func TestLeaveReshares(t *testing.T) {
 		}
 	}
 	read("before the leave")
+	// A second record, erased before the leave, its erasure attested by ada but not city.
+	erased := consent.RecordID("fedcba9876543210fedcba9876543210")
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: erased, CID: consenttest.TestCID, Patient: patient.Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{"ada", "city"}}})
+	c.ok("alice", consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: erased}})
+	c.ok("ada", consent.Body{Kind: consent.KindAttestErasure, AttestErasure: &consent.AttestErasure{Custodian: "ada", Record: erased}})
+	if st, _ := consent.Custody(c.st, erased); st.ErasureComplete || !slices.Equal(st.Unattested, []consent.HospitalID{"city"}) {
+		t.Fatalf("erasure before the leave: %+v", st)
+	}
 
 	// Votes: 4 of 5 members' power is ≥ 2/3; a vote is counted once.
 	res := c.ok("ada", leave("city"))
@@ -156,6 +166,9 @@ func TestLeaveReshares(t *testing.T) {
 		t.Fatal("city is still in the registry")
 	}
 	c.refused("city", leave("ada"), consent.CodeUnauthorized)
+	if st, _ := consent.Custody(c.st, erased); !st.ErasureComplete || len(st.Unattested) != 0 || !slices.Equal(st.Departed, []consent.HospitalID{"city"}) {
+		t.Fatalf("erasure after city left: %+v, want complete among members and city departed", st)
+	}
 	if err := consent.CheckCustodian(c.st, r, "city"); err == nil {
 		t.Fatal("the leaver may still release")
 	}
@@ -288,4 +301,26 @@ func sameKey(t *testing.T, a, b *crypto.DEK) bool {
 	}
 	pt, err := io.ReadAll(r)
 	return err == nil && string(pt) == "a record"
+}
+
+// The last member cannot leave, nor the hospital holding all the validator power: the
+// chain would have no one to run it. The refusal changes nothing.
+func TestLeaveKeepsAChain(t *testing.T) {
+	c := newReshareChain(t, []string{"solo"}, []consent.ValidatorUpdate{{Node: consenttest.Hospital("solo", 1).Node, Power: 1}})
+	c.refused("solo", leave("solo"), consent.CodeInvalid)
+
+	c = newReshareChain(t, []string{"ada", "bayside"}, []consent.ValidatorUpdate{{Node: consenttest.Hospital("ada", 1).Node, Power: 1}})
+	c.ok("ada", leave("ada"))
+	c.refused("bayside", leave("ada"), consent.CodeInvalid)
+	if hs, _ := consent.Hospitals(c.st); len(hs) != 2 {
+		t.Fatalf("a refused leave changed the registry: %d members", len(hs))
+	}
+	res := c.ok("ada", leave("bayside")) // not a validator: it leaves, the set is untouched
+	res2 := c.ok("bayside", leave("bayside"))
+	if len(res.Validators)+len(res2.Validators) != 0 {
+		t.Fatal("a hospital outside the validator set made a validator update")
+	}
+	if hs, _ := consent.Hospitals(c.st); len(hs) != 1 || hs[0].ID != "ada" {
+		t.Fatalf("registry after bayside left: %v", hs)
+	}
 }

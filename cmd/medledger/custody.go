@@ -61,6 +61,9 @@ func printCustody(out io.Writer, st *consent.CustodyStatus) {
 	fmt.Fprintf(out, "erased       at height %d\n", st.Erased)
 	fmt.Fprintf(out, "attested     %s\n", attesters(st.Attested))
 	fmt.Fprintf(out, "unattested   %s\n", orNone(join(st.Unattested)))
+	if len(st.Departed) > 0 {
+		fmt.Fprintf(out, "departed     %s (left the consortium without attesting)\n", join(st.Departed))
+	}
 	fmt.Fprintf(out, "complete     %t\n", st.ErasureComplete)
 }
 
