@@ -132,7 +132,18 @@ func (n *Node) servingErr() error {
 func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Record, recID crypto.RecordID) (*crypto.DEK, error) {
 	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(d.ID)}
 	if rec.Shared() {
-		return n.obtainShares(ctx, d, rec, wctx)
+		dek, err := n.obtainShares(ctx, d, rec, wctx)
+		if errors.Is(err, errReshared) {
+			// A re-sharing switched the record while it was read: once more, as it is now.
+			if now, rerr := n.Record(ctx, rec.ID); rerr == nil && now.Epoch != rec.Epoch {
+				dek, err = n.obtainShares(ctx, d, *now, wctx)
+			}
+		}
+		if errors.Is(err, errReshared) {
+			err = &api.Unavailable{Reason: "custody-unavailable", RetryAfter: 2 * time.Second,
+				Detail: fmt.Sprintf("record %s is being re-shared: its custodians answered for different sharings; try again", rec.ID)}
+		}
+		return dek, err
 	}
 	var firstRefusal *api.Denied
 	var errs []error
@@ -250,11 +261,16 @@ func WriteFileAtomically(path string, r io.Reader) error {
 
 // shareAnswer is one custodian's answer to a share request: its share (not yet
 // verified), a refusal on the chain's word, or why it gave none.
+// errReshared: too few shares of the record as read, and a custodian answered with a
+// share of a later sharing (a re-sharing switched the record meanwhile).
+var errReshared = errors.New("node: the record was re-shared while its shares were asked")
+
 type shareAnswer struct {
 	custodian consent.HospitalID
 	share     crypto.Share
 	refusal   *api.Denied
 	err       error
+	stale     bool // the share is of another epoch than the record as read
 }
 
 // obtainShares gets a threshold record's key for grant d: it asks every custodian for
@@ -272,11 +288,12 @@ func (n *Node) obtainShares(ctx context.Context, d consent.Decision, rec consent
 	defer cancel()
 	answers := make(chan shareAnswer, len(rec.Custodians))
 	for i, c := range rec.Custodians {
-		go func() { answers <- n.askShare(ctx, c, crypto.ShareIndex(i+1), d, wctx) }()
+		go func() { answers <- n.askShare(ctx, c, crypto.ShareIndex(i+1), rec.Epoch, d, wctx) }()
 	}
 	var got []crypto.Share
 	var reachable, missing []string
 	var refusal *api.Denied
+	var stale bool
 	named := map[crypto.ShareIndex]bool{}
 	for range rec.Custodians {
 		a := <-answers
@@ -287,6 +304,7 @@ func (n *Node) obtainShares(ctx context.Context, d consent.Decision, rec consent
 			continue
 		case a.err != nil:
 			missing = append(missing, fmt.Sprintf("%s: %v", a.custodian, a.err))
+			stale = stale || a.stale
 			continue
 		}
 		got = append(got, a.share)
@@ -313,6 +331,9 @@ func (n *Node) obtainShares(ctx context.Context, d consent.Decision, rec consent
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if stale {
+		return nil, errReshared
+	}
 	detail := fmt.Sprintf("record %s needs %d of its %d custodians' key shares; valid shares from: %s; missing: %s",
 		rec.ID, rec.Threshold, len(rec.Custodians), listOrNone(reachable), strings.Join(missing, "; "))
 	n.log.Warn("too few custodians released a key share", "grant", d.ID, "record", rec.ID, "detail", detail)
@@ -329,7 +350,7 @@ func listOrNone(s []string) string {
 // askShare asks custodian c for its share (index i) of grant d's record key and opens
 // it. A refusal for lack of custody (the custodian holds no share, or has not accepted
 // custody on the chain) counts as missing custody, not as the chain's word on the grant.
-func (n *Node) askShare(ctx context.Context, c consent.HospitalID, i crypto.ShareIndex, d consent.Decision, wctx crypto.WrapContext) shareAnswer {
+func (n *Node) askShare(ctx context.Context, c consent.HospitalID, i crypto.ShareIndex, epoch uint32, d consent.Decision, wctx crypto.WrapContext) shareAnswer {
 	a := shareAnswer{custodian: c}
 	resp, err := n.askCustodian(ctx, c, d)
 	switch {
@@ -340,6 +361,10 @@ func (n *Node) askShare(ctx context.Context, c consent.HospitalID, i crypto.Shar
 		a.err = errors.New(resp.Reason)
 	case resp.Code != 0:
 		a.refusal = &api.Denied{Record: d.Record, Grant: d.ID, Reason: consent.Code(resp.Code).String(), Detail: resp.Reason}
+	case resp.Epoch != epoch:
+		// re-shared since this node read the record: not a lie, a share of the new sharing
+		a.err = fmt.Errorf("answered with a share of the record's epoch %d, not %d (re-shared)", resp.Epoch, epoch)
+		a.stale = true
 	case resp.Record != string(d.Record) || crypto.ShareIndex(resp.Share) != i:
 		a.err = fmt.Errorf("answered for record %q share %d, not share %d", resp.Record, resp.Share, i)
 	default:

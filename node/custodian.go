@@ -83,7 +83,7 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	if n.chain.CatchingUp() {
 		return refusal(consent.CodeNotCurrent, "this custodian is catching up with the chain; try again")
 	}
-	record, wrapped, share, err := n.prepareRelease(requester, grant)
+	rec, wrapped, share, err := n.prepareRelease(requester, grant)
 	if err != nil {
 		var rej *consent.Rejection
 		if errors.As(err, &rej) {
@@ -106,8 +106,8 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	if err := n.Serving(); err != nil { // it failed while the receipt committed
 		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
 	}
-	n.log.Info("key released", "grant", grant, "requester", requester, "record", record, "receipt_height", committed.Height)
-	return p2p.ReleaseResponse{Record: string(record), Wrapped: wrapped, Share: uint8(share)}
+	n.log.Info("key released", "grant", grant, "requester", requester, "record", rec.ID, "receipt_height", committed.Height)
+	return p2p.ReleaseResponse{Record: string(rec.ID), Wrapped: wrapped, Share: uint8(share), Epoch: rec.Epoch}
 }
 
 // prepareRelease is the custodian's own check before it commits a receipt, and the
@@ -118,33 +118,33 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 // HPKE-wrapped to the requester's registered key, bound to chain, record and grant
 // (and share index). A refusal is a *consent.Rejection; any other error is this node's
 // own failure.
-func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (consent.RecordID, []byte, crypto.ShareIndex, error) {
+func (n *Node) prepareRelease(requester consent.HospitalID, grant consent.GrantID) (*consent.Record, []byte, crypto.ShareIndex, error) {
 	rec, err := n.checkRelease(requester, grant, time.Now().Unix())
 	if err != nil {
-		return "", nil, 0, err
+		return nil, nil, 0, err
 	}
 	h, ok := n.hospital(requester)
 	if !ok {
-		return "", nil, 0, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
+		return nil, nil, 0, &consent.Rejection{Code: consent.CodeUnknownHospital, Log: "requester is not registered"}
 	}
 	recID, err := crypto.ParseRecordID(string(rec.ID))
 	if err != nil {
-		return "", nil, 0, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
+		return nil, nil, 0, &consent.Rejection{Code: consent.CodeInvalid, Log: "record ID"}
 	}
 	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(grant)}
 	if rec.Shared() {
 		wrapped, idx, err := n.wrapShare(rec, recID, crypto.WrapPublicKey(h.Wrap), wctx)
-		return rec.ID, wrapped, idx, err
+		return rec, wrapped, idx, err
 	}
 	dek, err := CustodyDEK(n.home, recID)
 	if err := custodyErr(rec, "key", err); err != nil {
-		return "", nil, 0, err
+		return nil, nil, 0, err
 	}
 	wrapped, err := crypto.Wrap(dek, crypto.WrapPublicKey(h.Wrap), wctx)
 	if err != nil {
-		return "", nil, 0, fmt.Errorf("node: wrap the key of record %s: %w", rec.ID, err)
+		return nil, nil, 0, fmt.Errorf("node: wrap the key of record %s: %w", rec.ID, err)
 	}
-	return rec.ID, wrapped, 0, nil
+	return rec, wrapped, 0, nil
 }
 
 // custodyErr is how a failure to open this custodian's key (or share) of rec answers:

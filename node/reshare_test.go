@@ -80,6 +80,15 @@ func TestLeaveByVoteReshares(t *testing.T) {
 		t.Fatalf("custody after the switch: %+v, want custodians %v and the re-sharing kept for the one down", st, want)
 	}
 	read("after the switch, the new custodian down")
+	// A requester that read the record before the switch gets shares of the new
+	// sharing: it reads the record again rather than calling the custodians liars.
+	acc, err := reader.Read(nodetest.Ctx(t), rec.ID, "TREAT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.ObtainKey(nodetest.Ctx(t), acc.Decision, *rec); err != nil {
+		t.Fatalf("key from shares asked with the record as read before the switch: %v", err)
+	}
 	for _, old := range []*node.Node{ada, bayside} {
 		waitGone(t, node.ShareKeyPathAt(old.Home(), id, 0))
 	}

@@ -43,6 +43,10 @@ type ReleaseResponse struct {
 	// Share is the index of the share Wrapped holds, for a record in threshold custody
 	// (0: Wrapped holds the whole DEK).
 	Share uint8 `json:"share,omitempty"`
+	// Epoch is the record's epoch (its re-sharings) the share belongs to: a requester
+	// that read the record before a re-sharing switched it knows the share is of the
+	// new sharing, not a lie.
+	Epoch uint32 `json:"epoch,omitempty"`
 }
 
 // Custodian decides key-release requests. from is the requester's authenticated peer
