@@ -208,13 +208,18 @@ type Leave struct {
 // share dealt again Threshold-of-len(To) (crypto.Reshare), the commitments to that
 // dealing (whose constant term the chain checks against the record's commitments) and
 // one sub-share per new custodian, in the re-sharing's To order, each HPKE-wrapped to
-// that custodian's registered key (crypto.WrapSubShare). Epoch names the re-sharing.
+// that custodian's registered key (crypto.WrapSubShare). Epoch and Round name the
+// re-sharing.
 type DealShares struct {
 	Dealer      HospitalID `cbor:"1,keyasint"`
 	Record      RecordID   `cbor:"2,keyasint"`
 	Epoch       uint32     `cbor:"3,keyasint"`
 	Commitments []byte     `cbor:"4,keyasint"`
 	Shares      [][]byte   `cbor:"5,keyasint"`
+	// Round is the height the re-sharing started at (Reshare.Height): a re-sharing
+	// started again for another new set is another round, and a deal for an earlier
+	// one (whose sub-shares are wrapped to an earlier set) does not count.
+	Round Height `cbor:"6,keyasint"`
 }
 
 // AttestErasure is a custodian's statement that it destroyed an erased record's key

@@ -166,20 +166,21 @@ func (a *action) acceptCustody(c AcceptCustody) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	var more []Event
 	if rs, err := GetReshare(a.st, rec.ID); err != nil || (rs != nil && rs.Switched) {
 		if err != nil {
 			return nil, err
 		}
-		if err := a.settleReshare(rec, rs); err != nil { // a late new custodian took its share
+		if more, err = a.settleReshare(rec, rs); err != nil { // a late new custodian took its share
 			return nil, err
 		}
 	}
-	return []Event{{Type: "custody", Attrs: []Attr{
+	return append([]Event{{Type: "custody", Attrs: []Attr{
 		{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "custodian", Value: string(h.ID)},
 		{Key: "accepted", Value: strconv.Itoa(len(accepted))},
 		{Key: "available", Value: strconv.FormatBool(len(accepted) >= rec.Threshold)},
-	}}}, nil
+	}}}, more...), nil
 }
 
 // attestErasure records that a custodian destroyed an erased record's key or share and

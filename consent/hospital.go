@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -76,6 +77,9 @@ func (a *action) proposeHospital(h Hospital) ([]Event, error) {
 		}
 		return nil, reject(CodeDuplicate, "operator key already belongs to %s", dup)
 	}
+	if err := keysUnused(a.st, h); err != nil {
+		return nil, err
+	}
 	var p Proposal
 	ok, err := getValue(a.st, keyProposal+string(h.ID), &p)
 	if err != nil {
@@ -126,4 +130,26 @@ func carried(r Reader, votes []HospitalID) (bool, error) {
 		}
 	}
 	return total > 0 && 3*yes >= 2*total, nil
+}
+
+// keysUnused refuses a new member whose node or wrap key is a member's, or whose node
+// key is a validator's: a node key names one hospital (its peer, its validator), so a
+// copied one would let that hospital's leaving remove another's validator.
+func keysUnused(r Reader, h Hospital) error {
+	members, err := Hospitals(r)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if bytes.Equal(m.Node, h.Node) || bytes.Equal(m.Wrap, h.Wrap) {
+			return reject(CodeDuplicate, "%s's node or wrap key is already %s's", h.ID, m.ID)
+		}
+	}
+	if ok, err := getValue(r, keyValidator+hex.EncodeToString(h.Node), new(int64)); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return reject(CodeDuplicate, "%s's node key is already a validator's", h.ID)
+	}
+	return nil
 }

@@ -43,11 +43,15 @@ type Reshare struct {
 	// Commitments are the new sharing's, set once Threshold deals are in.
 	Commitments Hex           `cbor:"7,keyasint,omitempty" json:"commitments,omitempty"`
 	Accepted    []Attestation `cbor:"8,keyasint" json:"accepted"`
-	Height      Height        `cbor:"9,keyasint" json:"height"` // when it started
+	Height      Height        `cbor:"9,keyasint" json:"height"` // when it started: the round (DealShares.Round)
 	// Switched is set once k new custodians accepted and the record switched to the new
 	// sharing; the deals are kept until every new custodian has accepted, so that one
 	// that was down takes its new share when it returns.
 	Switched bool `cbor:"10,keyasint,omitempty" json:"switched,omitempty"`
+	// Restart is set when a custodian left while the re-sharing was switched: a new
+	// re-sharing starts once the remaining new custodians have taken their shares (so
+	// that their deals are not lost before they do).
+	Restart bool `cbor:"11,keyasint,omitempty" json:"restart,omitempty"`
 }
 
 // Deal is an old custodian's deal, as recorded.
@@ -135,6 +139,15 @@ func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 		if err := a.st.Delete([]byte(keyCustody + string(rec.ID) + "/" + string(left))); err != nil {
 			return nil, err
 		}
+		if pending != nil && pending.Switched {
+			pending.Restart = true
+			evs, err := a.settleReshare(&rec, pending)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, evs...)
+			continue
+		}
 		ev, err := a.startReshare(&rec)
 		if err != nil {
 			return nil, err
@@ -147,8 +160,9 @@ func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 // startReshare begins a re-sharing of rec from its custodians to a new set: those
 // still members, and members that are not custodians in the departed ones' places,
 // taken in an order fixed by the record (so custody spreads over the registry). If
-// fewer than k custodians remain, there are not enough shares to deal: the record
-// stays as it is and the event says the re-sharing is stuck.
+// fewer than k custodians that are members and accepted custody remain, there are not
+// enough shares to deal: the record stays as it is and the event says the re-sharing
+// is stuck.
 func (a *action) startReshare(rec *Record) (Event, error) {
 	ev := Event{Type: "reshare", Attrs: []Attr{{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "epoch", Value: strconv.FormatUint(uint64(rec.Epoch)+1, 10)}}}
@@ -160,7 +174,17 @@ func (a *action) startReshare(rec *Record) (Event, error) {
 		return slices.ContainsFunc(members, func(m Hospital) bool { return m.ID == h })
 	}
 	to := slices.DeleteFunc(slices.Clone(rec.Custodians), func(h HospitalID) bool { return !isMember(h) })
-	if len(to) < rec.Threshold {
+	accepted, err := attestations(a.st, keyCustody, rec.ID)
+	if err != nil {
+		return ev, err
+	}
+	dealers := 0 // members holding a share that verified: only they can deal
+	for _, h := range to {
+		if slices.ContainsFunc(accepted, func(x Attestation) bool { return x.Custodian == h }) {
+			dealers++
+		}
+	}
+	if dealers < rec.Threshold {
 		if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil {
 			return ev, err
 		}
@@ -208,8 +232,8 @@ func (a *action) dealShares(d DealShares) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rs == nil || rs.Epoch != d.Epoch || rs.Switched {
-		return nil, reject(CodeInvalid, "record %s has no re-sharing to epoch %d in progress", rec.ID, d.Epoch)
+	if rs == nil || rs.Epoch != d.Epoch || rs.Height != d.Round || rs.Switched {
+		return nil, reject(CodeInvalid, "record %s has no re-sharing to epoch %d, round %d in progress (its new set changed?)", rec.ID, d.Epoch, d.Round)
 	}
 	idx, ok := rec.ShareIndex(h.ID)
 	switch {
@@ -336,18 +360,33 @@ func (a *action) acceptReshared(h *Hospital, rec *Record, rs *Reshare) ([]Event,
 	}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "reshared", Value: "true"}, Attr{Key: "available", Value: "true"})
 	rs.Switched = true
-	return []Event{ev}, a.settleReshare(rec, rs)
+	more, err := a.settleReshare(rec, rs)
+	return append([]Event{ev}, more...), err
 }
 
-// settleReshare keeps a switched re-sharing until every new custodian has accepted
-// custody of the new sharing, then deletes it.
-func (a *action) settleReshare(rec *Record, rs *Reshare) error {
+// settleReshare keeps a switched re-sharing until every new custodian still a member
+// has accepted custody of the new sharing, then deletes it, and starts the next one
+// if a custodian left meanwhile (Restart).
+func (a *action) settleReshare(rec *Record, rs *Reshare) ([]Event, error) {
 	accepted, err := attestations(a.st, keyCustody, rec.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(accepted) >= len(rec.Custodians) {
-		return a.st.Delete([]byte(keyReshare + string(rec.ID)))
+	for _, c := range rec.Custodians {
+		if slices.ContainsFunc(accepted, func(x Attestation) bool { return x.Custodian == c }) {
+			continue
+		}
+		member, err := getValue(a.st, keyHospital+string(c), &Hospital{})
+		if err != nil {
+			return nil, err
+		}
+		if member { // it will take its share when it returns
+			return nil, setValue(a.st, keyReshare+string(rec.ID), rs)
+		}
 	}
-	return setValue(a.st, keyReshare+string(rec.ID), rs)
+	if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil || !rs.Restart {
+		return nil, err
+	}
+	ev, err := a.startReshare(rec)
+	return []Event{ev}, err
 }

@@ -195,7 +195,7 @@ func TestLeaveReshares(t *testing.T) {
 		subShares[dealer] = subs
 		dealCs[dealer] = dc
 		return consent.Body{Kind: consent.KindDealShares, DealShares: &consent.DealShares{Dealer: consent.HospitalID(dealer),
-			Record: rec, Epoch: epoch, Commitments: dc.Bytes(), Shares: wrapped}}
+			Record: rec, Epoch: epoch, Round: rs.Height, Commitments: dc.Bytes(), Shares: wrapped}}
 	}
 	c.refused("city", deal("city", old[2], 1), consent.CodeUnknownHospital)
 	c.refused("ada", deal("ada", old[1], 1), consent.CodeInvalid) // bayside's share, dealt as ada's
@@ -323,4 +323,142 @@ func TestLeaveKeepsAChain(t *testing.T) {
 	if hs, _ := consent.Hospitals(c.st); len(hs) != 1 || hs[0].ID != "ada" {
 		t.Fatalf("registry after bayside left: %v", hs)
 	}
+}
+
+// dealFor is dealer's deal of share s in rec's re-sharing rs, with its sub-shares in
+// clear (the chain cannot open them either way); it returns them with the body.
+func dealFor(t *testing.T, rs *consent.Reshare, dealer string, s crypto.Share) (consent.Body, []crypto.Share, crypto.Commitments) {
+	t.Helper()
+	subs, dc, err := crypto.Reshare(s, rs.Threshold, len(rs.To))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped := make([][]byte, len(subs))
+	for i, sub := range subs {
+		wrapped[i] = sub.Bytes()
+	}
+	return consent.Body{Kind: consent.KindDealShares, DealShares: &consent.DealShares{Dealer: consent.HospitalID(dealer),
+		Record: rs.Record, Epoch: rs.Epoch, Round: rs.Height, Commitments: dc.Bytes(), Shares: wrapped}}, subs, dc
+}
+
+// voteOut has voters vote that h leave.
+func (c *reshareChain) voteOut(h string, voters ...string) consent.Result {
+	c.t.Helper()
+	var res consent.Result
+	for _, v := range voters {
+		res = c.ok(v, leave(h))
+	}
+	return res
+}
+
+// A re-sharing whose new set loses a member starts again as another round: a deal
+// made for the earlier round (its sub-shares wrapped to the earlier set) is refused.
+// A custodian that leaves while a switched re-sharing waits for a new custodian that
+// was down does not throw that custodian's deals away: the next re-sharing starts once
+// it has taken its share, with it among the dealers.
+func TestReshareRestarts(t *testing.T) {
+	ids := []string{"ada", "bayside", "city", "dover", "eve", "fox", "gale"}
+	c := newReshareChain(t, ids, nil)
+	dek, err := crypto.NewDEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, oldC, err := dek.Split(2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := consent.RecordID("00112233445566778899aabbccddeeff")
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: rec, CID: consenttest.TestCID, Patient: consenttest.NewKey("alice").Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{"ada", "bayside", "city"}, Threshold: 2, Commitments: oldC.Bytes()}})
+	r, _ := consent.GetRecord(c.st, rec)
+	for _, h := range []string{"ada", "bayside", "city"} {
+		c.ok(h, acceptBody(h, rec, r.CommitmentsHash()))
+	}
+	c.voteOut("city", "ada", "bayside", "dover", "eve", "fox")
+	rs1, _ := consent.GetReshare(c.st, rec)
+	x := newcomerOf(rs1, "ada", "bayside")
+	staleDeal, _, _ := dealFor(t, rs1, "ada", old[0])
+
+	voters := slices.DeleteFunc([]string{"ada", "bayside", "dover", "eve", "fox", "gale"}, func(v string) bool { return v == x })
+	c.voteOut(x, voters[:4]...)
+	rs2, _ := consent.GetReshare(c.st, rec)
+	y := newcomerOf(rs2, "ada", "bayside")
+	if rs2.Height == rs1.Height || rs2.Epoch != 1 || slices.Contains(rs2.To, consent.HospitalID(x)) {
+		t.Fatalf("after %s left: re-sharing %+v, want another round of epoch 1 without it", x, rs2)
+	}
+	c.refused("ada", staleDeal, consent.CodeInvalid)
+
+	var subs [2][]crypto.Share
+	var dcs [2]crypto.Commitments
+	for i, h := range []string{"ada", "bayside"} {
+		var body consent.Body
+		body, subs[i], dcs[i] = dealFor(t, rs2, h, old[i])
+		c.ok(h, body)
+	}
+	rs2, _ = consent.GetReshare(c.st, rec)
+	for _, h := range []string{"ada", "bayside"} { // y is down: the record switches without it
+		c.ok(h, acceptBody(h, rec, rs2.CommitmentsHash()))
+	}
+	if r, _ = consent.GetRecord(c.st, rec); r.Epoch != 1 {
+		t.Fatalf("no switch: epoch %d", r.Epoch)
+	}
+
+	// Bayside leaves while y has not taken its share: the deals stay for y.
+	voters = slices.DeleteFunc([]string{"ada", "dover", "eve", "fox", "gale"}, func(v string) bool { return v == x })
+	c.voteOut("bayside", voters[:4]...)
+	rs, _ := consent.GetReshare(c.st, rec)
+	if rs == nil || !rs.Switched || !rs.Restart || len(rs.Deals) != 2 {
+		t.Fatalf("after bayside left in the switched window: %+v, want the switched re-sharing kept, to restart", rs)
+	}
+	// y takes its share (from the kept deals) and accepts: the next re-sharing starts,
+	// with ada and y as its dealers.
+	j, _ := rs.ShareIndexIn(consent.HospitalID(y))
+	share, bad, err := crypto.CombineSubShares(j, []crypto.ShareIndex{1, 2}, dcs[:], []crypto.Share{subs[0][j-1], subs[1][j-1]})
+	if err != nil || len(bad) > 0 {
+		t.Fatal(err, bad)
+	}
+	newC, _ := crypto.ParseCommitments(r.Commitments)
+	if crypto.VerifyShare(newC, share) != nil {
+		t.Fatal("y's share from the kept deals does not verify")
+	}
+	c.ok(y, acceptBody(y, rec, r.CommitmentsHash()))
+	rs3, _ := consent.GetReshare(c.st, rec)
+	if rs3 == nil || rs3.Switched || rs3.Epoch != 2 || !slices.Contains(rs3.To, consent.HospitalID(y)) || slices.Contains(rs3.To, "bayside") {
+		t.Fatalf("the next re-sharing: %+v, want epoch 2 with %s and without bayside", rs3, y)
+	}
+	body, _, _ := dealFor(t, rs3, y, share)
+	c.ok(y, body)
+}
+
+// newcomerOf is the member of rs's new set that is not one of keep.
+func newcomerOf(rs *consent.Reshare, keep ...consent.HospitalID) string {
+	for _, h := range rs.To {
+		if !slices.Contains(keep, h) {
+			return string(h)
+		}
+	}
+	return ""
+}
+
+// A new member may not bring a member's node or wrap key, nor a validator's node key:
+// a node key names one hospital, so that one's leaving never removes another's
+// validator.
+func TestProposalKeysUnused(t *testing.T) {
+	vals := []consent.ValidatorUpdate{{Node: consenttest.Hospital("ada", 1).Node, Power: 1},
+		{Node: consenttest.NewKey("outside/node").Public(), Power: 1}}
+	c := newReshareChain(t, []string{"ada", "bayside"}, vals)
+	for name, mutate := range map[string]func(*consent.Hospital){
+		"a member's node key":    func(h *consent.Hospital) { h.Node = consenttest.Hospital("ada", 1).Node },
+		"a member's wrap key":    func(h *consent.Hospital) { h.Wrap = consenttest.Hospital("bayside", 1).Wrap },
+		"a validator's node key": func(h *consent.Hospital) { h.Node = consenttest.NewKey("outside/node").Public() },
+	} {
+		h := consenttest.Hospital("copycat", 1)
+		mutate(&h)
+		if res := c.do("ada", consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h}); res.Code != consent.CodeDuplicate {
+			t.Errorf("%s: %s %s, want duplicate", name, res.Code, res.Log)
+		}
+	}
+	h := consenttest.Hospital("fresh", 1)
+	c.ok("ada", consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
 }

@@ -31,12 +31,15 @@ import (
 const reshareLabel = "medledger/reshare-wrap/v1"
 
 // ReshareContext is what a wrapped sub-share is bound to (its HPKE context info),
-// besides the recipient's index and public key: the record, the re-sharing round
-// (Epoch, counting the record's re-sharings) and the dealer that dealt it.
+// besides the recipient's index and public key: the record, the re-sharing (Epoch,
+// counting the record's re-sharings, and Round, naming one attempt at it: a
+// re-sharing started again for another new set is another round) and the dealer that
+// dealt it.
 type ReshareContext struct {
 	Chain  ChainID
 	Record RecordID
 	Epoch  uint32
+	Round  uint64
 	Dealer ShareIndex
 }
 
@@ -198,7 +201,8 @@ func lagrangeAtZero(dealers []ShareIndex) []group.Scalar {
 // opens as a wrapped share or DEK, nor they as a sub-share.
 func (c ReshareContext) info(recipient ShareIndex, key WrapPublicKey) []byte {
 	return appendFields(nil, []byte(reshareLabel), []byte(c.Chain), c.Record[:],
-		binary.BigEndian.AppendUint32(nil, c.Epoch), []byte{byte(c.Dealer)}, []byte{byte(recipient)}, key)
+		binary.BigEndian.AppendUint32(nil, c.Epoch), binary.BigEndian.AppendUint64(nil, c.Round),
+		[]byte{byte(c.Dealer)}, []byte{byte(recipient)}, key)
 }
 
 // WrapSubShare seals sub (dealt by c.Dealer to the custodian with index sub.Index)

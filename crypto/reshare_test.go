@@ -241,7 +241,7 @@ func TestWrapSubShareBindsContext(t *testing.T) {
 	r := deal(t, s.shares[:2], 2, 3)
 	ada, _ := NewWrapKey()
 	bay, _ := NewWrapKey()
-	c := ReshareContext{Chain: s.b.Chain, Record: s.b.Record, Epoch: 1, Dealer: 2}
+	c := ReshareContext{Chain: s.b.Chain, Record: s.b.Record, Epoch: 1, Round: 7, Dealer: 2}
 	sub := r.subs[1][2] // dealer 2's sub-share for custodian 3
 	wrapped, err := WrapSubShare(sub, ada.Public(), c)
 	if err != nil {
@@ -261,6 +261,7 @@ func TestWrapSubShareBindsContext(t *testing.T) {
 		"other chain":     {ada, with(func(x *ReshareContext) { x.Chain = "other" }), 3},
 		"other record":    {ada, with(func(x *ReshareContext) { x.Record = mustRecordID(t) }), 3},
 		"other epoch":     {ada, with(func(x *ReshareContext) { x.Epoch = 2 }), 3},
+		"other round":     {ada, with(func(x *ReshareContext) { x.Round = 8 }), 3},
 		"other dealer":    {ada, with(func(x *ReshareContext) { x.Dealer = 1 }), 3},
 		"other recipient": {ada, c, 2},
 	}

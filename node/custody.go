@@ -607,7 +607,7 @@ func sealedOf(rec *consent.Record) (Sealed, error) {
 }
 
 // ownShare opens this custodian's own share of a threshold record, of the record's
-// current epoch.
+// current epoch, and checks it against the record's commitments.
 func (n *Node) ownShare(rec *consent.Record, id crypto.RecordID) (crypto.Share, error) {
 	idx, ok := rec.ShareIndex(n.id)
 	if !ok {
@@ -617,7 +617,19 @@ func (n *Node) ownShare(rec *consent.Record, id crypto.RecordID) (crypto.Share, 
 	if err != nil {
 		return crypto.Share{}, err
 	}
-	return n.home.Keys.Wrap.UnwrapShare(kf.Wrapped, crypto.WrapContext{Chain: n.home.ChainID(), Record: id}, idx)
+	s, err := n.home.Keys.Wrap.UnwrapShare(kf.Wrapped, crypto.WrapContext{Chain: n.home.ChainID(), Record: id}, idx)
+	if err != nil {
+		return crypto.Share{}, err
+	}
+	c, err := crypto.ParseCommitments(rec.Commitments)
+	if err != nil {
+		return crypto.Share{}, err
+	}
+	if err := crypto.VerifyShare(c, s); err != nil { // another sharing's: never release or deal it
+		return crypto.Share{}, &consent.Rejection{Code: consent.CodeNoCustody,
+			Log: "this custodian's share does not verify against the record's commitments"}
+	}
+	return s, nil
 }
 
 // peerHospital is the registered hospital whose node is peer p, re-reading the

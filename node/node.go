@@ -188,8 +188,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.startAPI(cfg.APIListener); err != nil {
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.followRegistry()
+	go n.reshareLoop()
 	go n.repairLoop()
 	go n.watch()
 	go n.probeStorage([]string{h.Path(home.DEKDir), h.Path(home.BlocksDir), h.Path(home.ChainDir, "data")})
@@ -368,7 +369,6 @@ func (n *Node) followRegistry() {
 			} else {
 				erasedFrom = next
 			}
-			n.followReshares(n.ctx)
 		case heights != nil && isClosed(heights):
 			heights = nil // the chain stopped: no height will follow; the ticker alone runs
 		}
@@ -423,9 +423,13 @@ func (n *Node) refreshRegistry() error {
 			peers = append(peers, p)
 		}
 	}
-	n.members.Set(peers)
 	n.mu.Lock()
 	old := n.registry
+	if r.height < old.height { // a concurrent refresh read a later registry: keep it
+		n.mu.Unlock()
+		return nil
+	}
+	n.members.Set(peers)
 	n.registry = r
 	n.mu.Unlock()
 	for p, id := range old.byPeer {

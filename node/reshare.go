@@ -16,6 +16,7 @@ package node
 // old custodians (fail closed) until another re-sharing.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
@@ -76,6 +78,33 @@ func heldShares(h *home.Home) map[consent.RecordID]bool {
 	return out
 }
 
+// reshareStepWait bounds one step of a re-sharing (a deal, or taking a new share with
+// its blocks): a step that does not finish is tried again at a later height.
+const reshareStepWait = time.Minute
+
+// reshareLoop follows the re-sharings after each new height (and every repair
+// interval, for a chain that makes no blocks), apart from the registry's loop so that a
+// slow fetch holds up nothing else.
+func (n *Node) reshareLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(repairInterval)
+	defer t.Stop()
+	heights := n.chain.NewHeight()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-heights:
+			heights = n.chain.NewHeight()
+		case <-t.C:
+		}
+		if heights != nil && isClosed(heights) {
+			heights = nil // the chain stopped: the ticker alone runs
+		}
+		n.followReshares(n.ctx)
+	}
+}
+
 // followReshares takes this node's part in every re-sharing in progress, then
 // destroys the shares re-sharings made stale.
 func (n *Node) followReshares(ctx context.Context) {
@@ -88,7 +117,10 @@ func (n *Node) followReshares(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := n.reshareStep(ctx, &rs); err != nil {
+		step, cancel := context.WithTimeout(ctx, reshareStepWait)
+		err := n.reshareStep(step, &rs)
+		cancel()
+		if err != nil {
 			n.log.Warn("re-sharing", "record", rs.Record, "epoch", rs.Epoch, "err", err)
 		}
 		n.mu.Lock()
@@ -139,7 +171,7 @@ func (n *Node) deal(ctx context.Context, rec *consent.Record, rs *consent.Reshar
 	if err != nil {
 		return err
 	}
-	rctx := crypto.ReshareContext{Chain: n.home.ChainID(), Record: sealed.ID, Epoch: rs.Epoch, Dealer: own.Index}
+	rctx := crypto.ReshareContext{Chain: n.home.ChainID(), Record: sealed.ID, Epoch: rs.Epoch, Round: uint64(rs.Height), Dealer: own.Index}
 	wrapped := make([][]byte, len(subs))
 	for i, s := range subs {
 		h, ok := n.hospital(rs.To[i])
@@ -151,7 +183,7 @@ func (n *Node) deal(ctx context.Context, rec *consent.Record, rs *consent.Reshar
 		}
 	}
 	_, err = n.submit(ctx, consent.Body{Kind: consent.KindDealShares, DealShares: &consent.DealShares{
-		Dealer: n.id, Record: rec.ID, Epoch: rs.Epoch, Commitments: commitments.Bytes(), Shares: wrapped}})
+		Dealer: n.id, Record: rec.ID, Epoch: rs.Epoch, Round: rs.Height, Commitments: commitments.Bytes(), Shares: wrapped}})
 	if ignorable(err) {
 		return nil
 	}
@@ -189,7 +221,7 @@ func (n *Node) takeReshared(ctx context.Context, rec *consent.Record, rs *consen
 		if deals[i], err = crypto.ParseCommitments(d.Commitments); err != nil {
 			return err
 		}
-		rctx := crypto.ReshareContext{Chain: n.home.ChainID(), Record: sealed.ID, Epoch: rs.Epoch, Dealer: d.Index}
+		rctx := crypto.ReshareContext{Chain: n.home.ChainID(), Record: sealed.ID, Epoch: rs.Epoch, Round: uint64(rs.Height), Dealer: d.Index}
 		if int(me) > len(d.Shares) {
 			return fmt.Errorf("the deal of %s has no sub-share for this custodian", d.Dealer)
 		}
@@ -226,11 +258,7 @@ func (n *Node) takeReshared(ctx context.Context, rec *consent.Record, rs *consen
 	if err := n.store.Pin(ctx, sealed.CID); err != nil {
 		return err
 	}
-	kf, err := newShareFile(sealed, share, n.home.ChainID(), n.home.Keys.Wrap.Public())
-	if err != nil {
-		return err
-	}
-	if err := kf.WriteSynced(ShareKeyPathAt(n.home, sealed.ID, rs.Epoch), n.ingest.sync); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := n.keepShare(sealed, share, rs.Epoch); err != nil {
 		return err
 	}
 	_, err = n.submit(ctx, consent.Body{Kind: consent.KindAcceptCustody, AcceptCustody: &consent.AcceptCustody{
@@ -242,6 +270,31 @@ func (n *Node) takeReshared(ctx context.Context, rec *consent.Record, rs *consen
 		n.log.Info("re-sharing: new share taken and custody accepted", "record", rec.ID, "epoch", rs.Epoch)
 	}
 	return err
+}
+
+// keepShare writes share as this custodian's share of epoch, durably. A file there
+// already (a crash before the acceptance, or an earlier round of the re-sharing that
+// was started again) is kept if it holds this share and replaced if not.
+func (n *Node) keepShare(sealed Sealed, share crypto.Share, epoch uint32) error {
+	path := ShareKeyPathAt(n.home, sealed.ID, epoch)
+	if kf, err := ReadKeyFile(path); err == nil {
+		held, err := n.home.Keys.Wrap.UnwrapShare(kf.Wrapped, crypto.WrapContext{Chain: n.home.ChainID(), Record: sealed.ID}, kf.Share)
+		a, b := share.Bytes(), held.Bytes()
+		same := err == nil && bytes.Equal(a, b)
+		clear(a)
+		clear(b)
+		if same {
+			return nil
+		}
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+	}
+	kf, err := newShareFile(sealed, share, n.home.ChainID(), n.home.Keys.Wrap.Public())
+	if err != nil {
+		return err
+	}
+	return kf.WriteSynced(path, n.ingest.sync)
 }
 
 // dropStaleShares destroys, for every record this node took part in re-sharing, its

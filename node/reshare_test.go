@@ -114,9 +114,12 @@ func TestLeaveByVoteReshares(t *testing.T) {
 		t.Fatal(err)
 	}
 	i, _ := rec.ShareIndex(newcomer.ID())
-	fresh := openShare(t, newcomer, id, 1, i)
-	if _, _, err := crypto.Combine(newC, []crypto.Share{cityOld, fresh}); !errors.Is(err, crypto.ErrTooFewShares) {
-		t.Fatalf("the leaver's old share combined with a new one: %v", err)
+	fresh, adaNew := openShare(t, newcomer, id, 1, i), openShare(t, ada, id, 1, 1)
+	if _, _, err := crypto.Combine(newC, []crypto.Share{adaNew, fresh}); err != nil {
+		t.Fatalf("ada's and the newcomer's new shares do not rebuild the key: %v", err)
+	}
+	if _, bad, err := crypto.Combine(newC, []crypto.Share{cityOld, adaNew}); !errors.Is(err, crypto.ErrTooFewShares) || !slices.Equal(bad, []crypto.ShareIndex{3}) {
+		t.Fatalf("the leaver's old share with ada's new one: invalid %v, %v; want share 3 refused", bad, err)
 	}
 
 	net.StopNode(2)
