@@ -115,7 +115,8 @@ func checkCustody(r RegisterRecord) error {
 	return nil
 }
 
-// custodianOf checks that the tx is signed by custodian h of the record.
+// custodianOf checks that the tx is signed by custodian h of the record (or, for an
+// erased record, one of its Holders).
 func (a *action) custodianOf(h HospitalID, id RecordID) (*Hospital, *Record, error) {
 	hosp, err := a.requester(h)
 	if err != nil {
@@ -125,7 +126,7 @@ func (a *action) custodianOf(h HospitalID, id RecordID) (*Hospital, *Record, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if !slices.Contains(rec.Custodians, hosp.ID) {
+	if !slices.Contains(rec.holders(), hosp.ID) {
 		return nil, nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", hosp.ID, rec.ID)
 	}
 	return hosp, rec, nil
@@ -326,7 +327,7 @@ func Custody(r Reader, id RecordID) (*CustodyStatus, error) {
 // consortium (who no longer can: their txs do not count).
 func erasureGaps(r Reader, rec *Record, attested []Attestation) (unattested, departed []HospitalID, err error) {
 	unattested = []HospitalID{}
-	for _, c := range rec.Custodians {
+	for _, c := range rec.holders() {
 		if slices.ContainsFunc(attested, func(e Attestation) bool { return e.Custodian == c }) {
 			continue
 		}

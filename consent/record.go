@@ -97,17 +97,35 @@ func (a *action) erase(e Erase) ([]Event, error) {
 		return nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
 	}
 	rec.Erased = a.block.Height
+	rs, err := GetReshare(a.st, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if rs != nil && !rs.Switched {
+		for _, x := range rs.Accepted {
+			if !slices.Contains(rec.Custodians, x.Custodian) {
+				rec.Holders = append(rec.Holders, x.Custodian)
+			}
+		}
+	}
 	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
 		return nil, err
 	}
 	if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil { // nothing left to re-share
 		return nil, err
 	}
-	if err := a.audit(AuditEvent{Kind: AuditRecordErased, Patient: rec.Patient, Record: rec.ID, Custodians: rec.Custodians}); err != nil {
+	if err := a.audit(AuditEvent{Kind: AuditRecordErased, Patient: rec.Patient, Record: rec.ID, Custodians: rec.holders()}); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "erase", Attrs: []Attr{
 		{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "patient", Value: string(rec.Patient)},
 	}}}, nil
+}
+
+// holders are the hospitals that may hold the record's key or a share of it: its
+// custodians and, for a record erased during a re-sharing, the new custodians that
+// had taken their shares (Holders).
+func (r *Record) holders() []HospitalID {
+	return append(slices.Clone(r.Custodians), r.Holders...)
 }

@@ -462,3 +462,53 @@ func TestProposalKeysUnused(t *testing.T) {
 	h := consenttest.Hospital("fresh", 1)
 	c.ok("ada", consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
 }
+
+// A record erased during a re-sharing: the new custodians that had taken their shares
+// are among those who must destroy them and attest the erasure; the re-sharing ends.
+func TestEraseDuringReshare(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover", "eve"}, nil)
+	dek, _ := crypto.NewDEK()
+	old, oldC, err := dek.Split(2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := consent.RecordID("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: rec, CID: consenttest.TestCID, Patient: consenttest.NewKey("alice").Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{"ada", "bayside", "city"}, Threshold: 2, Commitments: oldC.Bytes()}})
+	r, _ := consent.GetRecord(c.st, rec)
+	for _, h := range []string{"ada", "bayside", "city"} {
+		c.ok(h, acceptBody(h, rec, r.CommitmentsHash()))
+	}
+	c.voteOut("city", "ada", "bayside", "dover", "eve")
+	rs, _ := consent.GetReshare(c.st, rec)
+	for i, h := range []string{"ada", "bayside"} {
+		body, _, _ := dealFor(t, rs, h, old[i])
+		c.ok(h, body)
+	}
+	rs, _ = consent.GetReshare(c.st, rec)
+	x := newcomerOf(rs, "ada", "bayside")
+	c.ok(x, acceptBody(x, rec, rs.CommitmentsHash())) // one of two: no switch yet
+	c.ok("alice", consent.Body{Kind: consent.KindErase, Erase: &consent.Erase{Record: rec}})
+	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
+		t.Fatal("the re-sharing of an erased record goes on")
+	}
+	st, _ := consent.Custody(c.st, rec)
+	if !slices.Contains(st.Unattested, consent.HospitalID(x)) || st.ErasureComplete {
+		t.Fatalf("custody after the erase: %+v, want %s (it holds a new share) among those to attest", st, x)
+	}
+	outsider := "dover"
+	if x == "dover" {
+		outsider = "eve"
+	}
+	attest := func(h string) consent.Body {
+		return consent.Body{Kind: consent.KindAttestErasure, AttestErasure: &consent.AttestErasure{Custodian: consent.HospitalID(h), Record: rec}}
+	}
+	c.refused(outsider, attest(outsider), consent.CodeUnauthorized)
+	for _, h := range []string{"ada", "bayside", x} {
+		c.ok(h, attest(h))
+	}
+	if st, _ := consent.Custody(c.st, rec); !st.ErasureComplete || !slices.Equal(st.Departed, []consent.HospitalID{"city"}) {
+		t.Fatalf("custody after the attestations: %+v", st)
+	}
+}

@@ -169,6 +169,10 @@ type Record struct {
 	// commitments are those of this epoch. A custodian's share of another epoch does
 	// not verify against them.
 	Epoch uint32 `cbor:"10,keyasint,omitempty" json:"epoch,omitempty"`
+	// Holders are the new custodians of a re-sharing in progress when the record was
+	// erased that had taken their new shares: they destroy them and attest the erasure
+	// as its custodians do.
+	Holders []HospitalID `cbor:"11,keyasint,omitempty" json:"holders,omitempty"`
 }
 
 // Consent is a patient's consent as granted, and its revocation.
