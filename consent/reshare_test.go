@@ -359,22 +359,8 @@ func (c *reshareChain) voteOut(h string, voters ...string) consent.Result {
 func TestReshareRestarts(t *testing.T) {
 	ids := []string{"ada", "bayside", "city", "dover", "eve", "fox", "gale"}
 	c := newReshareChain(t, ids, nil)
-	dek, err := crypto.NewDEK()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, oldC, err := dek.Split(2, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := consent.RecordID("00112233445566778899aabbccddeeff")
-	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
-		Record: rec, CID: consenttest.TestCID, Patient: consenttest.NewKey("alice").Patient(), Classes: []consent.DataClass{"Observation"},
-		Custodians: []consent.HospitalID{"ada", "bayside", "city"}, Threshold: 2, Commitments: oldC.Bytes()}})
-	r, _ := consent.GetRecord(c.st, rec)
-	for _, h := range []string{"ada", "bayside", "city"} {
-		c.ok(h, acceptBody(h, rec, r.CommitmentsHash()))
-	}
+	old, r := c.sharedRecord(rec)
 	c.voteOut("city", "ada", "bayside", "dover", "eve", "fox")
 	rs1, _ := consent.GetReshare(c.st, rec)
 	x := newcomerOf(rs1, "ada", "bayside")
@@ -467,19 +453,8 @@ func TestProposalKeysUnused(t *testing.T) {
 // are among those who must destroy them and attest the erasure; the re-sharing ends.
 func TestEraseDuringReshare(t *testing.T) {
 	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover", "eve"}, nil)
-	dek, _ := crypto.NewDEK()
-	old, oldC, err := dek.Split(2, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := consent.RecordID("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
-	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
-		Record: rec, CID: consenttest.TestCID, Patient: consenttest.NewKey("alice").Patient(), Classes: []consent.DataClass{"Observation"},
-		Custodians: []consent.HospitalID{"ada", "bayside", "city"}, Threshold: 2, Commitments: oldC.Bytes()}})
-	r, _ := consent.GetRecord(c.st, rec)
-	for _, h := range []string{"ada", "bayside", "city"} {
-		c.ok(h, acceptBody(h, rec, r.CommitmentsHash()))
-	}
+	old, _ := c.sharedRecord(rec)
 	c.voteOut("city", "ada", "bayside", "dover", "eve")
 	rs, _ := consent.GetReshare(c.st, rec)
 	for i, h := range []string{"ada", "bayside"} {
@@ -511,4 +486,29 @@ func TestEraseDuringReshare(t *testing.T) {
 	if st, _ := consent.Custody(c.st, rec); !st.ErasureComplete || !slices.Equal(st.Departed, []consent.HospitalID{"city"}) {
 		t.Fatalf("custody after the attestations: %+v", st)
 	}
+}
+
+// sharedRecord registers rec, alice's, held 2 of 3 by ada, bayside and city, each of
+// which accepts custody; it returns the shares and the record.
+func (c *reshareChain) sharedRecord(rec consent.RecordID) ([]crypto.Share, *consent.Record) {
+	c.t.Helper()
+	dek, err := crypto.NewDEK()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	shares, comm, err := dek.Split(2, 3)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: rec, CID: consenttest.TestCID, Patient: consenttest.NewKey("alice").Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{"ada", "bayside", "city"}, Threshold: 2, Commitments: comm.Bytes()}})
+	r, err := consent.GetRecord(c.st, rec)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, h := range []string{"ada", "bayside", "city"} {
+		c.ok(h, acceptBody(h, rec, r.CommitmentsHash()))
+	}
+	return shares, r
 }
