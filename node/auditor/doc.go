@@ -5,9 +5,19 @@
 // # Verifying
 //
 // A Verifier checks what a node serves against block headers signed by validators
-// holding more than 2/3 of the voting power of the genesis validator set, as a light
-// client does: an access-log event against the log root the signed app hash binds
-// (VerifyEvent), that the log only grew between two heights (VerifyConsistency).
+// holding more than 2/3 of the voting power of the validator set in force at their
+// height, as a light client does: an access-log event against the log root the signed
+// app hash binds (VerifyEvent), that the log only grew between two heights
+// (VerifyConsistency). It trusts the genesis validator set and nothing else, and
+// follows validator set changes (a hospital leaving by vote) sequentially: a set is
+// accepted only as the one a verified header named as next, never on the word of an
+// older set's minority, so validators holding 2/3 or less of the set in force cannot
+// forge a header, nor a minority of an older set name a set of its own. Crossing a
+// change the first time costs one header per height, from the last verified one. A
+// header above the verified history that names the latest verified set is checked
+// against that set without a walk: the Verifier assumes, as a light client without a
+// trusting period must, that validators holding more than 2/3 of a set's power never
+// sign a header at a height where that set is no longer in force.
 // Replay checks the whole chain from genesis: every block must be the one the
 // validators signed, re-executing every block's txs in a fresh consent machine (the
 // chain's own ABCI adapter, package abci) must give the app hash the validators signed

@@ -3,98 +3,13 @@ package auditor
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-
-	cmtmath "github.com/cometbft/cometbft/libs/math"
-	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/client"
 )
-
-// ErrUnverified means what a node said does not check out against the headers the
-// validators signed: the node is lying, or serving tampered state.
-var ErrUnverified = errors.New("auditor: does not verify")
-
-// Verifier checks what a node says against block headers signed by validators holding
-// more than 2/3 of the voting power of a trusted validator set (the genesis one), the
-// way a light client does: it trusts the node for nothing.
-type Verifier struct {
-	c       *client.Client
-	chainID string
-	mu      sync.Mutex
-	vals    *cmttypes.ValidatorSet // the trusted set: genesis', then the latest verified change
-}
-
-// NewVerifier trusts the validator set of gen (the consortium's genesis.json).
-func NewVerifier(c *client.Client, gen *cmttypes.GenesisDoc) (*Verifier, error) {
-	if gen.ChainID != c.ChainID() {
-		return nil, fmt.Errorf("auditor: the genesis is for chain %q, the node is on %q", gen.ChainID, c.ChainID())
-	}
-	vals := make([]*cmttypes.Validator, len(gen.Validators))
-	for i, v := range gen.Validators {
-		vals[i] = cmttypes.NewValidator(v.PubKey, v.Power)
-	}
-	set := cmttypes.NewValidatorSet(vals)
-	if err := set.ValidateBasic(); err != nil {
-		return nil, fmt.Errorf("auditor: genesis validators: %w", err)
-	}
-	return &Verifier{c: c, chainID: gen.ChainID, vals: set}, nil
-}
-
-// SignedHeader returns the header at height h, checked: well formed, for this chain,
-// by the trusted validator set, and committed by signatures of more than 2/3 of its
-// power.
-func (v *Verifier) SignedHeader(ctx context.Context, h int64) (*cmttypes.SignedHeader, error) {
-	sh, err := v.c.SignedHeader(ctx, h)
-	if err != nil {
-		return nil, err
-	}
-	if err := sh.ValidateBasic(v.chainID); err != nil {
-		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
-	}
-	vals, err := v.validatorsOf(ctx, sh)
-	if err != nil {
-		return nil, err
-	}
-	if err := vals.VerifyCommitLight(v.chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
-		return nil, fmt.Errorf("%w: header %d: %v", ErrUnverified, h, err)
-	}
-	return sh, nil
-}
-
-// validatorsOf is the validator set that signed sh: the trusted one, or, when the set
-// changed (a hospital left or joined the validators), the node's set at that height,
-// accepted the way a light client skips: its hash is the header's, and validators of
-// the trusted set holding more than 1/3 of its power signed the header (so at least
-// one honest validator vouches for the change). It then becomes the trusted set.
-func (v *Verifier) validatorsOf(ctx context.Context, sh *cmttypes.SignedHeader) (*cmttypes.ValidatorSet, error) {
-	v.mu.Lock()
-	trusted := v.vals
-	v.mu.Unlock()
-	if bytes.Equal(sh.ValidatorsHash, trusted.Hash()) {
-		return trusted, nil
-	}
-	vals, err := v.c.Validators(ctx, sh.Height)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-		return nil, fmt.Errorf("%w: header %d: the node's validator set is not the one the header names", ErrUnverified, sh.Height)
-	}
-	if err := trusted.VerifyCommitLightTrusting(v.chainID, sh.Commit, cmtmath.Fraction{Numerator: 1, Denominator: 3}); err != nil {
-		return nil, fmt.Errorf("%w: header %d is by another validator set than the trusted one, and the trusted one does not vouch for it: %v",
-			ErrUnverified, sh.Height, err)
-	}
-	v.mu.Lock()
-	v.vals = vals
-	v.mu.Unlock()
-	return vals, nil
-}
 
 // AppHash returns the app hash after height h, from the signed header h+1.
 func (v *Verifier) AppHash(ctx context.Context, h int64) ([]byte, error) {
@@ -108,7 +23,7 @@ func (v *Verifier) AppHash(ctx context.Context, h int64) ([]byte, error) {
 // LatestVerifiable is the highest height whose app hash a signed header holds (the
 // node's latest height minus one).
 func (v *Verifier) LatestVerifiable(ctx context.Context) (int64, error) {
-	h, err := v.c.LatestBlockHeight(ctx)
+	h, err := v.src.LatestBlockHeight(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -123,7 +38,7 @@ func (v *Verifier) LogAt(ctx context.Context, h int64) (*consent.LogCommitment, 
 		return nil, err
 	}
 	var parts abci.HashParts
-	if err := v.c.Query(ctx, abci.HashPartsPath+strconv.FormatInt(h, 10), &parts); err != nil {
+	if err := v.src.Query(ctx, abci.HashPartsPath+strconv.FormatInt(h, 10), &parts); err != nil {
 		return nil, err
 	}
 	// A height without txs leaves the app hash as it was: its parts are those of the
@@ -175,7 +90,7 @@ func (v *Verifier) VerifyEvent(ctx context.Context, index uint64, entries Entrie
 		return nil, err
 	}
 	var proof consent.InclusionProof
-	if err := v.c.Query(ctx, fmt.Sprintf("/audit/inclusion/%d/%d", index, log.Size), &proof); err != nil {
+	if err := v.src.Query(ctx, fmt.Sprintf("/audit/inclusion/%d/%d", index, log.Size), &proof); err != nil {
 		return nil, err
 	}
 	if err := consent.VerifyInclusion(entry.Leaf, index, log.Size, proof.Hashes(), log.Root); err != nil {
@@ -204,7 +119,7 @@ func (v *Verifier) VerifyConsistency(ctx context.Context, h1, h2 int64) (*consen
 	}
 	var proof consent.ConsistencyProof
 	if a.Size > 0 && a.Size < b.Size {
-		if err := v.c.Query(ctx, fmt.Sprintf("/audit/consistency/%d/%d", a.Size, b.Size), &proof); err != nil {
+		if err := v.src.Query(ctx, fmt.Sprintf("/audit/consistency/%d/%d", a.Size, b.Size), &proof); err != nil {
 			return nil, nil, err
 		}
 	}
