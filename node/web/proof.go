@@ -45,6 +45,8 @@ type verifier struct {
 	once         sync.Once
 	gen          *cmttypes.GenesisDoc
 	err          error
+	mu           sync.Mutex
+	ver          *auditor.Verifier // kept: it keeps the validator-set history it verified
 }
 
 // genesisDoc reads the trusted genesis once.
@@ -58,6 +60,21 @@ func (v *verifier) check(ctx context.Context, index uint64, entries auditor.Entr
 	if v.rpc == "" || v.genesis == "" {
 		return nil, errNoRPC
 	}
+	ver, err := v.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ver.VerifyEvent(ctx, index, entries)
+}
+
+// verifier is the node's one Verifier, made at its first use (a failure is not
+// kept: the next check tries again), so that a validator-set change is walked once.
+func (v *verifier) verifier(ctx context.Context) (*auditor.Verifier, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ver != nil {
+		return v.ver, nil
+	}
 	gen, err := v.genesisDoc()
 	if err != nil {
 		return nil, err
@@ -66,11 +83,10 @@ func (v *verifier) check(ctx context.Context, index uint64, entries auditor.Entr
 	if err != nil {
 		return nil, err
 	}
-	ver, err := auditor.NewVerifier(c, gen)
-	if err != nil {
+	if v.ver, err = auditor.NewVerifier(c, gen); err != nil {
 		return nil, err
 	}
-	return ver.VerifyEvent(ctx, index, entries)
+	return v.ver, nil
 }
 
 // errProofUnchecked is what the page says when the check failed for a reason of the
