@@ -360,7 +360,7 @@ func TestReshareRestarts(t *testing.T) {
 	ids := []string{"ada", "bayside", "city", "dover", "eve", "fox", "gale"}
 	c := newReshareChain(t, ids, nil)
 	rec := consent.RecordID("00112233445566778899aabbccddeeff")
-	old, r := c.sharedRecord(rec)
+	old, _ := c.sharedRecord(rec)
 	c.voteOut("city", "ada", "bayside", "dover", "eve", "fox")
 	rs1, _ := consent.GetReshare(c.st, rec)
 	x := newcomerOf(rs1, "ada", "bayside")
@@ -386,7 +386,8 @@ func TestReshareRestarts(t *testing.T) {
 	for _, h := range []string{"ada", "bayside"} { // y is down: the record switches without it
 		c.ok(h, acceptBody(h, rec, rs2.CommitmentsHash()))
 	}
-	if r, _ = consent.GetRecord(c.st, rec); r.Epoch != 1 {
+	r, _ := consent.GetRecord(c.st, rec)
+	if r.Epoch != 1 {
 		t.Fatalf("no switch: epoch %d", r.Epoch)
 	}
 
