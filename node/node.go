@@ -240,7 +240,7 @@ func (n *Node) startAPI(l net.Listener) error {
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("/", handler)
 	if err := web.Mount(mux, n, web.Config{API: handler, Tokens: tokens, Logger: n.log.With("component", "web"), Rate: rate,
-		RPC: n.home.Config.Chain.RPCListen, GenesisFile: n.home.Path(home.GenesisFile)}); err != nil {
+		RPC: n.home.Config.Chain.RPCListen, GenesisFile: n.home.Path(home.GenesisFile), PublicOrigin: n.home.Config.Web.PublicOrigin}); err != nil {
 		l.Close()
 		return err
 	}

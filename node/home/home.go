@@ -29,6 +29,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node/chain"
+	"github.com/medledger/medledger/node/web"
 )
 
 // Layout names.
@@ -54,6 +55,7 @@ type Config struct {
 	ListenAddrs []string      `toml:"listen_addrs" comment:"libp2p listen multiaddrs (bitswap, key release)"`
 	Chain       ChainConfig   `toml:"chain"`
 	API         APIConfig     `toml:"api"`
+	Web         WebConfig     `toml:"web"`
 	Ingest      IngestConfig  `toml:"ingest"`
 	Custody     CustodyConfig `toml:"custody"`
 	LogLevel    string        `toml:"log_level" comment:"debug, info, warn or error (default info)"`
@@ -166,6 +168,29 @@ func (a *APIConfig) validate() error {
 	return nil
 }
 
+// WebConfig is the [web] section: the patient's and the privacy officer's pages,
+// served on the API's address.
+type WebConfig struct {
+	// PublicOrigin is the pages' origin as browsers reach them through a reverse
+	// proxy that terminates TLS (web.Config.PublicOrigin); Validate puts it in the
+	// browser's form.
+	PublicOrigin string `toml:"public_origin" comment:"the pages' address as browsers reach them through a TLS-terminating reverse proxy, scheme://host[:port] with no path (e.g. https://records.example.org); the pages then accept only requests from it and make Secure cookies if it is https; empty: the address the node is reached at (no proxy); X-Forwarded-* headers are never trusted"`
+}
+
+// validate rejects a public origin that is not scheme://host[:port] and puts it in
+// the form browsers send.
+func (w *WebConfig) validate() error {
+	if w.PublicOrigin == "" {
+		return nil
+	}
+	o, err := web.ParseOrigin(w.PublicOrigin)
+	if err != nil {
+		return fmt.Errorf("config: web.public_origin %q: %v", w.PublicOrigin, err)
+	}
+	w.PublicOrigin = o
+	return nil
+}
+
 // APIToken is one bearer token's role and hash.
 type APIToken struct {
 	Role   string `toml:"role" json:"role"`
@@ -225,6 +250,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.API.validate(); err != nil {
+		return err
+	}
+	if err := c.Web.validate(); err != nil {
 		return err
 	}
 	if err := c.Ingest.validate(); err != nil {

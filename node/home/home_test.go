@@ -91,3 +91,60 @@ func TestLock(t *testing.T) {
 	}
 	unlock()
 }
+
+// TestWebPublicOrigin: [web] public_origin reads from config.toml in the browser's
+// form; a value that is not scheme://host[:port] (http or https, no path, query or
+// fragment) is refused at load with one line naming the key; absent, it is unset.
+func TestWebPublicOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                  "",
+		"https://records.example.org":       "https://records.example.org",
+		"https://Records.Example.org:443":   "https://records.example.org",
+		"http://10.0.0.7:8080":              "http://10.0.0.7:8080",
+		"https://records.example.org/":      "!",
+		"https://records.example.org/app":   "!",
+		"https://records.example.org?a=b":   "!",
+		"https://records.example.org#frag":  "!",
+		"ws://records.example.org":          "!",
+		"records.example.org":               "!",
+		"https://records.example.org:99999": "!",
+	} {
+		var c Config
+		src := fmt.Sprintf("name = 'Ada'\n[web]\npublic_origin = %q\n", in)
+		if err := toml.Unmarshal([]byte(src), &c); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Validate()
+		if want == "!" {
+			if err == nil || !strings.Contains(err.Error(), "web.public_origin") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("public_origin %q: %v, want one line naming web.public_origin", in, err)
+			}
+			continue
+		}
+		if err != nil || c.Web.PublicOrigin != want {
+			t.Errorf("public_origin %q: %q, %v; want %q", in, c.Web.PublicOrigin, err, want)
+		}
+	}
+
+	h, err := Init(t.TempDir(), Config{Name: "Ada", Web: WebConfig{PublicOrigin: "https://records.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Load(h.Dir); err != nil || got.Config.Web.PublicOrigin != "https://records.example.org" {
+		t.Fatalf("Load: %v, %v", got, err)
+	}
+	b, err := os.ReadFile(h.Path(ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(b), "public_origin = 'https://records.example.org'", "public_origin = 'https://records.example.org/app/'", 1)
+	if bad == string(b) {
+		t.Fatalf("config.toml holds no public_origin line:\n%s", b)
+	}
+	if err := os.WriteFile(h.Path(ConfigFile), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(h.Dir); err == nil || !strings.Contains(err.Error(), "web.public_origin") {
+		t.Errorf("Load of a public origin with a path: %v, want an error naming web.public_origin", err)
+	}
+}

@@ -22,12 +22,15 @@
 //     patient (Config.Rate: the node shares the API's, so both spend one allowance),
 //     and against a limit of the session's own; over any, 429 and nothing submitted.
 //   - Every state-changing POST needs the session's CSRF token (X-CSRF-Token) and a
-//     same-origin Origin header; a request failing either changes nothing.
-//   - Sessions are cookies (HttpOnly, SameSite=Strict, Secure over TLS) that expire
-//     after an idle time and a maximum life; at most MaxSessions patients' and, apart,
-//     MaxSessions officers' live at once. A patient key holds one session (a new
-//     sign-in replaces it) and a client address a bounded number; sign-in challenges
-//     are rate-limited per address, which holds at most a few unanswered.
+//     same-origin Origin header; a request failing either changes nothing. The origin
+//     is Config.PublicOrigin when set (behind a proxy), else the request's own; never
+//     an X-Forwarded-* header.
+//   - Sessions are cookies (HttpOnly, SameSite=Strict, Secure over TLS or an https
+//     public origin) that expire after an idle time and a maximum life; at most
+//     MaxSessions patients' and, apart, MaxSessions officers' live at once. A patient
+//     key holds one session (a new sign-in replaces it) and a client address a
+//     bounded number; sign-in challenges are rate-limited per address, which holds at
+//     most a few unanswered.
 //   - A session holds at most two live streams; they end as soon as it does.
 //   - No patient ID or PHI in a URL (queries travel in POST bodies) or in a log line
 //     (method, route, status, duration only). Every answer carries a strict

@@ -71,7 +71,7 @@ func (s *Server) handle(pattern string, a access, h handler) {
 // endpoint for a role needs that role's live session; a POST in a session needs the
 // session's CSRF token.
 func (s *Server) admit(r *http.Request, a access) (*session, error) {
-	if r.Method == http.MethodPost && !sameOrigin(r) {
+	if r.Method == http.MethodPost && !s.sameOrigin(r) {
 		return nil, errCrossSite
 	}
 	if a == anyone {
@@ -99,24 +99,6 @@ func roleOf(a access) role {
 
 // csrfHeader carries the session's CSRF token on every POST the pages make.
 const csrfHeader = "X-CSRF-Token"
-
-// sameOrigin reports whether r's Origin is this node as the browser reached it (and
-// its Sec-Fetch-Site, when sent, says same-origin). A POST without Origin is refused:
-// every browser that runs the pages sends it.
-func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return false
-	}
-	return r.Header.Get("Origin") == origin(r)
-}
-
-// origin is scheme://host of the node as r reached it.
-func origin(r *http.Request) string {
-	if r.TLS != nil {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
-}
 
 // fail answers err: a problem of the pages' own as such, anything else as the API
 // would (api.WriteError). A 500's cause goes to the log, never to the page.

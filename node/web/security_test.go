@@ -26,6 +26,7 @@ type client struct {
 	http   *http.Client
 	origin string
 	csrf   string
+	header http.Header // the last answer's
 }
 
 func newClient(t *testing.T, base string) *client {
@@ -64,6 +65,7 @@ func (c *client) do(method, path string, body any, edit ...func(*http.Request)) 
 		c.t.Fatal(err)
 	}
 	defer res.Body.Close()
+	c.header = res.Header
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
 }

@@ -105,6 +105,7 @@ type sessions struct {
 	max        int
 	idle, life time.Duration
 	now        func() time.Time
+	secure     bool // cookies are Secure whatever the request (an https public origin)
 }
 
 // maxPerAddress bounds the live patient sessions signed in from one client address.
@@ -113,7 +114,8 @@ const maxPerAddress = 32
 func newSessions(cfg Config) *sessions {
 	return &sessions{m: map[[32]byte]*session{}, count: map[role]int{}, byAddr: map[string]int{},
 		byPatient: map[consent.PatientID]*session{},
-		max:       cfg.MaxSessions, idle: cfg.IdleTimeout, life: cfg.MaxLife, now: cfg.Now}
+		max:       cfg.MaxSessions, idle: cfg.IdleTimeout, life: cfg.MaxLife, now: cfg.Now,
+		secure: secureOrigin(cfg.PublicOrigin)}
 }
 
 // errAddressBusy: this client address holds as many patient sessions as it may.
@@ -144,7 +146,7 @@ func (s *sessions) start(w http.ResponseWriter, r *http.Request, se *session) er
 	s.add(se)
 	c := cookies[se.role]
 	http.SetCookie(w, &http.Cookie{Name: c.name, Value: value, Path: c.path, MaxAge: int(s.life / time.Second),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.secure || r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	return nil
 }
 
@@ -177,7 +179,7 @@ func (s *sessions) end(w http.ResponseWriter, r *http.Request, se *session) {
 	s.mu.Unlock()
 	c := cookies[se.role]
 	http.SetCookie(w, &http.Cookie{Name: c.name, Value: "", Path: c.path, MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.secure || r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
 
 func (s *sessions) expired(se *session, now time.Time) bool {

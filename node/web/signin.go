@@ -26,7 +26,8 @@ import (
 // for a tx (whose body is canonical CBOR) or a sign-in elsewhere.
 
 // SignInMessage is the exact text a patient signs to sign in at origin (scheme://host
-// as the browser reached the node) on chain: the page builds it the same way.
+// of the pages as the browser reached them: Config.PublicOrigin when set) on chain:
+// the page builds it the same way, from location.origin.
 func SignInMessage(chainID, origin, challenge string) []byte {
 	return []byte("medledger patient sign-in\nchain: " + chainID + "\norigin: " + origin + "\nchallenge: " + challenge + "\n")
 }
@@ -174,7 +175,7 @@ func (s *Server) patientSignIn(w http.ResponseWriter, r *http.Request, _ *sessio
 			msg: "The sign-in challenge has expired or was already used. Try again."}
 	}
 	pub, _ := hex.DecodeString(string(in.Patient)) // checked above
-	if !ed25519.Verify(pub, SignInMessage(s.b.Identity().ChainID, origin(r), in.Challenge), sig) {
+	if !ed25519.Verify(pub, SignInMessage(s.b.Identity().ChainID, s.origin(r), in.Challenge), sig) {
 		return errBadSignIn
 	}
 	se := &session{role: rolePatient, patient: in.Patient, addr: api.ClientKey(r)}

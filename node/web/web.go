@@ -45,6 +45,12 @@ type Config struct {
 	Heartbeat time.Duration
 	// Now is the sessions' clock (default time.Now).
 	Now func() time.Time
+	// PublicOrigin is scheme://host[:port] of the pages as browsers reach them, for a
+	// node behind a reverse proxy (which terminates TLS): when set, a POST's Origin
+	// must be it, the patient signs in over it (SignInMessage), and cookies are Secure
+	// if it is https. Unset: the origin is the request's own (scheme from r.TLS, host
+	// from r.Host). Validate puts it in the browser's form (ParseOrigin).
+	PublicOrigin string
 }
 
 // Defaults of Config.
@@ -56,10 +62,18 @@ const (
 	DefaultHeartbeat      = 15 * time.Second
 )
 
-// Validate fills defaults and rejects a missing API handler or a malformed token hash.
+// Validate fills defaults and rejects a missing API handler, a malformed public
+// origin or a malformed token hash.
 func (c *Config) Validate() error {
 	if c.API == nil {
 		return errors.New("web: the API handler is required (the officer's page calls it)")
+	}
+	if c.PublicOrigin != "" {
+		o, err := ParseOrigin(c.PublicOrigin)
+		if err != nil {
+			return fmt.Errorf("web: public origin %q: %w", c.PublicOrigin, err)
+		}
+		c.PublicOrigin = o
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
