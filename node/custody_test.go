@@ -254,7 +254,7 @@ func getJSON(t *testing.T, nd *node.Node, path string, v any) {
 // waitCustody polls nd's view of a record's custody until done holds (30 s at most).
 func waitCustody(t *testing.T, nd *node.Node, id consent.RecordID, done func(*consent.CustodyStatus) bool) *consent.CustodyStatus {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // a restarted custodian catches up, then a repair round (5 s) offers again
 	for {
 		st, err := nd.Custody(nodetest.Ctx(t), id)
 		if err == nil && done(st) {
