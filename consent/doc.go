@@ -35,6 +35,12 @@
 // fixes the consortium's default r and k; a record may name others within
 // 1 ≤ k ≤ r ≤ 16.
 //
+// Membership (hospital.go, leave.go): hospitals join and leave by a vote of ≥ 2/3 of
+// the members' power. One that leaves is out of the registry and the validator set,
+// and each threshold record it held is re-shared to a new set (reshare.go): the
+// remaining custodians deal their shares again, the chain checks the deals and
+// computes the new commitments, and the record switches once k new custodians accept.
+//
 // Authority: only a patient grants, revokes and erases for themself (a PatientID is
 // their public key); only a registered hospital registers records (as a custodian) and
 // requests access, each with its registered operator key; only a record's custodian
