@@ -55,6 +55,11 @@ func (a *action) registerRecord(r RegisterRecord) ([]Event, error) {
 	if err := a.st.Set([]byte(keyPatRecord+string(r.Patient)+"/"+string(r.Record)), []byte{}); err != nil {
 		return nil, err
 	}
+	if rec.Shared() {
+		if err := indexCustodians(a.st, rec.ID, nil, rec.Custodians); err != nil {
+			return nil, err
+		}
+	}
 	if err := a.audit(AuditEvent{Kind: AuditRecordRegistered, Patient: rec.Patient, Record: rec.ID,
 		Hospital: signer.ID, Custodians: rec.Custodians}); err != nil {
 		return nil, err
@@ -112,6 +117,9 @@ func (a *action) erase(e Erase) ([]Event, error) {
 		return nil, err
 	}
 	if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil { // nothing left to re-share
+		return nil, err
+	}
+	if err := indexCustodians(a.st, rec.ID, rec.Custodians, nil); err != nil {
 		return nil, err
 	}
 	if err := a.audit(AuditEvent{Kind: AuditRecordErased, Patient: rec.Patient, Record: rec.ID, Custodians: rec.holders()}); err != nil {

@@ -109,26 +109,40 @@ func Reshares(r Reader) ([]Reshare, error) {
 }
 
 // reshareAfterLeave starts (or starts again) a re-sharing of every threshold record,
-// not erased, that the hospital that just left holds or was to hold, and takes its
+// not erased, that the hospital that just left holds or was to hold (its cost is in
+// those records, not in all the chain's), and takes its
 // custody acceptance out of the count. Whole-key records it held stay with it: there
 // is no share to deal, so they cannot be released any more (fail closed).
 func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
-	var recs []Record
-	err := scan(a.st, keyRecord, func(_ string, v []byte) (bool, error) {
-		var rec Record
-		if err := decMode.Unmarshal(v, &rec); err != nil {
-			return false, err
-		}
-		if rec.Erased == 0 && rec.Shared() {
-			recs = append(recs, rec)
-		}
+	// The records it holds a share of (the cr/ index), and those it was to hold (the
+	// re-sharings in progress, few), in record order, each once.
+	var ids []RecordID
+	err := scan(a.st, keyCustRecord+string(left)+"/", func(k string, _ []byte) (bool, error) {
+		ids = append(ids, RecordID(k[len(keyCustRecord)+len(left)+1:]))
 		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	pendings, err := Reshares(a.st)
+	if err != nil {
+		return nil, err
+	}
+	for _, rs := range pendings {
+		if slices.Contains(rs.To, left) {
+			ids = append(ids, rs.Record)
+		}
+	}
+	slices.Sort(ids)
 	var events []Event
-	for _, rec := range recs {
+	for _, id := range slices.Compact(ids) {
+		rec, err := GetRecord(a.st, id)
+		if err != nil {
+			return nil, err
+		}
+		if rec.Erased != 0 || !rec.Shared() {
+			continue
+		}
 		pending, err := GetReshare(a.st, rec.ID)
 		if err != nil {
 			return nil, err
@@ -141,14 +155,14 @@ func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 		}
 		if pending != nil && pending.Switched {
 			pending.Restart = true
-			evs, err := a.settleReshare(&rec, pending)
+			evs, err := a.settleReshare(rec, pending)
 			if err != nil {
 				return nil, err
 			}
 			events = append(events, evs...)
 			continue
 		}
-		ev, err := a.startReshare(&rec)
+		ev, err := a.startReshare(rec)
 		if err != nil {
 			return nil, err
 		}
@@ -354,6 +368,9 @@ func (a *action) acceptReshared(h *Hospital, rec *Record, rs *Reshare) ([]Event,
 			return nil, err
 		}
 	}
+	if err := indexCustodians(a.st, rec.ID, rec.Custodians, rs.To); err != nil {
+		return nil, err
+	}
 	rec.Custodians, rec.Commitments, rec.Epoch = rs.To, rs.Commitments, rs.Epoch
 	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
 		return nil, err
@@ -389,4 +406,21 @@ func (a *action) settleReshare(rec *Record, rs *Reshare) ([]Event, error) {
 	}
 	ev, err := a.startReshare(rec)
 	return []Event{ev}, err
+}
+
+// indexCustodians keeps the cr/ index of threshold record id: the former custodians
+// out, the current ones in. Whole-key records are not indexed: they have no share to
+// deal.
+func indexCustodians(st Store, id RecordID, former, current []HospitalID) error {
+	for _, h := range former {
+		if err := st.Delete([]byte(keyCustRecord + string(h) + "/" + string(id))); err != nil {
+			return err
+		}
+	}
+	for _, h := range current {
+		if err := st.Set([]byte(keyCustRecord+string(h)+"/"+string(id)), []byte{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -138,6 +138,12 @@ func TestLeaveReshares(t *testing.T) {
 		}
 	}
 	read("before the leave")
+	// A threshold record city does not hold: the leave does not touch it.
+	_, untouchedC, _ := dek.Split(2, 3)
+	untouched := consent.RecordID("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: untouched, CID: consenttest.TestCID, Patient: patient.Patient(), Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{"ada", "bayside", "dover"}, Threshold: 2, Commitments: untouchedC.Bytes()}})
 	// A second record, erased before the leave, its erasure attested by ada but not city.
 	erased := consent.RecordID("fedcba9876543210fedcba9876543210")
 	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
@@ -175,6 +181,9 @@ func TestLeaveReshares(t *testing.T) {
 	rs, err := consent.GetReshare(c.st, rec)
 	if err != nil || rs == nil {
 		t.Fatalf("no re-sharing started: %v", err)
+	}
+	if other, _ := consent.GetReshare(c.st, untouched); other != nil {
+		t.Fatal("a record city did not hold is re-shared")
 	}
 	if rs.Epoch != 1 || !slices.Equal(rs.From, custodians) || len(rs.To) != 3 || slices.Contains(rs.To, "city") ||
 		!slices.Contains(rs.To, "ada") || !slices.Contains(rs.To, "bayside") || !slices.IsSorted(rs.To) {

@@ -32,6 +32,7 @@ const (
 	keyProposal   = "hp/"      // hp/<hospital> -> Proposal
 	keyRecord     = "r/"       // r/<record>
 	keyPatRecord  = "pr/"      // pr/<patient>/<record>
+	keyCustRecord = "cr/"      // cr/<custodian>/<record>: the threshold records a hospital holds a share of
 	keyConsent    = "c/"       // c/<consent>
 	keyPatCons    = "pc/"      // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
 	keyDecision   = "g/"       // g/<grant>
@@ -67,7 +68,7 @@ const (
 // Layout 4: threshold custody: custody params, a record's threshold and commitments,
 // custody acceptances (ca/) and erasure attestations (ea/).
 // Layout 5: leaving by vote (hl/), the validator set (vk/, written at genesis),
-// re-sharings (rs/) and a record's epoch.
+// re-sharings (rs/), the threshold records by custodian (cr/) and a record's epoch.
 const stateLayout = 5
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
