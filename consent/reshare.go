@@ -110,9 +110,9 @@ func Reshares(r Reader) ([]Reshare, error) {
 
 // reshareAfterLeave starts (or starts again) a re-sharing of every threshold record,
 // not erased, that the hospital that just left holds or was to hold (its cost is in
-// those records, not in all the chain's), and takes its
-// custody acceptance out of the count. Whole-key records it held stay with it: there
-// is no share to deal, so they cannot be released any more (fail closed).
+// those records, not in all the chain's), and takes its custody acceptance out of the
+// count. Whole-key records it held stay with it: there is no share to deal, so they
+// cannot be released any more (fail closed).
 func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 	// The records it holds a share of (the cr/ index), and those it was to hold (the
 	// re-sharings in progress, few), in record order, each once.
