@@ -85,8 +85,8 @@ type Node struct {
 	registry registry // the committed hospital registry, as last read
 	closed   bool
 	// reshared are the records whose shares this node may have to destroy after a
-	// re-sharing (reshare.go): those it saw being re-shared, and at start every record
-	// it holds a share of.
+	// re-sharing (reshare.go): those it saw being re-shared, and at start those
+	// heldShares finds.
 	reshared map[consent.RecordID]bool
 }
 

@@ -65,13 +65,24 @@ func shareFiles(h *home.Home, id crypto.RecordID) (map[uint32]string, error) {
 	return out, nil
 }
 
-// heldShares lists the records this custodian holds a share file of.
+// heldShares lists, from one directory read at start, the records that re-sharing
+// touched here: those this custodian holds a share file of another epoch than 0 of
+// (a re-shared record's, or one of a round that was started again), or more than one
+// (stopped between a switch and the destruction of its old share). A record held
+// only in epoch 0 needs no look: a custodian that missed a switch is in the new set
+// (only a hospital that left is not), and the re-sharing waits for it on the chain
+// (followReshares).
 func heldShares(h *home.Home) map[consent.RecordID]bool {
-	out := map[consent.RecordID]bool{}
 	paths, _ := filepath.Glob(filepath.Join(h.Path(home.DEKDir), "*.share*.json"))
+	files := map[consent.RecordID]int{}
+	out := map[consent.RecordID]bool{}
 	for _, p := range paths {
-		id, _, _ := strings.Cut(filepath.Base(p), ".")
-		if _, err := crypto.ParseRecordID(id); err == nil {
+		id, rest, _ := strings.Cut(filepath.Base(p), ".")
+		if _, err := crypto.ParseRecordID(id); err != nil {
+			continue
+		}
+		files[consent.RecordID(id)]++
+		if rest != "share.json" || files[consent.RecordID(id)] > 1 {
 			out[consent.RecordID(id)] = true
 		}
 	}
@@ -298,8 +309,9 @@ func (n *Node) keepShare(sealed Sealed, share crypto.Share, epoch uint32) error 
 }
 
 // dropStaleShares destroys, for every record this node took part in re-sharing, its
-// shares of epochs other than the record's current one (and of a re-sharing still in
-// progress), and unpins the ciphertext of a record it is no longer a custodian of.
+// shares but that of the record's current epoch while it is a custodian and that of
+// the re-sharing in progress while it is in its new set, and unpins the ciphertext of
+// a record it is no longer a custodian of.
 func (n *Node) dropStaleShares(ctx context.Context) {
 	n.mu.Lock()
 	ids := make([]consent.RecordID, 0, len(n.reshared))
@@ -344,13 +356,15 @@ func (n *Node) dropStale(ctx context.Context, id consent.RecordID) (done bool, e
 		return false, err
 	}
 	for epoch, path := range files {
-		if epoch == rec.Epoch || (rs != nil && epoch == rs.Epoch) {
+		current := epoch == rec.Epoch && slices.Contains(rec.Custodians, n.id)
+		next := rs != nil && epoch == rs.Epoch && slices.Contains(rs.To, n.id)
+		if current || next {
 			continue
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, err
 		}
-		n.log.Info("re-sharing: share of an earlier epoch destroyed", "record", id, "epoch", epoch)
+		n.log.Info("re-sharing: a share no longer held destroyed", "record", id, "epoch", epoch)
 	}
 	if rs == nil && !slices.Contains(rec.Custodians, n.id) && len(files) > 0 {
 		if err := n.store.Unpin(ctx, sealed.CID); err != nil {

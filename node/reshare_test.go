@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,9 @@ func TestLeaveByVoteReshares(t *testing.T) {
 	}
 	waitFor(t, "the registry to drop city", func() bool { return !slices.Contains(reader.Members(), "city") })
 	read("during the re-sharing")
+	if _, err := city.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil || !strings.Contains(err.Error(), `no registered hospital "city"`) {
+		t.Fatalf("the hospital that left requests access: %v, want the chain's refusal of a non-member", err)
+	}
 
 	st := waitCustody(t, reader, rec.ID, func(s *consent.CustodyStatus) bool { return s.Epoch == 1 })
 	if want := []consent.HospitalID{"ada", "bayside", consent.HospitalID(net.Homes[iNew].Config.ID)}; !slices.Equal(st.Custodians, want) || !st.Available ||
@@ -120,6 +124,22 @@ func TestLeaveByVoteReshares(t *testing.T) {
 	}
 	if _, bad, err := crypto.Combine(newC, []crypto.Share{cityOld, adaNew}); !errors.Is(err, crypto.ErrTooFewShares) || !slices.Equal(bad, []crypto.ShareIndex{3}) {
 		t.Fatalf("the leaver's old share with ada's new one: invalid %v, %v; want share 3 refused", bad, err)
+	}
+
+	// A custodian stopped between the switch and the destruction of its old share
+	// destroys it when it starts again (a copy of its new share stands in for it).
+	net.StopNode(0)
+	b, err := os.ReadFile(node.ShareKeyPathAt(ada.Home(), id, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(node.ShareKeyPathAt(ada.Home(), id, 0), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	net.StartNode(0)
+	waitGone(t, node.ShareKeyPathAt(net.Homes[0], id, 0))
+	if _, err := os.Stat(node.ShareKeyPathAt(net.Homes[0], id, 1)); err != nil {
+		t.Fatalf("ada's current share is gone too: %v", err)
 	}
 
 	net.StopNode(2)
