@@ -1,7 +1,6 @@
 package auditbench
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
 )
 
 // The load's shape: a consortium of 20 hospitals whose patients (one record and one
@@ -31,17 +31,6 @@ const (
 // genesisTime is the chain's start; blocks follow a second apart.
 var genesisTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// key is a deterministic Ed25519 key: a consent.Signer.
-type key struct{ priv ed25519.PrivateKey }
-
-func newKey(name string) key {
-	seed := sha256.Sum256([]byte("auditbench " + name))
-	return key{ed25519.NewKeyFromSeed(seed[:])}
-}
-
-func (k key) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
-func (k key) Public() ed25519.PublicKey       { return k.priv.Public().(ed25519.PublicKey) }
-
 // load builds the txs of the benchmark, a block at a time, so that every tx is
 // accepted and appends exactly one access event: after setup (each patient's record
 // registered by its custodian, then the patient's consent naming two hospitals for
@@ -56,7 +45,7 @@ func (k key) Public() ed25519.PublicKey       { return k.priv.Public().(ed25519.
 // signed.
 type load struct {
 	r         *rand.Rand
-	hospitals []key
+	hospitals []*consenttest.Key
 	hospIDs   []consent.HospitalID
 	patients  []patient
 	nonce     uint64
@@ -71,7 +60,7 @@ type load struct {
 }
 
 type patient struct {
-	key       key
+	key       *consenttest.Key
 	id        consent.PatientID
 	record    consent.RecordID
 	custodian int               // index of the record's custodian
@@ -90,7 +79,7 @@ type pendingGrant struct {
 // unsigned is a tx body with its signer, and what to do with its ID once signed.
 type unsigned struct {
 	body   consent.Body
-	signer key
+	signer *consenttest.Key
 	signed func(consent.TxID)
 }
 
@@ -100,8 +89,8 @@ func patientsFor(n int) int { return max(minPatients, min(maxPatients, n/100)) }
 func newLoad(total int) *load {
 	l := &load{r: rand.New(rand.NewPCG(1, 2)), total: total}
 	for i := range hospitals {
-		l.hospitals = append(l.hospitals, newKey(fmt.Sprintf("hospital %d", i)))
 		l.hospIDs = append(l.hospIDs, consent.HospitalID(fmt.Sprintf("h%02d", i)))
+		l.hospitals = append(l.hospitals, consenttest.NewKey(string(l.hospIDs[i])))
 	}
 	l.patients = make([]patient, patientsFor(total))
 	for i := range l.patients {
@@ -110,7 +99,7 @@ func newLoad(total int) *load {
 			permitted: [2]int{l.r.IntN(hospitals), l.r.IntN(hospitals)}}
 	}
 	parallel(len(l.patients), func(i int) {
-		l.patients[i].key = newKey(fmt.Sprintf("patient %d", i))
+		l.patients[i].key = consenttest.NewKey(fmt.Sprintf("patient %d", i))
 		l.patients[i].id = consent.PatientIDOf(l.patients[i].key.Public())
 	})
 	return l
@@ -119,11 +108,8 @@ func newLoad(total int) *load {
 // genesis is the chain's app_state: the hospitals.
 func (l *load) genesis() ([]byte, error) {
 	var g consent.Genesis
-	for i, k := range l.hospitals {
-		g.Hospitals = append(g.Hospitals, consent.Hospital{
-			ID: l.hospIDs[i], Name: "Hospital " + string(l.hospIDs[i]), Power: 1, Operator: k.Public(),
-			Node: newKey(fmt.Sprintf("hospital %d node", i)).Public(), Wrap: newKey(fmt.Sprintf("hospital %d wrap", i)).Public(),
-		})
+	for _, id := range l.hospIDs {
+		g.Hospitals = append(g.Hospitals, consenttest.Hospital(string(id), 1)) // its operator key: consenttest.NewKey(id)
 	}
 	return json.Marshal(g)
 }
@@ -232,7 +218,7 @@ func (l *load) grant(p int) unsigned {
 }
 
 // tx fills in the chain ID, a nonce unique in the run and the expiry.
-func (l *load) tx(body consent.Body, signer key, signed func(consent.TxID)) unsigned {
+func (l *load) tx(body consent.Body, signer *consenttest.Key, signed func(consent.TxID)) unsigned {
 	l.nonce++
 	body.ChainID = chainID
 	body.Nonce = binary.BigEndian.AppendUint64(make([]byte, 8), l.nonce)

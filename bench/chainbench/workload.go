@@ -15,6 +15,7 @@ import (
 
 	"github.com/medledger/medledger/bench/kvnet"
 	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/consent/consenttest"
 	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/chain/abci"
 	"github.com/medledger/medledger/node/nodetest"
@@ -58,26 +59,15 @@ const (
 	txTTL    = maxTxTTL - 1000
 )
 
-// key is a deterministic Ed25519 key: a consent.Signer.
-type key struct{ priv ed25519.PrivateKey }
-
-func newKey(name string) key {
-	seed := sha256.Sum256([]byte("chainbench " + name))
-	return key{ed25519.NewKeyFromSeed(seed[:])}
-}
-
-func (k key) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
-func (k key) Public() ed25519.PublicKey       { return k.priv.Public().(ed25519.PublicKey) }
-
 // consentLoad is the consent chain: every tx signed, half of them patients granting a
 // consent to a hospital (for treatment), half hospitals requesting access to a
 // registered record (decided on chain: granted if the patient's consents permit it).
 // Setup registers one record per patient, held by one of the hospitals.
 type consentLoad struct {
 	chainID   string
-	hospitals []key
+	hospitals []*consenttest.Key
 	hospIDs   []consent.HospitalID
-	patients  []key
+	patients  []*consenttest.Key
 	records   []consent.RecordID
 	picks     atomic.Uint64 // the choice of txs
 	nonces    atomic.Uint64
@@ -86,13 +76,13 @@ type consentLoad struct {
 func newConsentLoad(patients int) *consentLoad {
 	w := &consentLoad{}
 	for i := range hospitals {
-		w.hospitals = append(w.hospitals, newKey(fmt.Sprintf("hospital %d", i)))
 		w.hospIDs = append(w.hospIDs, consent.HospitalID(fmt.Sprintf("hospital-%d", i)))
+		w.hospitals = append(w.hospitals, consenttest.NewKey(string(w.hospIDs[i])))
 	}
-	w.patients = make([]key, patients)
+	w.patients = make([]*consenttest.Key, patients)
 	w.records = make([]consent.RecordID, patients)
 	parallel(patients, func(i int) {
-		w.patients[i] = newKey(fmt.Sprintf("patient %d", i))
+		w.patients[i] = consenttest.NewKey(fmt.Sprintf("patient %d", i))
 		id := sha256.Sum256(fmt.Appendf(nil, "record %d", i))
 		w.records[i] = consent.RecordID(hex.EncodeToString(id[:16]))
 	})
@@ -105,11 +95,8 @@ func (w *consentLoad) name() string { return "consent" }
 // built ahead valid for a long run.
 func (w *consentLoad) appState() ([]byte, error) {
 	g := consent.Genesis{Params: consent.Params{MaxTxTTL: maxTxTTL}}
-	for i, k := range w.hospitals {
-		g.Hospitals = append(g.Hospitals, consent.Hospital{
-			ID: w.hospIDs[i], Name: "Hospital " + string(w.hospIDs[i]), Power: 1, Operator: k.Public(),
-			Node: newKey(fmt.Sprintf("hospital %d node", i)).Public(), Wrap: newKey(fmt.Sprintf("hospital %d wrap", i)).Public(),
-		})
+	for _, id := range w.hospIDs {
+		g.Hospitals = append(g.Hospitals, consenttest.Hospital(string(id), 1)) // its operator key: consenttest.NewKey(id)
 	}
 	return json.Marshal(g)
 }
@@ -162,12 +149,10 @@ func (w *consentLoad) register(i int, height int64) []byte {
 	custodian := i % hospitals
 	return w.sign(consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
 		Record: w.records[i], CID: "bafybeigdyrztktx5b5m2y4sogf2hf5uq3k5knv5c5k2pvx7aw5fgi7whtm",
-		Patient: w.patients[i].patientID(), Classes: []consent.DataClass{"Condition", "Observation"},
+		Patient: w.patients[i].Patient(), Classes: []consent.DataClass{"Condition", "Observation"},
 		Custodians: []consent.HospitalID{w.hospIDs[custodian]},
 	}}, w.hospitals[custodian], height)
 }
-
-func (k key) patientID() consent.PatientID { return consent.PatientIDOf(k.Public()) }
 
 func (w *consentLoad) tx(height int64) []byte {
 	s := w.picks.Add(1)
@@ -175,7 +160,7 @@ func (w *consentLoad) tx(height int64) []byte {
 	p, h := r.IntN(len(w.patients)), r.IntN(hospitals)
 	if s%2 == 0 {
 		return w.sign(consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{
-			Patient: w.patients[p].patientID(),
+			Patient: w.patients[p].Patient(),
 			Policy: consent.Policy{Base: consent.Deny, Provisions: []consent.Provision{{
 				Type: consent.Permit, Actors: []consent.HospitalID{w.hospIDs[h]}, Purposes: []consent.Purpose{"TREAT"},
 			}}},
@@ -187,7 +172,7 @@ func (w *consentLoad) tx(height int64) []byte {
 }
 
 // sign fills in the chain ID, a nonce unique in this run and the expiry, and signs.
-func (w *consentLoad) sign(body consent.Body, signer key, height int64) []byte {
+func (w *consentLoad) sign(body consent.Body, signer *consenttest.Key, height int64) []byte {
 	body.ChainID = w.chainID
 	body.Nonce = binary.BigEndian.AppendUint64(make([]byte, 8), w.nonces.Add(1))
 	body.Expiry = consent.Height(height + txTTL)
@@ -212,7 +197,8 @@ type kvLoad struct {
 var kvSigners = func() []ed25519.PrivateKey {
 	keys := make([]ed25519.PrivateKey, 64)
 	for i := range keys {
-		keys[i] = newKey(fmt.Sprintf("kvstore signer %d", i)).priv
+		seed := sha256.Sum256(fmt.Appendf(nil, "chainbench kvstore signer %d", i))
+		keys[i] = ed25519.NewKeyFromSeed(seed[:])
 	}
 	return keys
 }()
