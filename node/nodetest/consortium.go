@@ -61,6 +61,7 @@ func StartTestnet(t testing.TB, cfg node.TestnetConfig, configure func(i int, c 
 	}
 	net.t = t
 	t.Cleanup(net.Stop)
+	t.Cleanup(net.reportOnFailure) // runs first: the logs as the failure left them
 	for i := range net.Homes {
 		net.StartNode(i)
 	}
@@ -238,4 +239,27 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// maxReportedLines bounds the log lines a failed test reports.
+const maxReportedLines = 60
+
+// reportOnFailure logs, when the test failed, the nodes' last warnings and errors but
+// CometBFT's (the logs carry no PHI), so that a failure seen once in CI says what the
+// nodes saw.
+func (n *Consortium) reportOnFailure() {
+	if !n.t.Failed() {
+		return
+	}
+	var lines []string
+	for _, l := range strings.Split(n.Logs.String(), "\n") {
+		ours := !strings.Contains(l, `"component":"chain"`) // CometBFT's own are many and routine
+		if ours && (strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`)) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > maxReportedLines {
+		lines = lines[len(lines)-maxReportedLines:]
+	}
+	n.t.Logf("the nodes' last %d warnings and errors:\n%s", len(lines), strings.Join(lines, "\n"))
 }
