@@ -24,6 +24,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
@@ -409,21 +410,28 @@ const repairInterval = 5 * time.Second
 // the chain shows accepted or whose record was erased. This hospital's own pending
 // acceptance it submits again. A record not (yet) on the chain is skipped: its
 // register tx may still commit, and if the chain refused it the ingest removed its
-// offers (forget).
+// offers (forget). Offers go out maxDials at a time, so that one custodian slow to
+// answer (an offer may take custodyTimeout) holds up no other.
 func (n *Node) repairCustody(ctx context.Context) {
 	entries, err := os.ReadDir(PendingSharesDir(n.home))
 	if err != nil {
 		return // none yet
 	}
+	var offers errgroup.Group
+	offers.SetLimit(maxDials)
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") || ctx.Err() != nil {
 			continue
 		}
 		path := filepath.Join(PendingSharesDir(n.home), e.Name())
-		if err := n.repairOne(ctx, path); err != nil {
-			n.log.Warn("custody repair", "file", e.Name(), "err", err)
-		}
+		offers.Go(func() error {
+			if err := n.repairOne(ctx, path); err != nil {
+				n.log.Warn("custody repair", "file", e.Name(), "err", err)
+			}
+			return nil
+		})
 	}
+	offers.Wait()
 }
 
 func (n *Node) repairOne(ctx context.Context, path string) error {
