@@ -268,8 +268,10 @@ func TestVerifierConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if v.last != 10 || len(v.epochs) != 2 {
-		t.Fatalf("got last %d and %d epochs, want 10 and 2", v.last, len(v.epochs))
+	// Which callers walked and which were checked directly against the latest set
+	// depends on the interleaving; the history does not: the removal's epoch, from 5.
+	if len(v.epochs) != 2 || v.epochs[1].from != 5 || v.last < 5 {
+		t.Fatalf("got %d epochs (last walked %d), want the genesis one and the one from 5", len(v.epochs), v.last)
 	}
 }
 
