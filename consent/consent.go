@@ -73,6 +73,7 @@ const (
 	KindAttestErasure                   // a custodian destroyed an erased record's key (or share) and blocks
 	KindLeave                           // a member's vote that a hospital leave the consortium
 	KindDealShares                      // a custodian deals its share again to a re-sharing's new custodians
+	KindHandOver                        // a custodian hands its custody of a threshold record over to another member
 )
 
 var kindNames = map[Kind]string{
@@ -80,7 +81,7 @@ var kindNames = map[Kind]string{
 	KindGrant: "grant", KindRevoke: "revoke", KindRequest: "request",
 	KindEmergency: "emergency", KindReceipt: "receipt", KindErase: "erase", KindReview: "review",
 	KindAcceptCustody: "accept-custody", KindAttestErasure: "attest-erasure",
-	KindLeave: "leave", KindDealShares: "deal-shares",
+	KindLeave: "leave", KindDealShares: "deal-shares", KindHandOver: "hand-over",
 }
 
 func (k Kind) String() string {
@@ -111,6 +112,7 @@ type Body struct {
 	AttestErasure   *AttestErasure  `cbor:"20,keyasint,omitempty"`
 	Leave           *Leave          `cbor:"21,keyasint,omitempty"`
 	DealShares      *DealShares     `cbor:"22,keyasint,omitempty"`
+	HandOver        *HandOver       `cbor:"23,keyasint,omitempty"`
 }
 
 // Hospital is a member hospital as registered: its keys and its voting power.
@@ -220,6 +222,18 @@ type DealShares struct {
 	// started again for another new set is another round, and a deal for an earlier
 	// one (whose sub-shares are wrapped to an earlier set) does not count.
 	Round Height `cbor:"6,keyasint"`
+}
+
+// HandOver is a custodian's hand-over of its custody of a threshold record, signed
+// with its operator key (a hospital retiring its store, or one that lost its share): the
+// record is re-shared (reshare.go) to its other custodians and To in its place — a
+// member not among them, or, if To is empty, one the chain chooses as after a leave.
+// Until the new sharing is in force the custodian keeps its share and releases it as
+// before, and it deals it again like the others.
+type HandOver struct {
+	Custodian HospitalID `cbor:"1,keyasint"`
+	Record    RecordID   `cbor:"2,keyasint"`
+	To        HospitalID `cbor:"3,keyasint,omitempty"`
 }
 
 // AttestErasure is a custodian's statement that it destroyed an erased record's key

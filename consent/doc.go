@@ -40,6 +40,8 @@
 // and each threshold record it held is re-shared to a new set (reshare.go): the
 // remaining custodians deal their shares again, the chain checks the deals and
 // computes the new commitments, and the record switches once k new custodians accept.
+// A custodian may also hand its custody of a record over to another member
+// (handover.go), which re-shares that record the same way.
 //
 // Authority: only a patient grants, revokes and erases for themself (a PatientID is
 // their public key); only a registered hospital registers records (as a custodian) and

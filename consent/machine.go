@@ -321,6 +321,8 @@ func (a *action) run(body *Body) ([]Event, error) {
 		events, err = a.leave(*body.Leave)
 	case KindDealShares:
 		events, err = a.dealShares(*body.DealShares)
+	case KindHandOver:
+		events, err = a.handOver(*body.HandOver)
 	default:
 		return nil, reject(CodeDecode, "unknown kind %d", body.Kind)
 	}

@@ -10,14 +10,16 @@ import (
 	"github.com/medledger/medledger/crypto"
 )
 
-// Re-sharing. When a custodian of a threshold record leaves the consortium, the record
-// is re-shared to a new set of custodians without any of them rebuilding its key
-// (crypto.Reshare): the remaining custodians and, in the leaver's place, members that
-// were not custodians, chosen deterministically from the registry. It runs on the
-// chain in three steps, each a tx:
+// Re-sharing. When a custodian of a threshold record leaves the consortium, or hands its
+// custody of the record over, the record is re-shared to a new set of custodians
+// without any of them rebuilding its key (crypto.Reshare): the remaining custodians
+// and, in the leaver's place, a member that was not a custodian (named by the one
+// handing over, or chosen deterministically from the registry). It runs on the chain in
+// three steps, each a tx:
 //
-//  1. The leave vote that removes the custodian starts it (leave.go): a Reshare with
-//     the next epoch, the old set (From) and the new one (To), the same threshold k.
+//  1. The leave vote that removes the custodian (leave.go), or the custodian's
+//     hand-over (handover.go), starts it: a Reshare with the next epoch, the old set
+//     (From) and the new one (To), the same threshold k.
 //  2. Each old custodian still a member deals its share again (DealShares): the chain
 //     checks the deal's commitments against the record's (crypto.VerifyDeal) and, with
 //     k deals, computes the new commitments (crypto.ReshareCommitments).
@@ -52,6 +54,11 @@ type Reshare struct {
 	// re-sharing starts once the remaining new custodians have taken their shares (so
 	// that their deals are not lost before they do).
 	Restart bool `cbor:"11,keyasint,omitempty" json:"restart,omitempty"`
+	// Out is the custodian that handed its custody over (HandOver), and In the member it
+	// named in its place, if any: a re-sharing started again before the switch keeps
+	// them out and in.
+	Out HospitalID `cbor:"12,keyasint,omitempty" json:"out,omitempty"`
+	In  HospitalID `cbor:"13,keyasint,omitempty" json:"in,omitempty"`
 }
 
 // Deal is an old custodian's deal, as recorded.
@@ -116,11 +123,7 @@ func Reshares(r Reader) ([]Reshare, error) {
 func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 	// The records it holds a share of (the cr/ index), and those it was to hold (the
 	// re-sharings in progress, few), in record order, each once.
-	var ids []RecordID
-	err := scan(a.st, keyCustRecord+string(left)+"/", func(k string, _ []byte) (bool, error) {
-		ids = append(ids, RecordID(k[len(keyCustRecord)+len(left)+1:]))
-		return true, nil
-	})
+	ids, err := HeldRecords(a.st, left)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +165,11 @@ func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 			events = append(events, evs...)
 			continue
 		}
-		ev, err := a.startReshare(rec)
+		var out, in HospitalID
+		if pending != nil { // started again: a hand-over in progress stays one
+			out, in = pending.Out, pending.In
+		}
+		ev, err := a.startReshare(rec, out, in)
 		if err != nil {
 			return nil, err
 		}
@@ -172,12 +179,12 @@ func (a *action) reshareAfterLeave(left HospitalID) ([]Event, error) {
 }
 
 // startReshare begins a re-sharing of rec from its custodians to a new set: those
-// still members, and members that are not custodians in the departed ones' places,
-// taken in an order fixed by the record (so custody spreads over the registry). If
-// fewer than k custodians that are members and accepted custody remain, there are not
-// enough shares to deal: the record stays as it is and the event says the re-sharing
-// is stuck.
-func (a *action) startReshare(rec *Record) (Event, error) {
+// still members but out (a custodian handing its custody over), and members that are
+// not custodians in the places of the others: in first if it is a member, then in an
+// order fixed by the record (so custody spreads over the registry). If fewer than k
+// custodians that are members and accepted custody remain to deal (out deals too), the
+// record stays as it is and the event says the re-sharing is stuck.
+func (a *action) startReshare(rec *Record, out, in HospitalID) (Event, error) {
 	ev := Event{Type: "reshare", Attrs: []Attr{{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "epoch", Value: strconv.FormatUint(uint64(rec.Epoch)+1, 10)}}}
 	members, err := Hospitals(a.st)
@@ -187,14 +194,13 @@ func (a *action) startReshare(rec *Record) (Event, error) {
 	isMember := func(h HospitalID) bool {
 		return slices.ContainsFunc(members, func(m Hospital) bool { return m.ID == h })
 	}
-	to := slices.DeleteFunc(slices.Clone(rec.Custodians), func(h HospitalID) bool { return !isMember(h) })
 	accepted, err := attestations(a.st, keyCustody, rec.ID)
 	if err != nil {
 		return ev, err
 	}
 	dealers := 0 // members holding a share that verified: only they can deal
-	for _, h := range to {
-		if slices.ContainsFunc(accepted, func(x Attestation) bool { return x.Custodian == h }) {
+	for _, h := range rec.Custodians {
+		if isMember(h) && slices.ContainsFunc(accepted, func(x Attestation) bool { return x.Custodian == h }) {
 			dealers++
 		}
 	}
@@ -205,19 +211,23 @@ func (a *action) startReshare(rec *Record) (Event, error) {
 		ev.Attrs = append(ev.Attrs, Attr{Key: "state", Value: "stuck"})
 		return ev, nil
 	}
+	to := slices.DeleteFunc(slices.Clone(rec.Custodians), func(h HospitalID) bool { return !isMember(h) || h == out })
 	var candidates []HospitalID
 	for _, m := range members {
-		if !slices.Contains(to, m.ID) {
+		if !slices.Contains(to, m.ID) && m.ID != out && m.ID != in {
 			candidates = append(candidates, m.ID)
 		}
 	}
 	slices.SortFunc(candidates, func(x, y HospitalID) int {
 		return bytes.Compare(placeKey(rec.ID, x), placeKey(rec.ID, y))
 	})
+	if in != "" && isMember(in) && !slices.Contains(to, in) && in != out {
+		candidates = slices.Insert(candidates, 0, in)
+	}
 	to = append(to, candidates[:min(len(candidates), len(rec.Custodians)-len(to))]...)
 	slices.Sort(to)
 	rs := Reshare{Record: rec.ID, Epoch: rec.Epoch + 1, From: rec.Custodians, To: to, Threshold: rec.Threshold,
-		Deals: []Deal{}, Accepted: []Attestation{}, Height: a.block.Height}
+		Deals: []Deal{}, Accepted: []Attestation{}, Height: a.block.Height, Out: out, In: in}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "state", Value: "started"})
 	return ev, setValue(a.st, keyReshare+string(rec.ID), rs)
 }
@@ -404,8 +414,20 @@ func (a *action) settleReshare(rec *Record, rs *Reshare) ([]Event, error) {
 	if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil || !rs.Restart {
 		return nil, err
 	}
-	ev, err := a.startReshare(rec)
+	ev, err := a.startReshare(rec, "", "")
 	return []Event{ev}, err
+}
+
+// HeldRecords lists the threshold records h is a custodian of (the cr/ index), in
+// record order.
+func HeldRecords(r Reader, h HospitalID) ([]RecordID, error) {
+	prefix := keyCustRecord + string(h) + "/"
+	ids := []RecordID{}
+	err := scan(r, prefix, func(k string, _ []byte) (bool, error) {
+		ids = append(ids, RecordID(k[len(prefix):]))
+		return true, nil
+	})
+	return ids, err
 }
 
 // indexCustodians keeps the cr/ index of threshold record id: the former custodians

@@ -177,7 +177,7 @@ func (b *Body) checkShape() error {
 		KindGrant: b.Grant != nil, KindRevoke: b.Revoke != nil, KindRequest: b.Request != nil,
 		KindEmergency: b.Emergency != nil, KindReceipt: b.Receipt != nil, KindErase: b.Erase != nil,
 		KindReview: b.Review != nil, KindAcceptCustody: b.AcceptCustody != nil, KindAttestErasure: b.AttestErasure != nil,
-		KindLeave: b.Leave != nil, KindDealShares: b.DealShares != nil,
+		KindLeave: b.Leave != nil, KindDealShares: b.DealShares != nil, KindHandOver: b.HandOver != nil,
 	}
 	n := 0
 	for _, p := range present {

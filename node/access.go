@@ -133,8 +133,11 @@ func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Re
 	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(d.ID)}
 	if rec.Shared() {
 		dek, err := n.obtainShares(ctx, d, rec, wctx)
-		if errors.Is(err, errReshared) {
-			// A re-sharing switched the record while it was read: once more, as it is now.
+		var short *api.Unavailable
+		if errors.Is(err, errReshared) || errors.As(err, &short) {
+			// A re-sharing may have switched the record while it was read (a custodian
+			// answered for the new sharing, or, not yet holding its new share, refused
+			// for lack of custody): once more, as it is now, if it changed.
 			if now, rerr := n.Record(ctx, rec.ID); rerr == nil && now.Epoch != rec.Epoch {
 				dek, err = n.obtainShares(ctx, d, *now, wctx)
 			}
@@ -259,12 +262,12 @@ func WriteFileAtomically(path string, r io.Reader) error {
 	return os.Rename(f.Name(), path)
 }
 
-// shareAnswer is one custodian's answer to a share request: its share (not yet
-// verified), a refusal on the chain's word, or why it gave none.
 // errReshared: too few shares of the record as read, and a custodian answered with a
 // share of a later sharing (a re-sharing switched the record meanwhile).
 var errReshared = errors.New("node: the record was re-shared while its shares were asked")
 
+// shareAnswer is one custodian's answer to a share request: its share (not yet
+// verified), a refusal on the chain's word, or why it gave none.
 type shareAnswer struct {
 	custodian consent.HospitalID
 	share     crypto.Share

@@ -451,9 +451,11 @@ func (n *Node) repairOne(ctx context.Context, path string) error {
 	case err != nil:
 		return err
 	}
-	if _, member := n.hospital(p.Custodian); st.Erased != 0 || !member ||
+	if _, member := n.hospital(p.Custodian); st.Erased != 0 || !member || st.Epoch > 0 ||
 		slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == p.Custodian }) {
-		return os.Remove(path) // accepted, erased, or the custodian left (the record is re-shared without it)
+		// accepted, erased, the custodian left, or the record was re-shared (the offer
+		// is of the sharing made at ingest; a new custodian takes its share from the deals)
+		return os.Remove(path)
 	}
 	if p.Attempts >= maxOfferAttempts {
 		return nil // reported once, at the last attempt

@@ -7,8 +7,8 @@
 //	ingest.go     ingest: validate a FHIR Bundle, seal it, keep its key, register it
 //	custody.go    threshold custody: choose the custodians, share the key k-of-r, hand
 //	              out the shares (custodians fetch, pin, verify, accept), repair
-//	reshare.go    re-sharing after a custodian leaves by vote: deal the share again,
-//	              take the new share, destroy the stale ones
+//	reshare.go    re-sharing after a custodian leaves by vote or hands its custody
+//	              over: deal the share again, take the new share, destroy the stale ones
 //	access.go     the requester: ask the chain, obtain the key (or k custodians'
 //	              shares, combined), fetch, decrypt
 //	custodian.go  the custodian: key (or share) release (receipt first), and

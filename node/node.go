@@ -88,6 +88,9 @@ type Node struct {
 	// re-sharing (reshare.go): those it saw being re-shared, and at start those
 	// heldShares finds.
 	reshared map[consent.RecordID]bool
+	// unchecked are the records held only in epoch 0 at start, until handedOver has
+	// looked at them (nil after).
+	unchecked map[consent.RecordID]bool
 }
 
 // registry is the chain's hospital registry with the peer ID of each node key.
@@ -125,8 +128,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics(),
-		reshared: heldShares(h),
-		ingest:   cfg.IngestGate, shareHook: cfg.ShareHook}
+		ingest: cfg.IngestGate, shareHook: cfg.ShareHook}
+	n.reshared, n.unchecked = heldShares(h)
 	if n.ingest == nil {
 		n.ingest = NewIngestGate(h.Config.Ingest)
 	}
@@ -522,6 +525,14 @@ func (n *Node) VoteHospital(ctx context.Context, h consent.Hospital) (*consent.C
 // (reshare.go).
 func (n *Node) VoteLeave(ctx context.Context, h consent.HospitalID) (*consent.Committed, error) {
 	return n.submit(ctx, consent.Body{Kind: consent.KindLeave, Leave: &consent.Leave{Hospital: h}})
+}
+
+// HandOver hands this hospital's custody of threshold record id over to member to (or,
+// if to is empty, to a member the chain chooses): the record is re-shared to its other
+// custodians and that member (reshare.go); this hospital keeps and releases its share
+// until the new sharing is in force, then destroys it and unpins the ciphertext.
+func (n *Node) HandOver(ctx context.Context, id consent.RecordID, to consent.HospitalID) (*consent.Committed, error) {
+	return n.submit(ctx, consent.Body{Kind: consent.KindHandOver, HandOver: &consent.HandOver{Custodian: n.id, Record: id, To: to}})
 }
 
 // Identity names this node's hospital and chain.

@@ -68,14 +68,16 @@ func shareFiles(h *home.Home, id crypto.RecordID) (map[uint32]string, error) {
 // heldShares lists, from one directory read at start, the records that re-sharing
 // touched here: those this custodian holds a share file of another epoch than 0 of
 // (a re-shared record's, or one of a round that was started again), or more than one
-// (stopped between a switch and the destruction of its old share). A record held
-// only in epoch 0 needs no look: a custodian that missed a switch is in the new set
-// (only a hospital that left is not), and the re-sharing waits for it on the chain
-// (followReshares).
-func heldShares(h *home.Home) map[consent.RecordID]bool {
+// (stopped between a switch and the destruction of its old share). The records held
+// only in epoch 0 it returns apart (others): one of them needs a look only if this
+// hospital is no longer its custodian (it handed its custody over and was down while
+// the record was re-shared without it), which handedOver finds from the chain once it
+// has caught up. A custodian that missed a switch into which it was re-shared is in the
+// new set, and the re-sharing waits for it on the chain (followReshares).
+func heldShares(h *home.Home) (look, others map[consent.RecordID]bool) {
 	paths, _ := filepath.Glob(filepath.Join(h.Path(home.DEKDir), "*.share*.json"))
 	files := map[consent.RecordID]int{}
-	out := map[consent.RecordID]bool{}
+	look, others = map[consent.RecordID]bool{}, map[consent.RecordID]bool{}
 	for _, p := range paths {
 		id, rest, _ := strings.Cut(filepath.Base(p), ".")
 		if _, err := crypto.ParseRecordID(id); err != nil {
@@ -83,10 +85,45 @@ func heldShares(h *home.Home) map[consent.RecordID]bool {
 		}
 		files[consent.RecordID(id)]++
 		if rest != "share.json" || files[consent.RecordID(id)] > 1 {
-			out[consent.RecordID(id)] = true
+			look[consent.RecordID(id)] = true
 		}
 	}
-	return out
+	for id := range files {
+		if !look[id] {
+			others[id] = true
+		}
+	}
+	return look, others
+}
+
+// handedOver moves to n.reshared the records of n.unchecked (heldShares' others) that
+// the chain no longer lists this hospital a custodian of, once the chain has caught up
+// (a node behind would see custodies it has since handed over). It reports whether the
+// look was made.
+func (n *Node) handedOver() bool {
+	n.mu.Lock()
+	unchecked := n.unchecked
+	n.mu.Unlock()
+	if unchecked == nil {
+		return true
+	}
+	if n.chain.CatchingUp() {
+		return false
+	}
+	held, err := read(n, consent.HeldRecords, n.id)
+	if err != nil {
+		n.log.Warn("re-sharing: the records this hospital holds could not be read", "err", err)
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id := range unchecked {
+		if _, found := slices.BinarySearch(held, id); !found {
+			n.reshared[id] = true // dropStale finds whether it was re-shared without this hospital
+		}
+	}
+	n.unchecked = nil
+	return true
 }
 
 // reshareStepWait bounds one step of a re-sharing (a deal, or taking a new share with
@@ -112,6 +149,7 @@ func (n *Node) reshareLoop() {
 		if heights != nil && isClosed(heights) {
 			heights = nil // the chain stopped: the ticker alone runs
 		}
+		n.handedOver()
 		n.followReshares(n.ctx)
 	}
 }
@@ -366,9 +404,18 @@ func (n *Node) dropStale(ctx context.Context, id consent.RecordID) (done bool, e
 		}
 		n.log.Info("re-sharing: a share no longer held destroyed", "record", id, "epoch", epoch)
 	}
-	if rs == nil && !slices.Contains(rec.Custodians, n.id) && len(files) > 0 {
-		if err := n.store.Unpin(ctx, sealed.CID); err != nil {
+	if !slices.Contains(rec.Custodians, n.id) && (rs == nil || !slices.Contains(rs.To, n.id)) {
+		// no longer a custodian, nor to be one: the ciphertext goes too (looked up, not
+		// inferred from the share files, which an earlier pass may have removed)
+		pinned, err := n.store.IsPinned(ctx, sealed.CID)
+		if err != nil {
 			return false, err
+		}
+		if pinned {
+			if err := n.store.Unpin(ctx, sealed.CID); err != nil {
+				return false, err
+			}
+			n.log.Info("re-sharing: the ciphertext of a record no longer held unpinned", "record", id)
 		}
 	}
 	return rs == nil, nil

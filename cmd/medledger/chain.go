@@ -35,6 +35,34 @@ func onChain(ctx context.Context, addr string, f func(ctx context.Context, c *cl
 	return onChainShowing(ctx, nil, addr, f)
 }
 
+// submitAsHospital submits body signed with the operator key of the hospital whose home
+// --home names, through the node at addr, showing progress on stderr, and returns the
+// committed result.
+func submitAsHospital(cmd *cobra.Command, addr string, body consent.Body) (*consent.Committed, error) {
+	h, err := home.Load(homeFlag(cmd))
+	if err != nil {
+		return nil, err
+	}
+	var res *consent.Committed
+	err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), addr, func(ctx context.Context, c *client.Client) error {
+		res, err = c.Submit(ctx, body, h.Keys.Operator)
+		return err
+	})
+	return res, err
+}
+
+// eventAttr is the value of the first attribute key of an event of type typ in res.
+func eventAttr(res *consent.Committed, typ, key string) (string, bool) {
+	for _, e := range res.Events {
+		for _, a := range e.Attrs {
+			if e.Type == typ && a.Key == key {
+				return a.Value, true
+			}
+		}
+	}
+	return "", false
+}
+
 // onChainShowing is onChain with a client that writes a progress line to progress
 // every few seconds while it waits for a commit (the commands that submit pass
 // stderr). A chain that stops making progress fails the wait within
@@ -418,20 +446,16 @@ A review's outcome (medledger audit review --outcome) is one of: ` + strings.Joi
 		if !consent.IsPurpose(pu) {
 			return fmt.Errorf("purpose %q is not a v3 PurposeOfUse code (e.g. TREAT, HPAYMT, HRESCH)", purpose)
 		}
-		h, err := home.Load(homeFlag(cmd))
-		if err != nil {
-			return err
-		}
 		if as == "" {
+			h, err := home.Load(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
 			as = h.Config.ID
 		}
 		body := consent.Body{Kind: consent.KindRequest, Request: &consent.Request{
 			Requester: consent.HospitalID(as), Record: consent.RecordID(args[0]), Purpose: pu}}
-		var res *consent.Committed
-		err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
-			res, err = c.Submit(ctx, body, h.Keys.Operator)
-			return err
-		})
+		res, err := submitAsHospital(cmd, *node, body)
 		if err != nil {
 			return err
 		}

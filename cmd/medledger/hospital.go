@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medledger/medledger/consent"
-	"github.com/medledger/medledger/node/client"
-	"github.com/medledger/medledger/node/home"
 )
 
 func hospitalCmd() *cobra.Command {
@@ -29,30 +26,15 @@ new set of custodians (see 'medledger record custody').`,
 		if !id.Valid() {
 			return fmt.Errorf("hospital leave: %q is not a hospital ID: 1-32 lowercase letters, digits and dashes", consent.Truncate(args[0], 40))
 		}
-		h, err := home.Load(homeFlag(cmd))
+		res, err := submitAsHospital(cmd, *node, consent.Body{Kind: consent.KindLeave, Leave: &consent.Leave{Hospital: id}})
 		if err != nil {
 			return err
 		}
-		body := consent.Body{Kind: consent.KindLeave, Leave: &consent.Leave{Hospital: id}}
-		var res *consent.Committed
-		err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), *node, func(ctx context.Context, c *client.Client) error {
-			res, err = c.Submit(ctx, body, h.Keys.Operator)
-			return err
-		})
-		if err != nil {
-			return err
+		left := "false (more votes needed: 2/3 of the members' power)"
+		if v, _ := eventAttr(res, "leave", "left"); v == "true" {
+			left = "true"
 		}
-		left, reshares := "false (more votes needed: 2/3 of the members' power)", ""
-		for _, e := range res.Events {
-			for _, a := range e.Attrs {
-				switch {
-				case e.Type == "leave" && a.Key == "left":
-					left = "true"
-				case e.Type == "leave" && a.Key == "reshares":
-					reshares = a.Value
-				}
-			}
-		}
+		reshares, _ := eventAttr(res, "leave", "reshares")
 		fmt.Fprintf(cmd.OutOrStdout(), "voted     %s leaves\nheight    %d\nleft      %s\n", id, res.Height, left)
 		if reshares != "" {
 			fmt.Fprintf(cmd.OutOrStdout(), "re-shared %s records in threshold custody\n", reshares)

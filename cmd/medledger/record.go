@@ -18,7 +18,7 @@ import (
 
 func recordCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "record", Short: "Ingest and read encrypted FHIR records"}
-	cmd.AddCommand(recordPutCmd(), recordGetCmd(), recordCustodyCmd())
+	cmd.AddCommand(recordPutCmd(), recordGetCmd(), recordCustodyCmd(), recordHandOverCmd())
 	return cmd
 }
 

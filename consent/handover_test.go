@@ -1,0 +1,111 @@
+package consent_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/medledger/medledger/consent"
+	"github.com/medledger/medledger/crypto"
+)
+
+func handOver(custodian string, rec consent.RecordID, to string) consent.Body {
+	return consent.Body{Kind: consent.KindHandOver, HandOver: &consent.HandOver{
+		Custodian: consent.HospitalID(custodian), Record: rec, To: consent.HospitalID(to)}}
+}
+
+// A custodian hands its custody over: only its own key may, only to a member that is
+// not a custodian, only of a threshold record not erased nor being re-shared; every
+// refusal changes nothing. The record is re-shared to the other custodians and the
+// named member, the custodian handing over dealing like the others and counted as
+// holding its share until the switch; after it, its old share does not combine with the
+// new ones, and the new ones rebuild the key. The named member's leave during the
+// hand-over starts it again as a hand-over: the custodian that handed over stays out.
+func TestHandOver(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover", "eve"}, nil)
+	rec := consent.RecordID("c0ffee00c0ffee00c0ffee00c0ffee00")
+	old, r := c.sharedRecord(rec)
+	oldC, err := crypto.ParseCommitments(r.Commitments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := consent.RecordID("c0ffee00c0ffee00c0ffee00c0ffee01")
+	c.ok("ada", consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: &consent.RegisterRecord{
+		Record: whole, CID: r.CID, Patient: r.Patient, Classes: r.Classes, Custodians: []consent.HospitalID{"ada"}}})
+
+	c.refused("ada", handOver("city", rec, "dover"), consent.CodeUnauthorized) // not city's key
+	c.refused("dover", handOver("dover", rec, "eve"), consent.CodeUnauthorized)
+	c.refused("city", handOver("city", rec, "city"), consent.CodeInvalid)
+	c.refused("city", handOver("city", rec, "ada"), consent.CodeInvalid)
+	c.refused("city", handOver("city", rec, "nobody"), consent.CodeUnknownHospital)
+	c.refused("ada", handOver("ada", whole, "dover"), consent.CodeInvalid)
+	c.refused("city", handOver("city", "c0ffee00c0ffee00c0ffee00c0ffee02", "dover"), consent.CodeUnknownRecord)
+	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
+		t.Fatalf("a refused hand-over started a re-sharing: %+v", rs)
+	}
+
+	res := c.ok("city", handOver("city", rec, "dover"))
+	if !hasAttr(res, "in", "dover") || !hasAttr(res, "out", "city") {
+		t.Fatalf("hand-over events %+v", res.Events)
+	}
+	rs, _ := consent.GetReshare(c.st, rec)
+	if rs == nil || rs.Epoch != 1 || !slices.Equal(rs.To, []consent.HospitalID{"ada", "bayside", "dover"}) || rs.Out != "city" {
+		t.Fatalf("re-sharing after city's hand-over: %+v", rs)
+	}
+	c.refused("ada", handOver("ada", rec, "eve"), consent.CodeInvalid) // one at a time
+	if err := consent.CheckCustodian(c.st, r, "city"); err != nil {
+		t.Fatalf("city, handing over, may not release before the switch: %v", err)
+	}
+
+	// Dover leaves meanwhile: the re-sharing starts again, city still out, eve (the
+	// member left) in dover's place.
+	c.voteOut("dover", "ada", "bayside", "city", "eve")
+	rs, _ = consent.GetReshare(c.st, rec)
+	if rs == nil || !slices.Equal(rs.To, []consent.HospitalID{"ada", "bayside", "eve"}) || rs.Out != "city" {
+		t.Fatalf("after a leave during the hand-over: %+v", rs)
+	}
+
+	// City deals with ada (bayside is down): two deals of a 2-of-3 record.
+	cityDeal, citySubs, cityC := dealFor(t, rs, "city", old[2])
+	adaDeal, adaSubs, adaC := dealFor(t, rs, "ada", old[0])
+	c.ok("city", cityDeal)
+	c.ok("ada", adaDeal)
+	rs, _ = consent.GetReshare(c.st, rec)
+	if !rs.Ready() {
+		t.Fatal("the deals of city and ada made no new commitments")
+	}
+	newShares := make([]crypto.Share, len(rs.To))
+	for j := range rs.To {
+		s, bad, err := crypto.CombineSubShares(crypto.ShareIndex(j+1), []crypto.ShareIndex{3, 1},
+			[]crypto.Commitments{cityC, adaC}, []crypto.Share{citySubs[j], adaSubs[j]})
+		if err != nil || len(bad) > 0 {
+			t.Fatalf("new share %d: %v %v", j+1, bad, err)
+		}
+		newShares[j] = s
+	}
+	c.ok("eve", acceptBody("eve", rec, rs.CommitmentsHash()))
+	c.ok("ada", acceptBody("ada", rec, rs.CommitmentsHash()))
+	r, _ = consent.GetRecord(c.st, rec)
+	if r.Epoch != 1 || !slices.Equal(r.Custodians, []consent.HospitalID{"ada", "bayside", "eve"}) {
+		t.Fatalf("after the switch: %+v", r)
+	}
+	if err := consent.CheckCustodian(c.st, r, "city"); err == nil {
+		t.Fatal("city may still release after the switch")
+	}
+	if held, _ := consent.HeldRecords(c.st, "city"); slices.Contains(held, rec) {
+		t.Fatal("the index still lists city as a custodian")
+	}
+	if held, _ := consent.HeldRecords(c.st, "eve"); !slices.Contains(held, rec) {
+		t.Fatal("the index does not list eve as a custodian")
+	}
+	newC, _ := crypto.ParseCommitments(r.Commitments)
+	got, _, err := crypto.Combine(newC, []crypto.Share{newShares[0], newShares[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _, err := crypto.Combine(oldC, old[:2]); err != nil || !sameKey(t, want, got) {
+		t.Fatal("the new shares do not rebuild the record's key")
+	}
+	if _, _, err := crypto.Combine(newC, []crypto.Share{old[2], newShares[0]}); err == nil {
+		t.Fatal("city's old share combined with a new one")
+	}
+}
