@@ -222,8 +222,17 @@ func TestRestartCatchesUpUnavailable(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("healthy %s after the restart; unavailable meanwhile for: %v", time.Since(started).Round(time.Millisecond), reasons)
-	if status, h := healthz(t, dunmore); status != http.StatusOK || h.Status != api.StatusOK || h.CatchingUp {
-		t.Fatalf("/healthz once caught up: %d %+v", status, h)
+	// /healthz says so too. Under load a node just caught up may fall two blocks
+	// behind its peers for a moment, which is unavailable again (fail closed), so the
+	// endpoint is asked until it answers 200, within a bound, and never says failed.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		status, h := healthz(t, dunmore)
+		if status == http.StatusOK && h.Status == api.StatusOK && !h.CatchingUp {
+			break
+		}
+		if h.Status == api.StatusFailed || time.Now().After(deadline) {
+			t.Fatalf("/healthz once caught up: %d %+v", status, h)
+		}
 	}
 	if err := dunmore.Err(); err != nil {
 		t.Fatalf("Err after catching up: %v", err)
