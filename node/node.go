@@ -172,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		EmptyBlockInterval: h.Config.EmptyBlockInterval(),
 		Logger:             log.With("component", "chain"),
 		CometLogLevel:      slog.LevelError,
+		AdmitPeers:         memberNodeKeys, // a hospital that left no longer follows the chain
 	})
 	if err != nil {
 		return nil, err
@@ -435,12 +436,31 @@ func (n *Node) refreshRegistry() error {
 	n.members.Set(peers)
 	n.registry = r
 	n.mu.Unlock()
+	left := false
 	for p, id := range old.byPeer {
 		if _, still := r.byPeer[p]; !still && id != n.id {
 			n.host.Disconnect(p) // a hospital that left: its open connections end too
+			left = true
 		}
 	}
+	if left {
+		n.chain.DropUnadmitted() // and its CometBFT peer (refused when it dials again)
+	}
 	return nil
+}
+
+// memberNodeKeys are the node keys of the registry's members: the peers CometBFT's
+// p2p admits.
+func memberNodeKeys(r consent.Reader) ([]ed25519.PublicKey, error) {
+	hs, err := consent.Hospitals(r)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]ed25519.PublicKey, len(hs))
+	for i, h := range hs {
+		keys[i] = h.Node
+	}
+	return keys, nil
 }
 
 // maxDials bounds how many members connectMembers dials at once.

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/crypto"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/api"
 	"github.com/medledger/medledger/node/auditor"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
@@ -66,6 +68,9 @@ func TestLeaveByVoteReshares(t *testing.T) {
 	id, _ := crypto.ParseRecordID(string(rec.ID))
 	cityOld := openShare(t, city, id, 0, 3) // what a leaver could keep
 
+	if !reader.Chain().HasPeer(nodePublicKey(t, city)) {
+		t.Fatal("before the leave, the reader's CometBFT has no peer for city's node key")
+	}
 	net.StopNode(iNew)
 	for _, voter := range []*node.Node{ada, bayside, city, reader} {
 		if _, err := voter.VoteLeave(nodetest.Ctx(t), "city"); err != nil {
@@ -73,9 +78,17 @@ func TestLeaveByVoteReshares(t *testing.T) {
 		}
 	}
 	waitFor(t, "the registry to drop city", func() bool { return !slices.Contains(reader.Members(), "city") })
+	cityKey := nodePublicKey(t, city)
+	waitFor(t, "the members to drop city's CometBFT peer", func() bool {
+		return !slices.ContainsFunc([]*node.Node{ada, bayside, reader}, func(m *node.Node) bool { return m.Chain().HasPeer(cityKey) })
+	})
+	leftAt := city.Chain().Height()
 	read("during the re-sharing")
-	if _, err := city.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil || !strings.Contains(err.Error(), `no registered hospital "city"`) {
-		t.Fatalf("the hospital that left requests access: %v, want the chain's refusal of a non-member", err)
+	// Its own node, cut off from the chain, refuses: its last state says it is not a
+	// member (CheckTx), or it cannot show its state is current (no peers).
+	if _, err := city.Read(nodetest.Ctx(t), rec.ID, "TREAT"); err == nil ||
+		!strings.Contains(err.Error(), `no registered hospital "city"`) && !errors.As(err, new(*api.Unavailable)) {
+		t.Fatalf("the hospital that left requests access: %v, want the refusal of a non-member or unavailable", err)
 	}
 
 	st := waitCustody(t, reader, rec.ID, func(s *consent.CustodyStatus) bool { return s.Epoch == 1 })
@@ -84,6 +97,12 @@ func TestLeaveByVoteReshares(t *testing.T) {
 		t.Fatalf("custody after the switch: %+v, want custodians %v and the re-sharing kept for the one down", st, want)
 	}
 	read("after the switch, the new custodian down")
+	if h, now := city.Chain().Height(), reader.Chain().Height(); h > leftAt+1 || now <= leftAt+1 {
+		t.Errorf("city, which left at height %d, is at height %d with the chain at %d: it still follows the chain", leftAt, h, now)
+	}
+	if slices.ContainsFunc([]*node.Node{ada, bayside, reader}, func(m *node.Node) bool { return m.Chain().HasPeer(cityKey) }) {
+		t.Error("a member admitted city's CometBFT peer again")
+	}
 	// A requester that read the record before the switch gets shares of the new
 	// sharing: it reads the record again rather than calling the custodians liars.
 	acc, err := reader.Read(nodetest.Ctx(t), rec.ID, "TREAT")
@@ -157,6 +176,16 @@ func TestLeaveByVoteReshares(t *testing.T) {
 	if _, err := auditor.Replay(nodetest.Ctx(t), c, gen, auditor.ReplayConfig{}); err != nil {
 		t.Fatalf("an auditor's replay across the validator set change: %v", err)
 	}
+}
+
+// nodePublicKey is nd's node key (its CometBFT and libp2p identity).
+func nodePublicKey(t *testing.T, nd *node.Node) ed25519.PublicKey {
+	t.Helper()
+	k, err := nd.Home().Keys.Node.Ed25519PrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public().(ed25519.PublicKey)
 }
 
 // placeHash is how the chain orders candidates for a record's custody.

@@ -64,6 +64,11 @@ type Config struct {
 	// (8 s); at least MinPeerSilence; NoPeerLiveness turns the heartbeat off (the
 	// node still keeps dialling its persistent peers).
 	PeerSilence time.Duration
+	// AdmitPeers, if set, are the node keys CometBFT's p2p admits, read from the
+	// committed state (a hospital node: its registry's members); any other peer is
+	// refused once its handshake names it (abci.App.AdmitPeers), and DropUnadmitted
+	// closes the connections of peers no longer admitted. nil admits every peer.
+	AdmitPeers func(r consent.Reader) ([]ed25519.PublicKey, error)
 }
 
 // NoEmptyBlocks as Config.EmptyBlockInterval makes blocks only when there are txs.
@@ -121,6 +126,7 @@ func (c *Config) cometConfig() *cmtcfg.Config {
 	cc.P2P.AllowDuplicateIP = true
 	cc.P2P.AddrBookStrict = false
 	cc.P2P.PexReactor = false
+	cc.FilterPeers = c.AdmitPeers != nil
 	// How fast a restarted validator rejoins is set by CometBFT constants, not by
 	// settings here (cmd/medledger's TestChaosSoak measures it: back in consensus about
 	// 4.3 s after a kill -9'd process starts again). The restarted node dials its
@@ -163,6 +169,7 @@ type Node struct {
 	// validators is the size of the genesis validator set (the consent chain does
 	// not change it).
 	validators int
+	filtered   bool // Config.AdmitPeers was set
 
 	mu      sync.Mutex
 	started bool
@@ -202,6 +209,9 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	app.ReportFaults(faults.set)
 	app.GateQueries(cfg.PublicQuery)
+	if cfg.AdmitPeers != nil {
+		app.AdmitPeers(cfg.AdmitPeers)
+	}
 	dbs := new(Stores)
 	// The handshake panics when the app and the chain disagree (e.g. a different app
 	// hash at the same height); report it as an error to the caller instead.
@@ -236,6 +246,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		faults:     faults,
 		nodeID:     id,
 		validators: len(genesis.Validators),
+		filtered:   cfg.AdmitPeers != nil,
 		p2pAddr:    id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
 	}
 	if n.commits, err = WatchCommits(cmt.EventBus()); err != nil {
@@ -399,4 +410,26 @@ func ValidatorFromKey(pub ed25519.PublicKey, power int64, name string) cmttypes.
 func P2PAddr(nodeKey ed25519.PrivateKey, listen string) string {
 	nk := p2p.NodeKey{PrivKey: cmted25519.PrivKey(nodeKey)}
 	return string(nk.ID()) + "@" + strings.TrimPrefix(listen, "tcp://")
+}
+
+// DropUnadmitted closes the connections of CometBFT peers the committed state no longer
+// admits (Config.AdmitPeers), and returns how many it closed. It does nothing without
+// AdmitPeers. A closed peer is not redialled by CometBFT, and its own dials are refused.
+func (n *Node) DropUnadmitted() int {
+	if !n.filtered {
+		return 0
+	}
+	dropped := 0
+	for _, p := range n.cmt.Switch().Peers().Copy() {
+		if ok, err := n.app.Admitted(string(p.ID())); err == nil && !ok {
+			n.cmt.Switch().StopPeerGracefully(p)
+			dropped++
+		}
+	}
+	return dropped
+}
+
+// HasPeer reports whether CometBFT's p2p has a connection with the node of key.
+func (n *Node) HasPeer(key ed25519.PublicKey) bool {
+	return n.cmt.Switch().Peers().Has(p2p.ID(abci.NodeID(key)))
 }

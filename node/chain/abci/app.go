@@ -3,6 +3,7 @@ package abci
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,8 @@ type App struct {
 
 	machine StateMachine
 	log     *slog.Logger
+	// peers, if set, are the node keys CometBFT's p2p admits (AdmitPeers).
+	peers func(r consent.Reader) ([]ed25519.PublicKey, error)
 
 	// cons orders the consensus connection's calls (InitChain, FinalizeBlock, Commit)
 	// and guards pending. It is taken before mu.
@@ -358,6 +361,9 @@ func (a *App) committed() (r consent.Reader, v *dbView) {
 // Node, a path that is not public is refused unless ctx marks the read as the node's
 // own (see publicquery.go).
 func (a *App) Query(ctx context.Context, req *abcitypes.RequestQuery) (*abcitypes.ResponseQuery, error) {
+	if rest, ok := strings.CutPrefix(req.Path, PeerFilterPath); ok && a.peers != nil {
+		return a.filterPeer(rest), nil
+	}
 	if refusal := a.refuseQuery(ctx, req.Path); refusal != nil {
 		return refusal, nil
 	}
