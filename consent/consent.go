@@ -234,6 +234,9 @@ type HandOver struct {
 	Custodian HospitalID `cbor:"1,keyasint"`
 	Record    RecordID   `cbor:"2,keyasint"`
 	To        HospitalID `cbor:"3,keyasint,omitempty"`
+	// Withdraw ends the custodian's hand-over of Record before the switch instead
+	// (handover.go).
+	Withdraw bool `cbor:"4,keyasint,omitempty"`
 }
 
 // AttestErasure is a custodian's statement that it destroyed an erased record's key

@@ -1,6 +1,10 @@
 package consent
 
-import "slices"
+import (
+	"bytes"
+	"slices"
+	"strconv"
+)
 
 // Hand-over. A custodian of a threshold record may hand its custody over to another
 // member (a hospital retiring its store, moving custody closer to the patient's care,
@@ -8,8 +12,11 @@ import "slices"
 // custodians and the named member, or one the chain chooses, in its place. Only the
 // custodian itself may hand its custody over; a custodian that is gone for good is
 // replaced by the leave vote. The custodian keeps its share, and releases it, until the
-// new sharing is in force, and it deals it again like the others (a custodian that lost
-// its share does not deal: the others must be k).
+// new sharing is in force, and it deals it again like the others; the chain counts it
+// among the k dealers a re-sharing needs. One that lost its share cannot deal: if fewer
+// than k others can, the re-sharing waits, and the custodian may withdraw its hand-over
+// (HandOver.Withdraw) until the switch. A leave that starts a hand-over again when no
+// member is left to take its place drops the hand-over rather than the custodian.
 
 // handOver starts the re-sharing of h.Record without its signing custodian.
 func (a *action) handOver(h HandOver) ([]Event, error) {
@@ -24,6 +31,10 @@ func (a *action) handOver(h HandOver) ([]Event, error) {
 	switch {
 	case rec.Erased != 0:
 		return nil, reject(CodeErased, "record %s was erased at height %d", rec.ID, rec.Erased)
+	case h.Withdraw && h.To != "":
+		return nil, reject(CodeInvalid, "a withdrawal names no member to hand over to")
+	case h.Withdraw:
+		return a.withdrawHandOver(c, rec)
 	case !slices.Contains(rec.Custodians, c.ID):
 		return nil, reject(CodeUnauthorized, "%s is not a custodian of record %s", c.ID, rec.ID)
 	case !rec.Shared():
@@ -55,11 +66,34 @@ func (a *action) handOver(h HandOver) ([]Event, error) {
 		return nil, err
 	case rs == nil:
 		return nil, reject(CodeNoCustody, "fewer than %d custodians of record %s hold a verified share to deal: it cannot be re-shared", rec.Threshold, rec.ID)
-	case len(rs.To) < len(rec.Custodians):
+	case rs.Out != c.ID:
 		return nil, reject(CodeInvalid, "every member is a custodian of record %s: there is no member to hand custody over to", rec.ID)
 	}
-	ev.Attrs = append(ev.Attrs, Attr{Key: "out", Value: string(c.ID)}, Attr{Key: "in", Value: string(rs.To[slices.IndexFunc(rs.To, func(x HospitalID) bool {
-		return !slices.Contains(rec.Custodians, x)
-	})])})
+	in := h.To
+	if in == "" { // the chain's choice: the first new custodian in its order
+		fresh := slices.DeleteFunc(slices.Clone(rs.To), func(x HospitalID) bool { return slices.Contains(rec.Custodians, x) })
+		slices.SortFunc(fresh, func(x, y HospitalID) int { return bytes.Compare(placeKey(rec.ID, x), placeKey(rec.ID, y)) })
+		in = fresh[0]
+	}
+	ev.Attrs = append(ev.Attrs, Attr{Key: "out", Value: string(c.ID)}, Attr{Key: "in", Value: string(in)})
 	return []Event{ev}, nil
+}
+
+// withdrawHandOver ends h.Custodian's hand-over of h.Record before the switch (say, it
+// has lost its share, and fewer than k others can deal): the re-sharing is dropped and
+// the record stays with its custodians. New custodians that took shares of it destroy
+// them (node/reshare.go).
+func (a *action) withdrawHandOver(c *Hospital, rec *Record) ([]Event, error) {
+	rs, err := GetReshare(a.st, rec.ID)
+	switch {
+	case err != nil:
+		return nil, err
+	case rs == nil || rs.Out != c.ID:
+		return nil, reject(CodeInvalid, "%s has no hand-over of record %s in progress", c.ID, rec.ID)
+	case rs.Switched:
+		return nil, reject(CodeInvalid, "the hand-over of record %s is done: it switched at epoch %d", rec.ID, rs.Epoch)
+	}
+	ev := Event{Type: "reshare", Attrs: []Attr{{Key: "record", Value: string(rec.ID), Index: true},
+		{Key: "epoch", Value: strconv.FormatUint(uint64(rs.Epoch), 10)}, {Key: "out", Value: string(c.ID)}, {Key: "state", Value: "withdrawn"}}}
+	return []Event{ev}, a.st.Delete([]byte(keyReshare + string(rec.ID)))
 }

@@ -109,3 +109,74 @@ func TestHandOver(t *testing.T) {
 		t.Fatal("city's old share combined with a new one")
 	}
 }
+
+func withdraw(custodian string, rec consent.RecordID) consent.Body {
+	b := handOver(custodian, rec, "")
+	b.HandOver.Withdraw = true
+	return b
+}
+
+// A hand-over without a named member goes to the one the chain chooses, and the event
+// names it. A leave that starts it again when no member is free to take the place
+// drops the hand-over, not a custodian: the record keeps three. With every member a
+// custodian, there is no one to hand over to.
+func TestHandOverChosenAndDropped(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover"}, nil)
+	rec := consent.RecordID("c0ffee00c0ffee00c0ffee00c0ffee10")
+	c.sharedRecord(rec)
+	res := c.ok("city", handOver("city", rec, ""))
+	if !hasAttr(res, "in", "dover") {
+		t.Fatalf("hand-over to the chain's choice: events %+v, want in=dover", res.Events)
+	}
+	c.voteOut("ada", "ada", "bayside", "dover")
+	rs, _ := consent.GetReshare(c.st, rec)
+	if rs == nil || rs.Out != "" || !slices.Equal(rs.To, []consent.HospitalID{"bayside", "city", "dover"}) {
+		t.Fatalf("after ada left during city's hand-over: %+v, want the hand-over dropped and three custodians", rs)
+	}
+
+	c = newReshareChain(t, []string{"ada", "bayside", "city"}, nil)
+	c.sharedRecord(rec)
+	c.refused("city", handOver("city", rec, ""), consent.CodeInvalid)
+	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
+		t.Fatalf("a refused hand-over left a re-sharing: %+v", rs)
+	}
+}
+
+// A custodian may withdraw its own hand-over until the switch: the re-sharing goes and
+// the record stays as it was. No one else may, and not after the switch.
+func TestHandOverWithdrawn(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover"}, nil)
+	rec := consent.RecordID("c0ffee00c0ffee00c0ffee00c0ffee20")
+	old, r := c.sharedRecord(rec)
+	c.refused("city", withdraw("city", rec), consent.CodeInvalid) // none in progress
+	c.ok("city", handOver("city", rec, "dover"))
+	c.refused("ada", withdraw("ada", rec), consent.CodeInvalid)
+	bad := withdraw("city", rec)
+	bad.HandOver.To = "dover"
+	c.refused("city", bad, consent.CodeInvalid)
+	res := c.ok("city", withdraw("city", rec))
+	if !hasAttr(res, "state", "withdrawn") {
+		t.Fatalf("withdrawal events %+v", res.Events)
+	}
+	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
+		t.Fatalf("the re-sharing is kept after the withdrawal: %+v", rs)
+	}
+	if now, _ := consent.GetRecord(c.st, rec); now.Epoch != 0 || !slices.Equal(now.Custodians, r.Custodians) {
+		t.Fatalf("the record changed: %+v", now)
+	}
+
+	// Again, up to the switch (bayside has not taken its share): too late to withdraw.
+	c.ok("city", handOver("city", rec, "dover"))
+	rs, _ := consent.GetReshare(c.st, rec)
+	for i, h := range []string{"ada", "bayside"} {
+		body, _, _ := dealFor(t, rs, h, old[i])
+		c.ok(h, body)
+	}
+	rs, _ = consent.GetReshare(c.st, rec)
+	c.ok("dover", acceptBody("dover", rec, rs.CommitmentsHash()))
+	c.ok("ada", acceptBody("ada", rec, rs.CommitmentsHash()))
+	c.refused("city", withdraw("city", rec), consent.CodeInvalid)
+	if now, _ := consent.GetRecord(c.st, rec); now.Epoch != 1 || slices.Contains(now.Custodians, "city") {
+		t.Fatalf("after the switch: %+v", now)
+	}
+}

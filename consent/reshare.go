@@ -218,6 +218,15 @@ func (a *action) startReshare(rec *Record, out, in HospitalID) (Event, error) {
 			candidates = append(candidates, m.ID)
 		}
 	}
+	free := len(candidates)
+	if in != "" && isMember(in) && !slices.Contains(to, in) && in != out {
+		free++
+	}
+	if out != "" && len(to)+free < len(rec.Custodians) {
+		// A hand-over started again (a leave) with no member left to take the place:
+		// the custodian handing over stays, rather than the record losing a custodian.
+		return a.startReshare(rec, "", "")
+	}
 	slices.SortFunc(candidates, func(x, y HospitalID) int {
 		return bytes.Compare(placeKey(rec.ID, x), placeKey(rec.ID, y))
 	})
@@ -226,6 +235,13 @@ func (a *action) startReshare(rec *Record, out, in HospitalID) (Event, error) {
 	}
 	to = append(to, candidates[:min(len(candidates), len(rec.Custodians)-len(to))]...)
 	slices.Sort(to)
+	if len(to) < rec.Threshold { // no k-of-len(to) sharing: the record stays as it is
+		if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil {
+			return ev, err
+		}
+		ev.Attrs = append(ev.Attrs, Attr{Key: "state", Value: "stuck"})
+		return ev, nil
+	}
 	rs := Reshare{Record: rec.ID, Epoch: rec.Epoch + 1, From: rec.Custodians, To: to, Threshold: rec.Threshold,
 		Deals: []Deal{}, Accepted: []Attestation{}, Height: a.block.Height, Out: out, In: in}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "state", Value: "started"})

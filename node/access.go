@@ -133,11 +133,12 @@ func (n *Node) obtainKey(ctx context.Context, d consent.Decision, rec consent.Re
 	wctx := crypto.WrapContext{Chain: n.home.ChainID(), Record: recID, Grant: crypto.GrantID(d.ID)}
 	if rec.Shared() {
 		dek, err := n.obtainShares(ctx, d, rec, wctx)
-		var short *api.Unavailable
-		if errors.Is(err, errReshared) || errors.As(err, &short) {
+		if errors.Is(err, errReshared) || errors.As(err, new(*api.Unavailable)) || errors.As(err, new(*api.Denied)) {
 			// A re-sharing may have switched the record while it was read (a custodian
-			// answered for the new sharing, or, not yet holding its new share, refused
-			// for lack of custody): once more, as it is now, if it changed.
+			// answered for the new sharing; one not yet holding its new share refused
+			// for lack of custody; one that handed its custody over refused as no
+			// longer a custodian): once more, as it is now, if it changed. A refusal on
+			// the chain's word comes again from the new custodians.
 			if now, rerr := n.Record(ctx, rec.ID); rerr == nil && now.Epoch != rec.Epoch {
 				dek, err = n.obtainShares(ctx, d, *now, wctx)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -45,6 +46,7 @@ func TestHandOverReshares(t *testing.T) {
 		}
 	}
 	read("before the hand-over")
+	before := *rec
 	id, _ := crypto.ParseRecordID(string(rec.ID))
 	cityOld := openShare(t, city, id, 0, 3)
 
@@ -98,6 +100,20 @@ func TestHandOverReshares(t *testing.T) {
 		pinned, err := city.Store().IsPinned(nodetest.Ctx(t), root)
 		return err == nil && !pinned
 	})
+
+	// A requester holding the record as read before the hand-over asks ada and bayside
+	// (who answer with shares of the new sharing) and city, which, back and current,
+	// refuses as no longer a custodian: it reads the record again and gets the key from
+	// the new custodians.
+	waitHealthy(t, city, time.Minute)
+	acc, err := dunmore.Read(nodetest.Ctx(t), rec.ID, "TREAT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dunmore.ObtainKey(nodetest.Ctx(t), acc.Decision, before); err != nil {
+		t.Fatalf("key with the record as read before the hand-over, city up: %v", err)
+	}
+
 	net.StopNode(0)
 	read("from bayside and dunmore, ada down")
 }

@@ -97,9 +97,9 @@ func heldShares(h *home.Home) (look, others map[consent.RecordID]bool) {
 }
 
 // handedOver moves to n.reshared the records of n.unchecked (heldShares' others) that
-// the chain no longer lists this hospital a custodian of, once the chain has caught up
-// (a node behind would see custodies it has since handed over). It reports whether the
-// look was made.
+// the chain no longer lists this hospital a custodian of, once the node can show its
+// state is current (Serving: a node behind would see custodies it has since handed
+// over). It reports whether the look was made.
 func (n *Node) handedOver() bool {
 	n.mu.Lock()
 	unchecked := n.unchecked
@@ -107,7 +107,7 @@ func (n *Node) handedOver() bool {
 	if unchecked == nil {
 		return true
 	}
-	if n.chain.CatchingUp() {
+	if n.Serving() != nil { // not current: catching up, behind its peers, or alone
 		return false
 	}
 	held, err := read(n, consent.HeldRecords, n.id)
@@ -374,17 +374,28 @@ func (n *Node) dropStaleShares(ctx context.Context) {
 // dropStale destroys this node's stale shares of record id; done means no re-sharing
 // of it is in progress any more.
 func (n *Node) dropStale(ctx context.Context, id consent.RecordID) (done bool, err error) {
-	rec, err := n.Record(ctx, id)
+	// The record and its re-sharing from one state: read apart, a record read before a
+	// switch and a re-sharing read after it settled would make a new custodian's share
+	// look stale.
+	type view struct {
+		rec *consent.Record
+		rs  *consent.Reshare
+	}
+	v, _, err := readState(n, func(r consent.Reader) (view, error) {
+		rec, err := consent.GetRecord(r, id)
+		if err != nil {
+			return view{}, err
+		}
+		rs, err := consent.GetReshare(r, id)
+		return view{rec, rs}, err
+	})
 	if errors.Is(err, api.ErrNotFound) {
 		return true, nil // not registered (yet): nothing was re-shared
 	}
 	if err != nil {
 		return false, err
 	}
-	rs, err := read(n, consent.GetReshare, id)
-	if err != nil {
-		return false, err
-	}
+	rec, rs := v.rec, v.rs
 	sealed, err := sealedOf(rec)
 	if err != nil {
 		return false, err
@@ -405,8 +416,14 @@ func (n *Node) dropStale(ctx context.Context, id consent.RecordID) (done bool, e
 		n.log.Info("re-sharing: a share no longer held destroyed", "record", id, "epoch", epoch)
 	}
 	if !slices.Contains(rec.Custodians, n.id) && (rs == nil || !slices.Contains(rs.To, n.id)) {
-		// no longer a custodian, nor to be one: the ciphertext goes too (looked up, not
-		// inferred from the share files, which an earlier pass may have removed)
+		// No longer a custodian, nor to be one: the whole key an ingesting hospital may
+		// have kept ([custody] keep_whole_key) goes, and the ciphertext (its pin looked
+		// up, not inferred from the share files, which an earlier pass may have removed).
+		if err := os.Remove(CustodyKeyPath(n.home, sealed.ID)); err == nil {
+			n.log.Info("re-sharing: the whole key of a record no longer held destroyed", "record", id)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
 		pinned, err := n.store.IsPinned(ctx, sealed.CID)
 		if err != nil {
 			return false, err
