@@ -67,7 +67,7 @@ func (a *action) handOver(h HandOver) ([]Event, error) {
 	case rs == nil:
 		return nil, reject(CodeNoCustody, "fewer than %d custodians of record %s hold a verified share to deal: it cannot be re-shared", rec.Threshold, rec.ID)
 	case rs.Out != c.ID:
-		return nil, reject(CodeInvalid, "every member is a custodian of record %s: there is no member to hand custody over to", rec.ID)
+		return nil, reject(CodeInvalid, "no member is free to take %s's custody of record %s (every other one is a custodian already)", c.ID, rec.ID)
 	}
 	in := h.To
 	if in == "" { // the chain's choice: the first new custodian in its order
