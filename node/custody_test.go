@@ -254,7 +254,10 @@ func getJSON(t *testing.T, nd *node.Node, path string, v any) {
 // waitCustody polls nd's view of a record's custody until done holds (30 s at most).
 func waitCustody(t *testing.T, nd *node.Node, id consent.RecordID, done func(*consent.CustodyStatus) bool) *consent.CustodyStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second) // a restarted custodian catches up, then a repair round (5 s) offers again
+	// A restarted custodian catches up, then a repair round (every 5 s) offers again; an
+	// offer in flight when it returned may take up to its bound (2 min) to fail before
+	// the next one: the product's bound, not a guess at how fast this machine is.
+	deadline := time.Now().Add(150 * time.Second)
 	for {
 		st, err := nd.Custody(nodetest.Ctx(t), id)
 		if err == nil && done(st) {
