@@ -28,6 +28,7 @@ const (
 	AuditRecordErased      AuditKind = "record-erased"
 	AuditEmergencyReviewed AuditKind = "emergency-reviewed"
 	AuditErasureAttested   AuditKind = "erasure-attested"
+	AuditCustodyChanged    AuditKind = "custody-changed"
 )
 
 // auditKinds lists every audit event kind. Never modified: the chain checks queries
@@ -35,7 +36,7 @@ const (
 var auditKinds = []AuditKind{
 	AuditConsentGranted, AuditConsentRevoked, AuditAccessGranted, AuditAccessDenied,
 	AuditEmergency, AuditKeyReleased, AuditRecordRegistered, AuditRecordErased,
-	AuditEmergencyReviewed, AuditErasureAttested,
+	AuditEmergencyReviewed, AuditErasureAttested, AuditCustodyChanged,
 }
 
 // AuditKinds returns every audit event kind (a copy).
@@ -58,11 +59,12 @@ type AuditEvent struct {
 	Patient PatientID `cbor:"6,keyasint" json:"patient"`
 	Record  RecordID  `cbor:"7,keyasint,omitempty" json:"record,omitempty"`
 	// Hospital is the hospital that acted: the requester of an access or emergency,
-	// the custodian that released a key, registered a record or attested its
-	// erasure, the reviewer of an emergency. Empty when the patient acted.
+	// the custodian that released a key, registered a record, attested its erasure
+	// or handed its custody over, the reviewer of an emergency. Empty when the
+	// patient acted, and for a custody change after a leave.
 	Hospital HospitalID `cbor:"8,keyasint,omitempty" json:"hospital,omitempty"`
 	// Custodians are the record's custodians, for events about a record other than a
-	// key release.
+	// key release (for a custody change, the new ones).
 	Custodians []HospitalID `cbor:"9,keyasint,omitempty" json:"custodians,omitempty"`
 	// Recipient is, for a key release, the hospital the key was released to.
 	Recipient HospitalID `cbor:"10,keyasint,omitempty" json:"recipient,omitempty"`
@@ -70,8 +72,8 @@ type AuditEvent struct {
 	// Consent is the consent granted or revoked, or the one that permitted an access.
 	Consent ConsentID `cbor:"12,keyasint,omitempty" json:"consent,omitempty"`
 	Grant   GrantID   `cbor:"13,keyasint,omitempty" json:"grant,omitempty"`
-	// Reason is a denial's reason code, an emergency's coded reason, or a review's
-	// outcome code.
+	// Reason is a denial's reason code, an emergency's coded reason, a review's
+	// outcome code, or a custody change's cause (hand-over or leave).
 	Reason string `cbor:"14,keyasint,omitempty" json:"reason,omitempty"`
 }
 

@@ -91,6 +91,14 @@ func TestHandOver(t *testing.T) {
 	if err := consent.CheckCustodian(c.st, r, "city"); err == nil {
 		t.Fatal("city may still release after the switch")
 	}
+	page, err := consent.AuditEvents(c.st, consent.AuditFilter{Kind: consent.AuditCustodyChanged})
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("custody-changed entries in the access log: %+v %v, want one", page, err)
+	}
+	if e := page.Events[0]; e.Record != rec || e.Hospital != "city" || e.Reason != "hand-over" ||
+		!slices.Equal(e.Custodians, []consent.HospitalID{"ada", "bayside", "eve"}) || e.Patient != r.Patient {
+		t.Fatalf("custody-changed entry %+v", e)
+	}
 	if held, _ := consent.HeldRecords(c.st, "city"); slices.Contains(held, rec) {
 		t.Fatal("the index still lists city as a custodian")
 	}

@@ -401,6 +401,15 @@ func (a *action) acceptReshared(h *Hospital, rec *Record, rs *Reshare) ([]Event,
 	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
 		return nil, err
 	}
+	// The access log says who holds the record's key from now on, and why.
+	cause := "leave"
+	if rs.Out != "" {
+		cause = "hand-over"
+	}
+	if err := a.audit(AuditEvent{Kind: AuditCustodyChanged, Patient: rec.Patient, Record: rec.ID,
+		Hospital: rs.Out, Custodians: rs.To, Reason: cause}); err != nil {
+		return nil, err
+	}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "reshared", Value: "true"}, Attr{Key: "available", Value: "true"})
 	rs.Switched = true
 	more, err := a.settleReshare(rec, rs)

@@ -248,6 +248,10 @@ func TestLeaveReshares(t *testing.T) {
 	if rs, _ := consent.GetReshare(c.st, rec); rs == nil || !rs.Switched {
 		t.Fatal("the switched re-sharing was not kept for the new custodian that has not taken its share")
 	}
+	if page, err := consent.AuditEvents(c.st, consent.AuditFilter{Patient: patient.Patient(), Kind: consent.AuditCustodyChanged}); err != nil ||
+		len(page.Events) != 1 || page.Events[0].Reason != "leave" || page.Events[0].Hospital != "" || !slices.Equal(page.Events[0].Custodians, rs.To) {
+		t.Fatalf("the access log's custody-changed entries after the switch: %+v %v", page, err)
+	}
 	c.refused("bayside", deal("bayside", old[1], 1), consent.CodeInvalid) // no deal after the switch
 	st, _ := consent.Custody(c.st, rec)
 	if !st.Available || len(st.Accepted) != 2 {

@@ -69,7 +69,9 @@ const (
 // custody acceptances (ca/) and erasure attestations (ea/).
 // Layout 5: leaving by vote (hl/), the validator set (vk/, written at genesis),
 // re-sharings (rs/), the threshold records by custodian (cr/) and a record's epoch.
-const stateLayout = 5
+// Layout 6: custody hand-overs (a re-sharing's Out and In), and a custody-changed
+// entry in the access log at each switch.
+const stateLayout = 6
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
 

@@ -71,6 +71,11 @@ func TestHandOverReshares(t *testing.T) {
 		t.Fatalf("dunmore has not pinned the ciphertext (%v)", err)
 	}
 	read("after the switch, city down")
+	page, err := dunmore.AuditEvents(nodetest.Ctx(t), consent.AuditFilter{Patient: pid, Kind: consent.AuditCustodyChanged})
+	if err != nil || len(page.Events) != 1 || page.Events[0].Hospital != "city" || page.Events[0].Reason != "hand-over" ||
+		!slices.Equal(page.Events[0].Custodians, st.Custodians) {
+		t.Fatalf("the access log's custody change: %+v %v, want one hand-over by city to %v", page, err, st.Custodians)
+	}
 
 	rec, err = dunmore.Record(nodetest.Ctx(t), rec.ID)
 	if err != nil {

@@ -36,6 +36,10 @@ import (
 //	                               iso-21089-lifecycle destroy, action D; the
 //	                               custodian that destroyed its key or share is the
 //	                               agent (CST, requestor)
+//	custody-changed                Update: type rest, subtype update, action U; the
+//	                               custodian that handed its custody over (if it
+//	                               did) is the agent (CST, requestor), the new
+//	                               custodians the others
 //	any other kind                 type (KindSystem, kind): exported, not dropped
 //
 // Every resource carries the chain's kind as meta.tag (KindSystem), its log index as id
@@ -159,6 +163,8 @@ func (c Chain) resource(e consent.AuditEvent) (*fhir.AuditEvent, error) {
 		b.review()
 	case consent.AuditErasureAttested:
 		b.shredded()
+	case consent.AuditCustodyChanged:
+		b.custodyChange()
 	default:
 		b.other()
 	}
@@ -266,10 +272,7 @@ func (b *builder) recordChange() {
 		b.agent(agentPatient, fhir.Reference{Reference: "Patient/" + string(e.Patient)}, true, false)
 		b.custodians("")
 	}
-	b.chainAgent(agentDestination)
-	b.patientEntity()
-	b.recordEntity(roleDomainResource)
-	b.txEntity()
+	b.lifecycleTail()
 }
 
 // shredded is one custodian attesting that it destroyed its key (or share) of an
@@ -281,6 +284,32 @@ func (b *builder) shredded() {
 	b.r.OutcomeDesc = "custodian " + string(e.Hospital) + " destroyed its key (or key share) of the erased record"
 	b.hospital(e.Hospital, agentCustodian, true, false)
 	b.custodians(e.Hospital)
+	b.lifecycleTail()
+}
+
+// custodyChange is a record's key re-shared to new custodians, after a custodian
+// handed its custody over or left the consortium: who holds the key from now on.
+func (b *builder) custodyChange() {
+	e := b.e
+	b.r.Type, b.r.Subtype, b.r.Action = typeRest, []fhir.Coding{subUpdate}, "U"
+	b.r.Outcome = fhir.AuditOutcomeSuccess
+	b.r.OutcomeDesc = "record's key re-shared to new custodians"
+	switch {
+	case e.Reason == "hand-over" && e.Hospital != "":
+		b.r.OutcomeDesc += " after custodian " + string(e.Hospital) + " handed its custody over"
+	case e.Reason != "":
+		b.r.OutcomeDesc += " after a custodian left the consortium"
+	}
+	if e.Hospital != "" {
+		b.hospital(e.Hospital, agentCustodian, true, false)
+	}
+	b.custodians(e.Hospital)
+	b.lifecycleTail()
+}
+
+// lifecycleTail ends a record lifecycle event (registered, erased, shredded, custody
+// changed): the chain as destination, the patient, the record and the tx.
+func (b *builder) lifecycleTail() {
 	b.chainAgent(agentDestination)
 	b.patientEntity()
 	b.recordEntity(roleDomainResource)
@@ -498,6 +527,7 @@ var required = map[consent.AuditKind][]field{
 	consent.AuditRecordErased:      {fRecord},
 	consent.AuditEmergencyReviewed: {fHospital, fGrant},
 	consent.AuditErasureAttested:   {fRecord, fHospital},
+	consent.AuditCustodyChanged:    {fRecord},
 }
 
 // cleanText makes a registry name a valid FHIR string: valid UTF-8, no control

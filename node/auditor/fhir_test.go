@@ -83,6 +83,9 @@ func oneOfEach() []consent.AuditEvent {
 		with(10, func(e *consent.AuditEvent) {
 			e.Kind, e.Record, e.Hospital, e.Custodians = consent.AuditErasureAttested, recordA, "bayside", []consent.HospitalID{"ada", "bayside"}
 		}),
+		with(11, func(e *consent.AuditEvent) {
+			e.Kind, e.Record, e.Hospital, e.Custodians, e.Reason = consent.AuditCustodyChanged, recordA, "city", []consent.HospitalID{"ada", "bayside", "dunmore"}, "hand-over"
+		}),
 	}
 }
 
@@ -183,6 +186,8 @@ func TestToFHIRPatterns(t *testing.T) {
 			[]string{"PAT@Patient/" + string(alice) + "*", "CST@Organization/ada", "110152@chain"}},
 		{consent.AuditErasureAttested, typeRest, subDelete, "D", "0", "",
 			[]string{"CST@Organization/bayside*", "CST@Organization/ada", "110152@chain"}},
+		{consent.AuditCustodyChanged, typeRest, subUpdate, "U", "0", "",
+			[]string{"CST@Organization/city*", "CST@Organization/ada", "CST@Organization/bayside", "CST@Organization/dunmore", "110152@chain"}},
 		{"future-kind", fhir.Coding{System: KindSystem, Code: "future-kind"}, fhir.Coding{}, "", "", "HRESCH",
 			[]string{"@Organization/bayside*", "@chain"}},
 	}

@@ -187,7 +187,7 @@ func TestPagesRefuse(t *testing.T) {
 		"no origin":              func(r *http.Request) { r.Header.Del("Origin") },
 		"a cross-site fetch":     func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "cross-site") },
 		"no CSRF token":          func(r *http.Request) { r.Header.Del("X-CSRF-Token") },
-		"another session's CSRF": func(r *http.Request) { r.Header.Set("X-CSRF-Token", "x"+c.csrf[1:]) },
+		"another session's CSRF": func(r *http.Request) { r.Header.Set("X-CSRF-Token", otherToken(c.csrf)) },
 	} {
 		status, body := c.do(http.MethodPost, "/app/api/grant/prepare", grant, edit)
 		wantRefused(t, name, status, body, http.StatusForbidden)
@@ -316,4 +316,13 @@ func forPatient(t *testing.T, nd *node.Node, p consent.PatientID) string {
 	}
 	out, _ := json.Marshal(map[string]string{"body": base64.StdEncoding.EncodeToString(enc)})
 	return string(out)
+}
+
+// otherToken is tok with its first character changed (to one it is not: a fixed
+// replacement would leave the token as it was whenever it already began with it).
+func otherToken(tok string) string {
+	if strings.HasPrefix(tok, "x") {
+		return "y" + tok[1:]
+	}
+	return "x" + tok[1:]
 }

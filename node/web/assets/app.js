@@ -195,8 +195,12 @@ function showEmergencies(list) {
 }
 
 function eventText(e) {
-  const who = e.hospital ? hospital(e.hospital) : "You";
   const what = plain(kindNames, e.kind);
+  if (e.kind === "custody-changed") {
+    const why = e.hospital ? hospital(e.hospital) + " handed its custody over" : "a hospital left the consortium";
+    return what + ": " + why + " — now held by " + (e.custodians || []).map(hospital).join(", ");
+  }
+  const who = e.hospital ? hospital(e.hospital) : "You";
   const parts = [what + ": " + who];
   if (e.recipient) parts.push("to " + hospital(e.recipient));
   if (e.purpose) parts.push("for " + plain(purposeNames, e.purpose));

@@ -235,6 +235,7 @@ export const kindNames = {
   "emergency-access": "Emergency access", "key-released": "Record released",
   "record-registered": "Record added", "record-erased": "Record erased",
   "emergency-reviewed": "Emergency access reviewed", "erasure-attested": "Record's key destroyed by a custodian",
+  "custody-changed": "Record's key moved to new custodians",
 };
 
 export const reasonNames = {
