@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"slices"
 	"strconv"
@@ -39,6 +40,17 @@ func (m *Machine) InitValidators(st Store, vals []ValidatorUpdate) error {
 		}
 	}
 	return nil
+}
+
+// Validators is the size of the validator set as the chain keeps it (genesis, less the
+// hospitals that left); 0 for a state without it (a machine that does not track it).
+func Validators(r Reader) (int, error) {
+	n := 0
+	err := scan(r, keyValidator, func(string, []byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
 }
 
 // leave counts the signer's vote that l.Hospital leave; at ≥ 2/3 of the members'
@@ -118,5 +130,47 @@ func (a *action) removeValidator(h *Hospital) error {
 		return reject(CodeInvalid, "%s holds all the validator power: the chain would have no validator left", h.ID)
 	}
 	a.validators = append(a.validators, ValidatorUpdate{Node: slices.Clone(h.Node), Power: 0})
+	if err := setValue(a.st, keyValidatorLeft+hex.EncodeToString(h.Node), a.block.Height); err != nil {
+		return err
+	}
 	return a.st.Delete([]byte(key))
+}
+
+// ValidatorGrace is how many heights after it leaves the validator set a hospital's
+// node is still admitted as a peer: CometBFT applies a validator update returned at
+// height H from H+2, so the leaver's votes still count for H+1, and a chain that needs
+// them (say, one validator down among four) would halt if its peers refused it at once.
+const ValidatorGrace = 3
+
+// AdmittedNodeKeys are the node keys whose peers a hospital node admits: the members',
+// and those of validators that left the set less than ValidatorGrace heights ago (by
+// the last height the state records).
+func AdmittedNodeKeys(r Reader) ([]ed25519.PublicKey, error) {
+	hs, err := Hospitals(r)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]ed25519.PublicKey, 0, len(hs))
+	for _, h := range hs {
+		keys = append(keys, h.Node)
+	}
+	now, _, err := meta(r)
+	if err != nil {
+		return nil, err
+	}
+	err = scan(r, keyValidatorLeft, func(k string, v []byte) (bool, error) {
+		var left Height
+		if err := decMode.Unmarshal(v, &left); err != nil {
+			return false, err
+		}
+		if left+ValidatorGrace > now {
+			key, err := hex.DecodeString(k[len(keyValidatorLeft):])
+			if err != nil {
+				return false, err
+			}
+			keys = append(keys, key)
+		}
+		return true, nil
+	})
+	return keys, err
 }

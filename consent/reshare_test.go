@@ -2,6 +2,7 @@ package consent_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -525,4 +526,52 @@ func (c *reshareChain) sharedRecord(rec consent.RecordID) ([]crypto.Share, *cons
 		c.ok(h, acceptBody(h, rec, r.CommitmentsHash()))
 	}
 	return shares, r
+}
+
+// A validator that leaves is still admitted as a peer for ValidatorGrace heights (its
+// votes count until CometBFT applies the update), then no longer; members always are.
+func TestLeaverAdmittedForAGrace(t *testing.T) {
+	ids := []string{"ada", "bayside", "city"}
+	var vals []consent.ValidatorUpdate
+	for _, id := range ids {
+		vals = append(vals, consent.ValidatorUpdate{Node: consenttest.Hospital(id, 1).Node, Power: 1})
+	}
+	c := newReshareChain(t, ids, vals)
+	admitted := func(id string) bool {
+		t.Helper()
+		keys, err := consent.AdmittedNodeKeys(c.st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return bytes.Equal(k, consenttest.Hospital(id, 1).Node) })
+	}
+	if !admitted("city") || !admitted("ada") {
+		t.Fatal("members not admitted")
+	}
+	if n, _ := consent.Validators(c.st); n != 3 {
+		t.Fatalf("%d validators, want 3", n)
+	}
+	c.voteOut("city", "ada", "bayside")
+	if n, _ := consent.Validators(c.st); n != 2 {
+		t.Fatalf("%d validators after city left, want 2", n)
+	}
+	for i := range consent.ValidatorGrace - 1 {
+		if !admitted("city") {
+			t.Fatalf("city refused %d heights after it left the validator set", i)
+		}
+		c.ok("alice", grantAll("alice")) // any tx makes a block
+	}
+	c.ok("alice", grantAll("alice"))
+	if admitted("city") {
+		t.Fatalf("city still admitted %d heights after it left", consent.ValidatorGrace)
+	}
+	if !admitted("ada") || !admitted("bayside") {
+		t.Fatal("members refused")
+	}
+}
+
+// grantAll is patient's consent to every access.
+func grantAll(patient string) consent.Body {
+	return consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consenttest.NewKey(patient).Patient(),
+		Policy: consent.Policy{Base: consent.Permit}}}
 }

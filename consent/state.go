@@ -24,29 +24,30 @@ var errStop = errors.New("consent: stop iteration")
 
 // Key layout. Heights are fixed-width hex so keys sort by height.
 const (
-	keyMeta       = "m/" // m/height, m/time: the last applied block
-	keyParams     = "m/params"
-	keyLayout     = "m/layout" // the state layout (stateLayout) the chain was made with
-	keyHospital   = "h/"       // h/<hospital>
-	keyOperator   = "hk/"      // hk/<operator key hex> -> hospital
-	keyProposal   = "hp/"      // hp/<hospital> -> Proposal
-	keyRecord     = "r/"       // r/<record>
-	keyPatRecord  = "pr/"      // pr/<patient>/<record>
-	keyCustRecord = "cr/"      // cr/<custodian>/<record>: the threshold records a hospital holds a share of
-	keyConsent    = "c/"       // c/<consent>
-	keyPatCons    = "pc/"      // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
-	keyDecision   = "g/"       // g/<grant>
-	keyEmergency  = "e/"       // e/<height>/<grant>
-	keyUnreviewed = "eu/"      // eu/<^height>/<grant>: emergencies awaiting review, newest first
-	keyReviewed   = "er/"      // er/<^height>/<grant>: reviewed emergencies, newest first
-	keyReview     = "rv/"      // rv/<grant> -> ReviewEntry
-	keyReceipt    = "k/"       // k/<grant>/<custodian>/<tx>: one per key release
-	keyCustody    = "ca/"      // ca/<record>/<custodian> -> Attestation: custody accepted (threshold records)
-	keyErasure    = "ea/"      // ea/<record>/<custodian> -> Attestation: erasure attested
-	keyLeave      = "hl/"      // hl/<hospital> -> LeaveProposal: votes that it leave
-	keyValidator  = "vk/"      // vk/<node key hex> -> power: the validator set, as CometBFT runs it
-	keyReshare    = "rs/"      // rs/<record> -> Reshare: a re-sharing in progress
-	keyNonce      = "n/"       // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
+	keyMeta          = "m/" // m/height, m/time: the last applied block
+	keyParams        = "m/params"
+	keyLayout        = "m/layout" // the state layout (stateLayout) the chain was made with
+	keyHospital      = "h/"       // h/<hospital>
+	keyOperator      = "hk/"      // hk/<operator key hex> -> hospital
+	keyProposal      = "hp/"      // hp/<hospital> -> Proposal
+	keyRecord        = "r/"       // r/<record>
+	keyPatRecord     = "pr/"      // pr/<patient>/<record>
+	keyCustRecord    = "cr/"      // cr/<custodian>/<record>: the threshold records a hospital holds a share of
+	keyConsent       = "c/"       // c/<consent>
+	keyPatCons       = "pc/"      // pc/<patient> -> the patient's consent IDs, ascending (one read per decision)
+	keyDecision      = "g/"       // g/<grant>
+	keyEmergency     = "e/"       // e/<height>/<grant>
+	keyUnreviewed    = "eu/"      // eu/<^height>/<grant>: emergencies awaiting review, newest first
+	keyReviewed      = "er/"      // er/<^height>/<grant>: reviewed emergencies, newest first
+	keyReview        = "rv/"      // rv/<grant> -> ReviewEntry
+	keyReceipt       = "k/"       // k/<grant>/<custodian>/<tx>: one per key release
+	keyCustody       = "ca/"      // ca/<record>/<custodian> -> Attestation: custody accepted (threshold records)
+	keyErasure       = "ea/"      // ea/<record>/<custodian> -> Attestation: erasure attested
+	keyLeave         = "hl/"      // hl/<hospital> -> LeaveProposal: votes that it leave
+	keyValidator     = "vk/"      // vk/<node key hex> -> power: the validator set, as CometBFT runs it
+	keyValidatorLeft = "vl/"      // vl/<node key hex> -> the height its validator left the set
+	keyReshare       = "rs/"      // rs/<record> -> Reshare: a re-sharing in progress
+	keyNonce         = "n/"       // n/<expiry>/<signer hex>/<nonce hex>: a nonce in use until its expiry
 
 	// The access log (audit.go). <i> is an event's index as 16 hex digits; <^i> is
 	// its bitwise complement (^i) as 16 hex digits, so that forward iteration over an
@@ -69,8 +70,8 @@ const (
 // custody acceptances (ca/) and erasure attestations (ea/).
 // Layout 5: leaving by vote (hl/), the validator set (vk/, written at genesis),
 // re-sharings (rs/), the threshold records by custodian (cr/) and a record's epoch.
-// Layout 6: custody hand-overs (a re-sharing's Out and In), and a custody-changed
-// entry in the access log at each switch.
+// Layout 6: custody hand-overs (a re-sharing's Out and In), a custody-changed entry in
+// the access log at each switch, and the height each removed validator left (vl/).
 const stateLayout = 6
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }

@@ -172,12 +172,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		EmptyBlockInterval: h.Config.EmptyBlockInterval(),
 		Logger:             log.With("component", "chain"),
 		CometLogLevel:      slog.LevelError,
-		AdmitPeers:         memberNodeKeys, // a hospital that left no longer follows the chain
+		AdmitPeers:         consent.AdmittedNodeKeys, // a hospital that left no longer follows the chain
 	})
 	if err != nil {
 		return nil, err
 	}
-	n.health = newWatchdog(n.chain.Status, h.Config.EmptyBlockInterval(), log, n.metrics)
+	n.health = newWatchdog(n.chainStatus, h.Config.EmptyBlockInterval(), log, n.metrics)
 	if err := n.refreshRegistry(); err != nil {
 		return nil, err
 	}
@@ -436,31 +436,26 @@ func (n *Node) refreshRegistry() error {
 	n.members.Set(peers)
 	n.registry = r
 	n.mu.Unlock()
-	left := false
 	for p, id := range old.byPeer {
 		if _, still := r.byPeer[p]; !still && id != n.id {
 			n.host.Disconnect(p) // a hospital that left: its open connections end too
-			left = true
 		}
 	}
-	if left {
-		n.chain.DropUnadmitted() // and its CometBFT peer (refused when it dials again)
-	}
+	// And its CometBFT peer, once its votes no longer count (consent.ValidatorGrace);
+	// it is refused when it dials again.
+	n.chain.DropUnadmitted()
 	return nil
 }
 
-// memberNodeKeys are the node keys of the registry's members: the peers CometBFT's
-// p2p admits.
-func memberNodeKeys(r consent.Reader) ([]ed25519.PublicKey, error) {
-	hs, err := consent.Hospitals(r)
-	if err != nil {
-		return nil, err
+// chainStatus is the chain's status with the size of the validator set as the chain's
+// state keeps it: CometBFT's node counts the genesis validators, and after hospitals
+// left, a validator alone with no peers (the others gone) is no longer cut off.
+func (n *Node) chainStatus() chain.Status {
+	s := n.chain.Status()
+	if v, _, err := readState(n, consent.Validators); err == nil && v > 0 {
+		s.Validators = v
 	}
-	keys := make([]ed25519.PublicKey, len(hs))
-	for i, h := range hs {
-		keys[i] = h.Node
-	}
-	return keys, nil
+	return s
 }
 
 // maxDials bounds how many members connectMembers dials at once.
