@@ -74,7 +74,7 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 		}
 		n.metrics.releases.WithLabelValues(outcome).Inc()
 	}()
-	if err := n.Serving(); err != nil {
+	if err := n.awaitServing(ctx, servingWait); err != nil {
 		return refusal(consent.CodeNotCurrent, "this custodian cannot serve keys now: %v", err)
 	}
 	if !n.waitHeight(ctx, height) {
@@ -108,6 +108,32 @@ func (n *Node) release(ctx context.Context, requester consent.HospitalID, grant 
 	}
 	n.log.Info("key released", "grant", grant, "requester", requester, "record", rec.ID, "receipt_height", committed.Height)
 	return p2p.ReleaseResponse{Record: string(rec.ID), Wrapped: wrapped, Share: uint8(share), Epoch: rec.Epoch}
+}
+
+// servingWait bounds how long a custodian that is unavailable for a moment (a block or
+// two behind its peers just after catching up, say) waits to be current again before
+// it refuses a release as not current.
+const servingWait = 2 * time.Second
+
+// awaitServing is Serving, waiting up to max (and ctx) for a node that is unavailable to
+// become current; a failed node is refused at once. Releasing stays receipt first, so
+// waiting here only spares the requester a retry.
+func (n *Node) awaitServing(ctx context.Context, max time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	for {
+		err := n.Serving()
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		h := n.chain.Height()
+		wait, stop := context.WithTimeout(ctx, 250*time.Millisecond) // health is judged on facts, not only heights
+		n.chain.WaitHeight(wait, h+1)
+		stop()
+		if ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // prepareRelease is the custodian's own check before it commits a receipt, and the
