@@ -59,9 +59,9 @@ type AuditEvent struct {
 	Patient PatientID `cbor:"6,keyasint" json:"patient"`
 	Record  RecordID  `cbor:"7,keyasint,omitempty" json:"record,omitempty"`
 	// Hospital is the hospital that acted: the requester of an access or emergency,
-	// the custodian that released a key, registered a record, attested its erasure
-	// or handed its custody over, the reviewer of an emergency. Empty when the
-	// patient acted, and for a custody change after a leave.
+	// the custodian that released a key, registered a record or attested its
+	// erasure, the reviewer of an emergency; for a custody change, the custodian that
+	// handed its custody over or left. Empty when the patient acted.
 	Hospital HospitalID `cbor:"8,keyasint,omitempty" json:"hospital,omitempty"`
 	// Custodians are the record's custodians, for events about a record other than a
 	// key release (for a custody change, the new ones).

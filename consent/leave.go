@@ -42,15 +42,16 @@ func (m *Machine) InitValidators(st Store, vals []ValidatorUpdate) error {
 	return nil
 }
 
-// Validators is the size of the validator set as the chain keeps it (genesis, less the
-// hospitals that left); 0 for a state without it (a machine that does not track it).
-func Validators(r Reader) (int, error) {
-	n := 0
-	err := scan(r, keyValidator, func(string, []byte) (bool, error) {
-		n++
-		return true, nil
+// ValidatorKeys are the node keys of the validator set as the chain keeps it (genesis,
+// less the hospitals that left), in key order; none for a state without it.
+func ValidatorKeys(r Reader) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	err := scan(r, keyValidator, func(k string, _ []byte) (bool, error) {
+		key, err := hex.DecodeString(k[len(keyValidator):])
+		keys = append(keys, key)
+		return err == nil, err
 	})
-	return n, err
+	return keys, err
 }
 
 // leave counts the signer's vote that l.Hospital leave; at ≥ 2/3 of the members'
@@ -139,13 +140,13 @@ func (a *action) removeValidator(h *Hospital) error {
 // ValidatorGrace is how many heights after it leaves the validator set a hospital's
 // node is still admitted as a peer: CometBFT applies a validator update returned at
 // height H from H+2, so the leaver's votes still count for H+1, and a chain that needs
-// them (say, one validator down among four) would halt if its peers refused it at once.
+// them (two validators, say) would halt if its peers refused it at once.
 const ValidatorGrace = 3
 
-// AdmittedNodeKeys are the node keys whose peers a hospital node admits: the members',
-// and those of validators that left the set less than ValidatorGrace heights ago (by
-// the last height the state records).
-func AdmittedNodeKeys(r Reader) ([]ed25519.PublicKey, error) {
+// AdmittedNodeKeys are the node keys whose peers a hospital node admits at height (the
+// last committed block's, idle ones included): the members', and those of validators
+// that left the set less than ValidatorGrace heights before.
+func AdmittedNodeKeys(r Reader, height int64) ([]ed25519.PublicKey, error) {
 	hs, err := Hospitals(r)
 	if err != nil {
 		return nil, err
@@ -154,16 +155,12 @@ func AdmittedNodeKeys(r Reader) ([]ed25519.PublicKey, error) {
 	for _, h := range hs {
 		keys = append(keys, h.Node)
 	}
-	now, _, err := meta(r)
-	if err != nil {
-		return nil, err
-	}
 	err = scan(r, keyValidatorLeft, func(k string, v []byte) (bool, error) {
 		var left Height
 		if err := decMode.Unmarshal(v, &left); err != nil {
 			return false, err
 		}
-		if left+ValidatorGrace > now {
+		if int64(left)+ValidatorGrace > height {
 			key, err := hex.DecodeString(k[len(keyValidatorLeft):])
 			if err != nil {
 				return false, err

@@ -250,7 +250,7 @@ func TestLeaveReshares(t *testing.T) {
 		t.Fatal("the switched re-sharing was not kept for the new custodian that has not taken its share")
 	}
 	if page, err := consent.AuditEvents(c.st, consent.AuditFilter{Patient: patient.Patient(), Kind: consent.AuditCustodyChanged}); err != nil ||
-		len(page.Events) != 1 || page.Events[0].Reason != "leave" || page.Events[0].Hospital != "" || !slices.Equal(page.Events[0].Custodians, rs.To) {
+		len(page.Events) != 1 || page.Events[0].Reason != "leave" || page.Events[0].Hospital != "city" || !slices.Equal(page.Events[0].Custodians, rs.To) {
 		t.Fatalf("the access log's custody-changed entries after the switch: %+v %v", page, err)
 	}
 	c.refused("bayside", deal("bayside", old[1], 1), consent.CodeInvalid) // no deal after the switch
@@ -539,7 +539,7 @@ func TestLeaverAdmittedForAGrace(t *testing.T) {
 	c := newReshareChain(t, ids, vals)
 	admitted := func(id string) bool {
 		t.Helper()
-		keys, err := consent.AdmittedNodeKeys(c.st)
+		keys, err := consent.AdmittedNodeKeys(c.st, int64(c.height))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -548,18 +548,23 @@ func TestLeaverAdmittedForAGrace(t *testing.T) {
 	if !admitted("city") || !admitted("ada") {
 		t.Fatal("members not admitted")
 	}
-	if n, _ := consent.Validators(c.st); n != 3 {
-		t.Fatalf("%d validators, want 3", n)
+	if keys, _ := consent.ValidatorKeys(c.st); len(keys) != 3 {
+		t.Fatalf("%d validators, want 3", len(keys))
 	}
 	c.voteOut("city", "ada", "bayside")
-	if n, _ := consent.Validators(c.st); n != 2 {
-		t.Fatalf("%d validators after city left, want 2", n)
+	if keys, _ := consent.ValidatorKeys(c.st); len(keys) != 2 || slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool {
+		return bytes.Equal(k, consenttest.Hospital("city", 1).Node)
+	}) {
+		t.Fatalf("validators after city left: %d, want 2 without city", len(keys))
 	}
 	for i := range consent.ValidatorGrace - 1 {
 		if !admitted("city") {
 			t.Fatalf("city refused %d heights after it left the validator set", i)
 		}
 		c.ok("alice", grantAll("alice")) // any tx makes a block
+	}
+	if !admitted("city") {
+		t.Fatal("city refused before the grace ended")
 	}
 	c.ok("alice", grantAll("alice"))
 	if admitted("city") {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -91,6 +92,7 @@ type Node struct {
 	// unchecked are the records held only in epoch 0 at start, until handedOver has
 	// looked at them (nil after).
 	unchecked map[consent.RecordID]bool
+	nodePub   ed25519.PublicKey // this node's key: its CometBFT and libp2p identity
 }
 
 // registry is the chain's hospital registry with the peer ID of each node key.
@@ -130,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics(),
 		ingest: cfg.IngestGate, shareHook: cfg.ShareHook}
 	n.reshared, n.unchecked = heldShares(h)
+	n.nodePub = nodeKey.Public().(ed25519.PublicKey)
 	if n.ingest == nil {
 		n.ingest = NewIngestGate(h.Config.Ingest)
 	}
@@ -376,6 +379,9 @@ func (n *Node) followRegistry() {
 		case heights != nil && isClosed(heights):
 			heights = nil // the chain stopped: no height will follow; the ticker alone runs
 		}
+		// A peer that dialled in just before the height that ended its grace goes at
+		// the next tick, not the next height.
+		n.chain.DropUnadmitted()
 		n.connectMembers()
 	}
 }
@@ -441,19 +447,26 @@ func (n *Node) refreshRegistry() error {
 			n.host.Disconnect(p) // a hospital that left: its open connections end too
 		}
 	}
-	// And its CometBFT peer, once its votes no longer count (consent.ValidatorGrace);
-	// it is refused when it dials again.
-	n.chain.DropUnadmitted()
+	// Its CometBFT peer goes once its votes no longer count (consent.ValidatorGrace;
+	// followRegistry drops the peers no longer admitted), and is refused when it dials
+	// again.
 	return nil
 }
 
-// chainStatus is the chain's status with the size of the validator set as the chain's
-// state keeps it: CometBFT's node counts the genesis validators, and after hospitals
-// left, a validator alone with no peers (the others gone) is no longer cut off.
+// chainStatus is the chain's status with the validator set as the chain's state keeps
+// it: CometBFT's node counts the genesis validators, so after the others left, the one
+// validator left, alone with no peers, would count as cut off for good. It counts as
+// one only if it is this node; any other node needs peers (a member that is not the
+// validator, or one that left, is cut off without them).
 func (n *Node) chainStatus() chain.Status {
 	s := n.chain.Status()
-	if v, _, err := readState(n, consent.Validators); err == nil && v > 0 {
-		s.Validators = v
+	keys, _, err := readState(n, consent.ValidatorKeys)
+	switch {
+	case err != nil || len(keys) == 0: // the genesis count: it errs towards needing peers
+	case len(keys) == 1 && bytes.Equal(keys[0], n.nodePub):
+		s.Validators = 1
+	default:
+		s.Validators = max(len(keys), 2)
 	}
 	return s
 }

@@ -228,8 +228,9 @@ func waitGone(t *testing.T, path string) {
 // TestLastMemberRunsAlone: of two hospitals, bayside leaves by both votes. Its votes
 // still count for the heights before CometBFT applies the change, so it stays admitted
 // that long (else the chain, needing both, would halt); then ada drops its CometBFT peer
-// and runs the chain alone: it is serving with no peers (one validator left, as the
-// chain's state says), commits, and reads.
+// and runs the chain alone: it is serving with no peers (the one validator left, as the
+// chain's state says, is its node), commits, and reads; bayside, cut off, is not
+// serving.
 func TestLastMemberRunsAlone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 2-hospital network")
@@ -259,6 +260,9 @@ func TestLastMemberRunsAlone(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // the registry refresh after the height drops it
 	}
 	waitFor(t, "ada to serve alone", func() bool { return ada.Serving() == nil })
+	// Bayside, cut off, is not the validator left: it needs peers, so it is unavailable
+	// (its state's one validator is not its own node).
+	waitFor(t, "bayside, cut off, to be unavailable", func() bool { return errors.Is(bayside.Serving(), node.ErrUnavailable) })
 	acc, err := ada.Read(nodetest.Ctx(t), rec.ID, "TREAT")
 	if err != nil || !bytes.Equal(acc.Bundle, nodetest.Sample(t)) {
 		t.Fatalf("ada reads alone: %v", err)

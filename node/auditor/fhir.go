@@ -37,9 +37,9 @@ import (
 //	                               custodian that destroyed its key or share is the
 //	                               agent (CST, requestor)
 //	custody-changed                Update: type rest, subtype update, action U; the
-//	                               custodian that handed its custody over (if it
-//	                               did) is the agent (CST, requestor), the new
-//	                               custodians the others
+//	                               custodian that handed its custody over or left is
+//	                               the source agent (DCM 110153, requestor), the new
+//	                               custodians CST agents
 //	any other kind                 type (KindSystem, kind): exported, not dropped
 //
 // Every resource carries the chain's kind as meta.tag (KindSystem), its log index as id
@@ -297,11 +297,11 @@ func (b *builder) custodyChange() {
 	switch {
 	case e.Reason == "hand-over" && e.Hospital != "":
 		b.r.OutcomeDesc += " after custodian " + string(e.Hospital) + " handed its custody over"
-	case e.Reason != "":
-		b.r.OutcomeDesc += " after a custodian left the consortium"
+	case e.Hospital != "":
+		b.r.OutcomeDesc += " after custodian " + string(e.Hospital) + " left the consortium"
 	}
-	if e.Hospital != "" {
-		b.hospital(e.Hospital, agentCustodian, true, false)
+	if e.Hospital != "" { // the former custodian: the source, no longer a custodian
+		b.hospital(e.Hospital, agentSource, true, false)
 	}
 	b.custodians(e.Hospital)
 	b.lifecycleTail()

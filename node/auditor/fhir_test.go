@@ -187,7 +187,7 @@ func TestToFHIRPatterns(t *testing.T) {
 		{consent.AuditErasureAttested, typeRest, subDelete, "D", "0", "",
 			[]string{"CST@Organization/bayside*", "CST@Organization/ada", "110152@chain"}},
 		{consent.AuditCustodyChanged, typeRest, subUpdate, "U", "0", "",
-			[]string{"CST@Organization/city*", "CST@Organization/ada", "CST@Organization/bayside", "CST@Organization/dunmore", "110152@chain"}},
+			[]string{"110153@Organization/city*", "CST@Organization/ada", "CST@Organization/bayside", "CST@Organization/dunmore", "110152@chain"}},
 		{"future-kind", fhir.Coding{System: KindSystem, Code: "future-kind"}, fhir.Coding{}, "", "", "HRESCH",
 			[]string{"@Organization/bayside*", "@chain"}},
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
@@ -67,8 +68,12 @@ type Config struct {
 	// AdmitPeers, if set, are the node keys CometBFT's p2p admits, read from the
 	// committed state (a hospital node: its registry's members); any other peer is
 	// refused once its handshake names it (abci.App.AdmitPeers), and DropUnadmitted
-	// closes the connections of peers no longer admitted. nil admits every peer.
-	AdmitPeers func(r consent.Reader) ([]ed25519.PublicKey, error)
+	// closes the connections of peers no longer admitted. A node catching up by block
+	// sync that has found no admitted peer for LastResortAfter (its state, and so its
+	// registry, is so old that none of its members is reachable) admits its
+	// PersistentPeers too, as a last resort, to reach members that joined since; once
+	// it has an admitted peer, or has caught up, the others go. nil admits every peer.
+	AdmitPeers abci.PeerKeys
 }
 
 // NoEmptyBlocks as Config.EmptyBlockInterval makes blocks only when there are txs.
@@ -169,7 +174,8 @@ type Node struct {
 	// validators is the size of the genesis validator set (the consent chain does
 	// not change it).
 	validators int
-	filtered   bool // Config.AdmitPeers was set
+	filtered   bool         // Config.AdmitPeers was set
+	startedAt  atomic.Int64 // Unix nanoseconds of Start; 0 before
 
 	mu      sync.Mutex
 	started bool
@@ -209,8 +215,18 @@ func NewNode(cfg Config) (n *Node, err error) {
 	}
 	app.ReportFaults(faults.set)
 	app.GateQueries(cfg.PublicQuery)
+	var self atomic.Pointer[Node] // set once the node exists
 	if cfg.AdmitPeers != nil {
-		app.AdmitPeers(cfg.AdmitPeers)
+		persistent := map[string]bool{}
+		for _, p := range cfg.PersistentPeers {
+			if id, _, ok := strings.Cut(p, "@"); ok {
+				persistent[strings.ToLower(id)] = true
+			}
+		}
+		app.AdmitPeers(cfg.AdmitPeers, func(id string) bool {
+			n := self.Load()
+			return persistent[id] && n != nil && n.lastResort()
+		})
 	}
 	dbs := new(Stores)
 	// The handshake panics when the app and the chain disagree (e.g. a different app
@@ -249,6 +265,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		filtered:   cfg.AdmitPeers != nil,
 		p2pAddr:    id + "@" + strings.TrimPrefix(cfg.P2PListen, "tcp://"),
 	}
+	self.Store(n)
 	if n.commits, err = WatchCommits(cmt.EventBus()); err != nil {
 		_ = n.Stop()
 		return nil, err
@@ -308,11 +325,24 @@ func (n *Node) Start() error {
 	if n.started || n.stopped {
 		return errors.New("chain: node already started")
 	}
+	n.startedAt.Store(time.Now().UnixNano())
 	if err := n.cmt.Start(); err != nil {
 		return fmt.Errorf("chain: start: %w", err)
 	}
 	n.started = true
 	return nil
+}
+
+// LastResortAfter is how long a node catching up must have found no admitted peer
+// before it admits its persistent peers (Config.AdmitPeers): long enough that a node
+// whose members are reachable has connected to one, so a hospital that left, dialling
+// first, is not let in while it does.
+const LastResortAfter = 30 * time.Second
+
+// lastResort reports whether this node admits its persistent peers as a last resort.
+func (n *Node) lastResort() bool {
+	at := n.startedAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) > LastResortAfter && n.CatchingUp() && !n.hasAdmittedPeer()
 }
 
 // Stop stops CometBFT, waits for it and closes the app store. It may be called more
@@ -414,19 +444,30 @@ func P2PAddr(nodeKey ed25519.PrivateKey, listen string) string {
 
 // DropUnadmitted closes the connections of CometBFT peers the committed state no longer
 // admits (Config.AdmitPeers), and returns how many it closed. It does nothing without
-// AdmitPeers. A closed peer is not redialled by CometBFT, and its own dials are refused.
+// AdmitPeers, nor while the node is in its last resort (Config.AdmitPeers). A closed
+// peer is not redialled by CometBFT, and its own dials are refused.
 func (n *Node) DropUnadmitted() int {
-	if !n.filtered {
+	if !n.filtered || n.lastResort() {
 		return 0
 	}
 	dropped := 0
 	for _, p := range n.cmt.Switch().Peers().Copy() {
-		if ok, err := n.app.Admitted(string(p.ID())); err == nil && !ok {
+		if ok, err := n.app.AdmittedByState(string(p.ID())); err == nil && !ok {
 			n.cmt.Switch().StopPeerGracefully(p)
 			dropped++
 		}
 	}
 	return dropped
+}
+
+// hasAdmittedPeer reports whether a peer the committed state admits is connected.
+func (n *Node) hasAdmittedPeer() bool {
+	for _, p := range n.cmt.Switch().Peers().Copy() {
+		if ok, err := n.app.AdmittedByState(string(p.ID())); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 // HasPeer reports whether CometBFT's p2p has a connection with the node of key.

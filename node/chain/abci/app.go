@@ -3,7 +3,6 @@ package abci
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -43,8 +42,10 @@ type App struct {
 
 	machine StateMachine
 	log     *slog.Logger
-	// peers, if set, are the node keys CometBFT's p2p admits (AdmitPeers).
-	peers func(r consent.Reader) ([]ed25519.PublicKey, error)
+	// peers, if set, are the node keys CometBFT's p2p admits, and alsoAdmit the node IDs
+	// it admits besides (AdmitPeers).
+	peers     PeerKeys
+	alsoAdmit func(id string) bool
 
 	// cons orders the consensus connection's calls (InitChain, FinalizeBlock, Commit)
 	// and guards pending. It is taken before mu.

@@ -30,11 +30,16 @@ const PeerFilterPath = "/p2p/filter/"
 // CodeNotAdmitted, in QueryCodespace, refuses a peer that is not admitted.
 const CodeNotAdmitted uint32 = 2
 
-// AdmitPeers makes a answer CometBFT's peer filter queries: a peer is admitted if its
-// node ID is that of one of the node keys peers returns from the committed state; if
-// peers fails, none is (fail closed).
-func (a *App) AdmitPeers(peers func(r consent.Reader) ([]ed25519.PublicKey, error)) {
-	a.peers = peers
+// PeerKeys returns the node keys whose peers are admitted, from the committed state at
+// height (the last committed block's, idle ones included).
+type PeerKeys func(r consent.Reader, height int64) ([]ed25519.PublicKey, error)
+
+// AdmitPeers makes a answer CometBFT's peer filter queries: a peer is admitted if also
+// (if set) says so, or if its node ID is that of one of the node keys peers returns
+// from the committed state; if peers fails, none is (fail closed). also lets a node
+// that is catching up, whose state is old, reach the peers its operator configured.
+func (a *App) AdmitPeers(peers PeerKeys, also func(id string) bool) {
+	a.peers, a.alsoAdmit = peers, also
 }
 
 // NodeID is CometBFT's node ID of an Ed25519 node key: the hex of the first 20 bytes of
@@ -44,15 +49,26 @@ func NodeID(key ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:20])
 }
 
-// Admitted reports whether the committed state admits the peer with node ID id.
+// Admitted reports whether the peer with node ID id is admitted: by the committed
+// state, or else by the override (AdmitPeers' also).
 func (a *App) Admitted(id string) (bool, error) {
+	ok, err := a.AdmittedByState(id)
+	if err != nil || ok || a.alsoAdmit == nil {
+		return ok, err
+	}
+	return a.alsoAdmit(id), nil
+}
+
+// AdmittedByState reports whether the committed state admits the peer with node ID id.
+func (a *App) AdmittedByState(id string) (bool, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.closed {
 		return false, ErrClosed
 	}
 	r, v := a.committed()
-	keys, err := a.peers(r)
+	keys, err := a.peers(r, a.height)
+	a.fault(v.err) // a store failure
 	if err := firstErr(v.err, err); err != nil {
 		return false, err
 	}
@@ -75,8 +91,8 @@ func (a *App) filterPeer(path string) *abcitypes.ResponseQuery {
 	}
 	admitted, err := a.Admitted(id)
 	switch {
-	case err != nil:
-		return &abcitypes.ResponseQuery{Code: CodeNotAdmitted, Codespace: QueryCodespace, Log: "peer not admitted: " + err.Error()}
+	case err != nil: // the RPC answers these queries too: no store error text
+		return &abcitypes.ResponseQuery{Code: CodeNotAdmitted, Codespace: QueryCodespace, Log: "peer not admitted: the registry could not be read"}
 	case !admitted:
 		return &abcitypes.ResponseQuery{Code: CodeNotAdmitted, Codespace: QueryCodespace, Log: "peer " + consent.Truncate(id, 40) + " is not a member's node"}
 	}

@@ -38,7 +38,7 @@ func TestPeerFilter(t *testing.T) {
 	}
 	a.GateQueries(nil) // no path is public over the RPC
 	fail := false
-	a.AdmitPeers(func(r consent.Reader) ([]ed25519.PublicKey, error) {
+	a.AdmitPeers(func(r consent.Reader, _ int64) ([]ed25519.PublicKey, error) {
 		if fail {
 			return nil, context.DeadlineExceeded
 		}
@@ -48,7 +48,7 @@ func TestPeerFilter(t *testing.T) {
 			keys[i] = h.Node
 		}
 		return keys, err
-	})
+	}, func(id string) bool { return id == "5ca1ab1e" })
 	ask := func(path string) *abcitypes.ResponseQuery {
 		t.Helper()
 		res, err := a.Query(context.TODO(), &abcitypes.RequestQuery{Path: path}) // as CometBFT asks
@@ -71,8 +71,11 @@ func TestPeerFilter(t *testing.T) {
 	if res := ask("/p2p/filter/addr/127.0.0.1:26656"); res.Code != 0 {
 		t.Errorf("an address refused: %d %s", res.Code, res.Log)
 	}
+	if res := ask("/p2p/filter/id/5ca1ab1e"); res.Code != 0 {
+		t.Errorf("a node the override admits refused: %d %s", res.Code, res.Log)
+	}
 	fail = true
-	if res := ask("/p2p/filter/id/" + member); res.Code != abci.CodeNotAdmitted {
-		t.Errorf("a member's node admitted while the registry cannot be read: %d", res.Code)
+	if res := ask("/p2p/filter/id/" + member); res.Code != abci.CodeNotAdmitted || strings.Contains(res.Log, "deadline") {
+		t.Errorf("a member's node while the registry cannot be read: %d %q, want refused without the error's text", res.Code, res.Log)
 	}
 }

@@ -197,7 +197,7 @@ function showEmergencies(list) {
 function eventText(e) {
   const what = plain(kindNames, e.kind);
   if (e.kind === "custody-changed") {
-    const why = e.hospital ? hospital(e.hospital) + " handed its custody over" : "a hospital left the consortium";
+    const why = !e.hospital ? "a custodian changed" : e.reason === "hand-over" ? hospital(e.hospital) + " handed its custody over" : hospital(e.hospital) + " left the consortium";
     return what + ": " + why + " — now held by " + (e.custodians || []).map(hospital).join(", ");
   }
   const who = e.hospital ? hospital(e.hospital) : "You";

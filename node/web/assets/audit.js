@@ -102,7 +102,8 @@ function row(e) {
   open.setAttribute("aria-label", "Open event " + e.index);
   guard(open, "alert", () => openEntry(e.index));
   const detail = [e.purpose && "purpose " + plain(purposeNames, e.purpose), e.reason && plain(reasonNames, e.reason),
-    e.recipient && "to " + hospital(e.recipient), e.record && "record " + e.record.slice(0, 8) + "…"].filter(Boolean).join("; ");
+    e.recipient && "to " + hospital(e.recipient), e.record && "record " + e.record.slice(0, 8) + "…",
+    e.kind === "custody-changed" && e.custodians && "now held by " + e.custodians.map(hospital).join(", ")].filter(Boolean).join("; ");
   return el("tr", { "data-index": String(e.index), "data-kind": e.kind },
     el("td", { text: String(e.index) }), el("td", { text: when(e.time) }), el("td", { text: plain(kindNames, e.kind) }),
     el("td", { text: hospital(e.hospital) }), el("td", {}, el("code", { class: "id", text: e.patient.slice(0, 12) + "…", title: e.patient })),

@@ -239,6 +239,7 @@ export const kindNames = {
 };
 
 export const reasonNames = {
+  "hand-over": "a custodian handed its custody over", leave: "a custodian left the consortium",
   "no-consent": "no consent covers it", revoked: "the consent was revoked", expired: "the consent has expired",
   "not-yet-valid": "the consent has not started yet", "actor-not-permitted": "that hospital is not permitted",
   "purpose-not-permitted": "that purpose is not permitted", "class-not-permitted": "that kind of data is not permitted",
