@@ -93,6 +93,7 @@ type Node struct {
 	// looked at them (nil after).
 	unchecked map[consent.RecordID]bool
 	nodePub   ed25519.PublicKey // this node's key: its CometBFT and libp2p identity
+	startedAt time.Time
 }
 
 // registry is the chain's hospital registry with the peer ID of each node key.
@@ -132,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{home: h, id: consent.HospitalID(h.Config.ID), log: log, members: p2p.NewAllowlist(), metrics: newMetrics(),
 		ingest: cfg.IngestGate, shareHook: cfg.ShareHook}
 	n.reshared, n.unchecked = heldShares(h)
-	n.nodePub = nodeKey.Public().(ed25519.PublicKey)
+	n.nodePub, n.startedAt = nodeKey.Public().(ed25519.PublicKey), time.Now()
 	if n.ingest == nil {
 		n.ingest = NewIngestGate(h.Config.Ingest)
 	}

@@ -120,11 +120,20 @@ func (n *Node) handedOver() bool {
 	for id := range unchecked {
 		if _, found := slices.BinarySearch(held, id); !found {
 			n.reshared[id] = true // dropStale finds whether it was re-shared without this hospital
+			delete(n.unchecked, id)
 		}
 	}
-	n.unchecked = nil
+	// Serving says the node is current as far as its peers tell; the look is made again
+	// for a while, in case a peer that told it had not caught up either.
+	if time.Since(n.startedAt) > handedOverWindow {
+		n.unchecked = nil
+	}
 	return true
 }
+
+// handedOverWindow is how long after start handedOver looks again at the records held
+// only in epoch 0 (at each re-sharing round of the loop).
+const handedOverWindow = 2 * time.Minute
 
 // reshareStepWait bounds one step of a re-sharing (a deal, or taking a new share with
 // its blocks): a step that does not finish is tried again at a later height.
@@ -155,11 +164,21 @@ func (n *Node) reshareLoop() {
 }
 
 // followReshares takes this node's part in every re-sharing in progress, then
-// destroys the shares re-sharings made stale.
+// destroys the shares re-sharings made stale. A node that is not current (catching up,
+// say) only notes the re-sharings it sees pass: a deal or a share taken from an old
+// state would be refused, and the wait for it would hold up this loop.
 func (n *Node) followReshares(ctx context.Context) {
 	list, err := read(n, func(r consent.Reader, _ struct{}) ([]consent.Reshare, error) { return consent.Reshares(r) }, struct{}{})
 	if err != nil {
 		n.log.Warn("re-sharing check failed", "err", err)
+		return
+	}
+	n.mu.Lock()
+	for _, rs := range list {
+		n.reshared[rs.Record] = true
+	}
+	n.mu.Unlock()
+	if n.Serving() != nil {
 		return
 	}
 	for _, rs := range list {
@@ -172,9 +191,6 @@ func (n *Node) followReshares(ctx context.Context) {
 		if err != nil {
 			n.log.Warn("re-sharing", "record", rs.Record, "epoch", rs.Epoch, "err", err)
 		}
-		n.mu.Lock()
-		n.reshared[rs.Record] = true
-		n.mu.Unlock()
 	}
 	n.dropStaleShares(ctx)
 }
