@@ -350,25 +350,14 @@ func (n *Node) shutdownAPI() error {
 // that cannot be reached are dialed again every reconnectInterval.
 func (n *Node) followRegistry() {
 	defer n.wg.Done()
-	reconnect := time.NewTicker(reconnectInterval)
-	defer reconnect.Stop()
-	heights := n.chain.NewHeight()
 	// Erasures are looked for from the start of the log on every start: destroying a
 	// key already destroyed is a no-op.
 	var erasedFrom uint64
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-heights:
-			heights = n.chain.NewHeight()
-		case <-reconnect.C:
-		}
+	n.onHeights(reconnectInterval, func() {
 		n.mu.RLock()
 		last := n.registry.height
 		n.mu.RUnlock()
-		switch {
-		case n.chain.Height() != last:
+		if n.chain.Height() != last {
 			if err := n.refreshRegistry(); err != nil {
 				n.log.Warn("registry refresh failed", "err", err)
 			}
@@ -377,13 +366,32 @@ func (n *Node) followRegistry() {
 			} else {
 				erasedFrom = next
 			}
-		case heights != nil && isClosed(heights):
-			heights = nil // the chain stopped: no height will follow; the ticker alone runs
 		}
 		// A peer that dialled in just before the height that ended its grace goes at
 		// the next tick, not the next height.
 		n.chain.DropUnadmitted()
 		n.connectMembers()
+	})
+}
+
+// onHeights calls f after each new height of the chain and every interval (the ticker
+// alone once the chain has stopped), until the node closes.
+func (n *Node) onHeights(interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	heights := n.chain.NewHeight()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-heights:
+			heights = n.chain.NewHeight()
+		case <-t.C:
+		}
+		if heights != nil && isClosed(heights) {
+			heights = nil // the chain stopped: no height will follow
+		}
+		f()
 	}
 }
 

@@ -144,23 +144,10 @@ const reshareStepWait = time.Minute
 // slow fetch holds up nothing else.
 func (n *Node) reshareLoop() {
 	defer n.wg.Done()
-	t := time.NewTicker(repairInterval)
-	defer t.Stop()
-	heights := n.chain.NewHeight()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-heights:
-			heights = n.chain.NewHeight()
-		case <-t.C:
-		}
-		if heights != nil && isClosed(heights) {
-			heights = nil // the chain stopped: the ticker alone runs
-		}
+	n.onHeights(repairInterval, func() {
 		n.handedOver()
 		n.followReshares(n.ctx)
-	}
+	})
 }
 
 // followReshares takes this node's part in every re-sharing in progress, then

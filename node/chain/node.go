@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,7 +226,11 @@ func NewNode(cfg Config) (n *Node, err error) {
 		}
 		app.AdmitPeers(cfg.AdmitPeers, func(id string) bool {
 			n := self.Load()
-			return persistent[id] && n != nil && n.lastResort()
+			if !persistent[id] || n == nil {
+				return false
+			}
+			ids, err := n.app.AdmittedIDs()
+			return err == nil && n.lastResort(ids, n.cmt.Switch().Peers().Copy())
 		})
 	}
 	dbs := new(Stores)
@@ -339,10 +344,15 @@ func (n *Node) Start() error {
 // first, is not let in while it does.
 const LastResortAfter = 30 * time.Second
 
-// lastResort reports whether this node admits its persistent peers as a last resort.
-func (n *Node) lastResort() bool {
+// lastResort reports whether this node admits its persistent peers as a last resort:
+// catching up, and for LastResortAfter since start without a peer ids (the admitted
+// node IDs) has.
+func (n *Node) lastResort(ids map[string]bool, peers []p2p.Peer) bool {
 	at := n.startedAt.Load()
-	return at != 0 && time.Since(time.Unix(0, at)) > LastResortAfter && n.CatchingUp() && !n.hasAdmittedPeer()
+	if at == 0 || time.Since(time.Unix(0, at)) <= LastResortAfter || !n.CatchingUp() {
+		return false
+	}
+	return !slices.ContainsFunc(peers, func(p p2p.Peer) bool { return ids[string(p.ID())] })
 }
 
 // Stop stops CometBFT, waits for it and closes the app store. It may be called more
@@ -447,27 +457,25 @@ func P2PAddr(nodeKey ed25519.PrivateKey, listen string) string {
 // AdmitPeers, nor while the node is in its last resort (Config.AdmitPeers). A closed
 // peer is not redialled by CometBFT, and its own dials are refused.
 func (n *Node) DropUnadmitted() int {
-	if !n.filtered || n.lastResort() {
+	if !n.filtered {
+		return 0
+	}
+	ids, err := n.app.AdmittedIDs()
+	if err != nil {
+		return 0 // new peers are refused meanwhile (the filter fails closed)
+	}
+	peers := n.cmt.Switch().Peers().Copy()
+	if n.lastResort(ids, peers) {
 		return 0
 	}
 	dropped := 0
-	for _, p := range n.cmt.Switch().Peers().Copy() {
-		if ok, err := n.app.AdmittedByState(string(p.ID())); err == nil && !ok {
+	for _, p := range peers {
+		if !ids[string(p.ID())] {
 			n.cmt.Switch().StopPeerGracefully(p)
 			dropped++
 		}
 	}
 	return dropped
-}
-
-// hasAdmittedPeer reports whether a peer the committed state admits is connected.
-func (n *Node) hasAdmittedPeer() bool {
-	for _, p := range n.cmt.Switch().Peers().Copy() {
-		if ok, err := n.app.AdmittedByState(string(p.ID())); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }
 
 // HasPeer reports whether CometBFT's p2p has a connection with the node of key.

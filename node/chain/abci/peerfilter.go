@@ -52,32 +52,31 @@ func NodeID(key ed25519.PublicKey) string {
 // Admitted reports whether the peer with node ID id is admitted: by the committed
 // state, or else by the override (AdmitPeers' also).
 func (a *App) Admitted(id string) (bool, error) {
-	ok, err := a.AdmittedByState(id)
-	if err != nil || ok || a.alsoAdmit == nil {
-		return ok, err
+	ids, err := a.AdmittedIDs()
+	if err != nil || ids[id] || a.alsoAdmit == nil {
+		return ids[id], err
 	}
 	return a.alsoAdmit(id), nil
 }
 
-// AdmittedByState reports whether the committed state admits the peer with node ID id.
-func (a *App) AdmittedByState(id string) (bool, error) {
+// AdmittedIDs are the node IDs the committed state admits, from one read of it.
+func (a *App) AdmittedIDs() (map[string]bool, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.closed {
-		return false, ErrClosed
+		return nil, ErrClosed
 	}
 	r, v := a.committed()
 	keys, err := a.peers(r, a.height)
 	a.fault(v.err) // a store failure
 	if err := firstErr(v.err, err); err != nil {
-		return false, err
+		return nil, err
 	}
+	ids := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		if NodeID(k) == id {
-			return true, nil
-		}
+		ids[NodeID(k)] = true
 	}
-	return false, nil
+	return ids, nil
 }
 
 // filterPeer answers a peer filter query (path without PeerFilterPath).
