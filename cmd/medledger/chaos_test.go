@@ -206,9 +206,7 @@ func startChaosNet(t *testing.T, cfg chaosConfig) *chaosNet {
 	if d := os.Getenv("MEDLEDGER_CHAOS_DIR"); d != "" { // keep the homes and logs
 		dir = d
 	}
-	if out, err := cli("testnet", "--out", dir, "--hospitals", "4").CombinedOutput(); err != nil {
-		t.Fatalf("testnet: %v\n%s", err, out)
-	}
+	testnet(t, dir, 4)
 	n := &chaosNet{cfg: cfg, faulted: map[int]bool{}, consents: map[consent.ConsentID]*chaosConsent{},
 		rng:  rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}

@@ -27,9 +27,7 @@ func TestFailedNodeExits(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	if out, err := cli("testnet", "--out", dir, "--hospitals", "1").CombinedOutput(); err != nil {
-		t.Fatalf("testnet: %v\n%s", err, out)
-	}
+	testnet(t, dir, 1)
 	h, err := home.Load(filepath.Join(dir, "ada"))
 	if err != nil {
 		t.Fatal(err)

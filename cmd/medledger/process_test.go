@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/medledger/medledger/consent"
 	"github.com/medledger/medledger/node"
+	"github.com/medledger/medledger/node/chain"
 	"github.com/medledger/medledger/node/client"
 	"github.com/medledger/medledger/node/home"
 )
@@ -67,6 +69,38 @@ func (p *process) stop(t *testing.T) error {
 }
 
 // cli is the test binary re-executed as the medledger command (see TestMain).
+// testnet writes n hospitals' homes under dir with `medledger testnet` and reserves
+// their ports for this test process (see chain.ReservePort): nodes it stops and starts
+// again find their ports free, not taken meanwhile by another test package.
+func testnet(t *testing.T, dir string, n int) {
+	t.Helper()
+	if out, err := cli("testnet", "--out", dir, "--hospitals", strconv.Itoa(n)).CombinedOutput(); err != nil {
+		t.Fatalf("testnet: %v\n%s", err, out)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := regexp.MustCompile(`[:/](\d+)(/quic-v1)?$`)
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		h, err := home.Load(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, addr := range append([]string{h.Config.Chain.P2PListen, h.Config.Chain.RPCListen, h.Config.API.Listen}, h.Config.ListenAddrs...) {
+			if m := port.FindStringSubmatch(addr); m != nil {
+				p, _ := strconv.Atoi(m[1])
+				if p != 0 && !chain.ReservePort(p) {
+					t.Logf("testnet: port %d of %s is reserved by another process", p, e.Name())
+				}
+			}
+		}
+	}
+}
+
 func cli(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), runAsCLI+"=1")
@@ -128,10 +162,7 @@ func TestSeparateProcesses(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	out, err := cli("testnet", "--out", dir, "--hospitals", "4").CombinedOutput()
-	if err != nil {
-		t.Fatalf("testnet: %v\n%s", err, out)
-	}
+	testnet(t, dir, 4)
 	var homes []*home.Home
 	var clients []apiClient
 	var procs []*process

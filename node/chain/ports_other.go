@@ -1,0 +1,6 @@
+//go:build !unix
+
+package chain
+
+// reserve reserves nothing where flock is missing: ports are then unique per process only.
+func reserve(int) bool { return true }
