@@ -188,3 +188,43 @@ func TestHandOverWithdrawn(t *testing.T) {
 		t.Fatalf("after the switch: %+v", now)
 	}
 }
+
+// A custodian that leaves during another's hand-over is replaced in the same re-sharing,
+// and the access log names both at the switch: one entry for the custodian that handed
+// over, one for the one that left.
+func TestHandOverAndLeaveBothLogged(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover", "eve"}, nil)
+	rec := consent.RecordID("c0ffee00c0ffee00c0ffee00c0ffee30")
+	old, _ := c.sharedRecord(rec)
+	c.ok("city", handOver("city", rec, "dover"))
+	c.voteOut("ada", "bayside", "city", "dover", "eve")
+	rs, _ := consent.GetReshare(c.st, rec)
+	if rs == nil || rs.Out != "city" || !slices.Equal(rs.To, []consent.HospitalID{"bayside", "dover", "eve"}) {
+		t.Fatalf("after ada left during city's hand-over: %+v", rs)
+	}
+	for i, h := range []string{"bayside", "city"} {
+		body, _, _ := dealFor(t, rs, h, old[i+1])
+		c.ok(h, body)
+	}
+	rs, _ = consent.GetReshare(c.st, rec)
+	c.ok("dover", acceptBody("dover", rec, rs.CommitmentsHash()))
+	c.ok("eve", acceptBody("eve", rec, rs.CommitmentsHash()))
+	r, _ := consent.GetRecord(c.st, rec)
+	if r.Epoch != 1 || !slices.Equal(r.Custodians, rs.To) {
+		t.Fatalf("after the switch: %+v", r)
+	}
+	page, err := consent.AuditEvents(c.st, consent.AuditFilter{Kind: consent.AuditCustodyChanged})
+	if err != nil || len(page.Events) != 2 {
+		t.Fatalf("custody-changed entries: %+v %v, want two", page, err)
+	}
+	got := map[consent.HospitalID]string{}
+	for _, e := range page.Events {
+		if e.Record != rec || !slices.Equal(e.Custodians, rs.To) {
+			t.Fatalf("custody-changed entry %+v", e)
+		}
+		got[e.Hospital] = e.Reason
+	}
+	if got["ada"] != "leave" || got["city"] != "hand-over" {
+		t.Fatalf("custody-changed causes %v, want ada: leave, city: hand-over", got)
+	}
+}

@@ -401,18 +401,21 @@ func (a *action) acceptReshared(h *Hospital, rec *Record, rs *Reshare) ([]Event,
 	if err := setValue(a.st, keyRecord+string(rec.ID), rec); err != nil {
 		return nil, err
 	}
-	// The access log says who holds the record's key from now on, and why: the custodian
-	// that handed its custody over, or else one that left (From is sorted).
-	cause, gone := "hand-over", rs.Out
-	if gone == "" {
-		cause = "leave"
-		if i := slices.IndexFunc(rs.From, func(h HospitalID) bool { return !slices.Contains(rs.To, h) }); i >= 0 {
-			gone = rs.From[i]
+	// The access log says who holds the record's key from now on, and why: one entry for
+	// each custodian gone, the one that handed its custody over or one that left (a leave
+	// during a hand-over makes two; From is sorted).
+	for _, gone := range rs.From {
+		if slices.Contains(rs.To, gone) {
+			continue
 		}
-	}
-	if err := a.audit(AuditEvent{Kind: AuditCustodyChanged, Patient: rec.Patient, Record: rec.ID,
-		Hospital: gone, Custodians: rs.To, Reason: cause}); err != nil {
-		return nil, err
+		cause := "leave"
+		if gone == rs.Out {
+			cause = "hand-over"
+		}
+		if err := a.audit(AuditEvent{Kind: AuditCustodyChanged, Patient: rec.Patient, Record: rec.ID,
+			Hospital: gone, Custodians: rs.To, Reason: cause}); err != nil {
+			return nil, err
+		}
 	}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "reshared", Value: "true"}, Attr{Key: "available", Value: "true"})
 	rs.Switched = true
