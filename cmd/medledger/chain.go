@@ -38,13 +38,18 @@ func onChain(ctx context.Context, addr string, f func(ctx context.Context, c *cl
 // submitAsHospital submits body signed with the operator key of the hospital whose home
 // --home names, through the node at addr, showing progress on stderr, and returns the
 // committed result.
-func submitAsHospital(cmd *cobra.Command, addr string, body consent.Body) (*consent.Committed, error) {
+func submitAsHospital(cmd *cobra.Command, addr string, body consent.Body, checks ...func(context.Context, *client.Client) error) (*consent.Committed, error) {
 	h, err := home.Load(homeFlag(cmd))
 	if err != nil {
 		return nil, err
 	}
 	var res *consent.Committed
 	err = onChainShowing(cmd.Context(), cmd.ErrOrStderr(), addr, func(ctx context.Context, c *client.Client) error {
+		for _, check := range checks {
+			if err := check(ctx, c); err != nil {
+				return err
+			}
+		}
 		res, err = c.Submit(ctx, body, h.Keys.Operator)
 		return err
 	})

@@ -48,6 +48,13 @@ func TestChainScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// `hospital leave` checks the validators bayside reaches: wait until it reaches all.
+	for r, err := cl.Reachable(ctx); err != nil || r.Reachable < 4; r, err = cl.Reachable(ctx) {
+		if ctx.Err() != nil {
+			t.Fatalf("bayside reaches %+v validators (%v), want 4", r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/chain",

@@ -3,12 +3,15 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/medledger/medledger/consent"
@@ -108,6 +111,19 @@ func (r Reach) Quorum() bool { return 3*r.PowerUp > 2*(r.PowerUp+r.PowerDown) }
 // it is one, and its connected peers (a hospital's node ID is its validator address;
 // see reach for other chains).
 func (c *Client) Reachable(ctx context.Context) (Reach, error) {
+	return c.reachable(ctx, nil)
+}
+
+// ReachableWithout is Reachable as it would be once the validator with this node key
+// (a hospital's) is out of the set: a leave that would leave the validators this node
+// reaches with no more than 2/3 of the power would stop the chain (the leaver's own
+// vote gone with it), until enough of the others are back.
+func (c *Client) ReachableWithout(ctx context.Context, nodeKey ed25519.PublicKey) (Reach, error) {
+	gone := cmted25519.PubKey(nodeKey).Address()
+	return c.reachable(ctx, func(v *cmttypes.Validator) bool { return bytes.Equal(v.Address, gone) })
+}
+
+func (c *Client) reachable(ctx context.Context, drop func(*cmttypes.Validator) bool) (Reach, error) {
 	st, err := c.rpc.Status(ctx)
 	if err != nil {
 		return Reach{}, fmt.Errorf("client: %w", err)
@@ -125,13 +141,20 @@ func (c *Client) Reachable(ctx context.Context) (Reach, error) {
 	for _, p := range ni.Peers {
 		up[strings.ToLower(string(p.NodeInfo.DefaultNodeID))] = true
 	}
-	return reach(vals.Validators, self, up), nil
+	return reach(vals.Validators, self, up, drop), nil
 }
 
 // reach matches node IDs to validator addresses, as a hospital's node key is its
-// validator key. A node whose node key is not its validator key (a bare chain, e.g.
-// nodetest.Validators) is counted as one validator per node, each of the same power.
-func reach(vals []*cmttypes.Validator, self string, up map[string]bool) Reach {
+// validator key, leaving out the validators drop reports (drop may be nil). A node whose
+// node key is not its validator key (a bare chain, e.g. nodetest.Validators) is counted
+// as one validator per node, each of the same power.
+func reach(vals []*cmttypes.Validator, self string, up map[string]bool, drop func(*cmttypes.Validator) bool) Reach {
+	matched := slices.ContainsFunc(vals, func(v *cmttypes.Validator) bool {
+		return strings.ToLower(hex.EncodeToString(v.Address)) == self
+	})
+	if drop != nil {
+		vals = slices.DeleteFunc(slices.Clone(vals), drop)
+	}
 	r := Reach{Total: len(vals)}
 	var total int64
 	for _, v := range vals {
@@ -140,10 +163,6 @@ func reach(vals []*cmttypes.Validator, self string, up map[string]bool) Reach {
 			r.Reachable++
 			r.PowerUp += v.VotingPower
 		}
-	}
-	matched := false
-	for _, v := range vals {
-		matched = matched || strings.ToLower(hex.EncodeToString(v.Address)) == self
 	}
 	if !matched && len(vals) > 0 {
 		r.Reachable = min(len(up), len(vals))
