@@ -73,6 +73,9 @@ func Testnet(cfg TestnetConfig) ([]*home.Home, error) {
 	if cfg.Custodians > 0 { // a zero Threshold takes the chain's default for r
 		g.Params.Custodians, g.Params.Threshold = cfg.Custodians, cfg.Threshold
 	}
+	if r, k := g.Params.Custodians, g.Params.Threshold; r > cfg.Hospitals || r > consent.MaxCustodians || k < 0 || k > r {
+		return nil, fmt.Errorf("node: testnet: custody %d of %d custodians: want 1 ≤ threshold ≤ custodians ≤ hospitals (%d)", k, r, cfg.Hospitals)
+	}
 	gen := &cmttypes.GenesisDoc{
 		ChainID:         cfg.ChainID,
 		GenesisTime:     time.Now().UTC(),

@@ -200,6 +200,11 @@ type chaosStats struct {
 
 var hospitalIDs = []consent.HospitalID{"ada", "bayside", "city", "dunmore"}
 
+// chaosThreshold is how many key shares a read combines: `medledger testnet`'s default
+// custody for four hospitals, each record on three of them and its key shared 2 of 3
+// (each share released with its own receipt, committed first).
+const chaosThreshold = 2
+
 func startChaosNet(t *testing.T, cfg chaosConfig) *chaosNet {
 	t.Helper()
 	dir := t.TempDir()
@@ -1114,8 +1119,9 @@ func (n *chaosNet) checkReleases(t *testing.T) {
 				continue
 			}
 		}
-		if !g.Granted || len(g.Receipts) == 0 {
-			t.Errorf("UNLOGGED RELEASE: a read returned a Bundle for grant %s (granted %v) with %d receipts", rd.grant, g.Granted, len(g.Receipts))
+		if !g.Granted || len(g.Receipts) < chaosThreshold {
+			t.Errorf("UNLOGGED RELEASE: a read returned a Bundle for grant %s (granted %v) with %d receipts, want at least %d (one per key share)",
+				rd.grant, g.Granted, len(g.Receipts), chaosThreshold)
 		}
 		if k := n.consents[g.Consent]; k != nil && !k.revoked.IsZero() && rd.start.After(k.revoked) {
 			afterRevoke++
@@ -1123,13 +1129,13 @@ func (n *chaosNet) checkReleases(t *testing.T) {
 				rd.start.Sub(k.revoked).Round(time.Millisecond), g.Consent, rd.grant)
 		}
 	}
-	if ok > receipts {
-		t.Errorf("UNLOGGED RELEASE: %d reads returned a Bundle but the chain has %d receipts", ok, receipts)
+	if ok*chaosThreshold > receipts {
+		t.Errorf("UNLOGGED RELEASE: %d reads returned a Bundle but the chain has %d receipts (%d shares a read)", ok, receipts, chaosThreshold)
 	}
 	t.Logf("(c) %d consents revoked, %d decisions under them, no receipt after a revoke (%d in the revoke's block, before it); %d reads after a seen revoke returned a Bundle",
 		len(revoked), underRevoked, sameBlock, afterRevoke)
-	t.Logf("(d) %d reads returned a Bundle, %d receipts on the chain over %d decisions (%d released but not delivered)",
-		ok, receipts, len(grants), receipts-ok)
+	t.Logf("(d) %d reads returned a Bundle, %d receipts (key shares released) on the chain over %d decisions",
+		ok, receipts, len(grants))
 }
 
 // receiptFirst reports whether, in block h, grant g's receipt comes before the

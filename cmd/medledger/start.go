@@ -57,12 +57,26 @@ func testnetCmd() *cobra.Command {
 		Short: "Create the homes of an N-hospital consortium on this machine (one genesis, loopback ports)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Custodians < 0 {
+				return fmt.Errorf("testnet: --custodians %d: want at least 1", cfg.Custodians)
+			}
+			if cfg.Custodians == 0 { // the chain's default custody (consent.Params), not node.Testnet's whole keys
+				cfg.Custodians = max(1, min(cfg.Hospitals, 3))
+			}
+			if cfg.Threshold == 0 {
+				cfg.Threshold = (cfg.Custodians + 1) / 2
+			}
 			homes, err := node.Testnet(cfg)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "chain %s: %d hospitals in %s\n", homes[0].Config.ChainID, len(homes), cfg.Dir)
+			if cfg.Custodians == 1 {
+				fmt.Fprintf(out, "custody: each record's key whole at the hospital that ingests it\n")
+			} else {
+				fmt.Fprintf(out, "custody: each record on %d hospitals, its key shared %d of %d among them\n", cfg.Custodians, cfg.Threshold, cfg.Custodians)
+			}
 			self, _ := os.Executable()
 			for _, h := range homes {
 				fmt.Fprintf(out, "  %-8s api http://%s  rpc %s  tokens %s\n", h.Config.ID, h.Config.API.Listen,
@@ -80,6 +94,9 @@ func testnetCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.ChainID, "chain-id", "medledger-testnet", "the chain ID")
 	cmd.Flags().StringVar(&cfg.EmptyBlockInterval, "empty-blocks", home.DefaultEmptyBlockInterval,
 		"chain.empty_block_interval of every home: a heartbeat such as 30s, off (no blocks while idle), or 0s (continuous, for demos)")
+	cmd.Flags().IntVar(&cfg.Custodians, "custodians", 0,
+		"custodians of each record (r): its ciphertext on r hospitals, its key shared k-of-r among them; 1 keeps each key whole at the hospital that ingests it (default: the chain's, min(hospitals, 3))")
+	cmd.Flags().IntVar(&cfg.Threshold, "threshold", 0, "key shares that release a record's key (k, 1 ≤ k ≤ r; default ⌈r/2⌉: 2 of 3)")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }

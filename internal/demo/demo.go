@@ -59,7 +59,9 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	homes, err := node.Testnet(node.TestnetConfig{Dir: dir, Hospitals: 4, ChainID: "medledger-demo"})
+	// Each record on three hospitals, its key shared 2 of 3 among them (the chain's
+	// default custody): no hospital alone can release it, and one down stops no read.
+	homes, err := node.Testnet(node.TestnetConfig{Dir: dir, Hospitals: 4, ChainID: "medledger-demo", Custodians: 3, Threshold: 2})
 	if err != nil {
 		return err
 	}
@@ -67,15 +69,15 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 	if logs == nil {
 		logs = io.Discard
 	}
-	s := &story{ctx: ctx, w: w, http: &http.Client{Timeout: time.Minute}}
+	s := &story{ctx: ctx, w: w, http: &http.Client{Timeout: time.Minute}, logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	defer s.closeAll()
 	fmt.Fprintf(w, "medledger demo — four hospitals share encrypted FHIR records under patients' consent\n")
 	fmt.Fprintf(w, "homes in %s\n\n", dir)
 	for _, h := range homes {
-		n, err := node.Start(ctx, node.Config{Home: h, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		n, err := s.start(h)
 		if err != nil {
 			return err
 		}
-		defer n.Close()
 		tokens, err := node.ReadTokens(h)
 		if err != nil {
 			return err
@@ -84,10 +86,11 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 		s.tokens = append(s.tokens, tokens)
 		fmt.Fprintf(w, "  %-8s %-28s validator, custodian, API %s\n", h.Config.ID, h.Config.Name, n.APIURL())
 	}
+	fmt.Fprintf(w, "  custody  each record on 3 hospitals, its key shared 2 of 3 among them (no hospital keeps it whole)\n")
 	if err := s.waitHeight(2); err != nil {
 		return err
 	}
-	s.ada, s.bayside, s.city = s.nodes[0], s.nodes[1], s.nodes[2]
+	s.ada, s.bayside, s.city, s.dunmore = s.nodes[0], s.nodes[1], s.nodes[2], s.nodes[3]
 	if s.patient, err = crypto.NewSigningKey(); err != nil {
 		return err
 	}
@@ -102,6 +105,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (err error) {
 	s.step("The patient revokes; Bayside's next request is denied in the very next block", s.revoke)
 	s.step("A consent with an end date: granted before it, denied after it (block time)", s.endDate)
 	s.step("City uses emergency access with a coded reason: granted, flagged for review", s.emergency)
+	s.step("Ada, which ingested the record, goes down: Dunmore still reads it from the two other custodians' key shares", s.outage)
 	s.step("No block in any store holds plaintext: no name or birth date of any patient", s.scanBlocks)
 	s.step("Audit: who accessed the patient's record, when, why, under which consent", s.audit)
 	s.step("A privacy officer proves the emergency access against headers the validators signed, and reviews it", s.proveAndReview)
@@ -131,7 +135,10 @@ type story struct {
 	http               *http.Client
 	nodes              []*node.Node
 	tokens             []map[string]string
+	logger             *slog.Logger
+	closers            []*node.Node // every node started, closed when the demo ends
 	ada, bayside, city *node.Node
+	dunmore            *node.Node
 	patient            *crypto.SigningKey
 	pid                consent.PatientID
 	record             *consent.Record
@@ -140,6 +147,22 @@ type story struct {
 	consentID          consent.ConsentID
 	baysideGrant       consent.GrantID
 	n, bad             int
+}
+
+// start starts a hospital's node from its home.
+func (s *story) start(h *home.Home) (*node.Node, error) {
+	n, err := node.Start(s.ctx, node.Config{Home: h, Logger: s.logger})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, n)
+	return n, nil
+}
+
+func (s *story) closeAll() {
+	for _, n := range s.closers {
+		n.Close()
+	}
 }
 
 func (s *story) step(title string, f func() error) {
@@ -287,7 +310,8 @@ func (s *story) grantAndRead() error {
 		return fmt.Errorf("GET /records answered %d (%d bytes), want 200 with the Bundle", status, len(body))
 	}
 	s.baysideGrant = grant
-	fmt.Fprintf(s.w, "   bayside: request decided on chain, key released by ada, ciphertext over bitswap, decrypted:\n")
+	fmt.Fprintf(s.w, "   bayside: request decided on chain, key shares released by the custodians (2 of 3 combined),\n")
+	fmt.Fprintf(s.w, "   ciphertext over bitswap, decrypted:\n")
 	fmt.Fprintf(s.w, "   %d bytes byte-identical to what ada ingested, in %s (grant %s)\n",
 		len(body), time.Since(start).Round(time.Millisecond), grant)
 	return nil
@@ -417,6 +441,67 @@ func (s *story) emergency() error {
 	return nil
 }
 
+// outage stops ada, the hospital that ingested the patient's record and one of its
+// three custodians: the patient grants dunmore (not a custodian) access through
+// bayside's node, and dunmore reads the record from bayside's and city's key shares,
+// the chain going on with three validators of four. Ada then restarts and catches up.
+func (s *story) outage() error {
+	if err := s.ada.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.w, "   ada stopped: its key share and its copy of the ciphertext are out of reach\n")
+	c, err := s.submitAsPatient(s.bayside, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: s.pid, Policy: consent.Policy{
+		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit,
+			Actors: []consent.HospitalID{"dunmore"}, Purposes: []consent.Purpose{"TREAT"}}}}}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.w, "   consent %s committed at height %d by the three validators up: permit dunmore, purpose TREAT\n", c.ID, c.Height)
+	status, body, grant, err := s.readWithGrant(s.dunmore, "TREAT")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK || body != string(s.bundle) {
+		return fmt.Errorf("dunmore's GET /records with ada down answered %d %s, want 200 with the Bundle", status, outcomeText(body))
+	}
+	var g consent.GrantInfo
+	if err := s.query(s.bayside, "/grant/"+string(grant), &g); err != nil {
+		return err
+	}
+	var from []string
+	for _, r := range g.Receipts {
+		if r.Custodian == "ada" {
+			return errors.New("ada, stopped, has a release receipt for dunmore's grant")
+		}
+		from = append(from, string(r.Custodian))
+	}
+	if len(from) < 2 {
+		return fmt.Errorf("dunmore's grant has %d release receipts, want 2 (bayside's and city's shares)", len(from))
+	}
+	fmt.Fprintf(s.w, "   dunmore → 200: %d bytes byte-identical, from the key shares of %s (receipts on the chain)\n",
+		len(body), strings.Join(from, " and "))
+	n, err := s.start(s.ada.Home())
+	if err != nil {
+		return fmt.Errorf("restart ada: %w", err)
+	}
+	s.ada, s.nodes[0] = n, n
+	ctx, cancel := s.ctxT()
+	defer cancel()
+	for {
+		status, _, err := s.api(s.ada, "clinician", http.MethodGet, "/healthz", nil)
+		if err == nil && status == http.StatusOK {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ada restarted but is not healthy after a minute: %d %v", status, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(s.w, "   ada restarted and caught up (height %d)\n", s.ada.Chain().Height())
+	return nil
+}
+
 func (s *story) scanBlocks() error {
 	var terms []string
 	for _, p := range s.plains {
@@ -538,7 +623,7 @@ func (s *story) accounting() error {
 	if status != http.StatusOK || len(lines) < 2 {
 		return fmt.Errorf("accounting: %d, %d lines", status, len(lines))
 	}
-	fmt.Fprintf(s.w, "   %d disclosures (key releases to other hospitals) in six years:\n", len(lines)-1)
+	fmt.Fprintf(s.w, "   %d disclosures in six years (one per custodian's release of its key share to another hospital):\n", len(lines)-1)
 	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	if err != nil {
 		return err
@@ -548,7 +633,7 @@ func (s *story) accounting() error {
 		col[name] = i
 	}
 	for _, r := range rows[1:] {
-		fmt.Fprintf(s.w, "   %s  to %-26s  for %s\n", r[col["date"]], r[col["recipient_name"]], r[col["purpose_statement"]])
+		fmt.Fprintf(s.w, "   %s  to %-26s  by %-8s  for %s\n", r[col["date"]], r[col["recipient_name"]], r[col["custodian"]], r[col["purpose_statement"]])
 	}
 	status, body, err = s.api(s.bayside, "privacy-officer", http.MethodGet, "/fhir/AuditEvent?patient="+string(s.pid), nil)
 	if err != nil {

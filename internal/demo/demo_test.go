@@ -19,7 +19,7 @@ func TestDemo(t *testing.T) {
 	if err := Run(t.Context(), &out, Config{Dir: t.TempDir(), Logs: &logs}); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "All 12 steps behaved as expected.") {
+	if !strings.Contains(out.String(), "All 13 steps behaved as expected.") {
 		t.Fatalf("demo output lacks its verdict:\n%s", out.String())
 	}
 	if !strings.Contains(logs.String(), `"key released"`) {

@@ -24,12 +24,14 @@ import (
 //     a consent change, a registration or an erasure.
 //   - Emergency (break-glass) accesses are disclosures when their key was released,
 //     like any other grant; their rows carry the break-glass reason.
-//   - The recipient must be outside the record's custodians: a release to a hospital
-//     that already holds the record (or to the releasing custodian itself) discloses
-//     nothing new.
-//   - Every release is a row: two custodians releasing the key for one grant are two
-//     disclosures, each custodian's own (each is a covered entity accounting for its
-//     disclosures).
+//   - The recipient must not hold the record's plaintext already: a release to the
+//     releasing custodian itself, to a custodian of a whole-key record (it holds the
+//     key), or to the hospital that registered a record in threshold custody (it had
+//     the plaintext at ingest) discloses nothing new. A custodian of a threshold record
+//     holds one share, not the key: a release to it is a disclosure.
+//   - Every release is a row: two custodians releasing the key (or their shares of it)
+//     for one grant are two disclosures, each custodian's own (each is a covered
+//     entity accounting for its disclosures).
 //   - Disclosures for treatment, payment and health care operations are listed too:
 //     §164.528(a)(1)(i) would exempt them, but the patient is shown everything the
 //     chain knows (as HITECH §13405(c) intends for electronic records).
@@ -93,6 +95,12 @@ func Accounting(patient consent.PatientID, events []consent.AuditEvent, records 
 	names map[consent.HospitalID]string, now time.Time) []Disclosure {
 	since := Since(now).Unix()
 	reasons := emergencyReasons(patient, events)
+	registrants := map[consent.RecordID]consent.HospitalID{}
+	for _, e := range events {
+		if e.Kind == consent.AuditRecordRegistered && e.Patient == patient {
+			registrants[e.Record] = e.Hospital
+		}
+	}
 	seen := map[uint64]bool{}
 	out := []Disclosure{}
 	for _, e := range events {
@@ -101,8 +109,7 @@ func Accounting(patient consent.PatientID, events []consent.AuditEvent, records 
 		}
 		seen[e.Index] = true
 		rec, known := records[e.Record]
-		if e.Recipient == "" || e.Recipient == e.Hospital || slices.Contains(rec.Custodians, e.Recipient) ||
-			slices.Contains(e.Custodians, e.Recipient) {
+		if e.Recipient == "" || e.Recipient == e.Hospital || holdsPlaintext(rec, known, registrants[e.Record], e.Recipient) {
 			continue
 		}
 		d := Disclosure{
@@ -124,6 +131,21 @@ func Accounting(patient consent.PatientID, events []consent.AuditEvent, records 
 		return compareUint(a.Event, b.Event)
 	})
 	return out
+}
+
+// holdsPlaintext reports whether h held rec's plaintext before a release to it: as a
+// custodian of a whole-key record, or as the hospital that registered a threshold
+// record (registrant, "" if its registration is not among the events read: then the
+// release is listed). A record not known is judged by nothing: the release is listed.
+func holdsPlaintext(rec consent.Record, known bool, registrant, h consent.HospitalID) bool {
+	switch {
+	case !known:
+		return false
+	case rec.Threshold > 0:
+		return h == registrant
+	default:
+		return slices.Contains(rec.Custodians, h)
+	}
 }
 
 // emergencyReasons maps each of patient's emergency grants in events to its reason.

@@ -246,3 +246,39 @@ func TestPurposeStatements(t *testing.T) {
 		t.Errorf("unknown purpose: %q", got)
 	}
 }
+
+// A record in threshold custody: its custodians hold shares, not the key, so a release
+// to a custodian is a disclosure — each custodian's release its own row, a custodian's
+// release to itself none — while the hospital that registered it had the plaintext, so
+// releases to it are none. Without its registration among the events, a release to it
+// is listed (the accounting errs on the side of disclosure).
+func TestAccountingThreshold(t *testing.T) {
+	r4 := consent.RecordID(id32('4'))
+	records := map[consent.RecordID]consent.Record{r4: {ID: r4, Patient: alice, Classes: []consent.DataClass{"Observation"},
+		Custodians: []consent.HospitalID{"ada", "bayside", "city"}, Threshold: 2, Commitments: consent.Hex{1}}}
+	release := func(from, to consent.HospitalID, g int) consent.AuditEvent {
+		return consent.AuditEvent{Kind: consent.AuditKeyReleased, Patient: alice, Record: r4, Hospital: from, Recipient: to,
+			Purpose: "TREAT", Consent: consentN(1), Grant: grant(g)}
+	}
+	var h history
+	h.add("2025-01-01T00:00:00Z", consent.AuditEvent{Kind: consent.AuditRecordRegistered, Patient: alice, Record: r4, Hospital: "ada",
+		Custodians: records[r4].Custodians}) // 0
+	h.add("2025-02-01T00:00:00Z", release("ada", "bayside", 1))     // 1: a row
+	h.add("2025-02-01T00:00:00Z", release("bayside", "bayside", 1)) // 2: its own share
+	h.add("2025-02-01T00:00:01Z", release("city", "bayside", 1))    // 3: a row
+	h.add("2025-03-01T00:00:00Z", release("bayside", "ada", 2))     // 4: ada registered it
+	h.add("2025-03-01T00:00:00Z", release("city", "ada", 2))        // 5: likewise
+	h.add("2025-04-01T00:00:00Z", release("ada", "dunmore", 3))     // 6: a row
+	rows := Accounting(alice, h.events, records, accountingNames, accountingNow)
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%d %s>%s", r.Event, r.Custodian, r.Recipient))
+	}
+	if want := []string{"1 ada>bayside", "3 city>bayside", "6 ada>dunmore"}; !slices.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
+	rows = Accounting(alice, h.events[1:], records, accountingNames, accountingNow)
+	if len(rows) != 5 {
+		t.Errorf("without the registration: %d rows, want 5 (the releases to ada listed)", len(rows))
+	}
+}
