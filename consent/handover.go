@@ -61,9 +61,12 @@ func (a *action) handOver(h HandOver) ([]Event, error) {
 		return nil, err
 	}
 	rs, err := GetReshare(a.st, rec.ID)
+	state, _ := attrOf(ev, "state")
 	switch {
 	case err != nil:
 		return nil, err
+	case state == "unchanged":
+		return nil, reject(CodeInvalid, "no member is free to take %s's custody of record %s (every other one is a custodian already)", c.ID, rec.ID)
 	case rs == nil:
 		return nil, reject(CodeNoCustody, "fewer than %d custodians of record %s hold a verified share to deal: it cannot be re-shared", rec.Threshold, rec.ID)
 	case rs.Out != c.ID:
@@ -96,4 +99,14 @@ func (a *action) withdrawHandOver(c *Hospital, rec *Record) ([]Event, error) {
 	ev := Event{Type: "reshare", Attrs: []Attr{{Key: "record", Value: string(rec.ID), Index: true},
 		{Key: "epoch", Value: strconv.FormatUint(uint64(rs.Epoch), 10)}, {Key: "out", Value: string(c.ID)}, {Key: "state", Value: "withdrawn"}}}
 	return []Event{ev}, a.st.Delete([]byte(keyReshare + string(rec.ID)))
+}
+
+// attrOf is the value of ev's attribute key.
+func attrOf(ev Event, key string) (string, bool) {
+	for _, a := range ev.Attrs {
+		if a.Key == key {
+			return a.Value, true
+		}
+	}
+	return "", false
 }

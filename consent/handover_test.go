@@ -166,12 +166,7 @@ func TestHandOverWithdrawn(t *testing.T) {
 	if !hasAttr(res, "state", "withdrawn") {
 		t.Fatalf("withdrawal events %+v", res.Events)
 	}
-	if rs, _ := consent.GetReshare(c.st, rec); rs != nil {
-		t.Fatalf("the re-sharing is kept after the withdrawal: %+v", rs)
-	}
-	if now, _ := consent.GetRecord(c.st, rec); now.Epoch != 0 || !slices.Equal(now.Custodians, r.Custodians) {
-		t.Fatalf("the record changed: %+v", now)
-	}
+	c.unchanged(r)
 
 	// Again, up to the switch (bayside has not taken its share): too late to withdraw.
 	c.ok("city", handOver("city", rec, "dover"))
@@ -226,5 +221,32 @@ func TestHandOverAndLeaveBothLogged(t *testing.T) {
 	}
 	if got["ada"] != "leave" || got["city"] != "hand-over" {
 		t.Fatalf("custody-changed causes %v, want ada: leave, city: hand-over", got)
+	}
+}
+
+// A hand-over started again by a leave with no member free to take the place, and no
+// custodian gone (the member it named left), is dropped: re-sharing to the same
+// custodians would change nothing.
+func TestHandOverDroppedWhenNothingChanges(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city", "dover"}, nil)
+	rec := consent.RecordID("c0ffee00c0ffee00c0ffee00c0ffee40")
+	_, r := c.sharedRecord(rec)
+	c.ok("city", handOver("city", rec, "dover"))
+	res := c.voteOut("dover", "ada", "bayside", "city")
+	if !hasAttr(res, "state", "unchanged") {
+		t.Fatalf("events of dover's leave: %+v, want the re-sharing unchanged", res.Events)
+	}
+	c.unchanged(r)
+	c.refused("city", handOver("city", rec, ""), consent.CodeInvalid) // every member a custodian
+}
+
+// unchanged fails unless r has no re-sharing and is as it was (epoch, custodians).
+func (c *reshareChain) unchanged(r *consent.Record) {
+	c.t.Helper()
+	if rs, _ := consent.GetReshare(c.st, r.ID); rs != nil {
+		c.t.Fatalf("a re-sharing of record %s is kept: %+v", r.ID, rs)
+	}
+	if now, _ := consent.GetRecord(c.st, r.ID); now.Epoch != r.Epoch || !slices.Equal(now.Custodians, r.Custodians) {
+		c.t.Fatalf("the record changed: %+v, was %+v", now, r)
 	}
 }

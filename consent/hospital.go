@@ -70,6 +70,13 @@ func (a *action) proposeHospital(h Hospital) ([]Event, error) {
 	if _, err := getHospital(a.st, h.ID); err == nil {
 		return nil, reject(CodeDuplicate, "hospital %s is already registered", h.ID)
 	}
+	var left Height
+	if ok, err := getValue(a.st, keyLeft+string(h.ID), &left); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, reject(CodeDuplicate, "hospital ID %s belonged to a hospital that left at height %d: IDs are not reused", h.ID, left)
+	}
 	var dup HospitalID
 	if ok, err := getValue(a.st, keyOperator+hex.EncodeToString(h.Operator), &dup); err != nil || ok {
 		if err != nil {

@@ -21,7 +21,7 @@ func TestOtherStateLayoutHalts(t *testing.T) {
 	if err := m.EndBlock(st, b); err != nil {
 		t.Fatalf("a state in this layout: %v", err)
 	}
-	for name, v := range map[string][]byte{"older (no layout)": nil, "layout 2": {0x02}, "layout 3": {0x03}, "layout 4": {0x04}, "layout 5": {0x05}, "newer": {0x07}} {
+	for name, v := range map[string][]byte{"older (no layout)": nil, "layout 2": {0x02}, "layout 3": {0x03}, "layout 4": {0x04}, "layout 5": {0x05}, "layout 6": {0x06}, "newer": {0x08}} {
 		if v == nil {
 			st.Delete([]byte("m/layout"))
 		} else {

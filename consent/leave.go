@@ -95,6 +95,11 @@ func (a *action) leave(l Leave) ([]Event, error) {
 			return nil, err
 		}
 	}
+	// Its ID is retired: the access log names it, and a newcomer under the same ID
+	// would read there as the hospital that left (the records it registered, say).
+	if err := setValue(a.st, keyLeft+string(target.ID), a.block.Height); err != nil {
+		return nil, err
+	}
 	ev.Attrs = append(ev.Attrs, Attr{Key: "left", Value: "true"})
 	reshares, err := a.reshareAfterLeave(target.ID)
 	if err != nil {

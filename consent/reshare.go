@@ -235,6 +235,15 @@ func (a *action) startReshare(rec *Record, out, in HospitalID) (Event, error) {
 	}
 	to = append(to, candidates[:min(len(candidates), len(rec.Custodians)-len(to))]...)
 	slices.Sort(to)
+	if slices.Equal(to, rec.Custodians) {
+		// A hand-over started again with no one to take the place, and no custodian
+		// gone: nothing would change, so there is nothing to re-share.
+		if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil {
+			return ev, err
+		}
+		ev.Attrs = append(ev.Attrs, Attr{Key: "state", Value: "unchanged"})
+		return ev, nil
+	}
 	if len(to) < rec.Threshold { // no k-of-len(to) sharing: the record stays as it is
 		if err := a.st.Delete([]byte(keyReshare + string(rec.ID))); err != nil {
 			return ev, err

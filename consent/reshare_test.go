@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -579,4 +580,19 @@ func TestLeaverAdmittedForAGrace(t *testing.T) {
 func grantAll(patient string) consent.Body {
 	return consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: consenttest.NewKey(patient).Patient(),
 		Policy: consent.Policy{Base: consent.Permit}}}
+}
+
+// The ID of a hospital that left is retired: the access log names it, so a newcomer
+// proposed under it (with keys of its own) is refused, saying when its holder left.
+func TestLeftIDRetired(t *testing.T) {
+	c := newReshareChain(t, []string{"ada", "bayside", "city"}, nil)
+	c.voteOut("city", "ada", "bayside")
+	h := consenttest.Hospital("city", 1)
+	h.Operator, h.Node, h.Wrap = consenttest.NewKey("city2/op").Public(), consenttest.NewKey("city2/node").Public(), consenttest.Hospital("city2", 1).Wrap
+	res := c.do("ada", consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
+	if res.Code != consent.CodeDuplicate || !strings.Contains(res.Log, "belonged to a hospital that left at height") {
+		t.Fatalf("a newcomer under a left hospital's ID: %s %s, want duplicate", res.Code, res.Log)
+	}
+	h = consenttest.Hospital("city2", 1)
+	c.ok("ada", consent.Body{Kind: consent.KindProposeHospital, ProposeHospital: &h})
 }

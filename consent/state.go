@@ -44,6 +44,7 @@ const (
 	keyCustody       = "ca/"      // ca/<record>/<custodian> -> Attestation: custody accepted (threshold records)
 	keyErasure       = "ea/"      // ea/<record>/<custodian> -> Attestation: erasure attested
 	keyLeave         = "hl/"      // hl/<hospital> -> LeaveProposal: votes that it leave
+	keyLeft          = "hr/"      // hr/<hospital> -> the height it left: its ID is retired
 	keyValidator     = "vk/"      // vk/<node key hex> -> power: the validator set, as CometBFT runs it
 	keyValidatorLeft = "vl/"      // vl/<node key hex> -> the height its validator left the set
 	keyReshare       = "rs/"      // rs/<record> -> Reshare: a re-sharing in progress
@@ -72,7 +73,10 @@ const (
 // re-sharings (rs/), the threshold records by custodian (cr/) and a record's epoch.
 // Layout 6: custody hand-overs (a re-sharing's Out and In), a custody-changed entry in
 // the access log at each switch, and the height each removed validator left (vl/).
-const stateLayout = 6
+// Layout 7: a custody-changed entry for each custodian gone at a switch, a re-sharing
+// that would change no custodian is not started, and the IDs of hospitals that left are
+// retired (hr/).
+const stateLayout = 7
 
 func heightKey(h Height) string { return fmt.Sprintf("%016x", uint64(h)) }
 

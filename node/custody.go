@@ -230,6 +230,23 @@ func removePending(h *home.Home, id consent.RecordID) error {
 	return nil
 }
 
+// claim marks pending offers as being settled by their ingest, from before the record
+// is registered until each offer's first settle ends (distribute), so that the repair
+// loop does not offer them at the same time (an own acceptance submitted twice, or a
+// share offered twice at once).
+func (n *Node) claim(pending []*pendingShare) {
+	for _, p := range pending {
+		n.settling.Store(p.path(n.home), true)
+	}
+}
+
+// unclaim ends claim for offers distribute will not settle.
+func (n *Node) unclaim(pending []*pendingShare) {
+	for _, p := range pending {
+		n.settling.Delete(p.path(n.home))
+	}
+}
+
 // saveOffers saves, durably and before the record is registered, what the ingest has
 // to hand out: each other custodian's share wrapped to its registered key, and the
 // marker of this hospital's own acceptance. On error none is left.
@@ -257,10 +274,15 @@ func (n *Node) saveOffers(id crypto.RecordID, shares []crypto.Share, s *sharing)
 // The offers still out go on; what is not accepted stays pending for repair.
 func (n *Node) distribute(ctx context.Context, rec *consent.Record, pending []*pendingShare, s *sharing) {
 	results := make(chan settled, len(pending))
-	for _, p := range pending {
+	for i, p := range pending {
 		p.Offer.Height = int64(rec.Height)
-		if !n.background(func(bg context.Context) { results <- settled{p.Custodian, n.settle(bg, rec, p)} }) {
-			return // the node is closing: the offers stay pending, for repair at its next start
+		settle := func(bg context.Context) {
+			defer n.settling.Delete(p.path(n.home))
+			results <- settled{p.Custodian, n.settle(bg, rec, p)}
+		}
+		if !n.background(settle) {
+			n.unclaim(pending[i:]) // the node is closing: the offers stay pending, for repair at its next start
+			return
 		}
 	}
 	available := make(chan struct{})
@@ -288,7 +310,7 @@ func (n *Node) tally(rec *consent.Record, s *sharing, results <-chan settled, co
 	accepted := 0
 	var failed []string
 	for range count {
-		r := <-results // every settle ends: it is bounded by custodyTimeout and the node's context
+		r := <-results // every settle ends: an offer within custodyTimeout, this hospital's own acceptance when its tx commits, leaves the mempool or the chain stalls (chain.SubmitTx)
 		if r.err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", r.custodian, r.err))
 			continue
@@ -435,6 +457,10 @@ func (n *Node) repairCustody(ctx context.Context) {
 }
 
 func (n *Node) repairOne(ctx context.Context, path string) error {
+	if _, busy := n.settling.LoadOrStore(path, true); busy {
+		return nil // its ingest is settling it
+	}
+	defer n.settling.Delete(path)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err

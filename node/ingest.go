@@ -74,7 +74,14 @@ func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bun
 			n.forget(in.ID, in.CID)
 			return nil, err
 		}
+		n.claim(pending)
 	}
+	distributing := false
+	defer func() {
+		if !distributing {
+			n.unclaim(pending) // the repair loop takes them from here
+		}
+	}()
 	if _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
 		// Forget the record only when the chain refused it. If the outcome is unknown
 		// (no quorum, the request's deadline) the register tx may still commit, and a
@@ -93,6 +100,7 @@ func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bun
 		return nil, err
 	}
 	if share != nil {
+		distributing = true
 		n.distribute(ctx, rec, pending, share)
 	}
 	n.log.Info("record registered", "record", rec.ID, "height", rec.Height, "bytes", in.Size,

@@ -56,12 +56,15 @@ func (n *Node) submitTx(ctx context.Context, tx []byte) (*consent.Committed, err
 		return consent.Code(check.Code), err
 	}, n.waitNextHeight)
 	var stalled *chain.NoProgress
+	var dropped *chain.TxDropped
 	switch {
 	case errors.Is(err, mempool.ErrTxInCache):
 		return nil, &consent.Rejection{Code: consent.CodeReplay, Log: "this exact tx was already submitted"}
 	case errors.As(err, &stalled):
 		return nil, &api.Unavailable{Reason: "no-progress", RetryAfter: 10 * time.Second,
 			Detail: fmt.Sprintf("%v; GET /tx/%X tells whether it did", stalled, stalled.Hash)}
+	case errors.As(err, &dropped):
+		return nil, &api.Unavailable{Reason: "tx-dropped", RetryAfter: time.Second, Detail: dropped.Error()}
 	case err != nil:
 		return nil, err
 	case check.Code != 0:

@@ -68,7 +68,6 @@ func (p *process) stop(t *testing.T) error {
 	}
 }
 
-// cli is the test binary re-executed as the medledger command (see TestMain).
 // testnet writes n hospitals' homes under dir with `medledger testnet` and reserves
 // their ports for this test process (see chain.ReservePort): nodes it stops and starts
 // again find their ports free, not taken meanwhile by another test package.
@@ -101,6 +100,7 @@ func testnet(t *testing.T, dir string, n int) {
 	}
 }
 
+// cli is the test binary re-executed as the medledger command (see TestMain).
 func cli(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), runAsCLI+"=1")

@@ -72,9 +72,12 @@ func testnetCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "chain %s: %d hospitals in %s\n", homes[0].Config.ChainID, len(homes), cfg.Dir)
-			if cfg.Custodians == 1 {
+			switch {
+			case cfg.Custodians == 1:
 				fmt.Fprintf(out, "custody: each record's key whole at the hospital that ingests it\n")
-			} else {
+			case cfg.Threshold == 1:
+				fmt.Fprintf(out, "custody: each record on %d hospitals, each holding its key whole (1 of %d)\n", cfg.Custodians, cfg.Custodians)
+			default:
 				fmt.Fprintf(out, "custody: each record on %d hospitals, its key shared %d of %d among them\n", cfg.Custodians, cfg.Threshold, cfg.Custodians)
 			}
 			self, _ := os.Executable()

@@ -445,10 +445,20 @@ func (s *story) emergency() error {
 // three custodians: the patient grants dunmore (not a custodian) access through
 // bayside's node, and dunmore reads the record from bayside's and city's key shares,
 // the chain going on with three validators of four. Ada then restarts and catches up.
-func (s *story) outage() error {
+func (s *story) outage() (err error) {
 	if err := s.ada.Close(); err != nil {
 		return err
 	}
+	restarted := false
+	defer func() { // ada is back for the steps after this one, whatever happened here
+		if !restarted {
+			if n, rerr := s.start(s.ada.Home()); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("restart ada: %w", rerr))
+			} else {
+				s.ada, s.nodes[0] = n, n
+			}
+		}
+	}()
 	fmt.Fprintf(s.w, "   ada stopped: its key share and its copy of the ciphertext are out of reach\n")
 	c, err := s.submitAsPatient(s.bayside, consent.Body{Kind: consent.KindGrant, Grant: &consent.Grant{Patient: s.pid, Policy: consent.Policy{
 		Base: consent.Deny, Provisions: []consent.Provision{{Type: consent.Permit,
@@ -481,6 +491,7 @@ func (s *story) outage() error {
 	fmt.Fprintf(s.w, "   dunmore → 200: %d bytes byte-identical, from the key shares of %s (receipts on the chain)\n",
 		len(body), strings.Join(from, " and "))
 	n, err := s.start(s.ada.Home())
+	restarted = true
 	if err != nil {
 		return fmt.Errorf("restart ada: %w", err)
 	}

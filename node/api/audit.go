@@ -225,6 +225,13 @@ func (s *server) disclosures(ctx context.Context, p consent.PatientID, now time.
 	if err != nil {
 		return nil, 0, err
 	}
+	// Who registered each record, however long ago: a release to the registrant of a
+	// threshold record discloses nothing (the rule in node/auditor).
+	registered, err := s.allEvents(ctx, consent.AuditFilter{Patient: p, Kind: consent.AuditRecordRegistered})
+	if err != nil {
+		return nil, 0, err
+	}
+	events = append(events, registered...)
 	recs, err := s.b.Records(ctx, p)
 	if err != nil {
 		return nil, 0, err

@@ -436,17 +436,24 @@ func TestAccountingEndpoint(t *testing.T) {
 	if err1 != nil || err2 != nil || !since.Equal(gen.AddDate(-6, 0, 0)) {
 		t.Errorf("generated %s since %s: want six years apart", rep.Generated, rep.Since)
 	}
-	var pages int
+	var pages, registrations int
 	for _, f := range e.f.filtersAsked() {
-		if f.Patient == alice {
+		switch {
+		case f.Patient != alice:
+		case f.Kind == consent.AuditRecordRegistered: // who registered each record, however long ago
+			registrations++
+			if f.From != 0 {
+				t.Errorf("registrations filter %+v: want no lower bound", f)
+			}
+		default:
 			pages++
 			if f.Limit != consent.MaxAuditLimit || f.From > ago(6*year) || f.From < ago(6*year+48*time.Hour) {
 				t.Errorf("page filter %+v: want the largest pages from about six years ago", f)
 			}
 		}
 	}
-	if pages != 3 {
-		t.Errorf("%d pages read, want 3 (1106 events of alice in the window)", pages)
+	if pages != 3 || registrations != 1 {
+		t.Errorf("%d pages read, want 3 (1106 events of alice in the window); %d of registrations, want 1", pages, registrations)
 	}
 
 	res = e.do(req{method: "GET", path: "/audit/accounting?patient=Patient/" + alice + "&format=csv", role: api.RoleAdmin})

@@ -26,9 +26,11 @@ import (
 //     like any other grant; their rows carry the break-glass reason.
 //   - The recipient must not hold the record's plaintext already: a release to the
 //     releasing custodian itself, to a custodian of a whole-key record (it holds the
-//     key), or to the hospital that registered a record in threshold custody (it had
-//     the plaintext at ingest) discloses nothing new. A custodian of a threshold record
-//     holds one share, not the key: a release to it is a disclosure.
+//     key; so does each custodian of a 1-of-r record), or to the hospital that
+//     registered a record in threshold custody (it had the plaintext at ingest)
+//     discloses nothing new. A custodian of a k-of-r record (k ≥ 2) holds one share,
+//     not the key: a release to it is a disclosure. Hospital IDs are not reused (the
+//     chain retires a leaver's), so an ID names one hospital throughout the log.
 //   - Every release is a row: two custodians releasing the key (or their shares of it)
 //     for one grant are two disclosures, each custodian's own (each is a covered
 //     entity accounting for its disclosures).
@@ -134,14 +136,15 @@ func Accounting(patient consent.PatientID, events []consent.AuditEvent, records 
 }
 
 // holdsPlaintext reports whether h held rec's plaintext before a release to it: as a
-// custodian of a whole-key record, or as the hospital that registered a threshold
-// record (registrant, "" if its registration is not among the events read: then the
-// release is listed). A record not known is judged by nothing: the release is listed.
+// custodian of a whole-key record or of a 1-of-r record (whose every share is the key),
+// or as the hospital that registered a threshold record (registrant, "" if its
+// registration is not among the events read: then the release is listed). A record not
+// known is judged by nothing: the release is listed.
 func holdsPlaintext(rec consent.Record, known bool, registrant, h consent.HospitalID) bool {
 	switch {
 	case !known:
 		return false
-	case rec.Threshold > 0:
+	case rec.Threshold > 1:
 		return h == registrant
 	default:
 		return slices.Contains(rec.Custodians, h)

@@ -281,4 +281,16 @@ func TestAccountingThreshold(t *testing.T) {
 	if len(rows) != 5 {
 		t.Errorf("without the registration: %d rows, want 5 (the releases to ada listed)", len(rows))
 	}
+
+	// 1 of 2: every share is the key, so each custodian holds the plaintext.
+	one := records[r4]
+	one.Custodians, one.Threshold = []consent.HospitalID{"ada", "bayside"}, 1
+	rows = Accounting(alice, h.events[1:], map[consent.RecordID]consent.Record{r4: one}, accountingNames, accountingNow)
+	got = nil
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%d %s>%s", r.Event, r.Custodian, r.Recipient))
+	}
+	if want := []string{"6 ada>dunmore"}; !slices.Equal(got, want) {
+		t.Errorf("1-of-2 rows %v, want %v", got, want)
+	}
 }

@@ -171,6 +171,7 @@ type Node struct {
 	p2pAddr string
 	commits *CommitWaiters
 	heights *heights
+	mpKeys  mempoolKeys
 	faults  *faultLatch
 	// validators is the size of the genesis validator set (the consent chain does
 	// not change it).

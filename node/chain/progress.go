@@ -3,6 +3,7 @@ package chain
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cometbft/cometbft/p2p"
@@ -36,6 +37,19 @@ func (e *NoProgress) Error() string {
 
 func (e *NoProgress) Unwrap() error { return ErrNoProgress }
 
+// TxDropped means a tx that passed CheckTx left this node's mempool without being
+// committed: after each block CometBFT checks every pending tx again and drops those no
+// longer valid (made redundant by another tx, say, or expired). It will not commit.
+type TxDropped struct {
+	Hash   []byte
+	Height int64 // the height at which this node found it gone
+}
+
+func (e *TxDropped) Error() string {
+	return fmt.Sprintf("chain: the tx %X left the mempool by height %d without being committed "+
+		"(no longer valid after a block: e.g. made redundant by another tx, or expired); it will not commit", e.Hash, e.Height)
+}
+
 // Reachable counts the validators this node takes part in consensus with: itself, if
 // it is one, and its connected peers that are (a hospital's node ID is its validator
 // address), of the genesis validator set (the consent chain does not change it). On a
@@ -58,21 +72,25 @@ func (n *Node) Reachable() (reachable, total int) {
 	return reachable, len(vals)
 }
 
-// progressWatch sends a *NoProgress on c once the node has made no block for
-// StallAfter (it learns of blocks from the event bus: see heights).
+// progressWatch sends on c a *NoProgress once the node has made no block for
+// StallAfter (it learns of blocks from the event bus: see heights), or a *TxDropped
+// once the tx has been out of the mempool, uncommitted, for two heights (a commit
+// reaches SubmitTx in the height's own events, well before that).
 type progressWatch struct {
-	c    chan *NoProgress
+	c    chan error
 	done chan struct{}
 }
 
 func (w *progressWatch) stop() { close(w.done) }
 
 func (n *Node) watchProgress(tx []byte) *progressWatch {
-	w := &progressWatch{c: make(chan *NoProgress, 1), done: make(chan struct{})}
+	w := &progressWatch{c: make(chan error, 1), done: make(chan struct{})}
+	hash := cmttypes.Tx(tx).Hash()
 	go func() {
 		stall := time.NewTimer(StallAfter)
 		defer stall.Stop()
 		moved := time.Now()
+		var gone int64 // the height at which the tx was first seen out of the mempool
 		for {
 			next, stopped := n.heights.changed()
 			if stopped {
@@ -84,6 +102,16 @@ func (n *Node) watchProgress(tx []byte) *progressWatch {
 			case <-next:
 				moved = time.Now()
 				stall.Reset(StallAfter)
+				h := n.Height()
+				switch {
+				case n.inMempool(hash, h):
+					gone = 0
+				case gone == 0:
+					gone = h
+				case h >= gone+2:
+					w.c <- &TxDropped{Hash: hash, Height: h}
+					return
+				}
 			case <-stall.C:
 				r, total := n.Reachable()
 				w.c <- &NoProgress{Hash: cmttypes.Tx(tx).Hash(), Height: n.Height(), Stalled: time.Since(moved), Reachable: r, Total: total}
@@ -92,4 +120,27 @@ func (n *Node) watchProgress(tx []byte) *progressWatch {
 		}
 	}()
 	return w
+}
+
+// mempoolKeys is the mempool's tx hashes as read at one height, shared by every
+// waiting SubmitTx (one read of the mempool a height, not one a waiter).
+type mempoolKeys struct {
+	sync.Mutex
+	height int64
+	keys   map[string]bool
+}
+
+// inMempool reports whether the tx with this hash is in the mempool, as read at height.
+func (n *Node) inMempool(hash []byte, height int64) bool {
+	n.mpKeys.Lock()
+	defer n.mpKeys.Unlock()
+	if n.mpKeys.keys == nil || n.mpKeys.height != height {
+		txs := n.cmt.Mempool().ReapMaxTxs(-1)
+		keys := make(map[string]bool, len(txs))
+		for _, tx := range txs {
+			keys[string(tx.Hash())] = true
+		}
+		n.mpKeys.height, n.mpKeys.keys = height, keys
+	}
+	return n.mpKeys.keys[string(hash)]
 }

@@ -16,8 +16,10 @@ import (
 // SubmitTx puts tx in the local mempool (CheckTx against committed state, then gossip)
 // and waits until it is committed in a block. A tx the state machine rejects is not an
 // error: check.Code != 0, height 0. err is the mempool's refusal (full, duplicate, too
-// large), the node stopping, ctx's error, or *NoProgress when the chain made no block
-// for StallAfter (the tx stays in the mempool and may still commit).
+// large), the node stopping, ctx's error, *NoProgress when the chain made no block
+// for StallAfter (the tx stays in the mempool and may still commit), or *TxDropped when
+// the tx left the mempool uncommitted (it will not commit): a wait never outlasts the
+// tx's chance to commit, whatever ctx allows.
 func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, height int64, deliver consent.Result, err error) {
 	// Wait for the commit before CheckTx: the block may come right after it.
 	committed, cancel := n.commits.Wait(tx)
@@ -47,8 +49,8 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, h
 	select {
 	case <-ctx.Done():
 		return check, 0, consent.Result{}, ctx.Err()
-	case np := <-stall.c:
-		return check, 0, consent.Result{}, np
+	case err := <-stall.c: // *NoProgress or *TxDropped
+		return check, 0, consent.Result{}, err
 	case ev, ok := <-committed:
 		if !ok {
 			return check, 0, consent.Result{}, errors.New("chain: submit: the node stopped before the tx was committed")

@@ -132,25 +132,34 @@ func (c *Client) reachable(ctx context.Context, drop func(*cmttypes.Validator) b
 	if err != nil {
 		return Reach{}, fmt.Errorf("client: %w", err)
 	}
-	vals, err := c.rpc.Validators(ctx, nil, nil, nil)
-	if err != nil {
-		return Reach{}, fmt.Errorf("client: %w", err)
+	var vals []*cmttypes.Validator
+	for page := 1; ; page++ { // every page: CometBFT serves 30 a page by default
+		perPage := 100
+		res, err := c.rpc.Validators(ctx, nil, &page, &perPage)
+		if err != nil {
+			return Reach{}, fmt.Errorf("client: %w", err)
+		}
+		vals = append(vals, res.Validators...)
+		if len(vals) >= res.Total || len(res.Validators) == 0 || page == 10 {
+			break
+		}
 	}
 	self := strings.ToLower(string(st.NodeInfo.DefaultNodeID))
 	up := map[string]bool{self: true}
 	for _, p := range ni.Peers {
 		up[strings.ToLower(string(p.NodeInfo.DefaultNodeID))] = true
 	}
-	return reach(vals.Validators, self, up, drop), nil
+	return reach(vals, up, drop), nil
 }
 
 // reach matches node IDs to validator addresses, as a hospital's node key is its
-// validator key, leaving out the validators drop reports (drop may be nil). A node whose
-// node key is not its validator key (a bare chain, e.g. nodetest.Validators) is counted
-// as one validator per node, each of the same power.
-func reach(vals []*cmttypes.Validator, self string, up map[string]bool, drop func(*cmttypes.Validator) bool) Reach {
+// validator key, leaving out the validators drop reports (drop may be nil). Only on a
+// chain where no node it reaches is a validator by its node key (a bare chain, e.g.
+// nodetest.Validators, whose nodes sign with other keys) is each node counted as one
+// validator of the same power.
+func reach(vals []*cmttypes.Validator, up map[string]bool, drop func(*cmttypes.Validator) bool) Reach {
 	matched := slices.ContainsFunc(vals, func(v *cmttypes.Validator) bool {
-		return strings.ToLower(hex.EncodeToString(v.Address)) == self
+		return up[strings.ToLower(hex.EncodeToString(v.Address))]
 	})
 	if drop != nil {
 		vals = slices.DeleteFunc(slices.Clone(vals), drop)

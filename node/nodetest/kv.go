@@ -20,6 +20,7 @@ const (
 	CodeFailed    consent.Code = 2 // DeliverTx of "fail:k=v": its write must be discarded
 	CodeNotFound  consent.Code = 3 // Query /get of an absent key
 	CodeBadPath   consent.Code = 4 // Query of an unknown path
+	CodeGated     consent.Code = 5 // CheckTx and DeliverTx of "unless:g:k=v" once g is set
 )
 
 // KV is a small deterministic StateMachine for tests of the chain. Txs:
@@ -28,6 +29,8 @@ const (
 //	del:k      delete k
 //	tmp:k=v    set k to v for the rest of the block: EndBlock sweeps it away
 //	fail:k=v   passes CheckTx; DeliverTx sets k, then fails with CodeFailed
+//	unless:g:k=v   k=v while key g is not set: refused by CheckTx once g is (so the
+//	               mempool drops it after the block that sets g), and by DeliverTx
 //
 // DeliverTx buffers a tx's writes in an overlay and applies them only when the tx
 // succeeds, as abci.StateMachine asks: a failed tx writes nothing.
@@ -53,9 +56,19 @@ const (
 
 type kvTx struct {
 	op, key, value string
+	unless         string // for unless:g:k=v
 }
 
 func parseKVTx(tx []byte) (kvTx, bool) {
+	if after, ok := bytes.CutPrefix(tx, []byte("unless:")); ok {
+		g, rest, ok := bytes.Cut(after, []byte(":"))
+		if !ok || !validKey(string(g)) {
+			return kvTx{}, false
+		}
+		t, ok := parseKVTx(rest)
+		t.unless = string(g)
+		return t, ok && t.op == "set"
+	}
 	op, rest := "set", string(tx)
 	for _, p := range []string{"del", "tmp", "fail"} {
 		if after, ok := bytes.CutPrefix(tx, []byte(p+":")); ok {
@@ -99,11 +112,24 @@ func (m *KV) InitChain(w consent.Store, _ string, appState []byte, _ consent.Blo
 }
 
 // CheckTx implements abci.StateMachine.
-func (m *KV) CheckTx(_ consent.Reader, tx []byte) (consent.Result, error) {
-	if _, ok := parseKVTx(tx); !ok {
-		return consent.Result{Code: CodeMalformed, Log: "kv: want k=v, del:k, tmp:k=v or fail:k=v"}, nil
+func (m *KV) CheckTx(r consent.Reader, tx []byte) (consent.Result, error) {
+	t, ok := parseKVTx(tx)
+	if !ok {
+		return consent.Result{Code: CodeMalformed, Log: "kv: want k=v, del:k, tmp:k=v, fail:k=v or unless:g:k=v"}, nil
 	}
-	return consent.Result{}, nil
+	return gated(r, t)
+}
+
+// gated refuses an unless:g:k=v tx once g is set.
+func gated(r consent.Reader, t kvTx) (consent.Result, error) {
+	if t.unless == "" {
+		return consent.Result{}, nil
+	}
+	v, err := r.Get([]byte(dataPrefix + t.unless))
+	if err != nil || v == nil {
+		return consent.Result{}, err
+	}
+	return consent.Result{Code: CodeGated, Log: "kv: " + t.unless + " is set"}, nil
 }
 
 // DeliverTx implements abci.StateMachine.
@@ -112,6 +138,9 @@ func (m *KV) DeliverTx(st consent.Store, tx []byte, _ consent.Block) (consent.Re
 	t, ok := parseKVTx(tx)
 	if !ok {
 		return consent.Result{Code: CodeMalformed, Log: "kv: malformed tx"}, nil
+	}
+	if res, err := gated(st, t); err != nil || res.Code != CodeOK {
+		return res, err
 	}
 	w := consent.NewOverlay(st)
 	var err error

@@ -49,6 +49,9 @@ type ValidatorsConfig struct {
 	EmptyBlockInterval time.Duration
 	// Logger receives the nodes' logs (default: discarded).
 	Logger *slog.Logger
+	// MaxBlockBytes is the genesis consensus params' block.max_bytes (default CometBFT's;
+	// evidence then gets an eighth of it at most).
+	MaxBlockBytes int64
 }
 
 // Validate fills defaults and rejects what cannot work.
@@ -161,6 +164,10 @@ func (n *Validators) prepare() error {
 		InitialHeight:   1,
 		ConsensusParams: cmttypes.DefaultConsensusParams(),
 		AppState:        n.cfg.AppState,
+	}
+	if b := n.cfg.MaxBlockBytes; b > 0 {
+		gen.ConsensusParams.Block.MaxBytes = b
+		gen.ConsensusParams.Evidence.MaxBytes = min(gen.ConsensusParams.Evidence.MaxBytes, b/8)
 	}
 	for i := range count {
 		c := &n.Configs[i]
