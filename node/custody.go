@@ -186,11 +186,17 @@ type pendingShare struct {
 	Custodian consent.HospitalID `json:"custodian"`
 	Offer     p2p.ShareOffer     `json:"offer"`
 	Attempts  int                `json:"attempts"`
+	claim     *claim             // the ingest's claim on it (see Node.claim), while it settles it
 }
 
-func (p *pendingShare) path(h *home.Home) string {
-	return filepath.Join(PendingSharesDir(h), p.Offer.Record+"."+string(p.Custodian)+".json")
+func (p *pendingShare) path(h *home.Home) string { return pendingPath(h, p.Offer.Record, p.Custodian) }
+
+func pendingPath(h *home.Home, record string, c consent.HospitalID) string {
+	return filepath.Join(PendingSharesDir(h), record+"."+string(c)+".json")
 }
+
+// claim is who settles a pending offer now: an ingest, or a repair round (Node.settling).
+type claim struct{ _ byte }
 
 // save writes p durably, replacing an earlier version.
 func (p *pendingShare) save(h *home.Home, sync Syncer) error {
@@ -230,20 +236,23 @@ func removePending(h *home.Home, id consent.RecordID) error {
 	return nil
 }
 
-// claim marks pending offers as being settled by their ingest, from before the record
-// is registered until each offer's first settle ends (distribute), so that the repair
-// loop does not offer them at the same time (an own acceptance submitted twice, or a
-// share offered twice at once).
-func (n *Node) claim(pending []*pendingShare) {
-	for _, p := range pending {
-		n.settling.Store(p.path(n.home), true)
+// claim marks the pending offers of record id to custodians as being settled by their
+// ingest, from before they are saved until each offer's first settle ends (distribute),
+// so that the repair loop does not offer them at the same time (an own acceptance
+// submitted twice, or a share offered twice at once).
+func (n *Node) claim(id crypto.RecordID, custodians []consent.HospitalID) *claim {
+	c := new(claim)
+	for _, h := range custodians {
+		n.settling.Store(pendingPath(n.home, id.String(), h), c)
 	}
+	return c
 }
 
-// unclaim ends claim for offers distribute will not settle.
+// unclaim ends the ingest's claim on offers distribute will not settle (and only its own:
+// a claim another has taken since stays).
 func (n *Node) unclaim(pending []*pendingShare) {
 	for _, p := range pending {
-		n.settling.Delete(p.path(n.home))
+		n.settling.CompareAndDelete(p.path(n.home), p.claim)
 	}
 }
 
@@ -277,7 +286,7 @@ func (n *Node) distribute(ctx context.Context, rec *consent.Record, pending []*p
 	for i, p := range pending {
 		p.Offer.Height = int64(rec.Height)
 		settle := func(bg context.Context) {
-			defer n.settling.Delete(p.path(n.home))
+			defer n.unclaim([]*pendingShare{p})
 			results <- settled{p.Custodian, n.settle(bg, rec, p)}
 		}
 		if !n.background(settle) {
@@ -457,10 +466,11 @@ func (n *Node) repairCustody(ctx context.Context) {
 }
 
 func (n *Node) repairOne(ctx context.Context, path string) error {
-	if _, busy := n.settling.LoadOrStore(path, true); busy {
+	mine := new(claim)
+	if _, busy := n.settling.LoadOrStore(path, mine); busy {
 		return nil // its ingest is settling it
 	}
-	defer n.settling.Delete(path)
+	defer n.settling.CompareAndDelete(path, mine)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -623,8 +633,16 @@ func (n *Node) acceptCustody(ctx context.Context, rec *consent.Record) error {
 	_, err := n.submit(ctx, consent.Body{Kind: consent.KindAcceptCustody, AcceptCustody: &consent.AcceptCustody{
 		Custodian: n.id, Record: rec.ID, Commitments: rec.CommitmentsHash()}})
 	var rej *consent.Rejection
-	if errors.As(err, &rej) && rej.Code == consent.CodeDuplicate {
+	var un *api.Unavailable
+	switch {
+	case errors.As(err, &rej) && rej.Code == consent.CodeDuplicate:
 		return nil
+	case errors.As(err, &un) && un.Reason == txDropped:
+		// dropped, most likely, because another acceptance of this hospital committed
+		if st, rerr := read(n, consent.Custody, rec.ID); rerr == nil &&
+			slices.ContainsFunc(st.Accepted, func(a consent.Attestation) bool { return a.Custodian == n.id }) {
+			return nil
+		}
 	}
 	return err
 }

@@ -70,11 +70,17 @@ func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bun
 		// every custodian's share is durable, wrapped to it, before the record may
 		// commit: a share held only in memory would be lost to a crash or an unknown
 		// outcome, and the record with it
+		claimed := n.claim(in.ID, share.Custodians)
 		if pending, err = n.saveOffers(in.ID, in.shares, share); err != nil {
 			n.forget(in.ID, in.CID)
+			for _, c := range share.Custodians {
+				n.settling.CompareAndDelete(pendingPath(n.home, in.ID.String(), c), claimed)
+			}
 			return nil, err
 		}
-		n.claim(pending)
+		for _, p := range pending {
+			p.claim = claimed
+		}
 	}
 	distributing := false
 	defer func() {

@@ -81,8 +81,8 @@ type Node struct {
 	unlock    func() error       // releases the home (home.Lock)
 	ingest    *IngestGate        // every ingest of this node passes it
 	shareHook func(share []byte) // Config.ShareHook
-	// settling are the pending share offers (by path) an ingest or the repair loop is
-	// settling now (claim): the other leaves them alone meanwhile.
+	// settling maps the pending share offers (by path) an ingest or a repair round is
+	// settling now to its *claim: the other leaves them alone meanwhile.
 	settling sync.Map
 
 	mu       sync.RWMutex

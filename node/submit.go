@@ -44,6 +44,9 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (*consent.Committed, err
 	return n.submitTx(ctx, tx)
 }
 
+// txDropped is the api.Unavailable reason of a tx that left the mempool uncommitted.
+const txDropped = "tx-dropped"
+
 func (n *Node) submitTx(ctx context.Context, tx []byte) (*consent.Committed, error) {
 	var check, deliver consent.Result
 	var height int64
@@ -64,7 +67,8 @@ func (n *Node) submitTx(ctx context.Context, tx []byte) (*consent.Committed, err
 		return nil, &api.Unavailable{Reason: "no-progress", RetryAfter: 10 * time.Second,
 			Detail: fmt.Sprintf("%v; GET /tx/%X tells whether it did", stalled, stalled.Hash)}
 	case errors.As(err, &dropped):
-		return nil, &api.Unavailable{Reason: "tx-dropped", RetryAfter: time.Second, Detail: dropped.Error()}
+		return nil, &api.Unavailable{Reason: txDropped, RetryAfter: time.Second,
+			Detail: fmt.Sprintf("%v; GET /tx/%X tells whether it did", dropped, dropped.Hash)}
 	case err != nil:
 		return nil, err
 	case check.Code != 0:

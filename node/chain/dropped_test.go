@@ -25,7 +25,7 @@ import (
 // committed first, so the late tx is refused at once) is made again, five at most.
 func TestSubmitDroppedTx(t *testing.T) {
 	t.Parallel()
-	small := func(c *nodetest.ValidatorsConfig) { c.MaxBlockBytes = 8000 }
+	small := func(c *nodetest.ValidatorsConfig) { c.MaxBlockTxBytes = 4500 } // one tx of ~3 kB, not two
 	net := nodetest.New(t, 1, func(int) abci.StateMachine { return new(nodetest.KV) }, small)
 	net.Start()
 	nd := net.Nodes[0]

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,17 +38,19 @@ func (e *NoProgress) Error() string {
 
 func (e *NoProgress) Unwrap() error { return ErrNoProgress }
 
-// TxDropped means a tx that passed CheckTx left this node's mempool without being
-// committed: after each block CometBFT checks every pending tx again and drops those no
-// longer valid (made redundant by another tx, say, or expired). It will not commit.
+// TxDropped means a tx that passed CheckTx is not in this node's mempool and no block
+// since it was sent holds it: after each block CometBFT checks every pending tx again
+// and drops those no longer valid (made redundant by another tx, say, or expired), as
+// every node does alike; or the mempool, full, never took it. It will not commit.
 type TxDropped struct {
 	Hash   []byte
 	Height int64 // the height at which this node found it gone
 }
 
 func (e *TxDropped) Error() string {
-	return fmt.Sprintf("chain: the tx %X left the mempool by height %d without being committed "+
-		"(no longer valid after a block: e.g. made redundant by another tx, or expired); it will not commit", e.Hash, e.Height)
+	return fmt.Sprintf("chain: the tx %X is not in the mempool at height %d and no block since it was sent holds it "+
+		"(dropped as no longer valid after a block: made redundant by another tx, or expired; or never taken by a full mempool); "+
+		"it will not commit", e.Hash, e.Height)
 }
 
 // Reachable counts the validators this node takes part in consensus with: itself, if
@@ -86,6 +89,7 @@ func (w *progressWatch) stop() { close(w.done) }
 func (n *Node) watchProgress(tx []byte) *progressWatch {
 	w := &progressWatch{c: make(chan error, 1), done: make(chan struct{})}
 	hash := cmttypes.Tx(tx).Hash()
+	from := n.Height() + 1 // the first block that may hold it
 	go func() {
 		stall := time.NewTimer(StallAfter)
 		defer stall.Stop()
@@ -108,7 +112,10 @@ func (n *Node) watchProgress(tx []byte) *progressWatch {
 					gone = 0
 				case gone == 0:
 					gone = h
-				case h >= gone+2:
+				case h < gone+2:
+				case n.inBlocks(hash, from): // committed: its event is on its way
+					gone = 0
+				default:
 					w.c <- &TxDropped{Hash: hash, Height: h}
 					return
 				}
@@ -143,4 +150,23 @@ func (n *Node) inMempool(hash []byte, height int64) bool {
 		n.mpKeys.height, n.mpKeys.keys = height, keys
 	}
 	return n.mpKeys.keys[string(hash)]
+}
+
+// inBlocks reports whether a block this node stored from height from on holds the tx
+// with this hash (blocks are stored before they are applied, so a tx committed but not
+// yet announced is found).
+func (n *Node) inBlocks(hash []byte, from int64) bool {
+	bs := n.cmt.BlockStore()
+	for h := max(from, bs.Base()); h <= bs.Height(); h++ {
+		b := bs.LoadBlock(h)
+		if b == nil {
+			continue
+		}
+		for _, tx := range b.Txs {
+			if bytes.Equal(tx.Hash(), hash) {
+				return true
+			}
+		}
+	}
+	return false
 }

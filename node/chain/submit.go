@@ -50,6 +50,13 @@ func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, h
 	case <-ctx.Done():
 		return check, 0, consent.Result{}, ctx.Err()
 	case err := <-stall.c: // *NoProgress or *TxDropped
+		select {
+		case ev, ok := <-committed: // it came all the same (both were ready: select picks either)
+			if ok {
+				return check, ev.Height, execResult(&ev.Result), nil
+			}
+		default:
+		}
 		return check, 0, consent.Result{}, err
 	case ev, ok := <-committed:
 		if !ok {

@@ -66,6 +66,9 @@ func parseKVTx(tx []byte) (kvTx, bool) {
 			return kvTx{}, false
 		}
 		t, ok := parseKVTx(rest)
+		if t.unless != "" { // one gate a tx
+			return kvTx{}, false
+		}
 		t.unless = string(g)
 		return t, ok && t.op == "set"
 	}

@@ -49,9 +49,10 @@ type ValidatorsConfig struct {
 	EmptyBlockInterval time.Duration
 	// Logger receives the nodes' logs (default: discarded).
 	Logger *slog.Logger
-	// MaxBlockBytes is the genesis consensus params' block.max_bytes (default CometBFT's;
-	// evidence then gets an eighth of it at most).
-	MaxBlockBytes int64
+	// MaxBlockTxBytes, if set, sizes the genesis block.max_bytes so that a block holds
+	// this many bytes of txs (CometBFT's overhead for header, commit and 1 KiB of
+	// evidence added): a test can keep two txs out of one block.
+	MaxBlockTxBytes int64
 }
 
 // Validate fills defaults and rejects what cannot work.
@@ -165,9 +166,11 @@ func (n *Validators) prepare() error {
 		ConsensusParams: cmttypes.DefaultConsensusParams(),
 		AppState:        n.cfg.AppState,
 	}
-	if b := n.cfg.MaxBlockBytes; b > 0 {
-		gen.ConsensusParams.Block.MaxBytes = b
-		gen.ConsensusParams.Evidence.MaxBytes = min(gen.ConsensusParams.Evidence.MaxBytes, b/8)
+	if room := n.cfg.MaxBlockTxBytes; room > 0 {
+		const evidence = 1024
+		gen.ConsensusParams.Evidence.MaxBytes = evidence
+		gen.ConsensusParams.Block.MaxBytes = cmttypes.MaxOverheadForBlock + cmttypes.MaxHeaderBytes +
+			cmttypes.MaxCommitBytes(count) + evidence + room
 	}
 	for i := range count {
 		c := &n.Configs[i]
