@@ -18,8 +18,8 @@ import (
 // error: check.Code != 0, height 0. err is the mempool's refusal (full, duplicate, too
 // large), the node stopping, ctx's error, *NoProgress when the chain made no block
 // for StallAfter (the tx stays in the mempool and may still commit), or *TxDropped when
-// the tx left the mempool uncommitted (it will not commit): a wait never outlasts the
-// tx's chance to commit, whatever ctx allows.
+// the tx left the mempool uncommitted (it will not commit): a tx that can no longer
+// commit keeps no caller waiting, whatever ctx allows.
 func (n *Node) SubmitTx(ctx context.Context, tx []byte) (check consent.Result, height int64, deliver consent.Result, err error) {
 	// Wait for the commit before CheckTx: the block may come right after it.
 	committed, cancel := n.commits.Wait(tx)
