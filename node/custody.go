@@ -319,7 +319,9 @@ func (n *Node) tally(rec *consent.Record, s *sharing, results <-chan settled, co
 	accepted := 0
 	var failed []string
 	for range count {
-		r := <-results // every settle ends: an offer within custodyTimeout, this hospital's own acceptance when its tx commits, leaves the mempool or the chain stalls (chain.SubmitTx)
+		// Every settle ends: an offer within custodyTimeout, this hospital's own
+		// acceptance when its tx commits, leaves the mempool or the chain stalls.
+		r := <-results
 		if r.err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", r.custodian, r.err))
 			continue
