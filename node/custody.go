@@ -195,8 +195,9 @@ func pendingPath(h *home.Home, record string, c consent.HospitalID) string {
 	return filepath.Join(PendingSharesDir(h), record+"."+string(c)+".json")
 }
 
-// claim is who settles a pending offer now: an ingest, or a repair round (Node.settling).
-type claim struct{ _ byte }
+// claim is who settles a pending offer now: an ingest (paths are its offers'), or a
+// repair round (Node.settling).
+type claim struct{ paths []string }
 
 // save writes p durably, replacing an earlier version.
 func (p *pendingShare) save(h *home.Home, sync Syncer) error {
@@ -243,16 +244,20 @@ func removePending(h *home.Home, id consent.RecordID) error {
 func (n *Node) claim(id crypto.RecordID, custodians []consent.HospitalID) *claim {
 	c := new(claim)
 	for _, h := range custodians {
-		n.settling.Store(pendingPath(n.home, id.String(), h), c)
+		c.paths = append(c.paths, pendingPath(n.home, id.String(), h))
+		n.settling.Store(c.paths[len(c.paths)-1], c)
 	}
 	return c
 }
 
-// unclaim ends the ingest's claim on offers distribute will not settle (and only its own:
-// a claim another has taken since stays).
-func (n *Node) unclaim(pending []*pendingShare) {
-	for _, p := range pending {
-		n.settling.CompareAndDelete(p.path(n.home), p.claim)
+// unclaim ends claim c on whichever of its offers it still holds (a claim another has
+// taken since stays); c may be nil.
+func (n *Node) unclaim(c *claim) {
+	if c == nil {
+		return
+	}
+	for _, path := range c.paths {
+		n.settling.CompareAndDelete(path, c)
 	}
 }
 
@@ -286,11 +291,13 @@ func (n *Node) distribute(ctx context.Context, rec *consent.Record, pending []*p
 	for i, p := range pending {
 		p.Offer.Height = int64(rec.Height)
 		settle := func(bg context.Context) {
-			defer n.unclaim([]*pendingShare{p})
+			defer n.settling.CompareAndDelete(p.path(n.home), p.claim)
 			results <- settled{p.Custodian, n.settle(bg, rec, p)}
 		}
 		if !n.background(settle) {
-			n.unclaim(pending[i:]) // the node is closing: the offers stay pending, for repair at its next start
+			for _, q := range pending[i:] { // the node is closing: the offers stay pending, for repair at its next start
+				n.settling.CompareAndDelete(q.path(n.home), q.claim)
+			}
 			return
 		}
 	}

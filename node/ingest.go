@@ -65,29 +65,27 @@ func (n *Node) IngestCustody(ctx context.Context, patient consent.PatientID, bun
 	reg := &consent.RegisterRecord{Record: consent.RecordID(in.ID.String()), CID: in.CID.String(), Patient: patient,
 		Classes: slices.Compact(classes), Custodians: []consent.HospitalID{n.id}}
 	var pending []*pendingShare
+	var claimed *claim
+	distributing := false
+	defer func() {
+		if !distributing {
+			n.unclaim(claimed) // the repair loop takes the offers from here
+		}
+	}()
 	if share != nil {
 		reg.Custodians, reg.Threshold, reg.Commitments = share.Custodians, share.Threshold, in.commitments.Bytes()
 		// every custodian's share is durable, wrapped to it, before the record may
 		// commit: a share held only in memory would be lost to a crash or an unknown
 		// outcome, and the record with it
-		claimed := n.claim(in.ID, share.Custodians)
+		claimed = n.claim(in.ID, share.Custodians)
 		if pending, err = n.saveOffers(in.ID, in.shares, share); err != nil {
 			n.forget(in.ID, in.CID)
-			for _, c := range share.Custodians {
-				n.settling.CompareAndDelete(pendingPath(n.home, in.ID.String(), c), claimed)
-			}
 			return nil, err
 		}
 		for _, p := range pending {
 			p.claim = claimed
 		}
 	}
-	distributing := false
-	defer func() {
-		if !distributing {
-			n.unclaim(pending) // the repair loop takes them from here
-		}
-	}()
 	if _, err := n.submit(ctx, consent.Body{Kind: consent.KindRegisterRecord, RegisterRecord: reg}); err != nil {
 		// Forget the record only when the chain refused it. If the outcome is unknown
 		// (no quorum, the request's deadline) the register tx may still commit, and a
